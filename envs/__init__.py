@@ -1,0 +1,1 @@
+"""Streaming prediction environments (Gymnasium) for rladder-stream."""
