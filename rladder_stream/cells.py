@@ -1,0 +1,268 @@
+"""Building blocks of the Recurrent Ladder: encoder cells and decoder combinators (SPEC 2.2-2.3).
+
+Every block works on 1-D (music: pitch axis) or 2-D (images) feature maps, chosen by ``dims``.
+Encoder cells are recurrent (state in, state out) or feed-forward; decoder cells are stateless
+combinators ``y = g(u_in, z)`` that first project the signal from above, ``u_in``, to the lateral
+shape of ``z`` with their own ``project`` module (the ``V`` of the Ladder equations).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+NORMS = ("layer", "batch", "none")
+
+
+# ----------------------------------------------------------------------------- layer helpers
+
+
+def conv(dims: int, in_ch: int, out_ch: int, kernel: int, bias: bool = True) -> nn.Module:
+    """A 'same'-padded convolution over ``dims`` spatial axes (odd kernels only)."""
+    if kernel % 2 != 1:
+        raise ValueError(f"kernel sizes must be odd to keep the spatial shape, got {kernel}")
+    cls = {1: nn.Conv1d, 2: nn.Conv2d}[dims]
+    return cls(in_ch, out_ch, kernel, padding=kernel // 2, bias=bias)
+
+
+def upsample(dims: int, in_ch: int, out_ch: int, factor: int) -> nn.Module:
+    """Map a feature map to a ``factor`` times larger one (transposed conv), or a 3-wide conv when factor is 1."""
+    if factor == 1:
+        return conv(dims, in_ch, out_ch, 3)
+    cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}[dims]
+    return cls(in_ch, out_ch, factor, stride=factor)
+
+
+def max_pool(dims: int, factor: int) -> nn.Module:
+    """Max pooling by ``factor`` (identity for 1)."""
+    if factor == 1:
+        return nn.Identity()
+    return {1: nn.MaxPool1d, 2: nn.MaxPool2d}[dims](factor)
+
+
+def norm_layer(kind: str, channels: int, dims: int | None) -> nn.Module:
+    """Normalisation over a feature map (``dims`` = 1 or 2) or a vector (``dims=None``).
+
+    ``layer``: statistics over all features of one sample (GroupNorm with one group on maps), per-channel
+    affine. ``batch``: batch normalisation (RTagger). ``none``: identity (for ablations).
+    """
+    if kind == "layer":
+        return nn.LayerNorm(channels) if dims is None else nn.GroupNorm(1, channels)
+    if kind == "batch":
+        return nn.BatchNorm1d(channels) if dims in (None, 1) else nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalisation {kind!r}; expected one of {NORMS}")
+
+
+def _linear(in_f: int, out_f: int, bias: bool = True) -> nn.Linear:
+    return nn.Linear(in_f, out_f, bias=bias)
+
+
+# ----------------------------------------------------------------------------- encoder cells
+
+
+class LSTMCell(nn.Module):
+    """LSTM with normalisation after the input transform (SPEC 2.2), conv (``dims`` 1/2) or dense (``None``).
+
+    ``[i,f,o,g] = Norm(W_x x) + W_h h + b``; ``c' = σ(f) c + σ(i) tanh(g)``; ``h' = σ(o) tanh(c')``.
+    State: ``(h, c)``.
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "layer"):
+        super().__init__()
+        self.hidden, self.dims = hidden, dims
+        if dims is None:
+            self.input_transform = _linear(in_ch, 4 * hidden, bias=False)
+            self.hidden_transform = _linear(hidden, 4 * hidden)
+        else:
+            self.input_transform = conv(dims, in_ch, 4 * hidden, kernel, bias=False)
+            self.hidden_transform = conv(dims, hidden, 4 * hidden, kernel)
+        self.norm = norm_layer(norm, 4 * hidden, dims)
+        with torch.no_grad():  # forget-gate bias +1: remember by default at the start of training
+            self.hidden_transform.bias.zero_()
+            self.hidden_transform.bias[hidden : 2 * hidden].fill_(1.0)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = state
+        gates = self.norm(self.input_transform(x)) + self.hidden_transform(h)
+        i, f, o, g = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
+
+
+class GRUCell(nn.Module):
+    """GRU with normalisation after the input transform, conv (``dims`` 1/2) or dense (``None``). State: ``(h,)``.
+
+    ``[r,u,n]_x = Norm(W_x x)``; ``r, u = σ(r_x + r_h), σ(u_x + u_h)``; ``n = tanh(n_x + r ⊙ n_h)``;
+    ``h' = (1 - u) ⊙ n + u ⊙ h``.
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "layer"):
+        super().__init__()
+        self.hidden, self.dims = hidden, dims
+        if dims is None:
+            self.input_transform = _linear(in_ch, 3 * hidden, bias=False)
+            self.hidden_transform = _linear(hidden, 3 * hidden)
+        else:
+            self.input_transform = conv(dims, in_ch, 3 * hidden, kernel, bias=False)
+            self.hidden_transform = conv(dims, hidden, 3 * hidden, kernel)
+        self.norm = norm_layer(norm, 3 * hidden, dims)
+
+    def forward(self, x: Tensor, state: tuple[Tensor]) -> tuple[Tensor, tuple[Tensor]]:
+        (h,) = state
+        rx, ux, nx = self.norm(self.input_transform(x)).chunk(3, dim=1)
+        rh, uh, nh = self.hidden_transform(h).chunk(3, dim=1)
+        r, u = torch.sigmoid(rx + rh), torch.sigmoid(ux + uh)
+        n = torch.tanh(nx + r * nh)
+        h = (1 - u) * n + u * h
+        return h, (h,)
+
+
+class FeedForwardCell(nn.Module):
+    """Non-recurrent encoder layer: transform, batch normalisation (SPEC 2.2), ReLU. Stateless."""
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "batch"):
+        super().__init__()
+        self.hidden, self.dims = hidden, dims
+        self.transform = _linear(in_ch, hidden, bias=False) if dims is None else conv(dims, in_ch, hidden, kernel, bias=False)
+        self.norm = norm_layer(norm, hidden, dims)
+
+    def forward(self, x: Tensor, state: tuple = ()) -> tuple[Tensor, tuple]:
+        return torch.relu(self.norm(self.transform(x))), ()
+
+
+ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "gru": GRUCell, "feedforward": FeedForwardCell}
+
+
+def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int | None, norm: str) -> nn.Module:
+    """Encoder cell by name: ``lstm``, ``gru`` (recurrent) or ``feedforward`` (always batch-normalised)."""
+    if kind not in ENCODER_CELLS:
+        raise ValueError(f"unknown encoder cell {kind!r}; expected one of {sorted(ENCODER_CELLS)}")
+    if kind == "feedforward":
+        norm = "batch" if norm != "none" else "none"
+    return ENCODER_CELLS[kind](in_ch, hidden, kernel, dims, norm)
+
+
+# ----------------------------------------------------------------------------- decoder cells
+
+
+def _per_unit(shape: tuple[int, ...], value: float) -> nn.Parameter:
+    return nn.Parameter(torch.full(shape, value))
+
+
+class _Psi(nn.Module):
+    """The Ladder's element-wise form ``a1 σ(a2 x + a3) + a4 x + a5``, one set of weights per unit/channel.
+
+    Initialised ``a2 = 1`` and the rest 0, as in Rasmus et al. (2015).
+    """
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.a = nn.ParameterList([_per_unit(shape, 1.0 if k == 1 else 0.0) for k in range(5)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        a1, a2, a3, a4, a5 = self.a
+        return a1 * torch.sigmoid(a2 * x + a3) + a4 * x + a5
+
+
+def _unit_shape(channels: int, dims: int | None) -> tuple[int, ...]:
+    return (channels,) if dims is None else (channels,) + (1,) * dims
+
+
+class DecoderCell(nn.Module):
+    """Base of the stateless decoder combinators: ``y = combine(project(u_in), z)``.
+
+    ``project`` maps the signal from the level above to the lateral shape ``(channels, *spatial)`` of ``z``.
+    """
+
+    def __init__(self, project: nn.Module, channels: int, dims: int | None):
+        super().__init__()
+        self.project, self.channels, self.dims = project, channels, dims
+
+    def forward(self, u_in: Tensor, z: Tensor) -> Tensor:
+        return self.combine(self.project(u_in), z)
+
+    def combine(self, u: Tensor, z: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class G1(DecoderCell):
+    """The Ladder 'Gaussian' combinator (Rasmus et al. 2015), dense (``dims=None``) or per channel (ConvG1).
+
+    ``u = Norm(V u_in)``; ``μ = ψ_μ(u)``, ``v = ψ_v(u)``; ``y = (z - μ) ⊙ v + μ``.
+    """
+
+    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3):
+        super().__init__(project, channels, dims)
+        self.norm = norm_layer(norm, channels, dims)
+        self.mu, self.v = _Psi(_unit_shape(channels, dims)), _Psi(_unit_shape(channels, dims))
+
+    def combine(self, u: Tensor, z: Tensor) -> Tensor:
+        u = self.norm(u)
+        mu = self.mu(u)
+        return (z - mu) * self.v(u) + mu
+
+
+class ConvG1(G1):
+    """G1 on feature maps: ``V`` is a convolution or transposed convolution, ``a_1..a_10`` per channel."""
+
+
+class ConvG2(DecoderCell):
+    """``h = Norm(W * [u, z])`` split into ``(h_μ, h_v)``; ``μ = ψ(h_μ)``, ``v = ψ(h_v)``; ``y = (z - μ) ⊙ v + μ``."""
+
+    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3):
+        super().__init__(project, channels, dims)
+        self.mix = _linear(2 * channels, 2 * channels, bias=False) if dims is None else conv(dims, 2 * channels, 2 * channels, kernel, bias=False)
+        self.norm = norm_layer(norm, 2 * channels, dims)
+        self.mu, self.v = _Psi(_unit_shape(channels, dims)), _Psi(_unit_shape(channels, dims))
+
+    def combine(self, u: Tensor, z: Tensor) -> Tensor:
+        h_mu, h_v = self.norm(self.mix(torch.cat([u, z], dim=1))).chunk(2, dim=1)
+        mu = self.mu(h_mu)
+        return (z - mu) * self.v(h_v) + mu
+
+
+class ConvG3(DecoderCell):
+    """``h = Norm(W * [u, z])`` split into (gate, candidate); ``y = σ(gate) ⊙ z + (1 - σ(gate)) ⊙ tanh(candidate)``."""
+
+    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3):
+        super().__init__(project, channels, dims)
+        self.mix = _linear(2 * channels, 2 * channels, bias=False) if dims is None else conv(dims, 2 * channels, 2 * channels, kernel, bias=False)
+        self.norm = norm_layer(norm, 2 * channels, dims)
+
+    def combine(self, u: Tensor, z: Tensor) -> Tensor:
+        gate, candidate = self.norm(self.mix(torch.cat([u, z], dim=1))).chunk(2, dim=1)
+        g = torch.sigmoid(gate)
+        return g * z + (1 - g) * torch.tanh(candidate)
+
+
+DECODER_CELLS: dict[str, type[DecoderCell]] = {"g1": G1, "convg1": ConvG1, "convg2": ConvG2, "convg3": ConvG3}
+
+
+def make_decoder_cell(kind: str, project: nn.Module, channels: int, dims: int | None, norm: str, kernel: int = 3) -> DecoderCell:
+    """Decoder cell by name (``convg1``, ``convg2``, ``convg3``; on dense levels each acts on vectors)."""
+    if kind not in DECODER_CELLS:
+        raise ValueError(f"unknown decoder cell {kind!r}; expected one of {sorted(DECODER_CELLS)}")
+    return DECODER_CELLS[kind](project, channels, dims, norm, kernel)
+
+
+class DenseToMap(nn.Module):
+    """Project a vector to a feature map of shape ``(channels, *spatial)`` (top level -> highest map level)."""
+
+    def __init__(self, in_features: int, channels: int, spatial: tuple[int, ...]):
+        super().__init__()
+        self.shape = (channels, *spatial)
+        self.linear = _linear(in_features, channels * math.prod(spatial))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x).reshape(x.shape[0], *self.shape)

@@ -1,0 +1,255 @@
+"""Model configurations as plain data, and the one registry of named configurations.
+
+A configuration says everything needed to build a model: the observation shape, the encoder levels,
+the top level, the decoder and its switches, the task heads and the cost weights. Baselines and
+ablations of the paper (SPEC 2.4) are configurations here, not copies of code::
+
+    >>> from rladder_stream.config import get_config, list_configs
+    >>> cfg = get_config("omm-rladder", size="cpu")
+    >>> cfg.replace(decoder_to_encoder=False).decoder_to_encoder
+    False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .cells import DECODER_CELLS, NORMS
+
+ENCODER_KINDS = ("lstm", "gru", "feedforward")
+SIZES = ("tiny", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class LevelConfig:
+    """One spatial encoder level: ``pool`` its input from below, then a cell of ``channels`` channels."""
+
+    channels: int
+    kind: str = "lstm"  # lstm | gru | feedforward
+    kernel: int = 3
+    pool: int = 1
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    """Everything that defines an RLadder and its training costs.
+
+    Attributes:
+        name: registry name (informational).
+        obs_shape: shape of one observation, without batch or channel axis: ``(H, W)`` or ``(keys,)``.
+        levels: spatial encoder levels 1..L, bottom first.
+        top_kind: the top (dense) level's cell: ``lstm``, ``gru`` or ``feedforward``.
+        top_size: units of the top level.
+        top_pool: pooling of the highest map before it is flattened into the top level.
+        decoder: build the decoder (off: hierarchical RNN, temporal baseline, static classifier).
+        decoder_cell: ``convg1``, ``convg2`` or ``convg3`` (the top level always uses dense ``g1``).
+        decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (SPEC 2.1).
+        norm: ``layer`` (RLadder) or ``batch`` (RTagger) after input convolutions and in decoder cells.
+        n_classes: classes of the classification head; 0 for none.
+        predict: next-observation head on the bottom decoder output (needs the decoder).
+        probe: stopped-gradient readout of the clean input from the lowest decoder map (SPEC 2.4).
+        prediction_weight, class_weight, probe_weight: cost weights; an ablation sets one to zero.
+        input_noise: std of Gaussian noise added to observations during training.
+    """
+
+    name: str = "custom"
+    obs_shape: tuple[int, ...] = (32, 32)
+    levels: tuple[LevelConfig, ...] = (LevelConfig(8), LevelConfig(16, pool=2), LevelConfig(32, pool=2))
+    top_kind: str = "lstm"
+    top_size: int = 64
+    top_pool: int = 2
+    decoder: bool = True
+    decoder_cell: str = "convg2"
+    decoder_to_encoder: bool = True
+    norm: str = "layer"
+    n_classes: int = 10
+    predict: bool = True
+    probe: bool = False
+    prediction_weight: float = 1.0
+    class_weight: float = 1.0
+    probe_weight: float = 1.0
+    input_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))
+        object.__setattr__(
+            self, "levels", tuple(lv if isinstance(lv, LevelConfig) else LevelConfig(**lv) for lv in self.levels)
+        )
+        self.validate()
+
+    # -- derived facts -----------------------------------------------------------------------
+    @property
+    def dims(self) -> int:
+        """Number of spatial axes of the observation (1 for music, 2 for images)."""
+        return len(self.obs_shape)
+
+    def level_spatial(self, level: int) -> tuple[int, ...]:
+        """Spatial shape of encoder level ``level`` (0 = the observation)."""
+        factor = math.prod(lv.pool for lv in self.levels[:level])
+        return tuple(s // factor for s in self.obs_shape)
+
+    @property
+    def top_input_features(self) -> int:
+        """Number of features flattened into the top level."""
+        spatial = self.level_spatial(len(self.levels))
+        return self.levels[-1].channels * math.prod(s // self.top_pool for s in spatial) if self.levels else math.prod(self.obs_shape)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the model carries state from tick to tick."""
+        return self.top_kind != "feedforward" or any(lv.kind != "feedforward" for lv in self.levels) or (
+            self.decoder and self.decoder_to_encoder
+        )
+
+    # -- checks and conversions --------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first inconsistent field."""
+        if self.dims not in (1, 2):
+            raise ValueError(f"obs_shape must have 1 or 2 axes, got {self.obs_shape}")
+        if not self.levels:
+            raise ValueError("a ladder needs at least one spatial encoder level")
+        for i, lv in enumerate(self.levels, start=1):
+            if lv.kind not in ENCODER_KINDS:
+                raise ValueError(f"levels[{i - 1}].kind={lv.kind!r}; expected one of {ENCODER_KINDS}")
+            if lv.channels < 1 or lv.pool < 1 or lv.kernel < 1 or lv.kernel % 2 == 0:
+                raise ValueError(f"levels[{i - 1}]: channels and pool must be >= 1 and kernel odd, got {lv}")
+        factor = 1
+        for lv in self.levels:
+            factor *= lv.pool
+        factor *= self.top_pool
+        if any(s % factor for s in self.obs_shape):
+            raise ValueError(
+                f"obs_shape {self.obs_shape} is not divisible by the total pooling {factor} "
+                f"(level pools {[lv.pool for lv in self.levels]} times top_pool {self.top_pool})"
+            )
+        if self.top_kind not in ENCODER_KINDS:
+            raise ValueError(f"top_kind={self.top_kind!r}; expected one of {ENCODER_KINDS}")
+        if self.decoder_cell not in DECODER_CELLS:
+            raise ValueError(f"decoder_cell={self.decoder_cell!r}; expected one of {sorted(DECODER_CELLS)}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm={self.norm!r}; expected one of {NORMS}")
+        if (self.predict or self.probe) and not self.decoder:
+            raise ValueError("the prediction and probe heads read the decoder: set decoder=True or turn them off")
+        if self.decoder_to_encoder and not self.decoder:
+            raise ValueError("decoder_to_encoder needs the decoder (set decoder_to_encoder=False)")
+        if self.n_classes < 0:
+            raise ValueError(f"n_classes must be >= 0, got {self.n_classes}")
+
+    def replace(self, **changes: Any) -> "LadderConfig":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible data (checkpoints and ONNX metadata store this)."""
+        d = dataclasses.asdict(self)
+        d["obs_shape"] = list(self.obs_shape)
+        d["levels"] = [dataclasses.asdict(lv) for lv in self.levels]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LadderConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}")
+        data = dict(data)
+        data["levels"] = tuple(LevelConfig(**lv) for lv in data.get("levels", ()))
+        data["obs_shape"] = tuple(data.get("obs_shape", (32, 32)))
+        return cls(**data)
+
+
+# ============================================================================ registry
+
+_REGISTRY: dict[str, Callable[[str], LadderConfig]] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_config(name: str, description: str) -> Callable[[Callable[[str], LadderConfig]], Callable[[str], LadderConfig]]:
+    """Decorator: register a factory ``size -> LadderConfig`` under ``name``."""
+
+    def wrap(factory: Callable[[str], LadderConfig]) -> Callable[[str], LadderConfig]:
+        if name in _REGISTRY:
+            raise ValueError(f"config {name!r} registered twice")
+        _REGISTRY[name] = factory
+        _DESCRIPTIONS[name] = description
+        return factory
+
+    return wrap
+
+
+def list_configs() -> dict[str, str]:
+    """Names of all registered configurations with a one-line description."""
+    return dict(_DESCRIPTIONS)
+
+
+def get_config(name: str, size: str = "cpu", **overrides: Any) -> LadderConfig:
+    """The named configuration at ``size`` (``tiny`` for tests, ``cpu``, ``gpu``), with field overrides."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown config {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
+    return _REGISTRY[name](size).replace(name=name, **overrides)
+
+
+# Occluded Moving MNIST (SPEC 4.1, 6.1): one ladder, its ablations and baselines. --------------
+
+_OMM_CHANNELS = {"tiny": (4, 8, 8), "cpu": (16, 32, 64), "gpu": (32, 64, 128)}
+_OMM_TOP = {"tiny": 16, "cpu": 128, "gpu": 256}
+
+
+def _omm(size: str, kind: str = "lstm", top_kind: str = "lstm", **fields: Any) -> LadderConfig:
+    c1, c2, c3 = _OMM_CHANNELS[size]
+    levels = (LevelConfig(c1, kind), LevelConfig(c2, kind, pool=2), LevelConfig(c3, kind, pool=2))
+    return LadderConfig(obs_shape=(32, 32), levels=levels, top_kind=top_kind, top_size=_OMM_TOP[size], **fields)
+
+
+@register_config("omm-rladder", "RLadder for Occluded Moving MNIST: conv-LSTM encoder, ConvG2 decoder, prediction + classification")
+def _omm_rladder(size: str) -> LadderConfig:
+    return _omm(size, probe=True)
+
+
+@register_config("omm-rladder-no-d2e", "RLadder without decoder-to-encoder connections (Table 1 ablation)")
+def _omm_no_d2e(size: str) -> LadderConfig:
+    return _omm(size, decoder_to_encoder=False)
+
+
+@register_config("omm-rladder-no-prediction", "RLadder without the prediction task (cost weight 0; Table 1 ablation)")
+def _omm_no_pred(size: str) -> LadderConfig:
+    return _omm(size, prediction_weight=0.0)
+
+
+@register_config("omm-rladder-no-classification", "RLadder without the classification task (cost weight 0; Table 1 ablation)")
+def _omm_no_class(size: str) -> LadderConfig:
+    return _omm(size, class_weight=0.0)
+
+
+@register_config("omm-hrnn", "Hierarchical RNN: the RLadder's encoder alone (no decoder)")
+def _omm_hrnn(size: str) -> LadderConfig:
+    return _omm(size, decoder=False, decoder_to_encoder=False, predict=False)
+
+
+@register_config("omm-temporal", "Temporal baseline: feed-forward conv encoder with a recurrent top level only")
+def _omm_temporal(size: str) -> LadderConfig:
+    return _omm(size, kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False)
+
+
+@register_config("omm-static", "Static classifier (feed-forward encoder, dense top); fed the optimal reconstruction")
+def _omm_static(size: str) -> LadderConfig:
+    return _omm(size, kind="feedforward", top_kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False)
+
+
+# Polyphonic music (SPEC 4.4, 6.3): convolutions over the pitch axis. ------------------------
+
+_MUSIC_CHANNELS = {"tiny": (4, 8), "cpu": (16, 32), "gpu": (64, 128)}
+_MUSIC_TOP = {"tiny": 16, "cpu": 128, "gpu": 512}
+
+
+@register_config("music-rladder", "RLadder for 88-key piano rolls: conv-LSTMs over the pitch axis, dense LSTM on top")
+def _music_rladder(size: str) -> LadderConfig:
+    c1, c2 = _MUSIC_CHANNELS[size]
+    levels = (LevelConfig(c1, kernel=5), LevelConfig(c2, kernel=5, pool=2))
+    return LadderConfig(obs_shape=(88,), levels=levels, top_size=_MUSIC_TOP[size], top_pool=2, n_classes=0)

@@ -1,0 +1,184 @@
+"""The Recurrent Ladder network (SPEC 2.1): one tick as a pure function of (observation, state).
+
+Reading one tick top to bottom (``RLadder.step``):
+
+1. ``e_0 = x`` (the observation with a channel axis added).
+2. Bottom-up, level l = 1..L: ``e_l = cell_l([pool(e_{l-1}), d_l^{t-1}], s_l^{t-1})``; then the top
+   level: ``e_top = cell_top([flatten(pool(e_L)), d_top^{t-1}])``. ``d^{t-1}`` are the previous tick's
+   decoder outputs (the decoder-to-encoder connection), part of the state.
+3. Top-down: ``d_top = g_top(e_top, e_top)``, ``d_l = g_l(d_{l+1}, e_l)`` for l = L..1, and the bottom
+   ``d_0 = g_0(d_1, e_0)``, whose per-pixel affine readout is the logit of the next observation.
+4. Heads: class logits from ``e_top``; the probe from ``d_1`` with its gradient stopped.
+
+The state is a flat ``dict[str, Tensor]`` with a fixed key order (:meth:`RLadder.state_spec`), so that
+streaming (``Predictor``), training (a loop over ``step``) and ONNX export all run this one function.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .cells import DenseToMap, make_decoder_cell, make_encoder_cell, max_pool, upsample
+from .config import LadderConfig
+
+State = dict[str, Tensor]
+Outputs = dict[str, Tensor]
+
+
+class Affine(nn.Module):
+    """Per-channel scale and shift (the readout of the bottom decoder map, so logits are not range-bound)."""
+
+    def __init__(self, channels: int, dims: int):
+        super().__init__()
+        shape = (channels,) + (1,) * dims
+        self.scale = nn.Parameter(torch.ones(shape))
+        self.shift = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.shift
+
+
+class RLadder(nn.Module):
+    """Recurrent Ladder network built from a :class:`LadderConfig`.
+
+    Outputs of :meth:`step` (present when the config enables them):
+        ``prediction_logits`` ``(B, *obs_shape)``: logits of the next observation.
+        ``class_logits`` ``(B, n_classes)``.
+        ``probe_logits`` ``(B, *obs_shape)``: stopped-gradient readout of the clean current input.
+    """
+
+    def __init__(self, config: LadderConfig):
+        super().__init__()
+        self.config = config
+        cfg, dims = config, config.dims
+        d2e = cfg.decoder and cfg.decoder_to_encoder
+        channels = [1] + [lv.channels for lv in cfg.levels]
+
+        self.pools = nn.ModuleList(max_pool(dims, lv.pool) for lv in cfg.levels)
+        self.encoders = nn.ModuleList(
+            make_encoder_cell(lv.kind, channels[l] + (channels[l + 1] if d2e else 0), lv.channels, lv.kernel, dims, cfg.norm)
+            for l, lv in enumerate(cfg.levels)
+        )
+        self.top_pool = max_pool(dims, cfg.top_pool)
+        top_in = cfg.top_input_features + (cfg.top_size if d2e else 0)
+        self.top_encoder = make_encoder_cell(cfg.top_kind, top_in, cfg.top_size, 1, None, cfg.norm)
+
+        if cfg.decoder:
+            n = len(cfg.levels)
+            top_spatial = tuple(s // cfg.top_pool for s in cfg.level_spatial(n))
+            self.top_decoder = make_decoder_cell("g1", nn.Linear(cfg.top_size, cfg.top_size), cfg.top_size, None, cfg.norm)
+            # decoders[l] combines the signal from level l+1 with e_l, for l = 0..L (0 = observation).
+            decoders = []
+            for l in range(n + 1):
+                if l == n:  # from the dense top down to the highest map
+                    project = nn.Sequential(
+                        DenseToMap(cfg.top_size, channels[n], top_spatial), upsample(dims, channels[n], channels[n], cfg.top_pool)
+                    ) if cfg.top_pool > 1 else DenseToMap(cfg.top_size, channels[n], top_spatial)
+                else:
+                    project = upsample(dims, channels[l + 1], channels[l], cfg.levels[l].pool)
+                kernel = cfg.levels[l].kernel if l < n else cfg.levels[-1].kernel
+                decoders.append(make_decoder_cell(cfg.decoder_cell, project, channels[l], dims, cfg.norm, kernel))
+            self.decoders = nn.ModuleList(decoders)
+            if cfg.predict:
+                self.prediction_head = Affine(1, dims)
+            if cfg.probe:
+                self.probe_head = upsample(dims, channels[1], 1, cfg.levels[0].pool)
+        if cfg.n_classes:
+            self.class_head = nn.Linear(cfg.top_size, cfg.n_classes)
+
+    # ------------------------------------------------------------------------------ state
+    def state_spec(self) -> dict[str, tuple[int, ...]]:
+        """Names and per-sample shapes of the state tensors, in the order export and checkpoints use."""
+        cfg, spec = self.config, {}
+        for l, (lv, cell) in enumerate(zip(cfg.levels, self.encoders), start=1):
+            for name in cell.state_names:
+                spec[f"enc{l}.{name}"] = (lv.channels, *cfg.level_spatial(l))
+        for name in self.top_encoder.state_names:
+            spec[f"top.{name}"] = (cfg.top_size,)
+        if cfg.decoder and cfg.decoder_to_encoder:
+            for l, lv in enumerate(cfg.levels, start=1):
+                spec[f"dec{l}.prev"] = (lv.channels, *cfg.level_spatial(l))
+            spec["top_dec.prev"] = (cfg.top_size,)
+        return spec
+
+    def init_state(self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> State:
+        """The state before the first tick: all zeros."""
+        p = next(self.parameters())
+        device, dtype = device or p.device, dtype or p.dtype
+        return {k: torch.zeros((batch, *shape), device=device, dtype=dtype) for k, shape in self.state_spec().items()}
+
+    # ------------------------------------------------------------------------------ one tick
+    def step(self, obs: Tensor, state: State) -> tuple[Outputs, State]:
+        """Advance every stream of the batch by one tick. Pure: ``state`` is not modified.
+
+        Args:
+            obs: ``(B, *obs_shape)`` observations.
+            state: as returned by :meth:`init_state` or a previous ``step``.
+        Returns:
+            ``(outputs, new_state)``.
+        """
+        cfg = self.config
+        d2e = cfg.decoder and cfg.decoder_to_encoder
+        new_state: State = {}
+
+        # bottom-up
+        laterals = [obs.unsqueeze(1)]
+        e = laterals[0]
+        for l, (pool, cell) in enumerate(zip(self.pools, self.encoders), start=1):
+            x = pool(e)
+            if d2e:
+                x = torch.cat([x, state[f"dec{l}.prev"]], dim=1)
+            e, cell_state = cell(x, tuple(state[f"enc{l}.{n}"] for n in cell.state_names))
+            new_state.update({f"enc{l}.{n}": s for n, s in zip(cell.state_names, cell_state)})
+            laterals.append(e)
+        x = self.top_pool(e).flatten(1)
+        if d2e:
+            x = torch.cat([x, state["top_dec.prev"]], dim=1)
+        top, top_state = self.top_encoder(x, tuple(state[f"top.{n}"] for n in self.top_encoder.state_names))
+        new_state.update({f"top.{n}": s for n, s in zip(self.top_encoder.state_names, top_state)})
+
+        outputs: Outputs = {}
+        if cfg.n_classes:
+            outputs["class_logits"] = self.class_head(top)
+
+        # top-down
+        if cfg.decoder:
+            d = self.top_decoder(top, top)
+            if d2e:
+                new_state["top_dec.prev"] = d
+            for l in range(len(self.decoders) - 1, -1, -1):
+                d = self.decoders[l](d, laterals[l])
+                if d2e and l >= 1:
+                    new_state[f"dec{l}.prev"] = d
+                if l == 1 and cfg.probe:
+                    outputs["probe_logits"] = self.probe_head(d.detach()).squeeze(1)
+            if cfg.predict:
+                outputs["prediction_logits"] = self.prediction_head(d).squeeze(1)
+
+        # keep the declared key order (export and checkpoints rely on it)
+        return outputs, {k: new_state[k] for k in self.state_spec()}
+
+    def forward(self, obs_seq: Tensor, state: Optional[State] = None) -> tuple[Outputs, State]:
+        """Run a whole sequence ``(B, T, *obs_shape)``: the loop over :meth:`step`. Outputs get a time axis."""
+        if state is None:
+            state = self.init_state(obs_seq.shape[0], obs_seq.device, obs_seq.dtype)
+        per_tick: list[Outputs] = []
+        for t in range(obs_seq.shape[1]):
+            out, state = self.step(obs_seq[:, t], state)
+            per_tick.append(out)
+        outputs = {k: torch.stack([o[k] for o in per_tick], dim=1) for k in per_tick[0]} if per_tick else {}
+        return outputs, state
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def build_model(config: LadderConfig) -> RLadder:
+    """The model for a configuration (the single factory every entry point uses)."""
+    return RLadder(config)
+
+

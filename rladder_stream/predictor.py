@@ -1,0 +1,131 @@
+"""Stateful online predictor: a batch of independent streams advanced one tick at a time.
+
+``Predictor`` owns the explicit state of :meth:`RLadder.step` and nothing else: each call validates the
+observation, runs the pure step, and only then replaces the state, so a rejected input leaves every
+stream exactly where it was.
+
+    >>> import numpy as np
+    >>> from rladder_stream import Predictor, get_config, build_model
+    >>> predictor = Predictor(build_model(get_config("omm-rladder", size="tiny")))
+    >>> out = predictor.step(np.zeros((32, 32), np.float32))
+    >>> out.next_obs.shape, out.class_probs.shape
+    ((32, 32), (10,))
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import load_model, save_checkpoint
+from .ladder import RLadder, State
+from .outputs import StepOutput
+
+
+class Predictor:
+    """Online inference with an :class:`RLadder` over ``n_streams`` independent streams.
+
+    Args:
+        model: the network (put in eval mode; the predictor never trains it).
+        n_streams: number of independent streams stepped together (a batch).
+        device: where to run (``"cpu"``, ``"cuda"``...); defaults to the model's device.
+    """
+
+    def __init__(self, model: RLadder, n_streams: int = 1, device: str | torch.device | None = None):
+        if n_streams < 1:
+            raise ValueError(f"n_streams must be >= 1, got {n_streams}")
+        self.model = model.eval() if device is None else model.to(device).eval()
+        self.n_streams = n_streams
+        param = next(self.model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.state: State = self.model.init_state(n_streams)
+        self.ticks = np.zeros(n_streams, dtype=np.int64)
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """Shape of one observation (no batch axis)."""
+        return self.model.config.obs_shape
+
+    # ------------------------------------------------------------------------------ streaming
+    def reset(self, stream_ids: Sequence[int] | None = None) -> None:
+        """Forget the past of the given streams (all when ``None``); the other streams are untouched."""
+        if stream_ids is None:
+            ids = list(range(self.n_streams))
+        else:
+            ids = [int(i) for i in np.atleast_1d(np.asarray(stream_ids))]
+            bad = [i for i in ids if not 0 <= i < self.n_streams]
+            if bad:
+                raise ValueError(f"stream ids {bad} out of range for {self.n_streams} streams")
+        fresh = self.model.init_state(len(ids), self.device, self.dtype)
+        index = torch.as_tensor(ids, device=self.device, dtype=torch.long)
+        self.state = {k: v.index_copy(0, index, fresh[k]) for k, v in self.state.items()}
+        self.ticks[ids] = 0
+
+    def _validated(self, obs: Any) -> tuple[torch.Tensor, bool]:
+        """Check and convert an observation; raise ``ValueError`` saying what was expected."""
+        if isinstance(obs, torch.Tensor):
+            obs = obs.detach().cpu().numpy()
+        obs = np.asarray(obs)
+        expected = f"{self.obs_shape}" + (f" or ({self.n_streams}, *{self.obs_shape})" if self.n_streams > 1 else f" or (1, *{self.obs_shape})")
+        if obs.dtype.kind not in "fb":
+            hint = " (integer images: divide by 255 first)" if obs.dtype.kind in "iu" else ""
+            raise ValueError(f"observation dtype must be floating point or bool with values in [0, 1], got {obs.dtype}{hint}")
+        if obs.shape == self.obs_shape:
+            if self.n_streams != 1:
+                raise ValueError(f"observation shape {obs.shape}: this predictor has {self.n_streams} streams, expected ({self.n_streams}, *{self.obs_shape})")
+            batched = False
+            obs = obs[None]
+        elif obs.shape == (self.n_streams, *self.obs_shape):
+            batched = True
+        else:
+            raise ValueError(f"observation shape {obs.shape} does not match the model; expected {expected}")
+        obs = obs.astype(np.float64 if self.dtype == torch.float64 else np.float32, copy=False)
+        if not np.isfinite(obs).all():
+            raise ValueError("observation contains NaN or infinite values")
+        if obs.min(initial=0.0) < 0.0 or obs.max(initial=0.0) > 1.0:
+            raise ValueError(f"observation values must lie in [0, 1], got range [{obs.min()}, {obs.max()}]")
+        return torch.as_tensor(obs, device=self.device, dtype=self.dtype), batched
+
+    @torch.no_grad()
+    def step(self, obs: Any) -> StepOutput:
+        """Consume one observation per stream; return the next-observation forecast and class beliefs.
+
+        ``obs`` is ``obs_shape`` for a single stream or ``(n_streams, *obs_shape)``; the outputs have the
+        same batching. On a ``ValueError`` the state is unchanged.
+        """
+        x, batched = self._validated(obs)
+        outputs, new_state = self.model.step(x, self.state)
+        self.state = new_state
+        self.ticks += 1
+        return self._to_step_output(outputs, batched)
+
+    @staticmethod
+    def _to_step_output(outputs: dict[str, torch.Tensor], batched: bool) -> StepOutput:
+        def arr(t: torch.Tensor | None) -> np.ndarray | None:
+            if t is None:
+                return None
+            a = t.float().cpu().numpy()
+            return a if batched else a[0]
+
+        logits = outputs.get("prediction_logits")
+        class_logits = outputs.get("class_logits")
+        return StepOutput(
+            next_obs=arr(torch.sigmoid(logits)) if logits is not None else None,
+            class_probs=arr(torch.softmax(class_logits, dim=-1)) if class_logits is not None else None,
+            groups=arr(outputs.get("groups")),
+            reconstructions=arr(outputs.get("reconstructions")),
+        )
+
+    # ------------------------------------------------------------------------------ persistence
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, n_streams: int = 1, device: str | torch.device = "cpu") -> "Predictor":
+        """Load a checkpoint (no code is executed; truncated or corrupted files raise ``CheckpointError``)."""
+        return cls(load_model(path, device), n_streams=n_streams)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the model's configuration and weights (not the stream state) as a checkpoint."""
+        return save_checkpoint(path, self.model.config, self.model.state_dict())

@@ -1,0 +1,21 @@
+"""Shared fixtures: every registered configuration at the tiny size (timm-style parametrisation)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rladder_stream.config import get_config, list_configs
+
+ALL_CONFIGS = sorted(list_configs())
+
+
+@pytest.fixture(params=ALL_CONFIGS)
+def tiny_config(request):
+    """Each registered configuration, tiny size: adding a config adds it to every test using this."""
+    return get_config(request.param, size="tiny")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

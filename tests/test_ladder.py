@@ -1,0 +1,149 @@
+"""The RLadder's step: shapes, equivalences, gradients, and what each ablation switch removes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rladder_stream.config import LadderConfig, get_config
+from rladder_stream.ladder import build_model
+
+
+def _perturb(model: torch.nn.Module, scale: float = 0.3) -> None:
+    """Move every parameter off its initial value (the Ladder init has a1 = a6 = 0, which zeroes some gradients)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+
+
+def test_every_config_builds_steps_and_backpropagates(tiny_config: LadderConfig):
+    model = build_model(tiny_config)
+    _perturb(model)
+    x = torch.rand(3, 4, *tiny_config.obs_shape)
+    outputs, state = model(x)
+    assert set(state) == set(model.state_spec())
+    for name, value in outputs.items():
+        assert value.shape[:2] == (3, 4), name
+        assert torch.isfinite(value).all(), name
+    if tiny_config.n_classes:
+        assert outputs["class_logits"].shape == (3, 4, tiny_config.n_classes)
+    if tiny_config.predict:
+        assert outputs["prediction_logits"].shape == (3, 4, *tiny_config.obs_shape)
+    # Every parameter is connected to some output: the sum of all outputs reaches all of them.
+    sum(v.square().mean() for v in outputs.values()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"parameters without gradient: {missing}"
+
+
+def test_step_is_pure():
+    model = build_model(get_config("omm-rladder", size="tiny"))
+    state = model.init_state(2)
+    before = {k: v.clone() for k, v in state.items()}
+    model.step(torch.rand(2, 32, 32), state)
+    assert all(torch.equal(before[k], state[k]) for k in state)
+
+
+@pytest.mark.parametrize("name", ["omm-rladder", "music-rladder", "omm-temporal"])
+def test_sequence_split_in_two_equals_whole_float64(name):
+    model = build_model(get_config(name, size="tiny")).double().eval()
+    _perturb(model)
+    x = torch.rand(2, 7, *model.config.obs_shape, dtype=torch.float64)
+    whole, final = model(x)
+    first, mid = model(x[:, :3])
+    second, final2 = model(x[:, 3:], mid)
+    for k in whole:
+        torch.testing.assert_close(torch.cat([first[k], second[k]], 1), whole[k], atol=1e-6, rtol=0)
+    for k in final:
+        torch.testing.assert_close(final2[k], final[k], atol=1e-6, rtol=0)
+
+
+def test_decoder_to_encoder_switch_removes_exactly_that_connection():
+    on = build_model(get_config("omm-rladder", size="tiny"))
+    off = build_model(get_config("omm-rladder", size="tiny", decoder_to_encoder=False))
+    cfg = on.config
+    widths = [1] + [lv.channels for lv in cfg.levels]
+    for l, (enc_on, enc_off) in enumerate(zip(on.encoders, off.encoders)):
+        assert enc_off.input_transform.in_channels == widths[l]
+        assert enc_on.input_transform.in_channels == widths[l] + widths[l + 1]
+    assert not any(k.startswith(("dec", "top_dec")) for k in off.state_spec())
+    assert off.top_encoder.input_transform.in_features == cfg.top_input_features
+
+    # Functional check: with the connection off, the encoder (hence the class output) ignores the decoder.
+    x = torch.rand(2, 4, 32, 32)
+    for model, depends in ((on, True), (off, False)):
+        model.eval()
+        _perturb(model)
+        before = model(x)[0]["class_logits"]
+        with torch.no_grad():
+            for p in model.decoders.parameters():
+                p.mul_(-2.0)
+        after = model(x)[0]["class_logits"]
+        torch.testing.assert_close(before[:, 0], after[:, 0])  # tick 1 never sees a decoder output
+        assert (not torch.allclose(before[:, 1:], after[:, 1:])) == depends
+
+
+def test_decoder_switch_and_baselines_are_the_same_blocks():
+    hrnn = build_model(get_config("omm-hrnn", size="tiny"))
+    full = build_model(get_config("omm-rladder", size="tiny"))
+    assert not hasattr(hrnn, "decoders") and not hasattr(hrnn, "top_decoder")
+    # The hierarchical RNN is exactly the RLadder's encoder without decoder inputs.
+    assert set(hrnn.state_spec()) == {k for k in full.state_spec() if k.startswith(("enc", "top."))}
+    temporal = build_model(get_config("omm-temporal", size="tiny"))
+    assert set(temporal.state_spec()) == {"top.h", "top.c"}  # recurrence at the top only
+    static = build_model(get_config("omm-static", size="tiny"))
+    assert static.state_spec() == {}
+
+
+def test_static_classifier_ignores_the_past():
+    model = build_model(get_config("omm-static", size="tiny")).eval()
+    x = torch.rand(2, 3, 32, 32)
+    y = x.clone()
+    y[:, :2] = torch.rand(2, 2, 32, 32)  # different past, same last frame
+    torch.testing.assert_close(model(x)[0]["class_logits"][:, -1], model(y)[0]["class_logits"][:, -1])
+
+
+def test_temporal_baseline_remembers_the_past():
+    model = build_model(get_config("omm-temporal", size="tiny")).eval()
+    _perturb(model)
+    x = torch.rand(2, 3, 32, 32)
+    y = x.clone()
+    y[:, 0] = torch.rand(2, 32, 32)
+    assert not torch.allclose(model(x)[0]["class_logits"][:, -1], model(y)[0]["class_logits"][:, -1])
+
+
+def test_cost_weight_ablations_keep_the_architecture():
+    base = get_config("omm-rladder", size="tiny")
+    for name, field in (("omm-rladder-no-prediction", "prediction_weight"), ("omm-rladder-no-classification", "class_weight")):
+        cfg = get_config(name, size="tiny")
+        assert getattr(cfg, field) == 0.0 and getattr(base, field) > 0
+        assert cfg.replace(name=base.name, probe=base.probe, **{field: getattr(base, field)}) == base
+
+
+def test_probe_gradient_is_stopped():
+    model = build_model(get_config("omm-rladder", size="tiny"))
+    _perturb(model)
+    outputs, _ = model(torch.rand(2, 2, 32, 32))
+    outputs["probe_logits"].sum().backward()
+    touched = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert touched == {"probe_head"}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"decoder": False}, "prediction and probe"),
+        ({"predict": False, "probe": False, "decoder": False}, "decoder_to_encoder"),
+        ({"obs_shape": (30, 30)}, "divisible"),
+        ({"decoder_cell": "nope"}, "decoder_cell"),
+        ({"norm": "instance"}, "norm"),
+    ],
+)
+def test_inconsistent_configs_are_rejected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        get_config("omm-rladder", size="tiny", **changes)
+
+
+def test_config_round_trips_through_plain_data(tiny_config):
+    assert LadderConfig.from_dict(tiny_config.to_dict()) == tiny_config
+    with pytest.raises(ValueError, match="unknown config fields"):
+        LadderConfig.from_dict({**tiny_config.to_dict(), "bogus": 1})

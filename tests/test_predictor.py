@@ -1,0 +1,138 @@
+"""The stateful Predictor: streaming equals the sequence forward, streams are independent, bad inputs change nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rladder_stream import Predictor, build_model, get_config
+from rladder_stream.outputs import StepOutput, StreamingPredictor
+
+
+def _model(name="omm-rladder", dtype=torch.float32):
+    model = build_model(get_config(name, size="tiny")).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_predictor_follows_the_streaming_protocol():
+    assert isinstance(Predictor(_model()), StreamingPredictor)
+
+
+@pytest.mark.parametrize("name", ["omm-rladder", "music-rladder", "omm-hrnn"])
+def test_streaming_step_by_step_equals_sequence_forward_float64(name):
+    model = _model(name, torch.float64)
+    rng = np.random.default_rng(0)
+    seq = rng.random((3, 6, *model.config.obs_shape))
+    with torch.no_grad():
+        outputs, _ = model(torch.as_tensor(seq))
+    predictor = Predictor(model, n_streams=3)
+    for t in range(seq.shape[1]):
+        out = predictor.step(seq[:, t])
+        if model.config.predict:
+            want = torch.sigmoid(outputs["prediction_logits"][:, t]).numpy()
+            assert np.abs(out.next_obs - want).max() <= 1e-6
+        if model.config.n_classes:
+            want = torch.softmax(outputs["class_logits"][:, t], -1).numpy()
+            assert np.abs(out.class_probs - want).max() <= 1e-6
+
+
+def test_state_carries_across_calls_like_one_stream():
+    model = _model()
+    rng = np.random.default_rng(1)
+    frames = rng.random((5, 32, 32)).astype(np.float32)
+    one = Predictor(model)
+    carried = [one.step(f).next_obs for f in frames]
+    fresh = Predictor(model)
+    without_memory = fresh.step(frames[-1]).next_obs
+    with torch.no_grad():
+        whole = torch.sigmoid(model(torch.as_tensor(frames)[None])[0]["prediction_logits"][0]).numpy()
+    np.testing.assert_allclose(np.stack(carried), whole, atol=1e-5)
+    assert not np.allclose(carried[-1], without_memory, atol=1e-4)  # the state really carried something
+
+
+def test_streams_are_independent_and_reset_touches_only_the_named_ones():
+    model = _model()
+    rng = np.random.default_rng(2)
+    frames = rng.random((6, 3, 32, 32)).astype(np.float32)
+    batch = Predictor(model, n_streams=3)
+    singles = [Predictor(model) for _ in range(3)]
+    for t in range(6):
+        if t == 3:
+            batch.reset([1])
+            singles[1].reset()
+        out = batch.step(frames[t])
+        for i, single in enumerate(singles):
+            np.testing.assert_allclose(out.next_obs[i], single.step(frames[t, i]).next_obs, atol=1e-5)
+    assert list(batch.ticks) == [6, 3, 6]
+
+
+def test_unbatched_and_batched_outputs_and_action():
+    predictor = Predictor(_model())
+    out = predictor.step(np.zeros((32, 32), np.float32))
+    assert isinstance(out, StepOutput)
+    assert out.next_obs.shape == (32, 32) and out.class_probs.shape == (10,)
+    assert np.isclose(out.class_probs.sum(), 1.0, atol=1e-5)
+    assert ((out.next_obs >= 0) & (out.next_obs <= 1)).all()
+    action = out.action()
+    assert set(action) == {"forecast", "class_probs"} and action["forecast"].dtype == np.float32
+    out1 = predictor.step(np.zeros((1, 32, 32), np.float32))
+    assert out1.next_obs.shape == (1, 32, 32)
+    music = Predictor(_model("music-rladder")).step(np.zeros(88, np.float32))
+    assert music.class_probs is None and isinstance(music.action(), np.ndarray)
+    hrnn = Predictor(_model("omm-hrnn")).step(np.zeros((32, 32), np.float32))
+    with pytest.raises(ValueError, match="no next-observation forecast"):
+        hrnn.action()
+
+
+def _bad_observations():
+    good = np.full((2, 32, 32), 0.5, np.float32)
+    nan, inf, neg, big = good.copy(), good.copy(), good.copy(), good.copy()
+    nan[1, 3, 4] = np.nan
+    inf[0, 0, 0] = np.inf
+    neg[0, 5, 5] = -0.01
+    big[1, 0, 0] = 1.5
+    return [
+        (np.zeros((2, 32, 31), np.float32), "shape"),
+        (np.zeros((3, 32, 32), np.float32), "shape"),
+        (np.zeros((32, 32), np.float32), "2 streams"),
+        (np.zeros((2, 32, 32), np.uint8), "dtype"),
+        (np.zeros((2, 32, 32), np.int64), "divide by 255"),
+        (np.array("not an image"), "dtype"),
+        (nan, "NaN"),
+        (inf, "infinite"),
+        (neg, r"\[0, 1\]"),
+        (big, r"\[0, 1\]"),
+    ]
+
+
+@pytest.mark.parametrize("bad, message", _bad_observations())
+def test_bad_input_raises_and_leaves_state_bit_identical(bad, message):
+    predictor = Predictor(_model(), n_streams=2)
+    predictor.step(np.random.default_rng(0).random((2, 32, 32)).astype(np.float32))
+    before = {k: v.clone() for k, v in predictor.state.items()}
+    ticks = predictor.ticks.copy()
+    with pytest.raises(ValueError, match=message):
+        predictor.step(bad)
+    assert all(torch.equal(before[k], predictor.state[k]) for k in before)
+    assert (predictor.ticks == ticks).all()
+
+
+def test_bad_reset_ids_raise_and_change_nothing():
+    predictor = Predictor(_model(), n_streams=2)
+    predictor.step(np.full((2, 32, 32), 0.3, np.float32))
+    before = {k: v.clone() for k, v in predictor.state.items()}
+    with pytest.raises(ValueError, match="out of range"):
+        predictor.reset([0, 2])
+    assert all(torch.equal(before[k], predictor.state[k]) for k in before)
+
+
+def test_torch_and_bool_inputs_are_accepted():
+    predictor = Predictor(_model())
+    a = predictor.step(torch.ones(32, 32)).next_obs
+    predictor.reset()
+    b = predictor.step(np.ones((32, 32), bool)).next_obs
+    np.testing.assert_array_equal(a, b)
