@@ -34,7 +34,7 @@ def _digest_update(h: "hashlib._Hash", obj: Any, prefix: str = "") -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"{prefix}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     elif isinstance(obj, dict):
         for k in sorted(obj, key=str):
             _digest_update(h, obj[k], f"{prefix}/{k}")

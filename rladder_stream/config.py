@@ -21,6 +21,7 @@ from .cells import DECODER_CELLS, NORMS
 
 ENCODER_KINDS = ("lstm", "gru", "feedforward")
 SIZES = ("tiny", "cpu", "gpu")
+INPUT_VIEWS = ("observed", "optimal_reconstruction")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class LadderConfig:
         probe: stopped-gradient readout of the clean input from the lowest decoder map (SPEC 2.4).
         prediction_weight, class_weight, probe_weight: cost weights; an ablation sets one to zero.
         input_noise: std of Gaussian noise added to observations during training.
+        input_view: what the model is fed: ``observed`` frames, or the ``optimal_reconstruction`` of the
+            digit after the last observed frame (the gold-standard static classifier of Table 1).
     """
 
     name: str = "custom"
@@ -72,6 +75,7 @@ class LadderConfig:
     class_weight: float = 1.0
     probe_weight: float = 1.0
     input_noise: float = 0.0
+    input_view: str = "observed"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))
@@ -135,6 +139,8 @@ class LadderConfig:
             raise ValueError("the prediction and probe heads read the decoder: set decoder=True or turn them off")
         if self.decoder_to_encoder and not self.decoder:
             raise ValueError("decoder_to_encoder needs the decoder (set decoder_to_encoder=False)")
+        if self.input_view not in INPUT_VIEWS:
+            raise ValueError(f"input_view={self.input_view!r}; expected one of {INPUT_VIEWS}")
         if self.n_classes < 0:
             raise ValueError(f"n_classes must be >= 0, got {self.n_classes}")
 
@@ -239,7 +245,10 @@ def _omm_temporal(size: str) -> LadderConfig:
 
 @register_config("omm-static", "Static classifier (feed-forward encoder, dense top); fed the optimal reconstruction")
 def _omm_static(size: str) -> LadderConfig:
-    return _omm(size, kind="feedforward", top_kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False)
+    return _omm(
+        size, kind="feedforward", top_kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False,
+        input_view="optimal_reconstruction",
+    )
 
 
 # Polyphonic music (SPEC 4.4, 6.3): convolutions over the pitch axis. ------------------------

@@ -24,6 +24,30 @@ import torch
 from .checkpoint import load_model, save_checkpoint
 from .ladder import RLadder, State
 from .outputs import StepOutput
+from .validation import validate_observation
+
+
+def to_step_output(outputs: dict[str, torch.Tensor], batched: bool) -> StepOutput:
+    """Post-process one tick's raw outputs: sigmoid of prediction logits, softmax of class logits.
+
+    Shared by every runtime (``Predictor``, ``export.runtime.OnnxPredictor``). ``outputs`` maps output names
+    to ``(B, ...)`` tensors; with ``batched=False`` the batch axis (of size 1) is dropped.
+    """
+
+    def arr(t: torch.Tensor | None) -> np.ndarray | None:
+        if t is None:
+            return None
+        a = t.float().cpu().numpy()
+        return a if batched else a[0]
+
+    logits = outputs.get("prediction_logits")
+    class_logits = outputs.get("class_logits")
+    return StepOutput(
+        next_obs=arr(torch.sigmoid(logits)) if logits is not None else None,
+        class_probs=arr(torch.softmax(class_logits, dim=-1)) if class_logits is not None else None,
+        groups=arr(outputs.get("groups")),
+        reconstructions=arr(outputs.get("reconstructions")),
+    )
 
 
 class Predictor:
@@ -67,27 +91,7 @@ class Predictor:
 
     def _validated(self, obs: Any) -> tuple[torch.Tensor, bool]:
         """Check and convert an observation; raise ``ValueError`` saying what was expected."""
-        if isinstance(obs, torch.Tensor):
-            obs = obs.detach().cpu().numpy()
-        obs = np.asarray(obs)
-        expected = f"{self.obs_shape}" + (f" or ({self.n_streams}, *{self.obs_shape})" if self.n_streams > 1 else f" or (1, *{self.obs_shape})")
-        if obs.dtype.kind not in "fb":
-            hint = " (integer images: divide by 255 first)" if obs.dtype.kind in "iu" else ""
-            raise ValueError(f"observation dtype must be floating point or bool with values in [0, 1], got {obs.dtype}{hint}")
-        if obs.shape == self.obs_shape:
-            if self.n_streams != 1:
-                raise ValueError(f"observation shape {obs.shape}: this predictor has {self.n_streams} streams, expected ({self.n_streams}, *{self.obs_shape})")
-            batched = False
-            obs = obs[None]
-        elif obs.shape == (self.n_streams, *self.obs_shape):
-            batched = True
-        else:
-            raise ValueError(f"observation shape {obs.shape} does not match the model; expected {expected}")
-        obs = obs.astype(np.float64 if self.dtype == torch.float64 else np.float32, copy=False)
-        if not np.isfinite(obs).all():
-            raise ValueError("observation contains NaN or infinite values")
-        if obs.min(initial=0.0) < 0.0 or obs.max(initial=0.0) > 1.0:
-            raise ValueError(f"observation values must lie in [0, 1], got range [{obs.min()}, {obs.max()}]")
+        obs, batched = validate_observation(obs, self.obs_shape, self.n_streams, np.float64 if self.dtype == torch.float64 else np.float32)
         return torch.as_tensor(obs, device=self.device, dtype=self.dtype), batched
 
     @torch.no_grad()
@@ -101,24 +105,7 @@ class Predictor:
         outputs, new_state = self.model.step(x, self.state)
         self.state = new_state
         self.ticks += 1
-        return self._to_step_output(outputs, batched)
-
-    @staticmethod
-    def _to_step_output(outputs: dict[str, torch.Tensor], batched: bool) -> StepOutput:
-        def arr(t: torch.Tensor | None) -> np.ndarray | None:
-            if t is None:
-                return None
-            a = t.float().cpu().numpy()
-            return a if batched else a[0]
-
-        logits = outputs.get("prediction_logits")
-        class_logits = outputs.get("class_logits")
-        return StepOutput(
-            next_obs=arr(torch.sigmoid(logits)) if logits is not None else None,
-            class_probs=arr(torch.softmax(class_logits, dim=-1)) if class_logits is not None else None,
-            groups=arr(outputs.get("groups")),
-            reconstructions=arr(outputs.get("reconstructions")),
-        )
+        return to_step_output(outputs, batched)
 
     # ------------------------------------------------------------------------------ persistence
     @classmethod

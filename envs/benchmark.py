@@ -1,0 +1,241 @@
+"""Score any predictor in any environment of the package with the SPEC 1.1 loop, and print a table.
+
+    >>> from envs.benchmark import benchmark, format_table
+    >>> from envs.predictors import RepeatLastPredictor
+    >>> result = benchmark("rladder_stream/PolyphonicMusic-v0", RepeatLastPredictor((88,)), 4, dataset="embedded")
+    >>> print(format_table([result]))  # doctest: +SKIP
+
+Metrics (each over every ``env.step`` of every episode):
+
+* reward per episode: mean and standard deviation over episodes (a sum of Bernoulli log-likelihoods);
+* NLL per step: ``-(sum of rewards) / (number of env.step calls)``, in nats. For music this is the NLL per
+  time step over the scored steps (see ``PolyphonicMusicEnv`` for which steps are scored);
+* MSE per pixel: the mean over steps of the mean squared difference between the forecast and the observation
+  that followed it (SPEC 4.1 "prediction error");
+* classification error %: where the final ``info`` of an episode has ``class_correct``;
+* AMI: where the ``info`` that came with an observation has ``groups`` (int, -1 = ignore) and the predictor's
+  output for that observation has ``groups`` (``(K, *obs_shape)``): SPEC 5, max normalisation, averaged
+  over every such tick;
+* ticks per second: ``env.step`` calls per second of wall time, predictor and environment together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
+
+
+@dataclass
+class BenchmarkResult:
+    """What :func:`benchmark` measured; ``None`` where the environment or predictor offers no such metric."""
+
+    env_id: str
+    predictor: str
+    n_episodes: int
+    n_steps: int
+    mean_reward: float
+    std_reward: float
+    nll_per_step: float
+    mse_per_pixel: float | None
+    class_error_pct: float | None
+    ami: float | None
+    ticks_per_s: float
+    seconds: float
+    episode_rewards: list[float] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ami(true_groups: np.ndarray, pred_groups: np.ndarray) -> float | None:
+    """SPEC 5 AMI of one observation: true int groups (-1 ignored) vs the argmax over the K predicted masks."""
+    from sklearn.metrics import adjusted_mutual_info_score  # optional dependency (the dev extra)
+
+    true = np.asarray(true_groups).reshape(-1)
+    pred = np.asarray(pred_groups).reshape(pred_groups.shape[0], -1).argmax(axis=0)
+    if pred.shape != true.shape:
+        raise ValueError(f"predicted groups cover {pred.size} pixels, the ground truth {true.size}")
+    keep = true >= 0
+    if not keep.any():
+        return None
+    return float(adjusted_mutual_info_score(true[keep], pred[keep], average_method="max"))
+
+
+def _name(predictor: Any) -> str:
+    return str(getattr(predictor, "name", type(predictor).__name__))
+
+
+def benchmark(
+    env_id_or_env: str | gym.Env,
+    predictor: Any,
+    n_episodes: int,
+    seed: int = 0,
+    **env_kwargs: Any,
+) -> BenchmarkResult:
+    """Run ``n_episodes`` episodes of the SPEC 1.1 loop and measure (see the module docstring).
+
+    The first ``reset`` gets ``seed``, later ones continue from there (for the music and fixed valid/test
+    digit splits: episodes 0, 1, 2, ... of the split in order). ``predictor`` follows
+    :class:`rladder_stream.outputs.StreamingPredictor` with one stream. An environment given as an id is made
+    with ``env_kwargs`` and closed at the end.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    own = isinstance(env_id_or_env, str)
+    if not own and env_kwargs:
+        raise ValueError("env_kwargs apply only when the environment is given by id")
+    env = gym.make(env_id_or_env, **env_kwargs) if own else env_id_or_env
+    env_id = env_id_or_env if own else (env.spec.id if env.spec is not None else type(env.unwrapped).__name__)
+    rewards: list[float] = []
+    n_steps = 0
+    sq_err_sum, n_mse = 0.0, 0
+    correct: list[bool] = []
+    amis: list[float] = []
+    start = time.perf_counter()
+    try:
+        for episode in range(n_episodes):
+            obs, info = env.reset(seed=seed if episode == 0 else None)
+            predictor.reset()
+            total = 0.0
+            while True:
+                out = predictor.step(obs)
+                if out.groups is not None and "groups" in info:
+                    score = _ami(info["groups"], out.groups)
+                    if score is not None:
+                        amis.append(score)
+                action = out.action()
+                forecast = action["forecast"] if isinstance(action, dict) else action
+                obs, reward, terminated, truncated, info = env.step(action)
+                total += float(reward)
+                n_steps += 1
+                if np.shape(forecast) == np.shape(obs):
+                    diff = np.asarray(forecast, np.float64) - np.asarray(obs, np.float64)
+                    sq_err_sum += float(np.mean(diff * diff))
+                    n_mse += 1
+                if terminated or truncated:
+                    if "class_correct" in info:
+                        correct.append(bool(info["class_correct"]))
+                    break
+            rewards.append(total)
+    finally:
+        if own:
+            env.close()
+    seconds = time.perf_counter() - start
+    r = np.asarray(rewards)
+    return BenchmarkResult(
+        env_id=str(env_id),
+        predictor=_name(predictor),
+        n_episodes=n_episodes,
+        n_steps=n_steps,
+        mean_reward=float(r.mean()),
+        std_reward=float(r.std()),
+        nll_per_step=-float(r.sum()) / max(n_steps, 1),
+        mse_per_pixel=sq_err_sum / n_mse if n_mse else None,
+        class_error_pct=100.0 * (1.0 - float(np.mean(correct))) if correct else None,
+        ami=float(np.mean(amis)) if amis else None,
+        ticks_per_s=n_steps / seconds if seconds > 0 else math.inf,
+        seconds=seconds,
+        episode_rewards=rewards,
+    )
+
+
+def format_table(results: Sequence[BenchmarkResult]) -> str:
+    """A Markdown table of results, one row each; ``-`` where a metric does not apply."""
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    head = ["env", "predictor", "episodes", "steps", "reward/episode", "NLL/step", "MSE/pixel",
+            "class err %", "AMI", "ticks/s"]
+    rows = [
+        [r.env_id, r.predictor, str(r.n_episodes), str(r.n_steps), f"{r.mean_reward:.2f} ± {r.std_reward:.2f}",
+         f"{r.nll_per_step:.4f}", num(r.mse_per_pixel, ".5f"), num(r.class_error_pct, ".2f"), num(r.ami, ".4f"),
+         f"{r.ticks_per_s:.0f}"]
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def _parse_kwarg(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a bare string such as dataset=Nottingham
+
+
+def _env_id(name: str) -> str:
+    return name if "/" in name or name in gym.registry else f"rladder_stream/{name}"
+
+
+def benchmark_cli_main(
+    argv: Sequence[str] | None = None,
+    load_checkpoint: Callable[[str], Any] | None = None,
+) -> int:
+    """``rladder-stream benchmark ENV [--predictor repeat|marginal|CKPT] [--episodes N] [--env-arg K=V ...]``.
+
+    ``--predictor marginal`` fits the marginal on ``--fit-episodes`` episodes of the ``--fit-split`` split
+    (default: one pass over the training split where the environment has a fixed number of sequences).
+    Any other value is a checkpoint path, loaded with ``load_checkpoint(path)`` (default
+    ``rladder_stream.predictor.Predictor.from_checkpoint``). Prints the table (or JSON with ``--json``);
+    returns the exit status.
+    """
+    import envs  # noqa: F401  (registers the environments)
+
+    parser = argparse.ArgumentParser(
+        prog="rladder-stream benchmark", description="Score a predictor in an environment (SPEC 1.1 loop)."
+    )
+    parser.add_argument("env", help="environment id, e.g. rladder_stream/PolyphonicMusic-v0 (prefix optional)")
+    parser.add_argument("--predictor", default="repeat", help="repeat, marginal, or a checkpoint path")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--env-arg", action="append", type=_parse_kwarg, default=[], metavar="KEY=VALUE",
+                        help="environment keyword argument (Python literal or bare string); repeatable")
+    parser.add_argument("--eps", type=float, default=0.01, help="repeat: probability kept away from 0 and 1")
+    parser.add_argument("--fit-split", default="train", help="marginal: the split to fit on")
+    parser.add_argument("--fit-episodes", type=int, default=None, help="marginal: episodes to fit on")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+
+    from envs.predictors import MarginalPredictor, RepeatLastPredictor
+
+    env_id = _env_id(args.env)
+    env_kwargs = dict(args.env_arg)
+    env = gym.make(env_id, **env_kwargs)
+    obs_shape = env.observation_space.shape
+    if args.predictor == "repeat":
+        predictor = RepeatLastPredictor(obs_shape, eps=args.eps)
+    elif args.predictor == "marginal":
+        fit_kwargs = {**env_kwargs, "split": args.fit_split}
+        predictor = MarginalPredictor.from_env(env_id, args.fit_episodes, seed=args.seed, **fit_kwargs)
+    else:
+        if load_checkpoint is None:
+            from rladder_stream.predictor import Predictor
+
+            load_checkpoint = Predictor.from_checkpoint
+        predictor = load_checkpoint(args.predictor)
+    try:
+        result = benchmark(env, predictor, args.episodes, seed=args.seed)
+    finally:
+        env.close()
+    result.env_id = env_id
+    if args.predictor not in ("repeat", "marginal"):
+        result.predictor = args.predictor
+    if args.json:
+        print(json.dumps({k: v for k, v in result.as_dict().items() if k != "episode_rewards"}))
+    else:
+        print(format_table([result]))
+    return 0

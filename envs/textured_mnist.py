@@ -1,0 +1,240 @@
+"""Brodatz-textured MNIST (SPEC 4.3): a thickened digit cut out of one texture, pasted on another."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Sequence
+
+import numpy as np
+from scipy.ndimage import grey_dilation
+
+from envs._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, mnist_pool, paste
+from envs.data.brodatz import load_brodatz
+
+ENV_ID = "rladder_stream/TexturedMNIST-v0"
+IMAGE_SIZE = 32
+DIGIT_SIZE = 28
+N_ITERATIONS = 3  # ticks the same image is shown (the RTagger's inference iterations)
+ROTATION_RANGE = (0.0, 2.0 * np.pi)
+SCALE_RANGE = (0.7, 1.4)
+MASK_LOW, MASK_HIGH = 0.1, 0.9  # groups: background below, digit above, ignored between
+SEMI_SUPERVISED_END = 50_000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
+
+
+def thicken(digits: np.ndarray) -> np.ndarray:
+    """3x3 grey dilation of each digit in ``[B, 28, 28]`` (max over the 3x3 neighbourhood)."""
+    return grey_dilation(digits, size=(1, 3, 3), mode="constant", cval=0)
+
+
+def crop_textures(
+    textures: np.ndarray, which: np.ndarray, centre: np.ndarray, angle: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """Bilinear ``32x32`` crops ``[B, 32, 32]`` of ``textures[which]`` around ``centre`` ``[B, 2]`` (y, x),
+    rotated by ``angle`` (radians) and magnified by ``scale`` (``> 1`` shows a smaller texture area larger).
+
+    With ``angle = 0``, ``scale = 1`` and ``centre = corner + 15.5`` the sample points are whole pixels, so
+    the crop is an exact copy of the texture.
+    """
+    size = textures.shape[-1]
+    d = np.arange(IMAGE_SIZE, dtype=np.float64) - (IMAGE_SIZE - 1) / 2.0
+    dy, dx = d[None, :, None], d[None, None, :]
+    cos, sin = (np.cos(angle) / scale)[:, None, None], (np.sin(angle) / scale)[:, None, None]
+    y = centre[:, 0, None, None] + cos * dy - sin * dx
+    x = centre[:, 1, None, None] + sin * dy + cos * dx
+    y0 = np.clip(np.floor(y).astype(np.int64), 0, size - 1)
+    x0 = np.clip(np.floor(x).astype(np.int64), 0, size - 1)
+    wy, wx = (y - y0).astype(np.float32), (x - x0).astype(np.float32)
+    y1, x1 = np.minimum(y0 + 1, size - 1), np.minimum(x0 + 1, size - 1)
+    k = which[:, None, None]
+    top = textures[k, y0, x0] * (1 - wx) + textures[k, y0, x1] * wx
+    bottom = textures[k, y1, x0] * (1 - wx) + textures[k, y1, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def generate_textured_batch(
+    rng: np.random.Generator | Sequence[np.random.Generator],
+    digits: np.ndarray,
+    labels: np.ndarray,
+    textures: np.ndarray,
+    batch_size: int,
+    *,
+    choice: np.ndarray | None = None,
+    augment: bool = True,
+    n_ticks: int = N_ITERATIONS + 1,
+) -> dict[str, np.ndarray]:
+    """Draw ``batch_size`` textured digits (the environment and training both use this).
+
+    The digit is thickened (3x3 grey dilation) and placed at a uniform offset in [0, 4]^2; its ink / 255 is
+    the soft mask ``m``; ``image = m * T_digit + (1 - m) * T_background`` with two different textures drawn
+    uniformly. With ``augment`` (training) each crop has a uniform rotation in [0, 360) degrees, a uniform
+    magnification in [0.7, 1.4] and a uniform continuous centre; without, crops are axis-aligned copies at a
+    uniform whole-pixel position.
+
+    Args:
+        rng: all randomness (digits if ``choice`` is None, offsets, textures, then crop parameters); or one
+            generator per row (see :class:`envs._common.BatchRandom`).
+        digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]`` (-1 = unlabelled); ``textures``: float32
+            ``[K, S, S]`` in [0, 1], K >= 2 (S >= 96 leaves room for rotated, shrunk crops).
+        choice: optional ``[batch_size]`` rows of ``digits``.
+        n_ticks: length of ``frames`` (the image repeated: ``N_ITERATIONS`` observations + the target).
+
+    Returns (``B = batch_size``):
+        ``image`` float32 ``[B, 32, 32]``; ``frames`` float32 ``[B, n_ticks, 32, 32]`` (the image repeated);
+        ``mask`` float32 ``[B, 32, 32]``; ``groups`` int8 ``[B, 32, 32]`` (0: m < 0.1, 1: m > 0.9, -1 else);
+        ``labels`` int64 ``[B]``; ``indices`` int64 ``[B]``; ``textures`` int64 ``[B, 2]`` (digit,
+        background texture rows); ``offsets`` int64 ``[B, 2]`` (digit top-left y, x); ``crop_params``
+        float64 ``[B, 2, 4]`` (per texture: centre y, centre x, angle, scale; see :func:`crop_textures`).
+    """
+    n_textures, size = len(textures), textures.shape[-1]
+    if n_textures < 2:
+        raise ValueError("need at least two textures")
+    draw = BatchRandom(rng, batch_size)
+    choice = draw.integers(0, len(digits)) if choice is None else np.asarray(choice, dtype=np.int64)
+    offsets = draw.integers(0, IMAGE_SIZE - DIGIT_SIZE + 1, (2,))
+    digit_texture = draw.integers(0, n_textures)
+    background_texture = (digit_texture + draw.integers(1, n_textures)) % n_textures
+    which = np.stack([digit_texture, background_texture], axis=1)  # [B, 2]
+    if augment:
+        angle = draw.uniform(*ROTATION_RANGE, (2,))
+        scale = draw.uniform(*SCALE_RANGE, (2,))
+        margin = (IMAGE_SIZE / 2) * np.sqrt(2.0) / scale + 1.0  # the rotated crop's reach, plus bilinear
+        centre = margin[..., None] + draw.uniform(0.0, 1.0, (2, 2)) * (size - 1 - 2 * margin[..., None])
+    else:
+        angle, scale = np.zeros((batch_size, 2)), np.ones((batch_size, 2))
+        corner = draw.integers(0, size - IMAGE_SIZE + 1, (2, 2))
+        centre = corner + (IMAGE_SIZE - 1) / 2.0
+    crops = crop_textures(
+        textures, which.reshape(-1), centre.reshape(-1, 2), angle.reshape(-1), scale.reshape(-1)
+    ).reshape(batch_size, 2, IMAGE_SIZE, IMAGE_SIZE)
+
+    mask = paste(thicken(digits[choice]), offsets[:, 0], offsets[:, 1], (IMAGE_SIZE, IMAGE_SIZE))
+    mask = mask.astype(np.float32) / np.float32(255.0)
+    image = np.clip(mask * crops[:, 0] + (1 - mask) * crops[:, 1], 0.0, 1.0)
+    groups = np.full(mask.shape, -1, dtype=np.int8)
+    groups[mask < MASK_LOW] = 0
+    groups[mask > MASK_HIGH] = 1
+    return {
+        "image": image,
+        "frames": np.repeat(image[:, None], n_ticks, axis=1),
+        "mask": mask,
+        "groups": groups,
+        "labels": np.asarray(labels)[choice].astype(np.int64),
+        "indices": choice,
+        "textures": which,
+        "offsets": offsets.astype(np.int64),
+        "crop_params": np.concatenate([centre, angle[..., None], scale[..., None]], axis=-1),
+    }
+
+
+def episode_source(
+    split: str = "train",
+    labelled: int | None = None,
+    data_dir: str | os.PathLike | None = None,
+    n_iterations: int = N_ITERATIONS,
+) -> EpisodeSource:
+    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    bound to the split's digits and textures (train crops augmented, valid/test not);
+    ``episodes(rng, n, indices)`` returns a batch of sequences."""
+    if n_iterations < 1:
+        raise ValueError(f"n_iterations must be >= 1, got {n_iterations}")
+    pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
+    textures = load_brodatz(data_dir=data_dir)
+    generate = functools.partial(
+        generate_textured_batch,
+        digits=pool.images,
+        labels=pool.labels,
+        textures=textures.textures,
+        augment=split == "train",
+        n_ticks=n_iterations + 1,
+    )
+    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, f"{pool.source}; textures: {textures.source}")
+
+
+class TexturedMNISTEnv(PredictionEnv):
+    """
+    ## Description
+    A thickened MNIST digit cut out of one Brodatz texture and pasted on another (both crops of mean
+    intensity about 0.5), so only texture tells digit from background. The same 32x32 image is offered for
+    ``n_iterations`` ticks, the RTagger's inference iterations: since the next observation equals the
+    current one, each forecast is a reconstruction of the image. The RTagger's grouping is scored against
+    ``info["groups"]`` (AMI), its class beliefs after the last iteration (SPEC 4.3).
+
+    ## Action Space
+    ``Dict({"forecast": Box(0, 1, (32, 32), float32), "class_probs": Box(0, 1, (10,), float32)})``; a bare
+    ``(32, 32)`` forecast array is accepted too. Malformed actions raise ``ValueError`` and change nothing.
+    The forecast of a grey-level image is scored as a soft Bernoulli target, as for the other environments.
+
+    ## Observation Space
+    ``Box(0, 1, (32, 32), float32)``: the image (grey levels).
+
+    ## Rewards
+    Bernoulli log-likelihood of the next observation (the same image) under the forecast, summed over
+    pixels, forecast clipped to [1e-6, 1 - 1e-6].
+
+    ## Starting State
+    A digit of the split at a uniform offset in [0, 4]^2, two different textures drawn uniformly from the
+    plates, and crops of them: on train rotated (0-360 degrees) and magnified (0.7-1.4) at random; on
+    valid/test axis-aligned, and episode i fixed by a seed derived from (split, i).
+
+    ## Episode End
+    ``reset`` returns the image; step k returns it again; step ``n_iterations`` ends the episode
+    (``terminated=True``) and its class beliefs are scored. Never truncated.
+
+    ## Arguments
+    - ``split``: ``"train"`` (MNIST train 0-49,999) / ``"valid"`` (50,000-59,999) / ``"test"`` (MNIST test);
+      fixed episodes, ``reset(options={"index": i})`` and the walk as in
+      :class:`envs.occluded_mnist.OccludedMovingMNISTEnv`.
+    - ``labelled``: semi-supervised training: the number of labelled digits (SPEC: 1000) among MNIST train
+      0-49,999, class-balanced and fixed by a seed; the others are unlabelled.
+    - ``n_iterations``: ticks per image (default 3).
+    - ``data_dir``: folder with ``mnist/`` and ``brodatz/schlossvrl_300px/`` (the 20 plates of SPEC 4.3);
+      default ``$RLADDER_STREAM_DATA``, the cache, else the embedded subset (4 plates, 128x128 crops).
+    - ``render_mode``: ``None`` or ``"rgb_array"``.
+
+    ## Info
+    Every tick: ``"t"``, ``"groups"`` (int8 ``(32, 32)``: 0 background where m < 0.1, 1 digit where m > 0.9,
+    -1 ignore), ``"mask"`` (the soft digit mask m). At termination: ``"label"`` (-1 when unlabelled),
+    ``"labelled"``, and with class beliefs for a labelled episode ``"class_correct"``, ``"class_log_prob"``.
+
+    ## Batched generator
+    :func:`generate_textured_batch` (also used by training); vectorised: :class:`TexturedMNISTVectorEnv`.
+
+    ## Version History
+    - v0: first version.
+    """
+
+    frame_shape = (IMAGE_SIZE, IMAGE_SIZE)
+    classify = True
+    static_info = {"groups": "groups", "mask": "mask"}
+
+    def __init__(
+        self,
+        split: str = "train",
+        labelled: int | None = None,
+        n_iterations: int = N_ITERATIONS,
+        data_dir: str | os.PathLike | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(episode_source(split, labelled, data_dir, n_iterations), render_mode)
+
+
+class TexturedMNISTVectorEnv(PredictionVectorEnv):
+    """``num_envs`` Textured MNIST episodes at once, from :func:`generate_textured_batch` with a batch of
+    ``num_envs``; same arguments and contract as :class:`TexturedMNISTEnv`, batched, with Gymnasium's
+    next-step autoreset (see :class:`envs._common.PredictionVectorEnv`)."""
+
+    frame_shape = TexturedMNISTEnv.frame_shape
+    classify = TexturedMNISTEnv.classify
+    static_info = TexturedMNISTEnv.static_info
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        split: str = "train",
+        labelled: int | None = None,
+        n_iterations: int = N_ITERATIONS,
+        data_dir: str | os.PathLike | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(episode_source(split, labelled, data_dir, n_iterations), num_envs, render_mode)

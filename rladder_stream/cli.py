@@ -1,0 +1,157 @@
+"""The ``rladder-stream`` command line: ``demo`` (the main job), ``train``, ``benchmark``, ``configs``, ``info``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+PRETRAINED = "omm-rladder-cpu.pt"
+DELEGATED = ("benchmark", "train")
+
+
+def pretrained_path() -> Path | None:
+    """The RLadder checkpoint shipped with the package, if this installation has one."""
+    path = Path(str(resources.files("rladder_stream") / "pretrained" / PRETRAINED))
+    return path if path.is_file() else None
+
+
+def _load_predictor(model: str | None, seed: int):
+    import torch
+
+    from .config import get_config
+    from .ladder import build_model
+    from .predictor import Predictor
+
+    path = Path(model) if model else pretrained_path()
+    if path is not None:
+        return Predictor.from_checkpoint(path), str(path)
+    torch.manual_seed(seed)
+    print("note: no pretrained checkpoint is installed; streaming an UNTRAINED tiny RLadder", file=sys.stderr)
+    return Predictor(build_model(get_config("omm-rladder", size="tiny"))), "untrained omm-rladder (tiny)"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Stream a (pretrained) RLadder through Occluded Moving MNIST, print beliefs per tick, write a GIF."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the environments)
+
+    from .viz import prediction_frame, save_gif, stack_vertically
+
+    predictor, source = _load_predictor(args.model, args.seed)
+    env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
+    print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n")
+    correct, total_reward, ticks, pictures = 0, 0.0, 0, []
+    start = time.perf_counter()
+    obs, info = env.reset(seed=args.seed)
+    for episode in range(args.episodes):
+        if episode:
+            obs, info = env.reset()
+        predictor.reset()
+        while True:
+            out = predictor.step(obs)
+            next_obs, reward, terminated, truncated, next_info = env.step(out.action())
+            ticks += 1
+            total_reward += reward
+            top = np.argsort(out.class_probs)[::-1][:3]
+            beliefs = "  ".join(f"{k}:{out.class_probs[k]:.2f}" for k in top)
+            print(f"episode {episode} tick {info['t']}: beliefs {beliefs}   log-lik of next frame {reward:8.2f}")
+            if episode == 0:
+                pictures.append(
+                    prediction_frame(
+                        [("observed", obs), ("predicted next", out.next_obs), ("actual next", next_obs),
+                         ("clean next", next_info.get("clean_frame"))],
+                        caption=f"t={info['t']}  belief {top[0]} ({out.class_probs[top[0]]:.2f})",
+                    )
+                )
+            obs, info = next_obs, next_info
+            if terminated or truncated:
+                break
+        guess = int(np.argmax(out.class_probs))
+        correct += guess == info["label"]
+        print(f"episode {episode}: label {info['label']}, predicted {guess} {'(correct)' if guess == info['label'] else '(wrong)'}\n")
+    elapsed = time.perf_counter() - start
+    print(f"classification error {100 * (1 - correct / args.episodes):.1f}% over {args.episodes} episode(s); "
+          f"mean log-likelihood per frame {total_reward / ticks:.2f}; {ticks / elapsed:.0f} ticks/s")
+    out_dir = Path(args.out)
+    gif = save_gif(pictures, out_dir / "demo.gif")
+    stack_vertically(pictures).save(out_dir / "demo.png")
+    print(f"wrote {gif} and {out_dir / 'demo.png'}")
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    """List the registered configurations with their parameter counts."""
+    from .config import get_config, list_configs
+    from .ladder import build_model
+
+    print(f"{'name':32s} {'params':>10s}  description")
+    for name, description in sorted(list_configs().items()):
+        params = build_model(get_config(name, size=args.size)).num_parameters()
+        print(f"{name:32s} {params:10,d}  {description}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Describe a checkpoint (verified on load)."""
+    import json
+
+    from .checkpoint import load_checkpoint
+
+    config, state_dict, extra = load_checkpoint(args.checkpoint)
+    print(json.dumps({"config": config.to_dict(), "tensors": len(state_dict), "extra": sorted(extra)}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rladder-stream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="stream a pretrained RLadder through Occluded Moving MNIST (the main job)")
+    demo.add_argument("--model", help="checkpoint to stream (default: the shipped pretrained model)")
+    demo.add_argument("--episodes", type=int, default=3, help="number of test episodes (default 3)")
+    demo.add_argument("--seed", type=int, default=0, help="seed for the environment (default 0)")
+    demo.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded test digits)")
+    demo.add_argument("--out", default="demo_out", help="folder for demo.gif and demo.png (default demo_out)")
+    demo.set_defaults(func=cmd_demo)
+
+    configs = sub.add_parser("configs", help="list the named model configurations")
+    configs.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"])
+    configs.set_defaults(func=cmd_configs)
+
+    info = sub.add_parser("info", help="describe a checkpoint")
+    info.add_argument("checkpoint")
+    info.set_defaults(func=cmd_info)
+
+    sub.add_parser("benchmark", help="benchmark predictors in environments (see 'rladder-stream benchmark --help')", add_help=False)
+    sub.add_parser("train", help="train a configuration (see 'rladder-stream train --help')", add_help=False)
+    return parser
+
+
+def _delegated() -> dict:
+    """Subcommands with their own argument parsers, imported only when used."""
+    from envs.benchmark import benchmark_cli_main
+
+    from .train import train_cli_main
+
+    return {"benchmark": benchmark_cli_main, "train": train_cli_main}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return int(_delegated()[argv[0]](argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    if getattr(args, "episodes", 1) < 1:
+        build_parser().error("--episodes must be >= 1")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Training data for each task, drawn from the environments' own batched generators (one data path).
+
+A task turns generator output into the batch dict that :mod:`rladder_stream.losses` reads. Train batches
+are a pure function of ``(seed, step)``, so resumed training sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .config import LadderConfig
+
+Batch = dict[str, torch.Tensor]
+
+
+class OccludedMNISTTask:
+    """Occluded Moving MNIST (SPEC 4.1): 5 observed frames, each forecasting the next; label at the end.
+
+    ``config.input_view == "optimal_reconstruction"`` feeds the static classifier (gold standard of
+    Table 1) the optimal reconstruction after the 5th frame as a single tick instead.
+    """
+
+    name = "omm"
+
+    def __init__(self, config: LadderConfig, data_dir: str | os.PathLike | None = None, labelled: int | None = None):
+        from envs.occluded_mnist import N_OBSERVED, episode_source
+
+        self.config = config
+        self.n_observed = N_OBSERVED
+        self.train_source = episode_source("train", labelled, data_dir)
+        self._eval_sources = {split: episode_source(split, None, data_dir) for split in ("valid", "test")}
+        self.data_source = self.train_source.source
+
+    def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
+        """Generator output -> tensors: inputs, next-frame targets, clean frames (probe), labels."""
+        labels = torch.as_tensor(seqs["labels"], dtype=torch.long)
+        if self.config.input_view == "optimal_reconstruction":
+            last = self.n_observed - 1
+            return {"inputs": torch.as_tensor(seqs["optimal_reconstruction"][:, last : last + 1]), "labels": labels}
+        frames = torch.as_tensor(seqs["frames"])
+        return {
+            "inputs": frames[:, :-1],
+            "next_targets": frames[:, 1:],
+            "clean": torch.as_tensor(seqs["clean"][:, :-1]),
+            "labels": labels,
+        }
+
+    def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
+        """Fresh random training sequences (SPEC 4.1: new trajectories every epoch)."""
+        return self.to_batch(self.train_source.episodes(rng, batch_size, None))
+
+    def eval_size(self, split: str) -> int:
+        """Number of fixed episodes of a split."""
+        return self._eval_sources[split].pool_size
+
+    def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        """The fixed episodes ``0..limit-1`` of ``valid`` or ``test``, identical on every run and machine."""
+        source = self._eval_sources[split]
+        n = source.pool_size if limit is None else min(limit, source.pool_size)
+        for start in range(0, n, batch_size):
+            indices = list(range(start, min(start + batch_size, n)))
+            yield self.to_batch(source.episodes(None, len(indices), indices))
+
+
+TASKS = {"omm": OccludedMNISTTask}
+
+
+def task_for(config: LadderConfig) -> str:
+    """The task a configuration trains on, from its name prefix (``omm-...``)."""
+    prefix = config.name.split("-")[0]
+    if prefix not in TASKS:
+        raise ValueError(f"no training task for config {config.name!r}; known task prefixes: {sorted(TASKS)}")
+    return prefix

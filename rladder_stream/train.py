@@ -1,0 +1,289 @@
+"""Training, top to bottom: one loop a researcher can read and modify (nanoGPT style).
+
+    rladder-stream train omm-rladder --set size=cpu epochs=2 batch_size=64 --out runs/omm
+
+Batches come from the environments' generators (:mod:`rladder_stream.tasks`) and are a pure function of
+``(seed, step)``; checkpoints hold the model, optimiser, schedule, step and torch RNG, so a run resumed
+from any checkpoint ends with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import LadderConfig, get_config
+from .ladder import build_model
+from .losses import batch_metrics, ladder_costs
+from .tasks import TASKS, task_for
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a training run except the model (which is ``model`` at ``size`` plus ``model_overrides``)."""
+
+    model: str = "omm-rladder"
+    size: str = "cpu"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 1
+    train_sequences: int = 50_000  # per epoch (SPEC 4.1: fresh trajectories every epoch)
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    time_budget_s: float | None = None  # stop (and evaluate) when training time exceeds this
+    valid_sequences: int = 2_000
+    test_sequences: int | None = None  # None: the whole test split
+    eval_batch_size: int = 500
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
+    data_dir: str | None = None
+    labelled: int | None = None  # semi-supervised: number of labelled training digits
+    out: str = "runs/default"
+    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
+    log_every: int = 20
+    stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.train_sequences // self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``key=value`` strings -> (train fields, model fields). Values are JSON when they parse, else strings."""
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(LadderConfig)}
+    train, model = {}, {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        key, text = pair.split("=", 1)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if key in train_fields:
+            train[key] = value
+        elif key in model_fields:
+            model[key] = value
+        else:
+            raise ValueError(f"unknown setting {key!r}; training settings: {sorted(train_fields)}; model settings: {sorted(model_fields)}")
+    return train, model
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def hardware_description(device: torch.device) -> str:
+    """A one-line description of where a run ran (for results tables)."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, task: Any, split: str, limit: int | None, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Pooled metrics over the fixed episodes of a split (eval mode, no noise)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, list[float]] = {}
+    for batch in task.eval_batches(split, batch_size, limit):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        outputs, _ = model(batch["inputs"])
+        for name, (total, count) in batch_metrics(outputs, batch).items():
+            acc = sums.setdefault(name, [0.0, 0.0])
+            acc[0] += total
+            acc[1] += count
+    model.train(was_training)
+    return {name: total / max(count, 1.0) for name, (total, count) in sums.items()}
+
+
+class _Progress:
+    """A one-line progress report every ``every`` steps: step, costs, throughput, ETA."""
+
+    def __init__(self, total: int, every: int, stream=sys.stderr):
+        self.total, self.every, self.stream = total, every, stream
+        self.start = time.perf_counter()
+        self.first_step: int | None = None
+
+    def update(self, step: int, sequences: int, costs: dict[str, float]) -> None:
+        if self.first_step is None:
+            self.first_step = step - 1
+        if step % self.every and step != self.total:
+            return
+        elapsed = time.perf_counter() - self.start
+        done = step - self.first_step
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) / rate if rate > 0 else float("inf")
+        text = " ".join(f"{k}={v:.4f}" for k, v in costs.items())
+        print(f"step {step}/{self.total} {text} | {rate * sequences:.1f} seq/s | eta {eta:.0f}s", file=self.stream, flush=True)
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (or resume) a model; returns the final metrics and writes ``cfg.out``/{last.pt, log.csv, results.json}."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = _device(cfg.device)
+    model_cfg = get_config(cfg.model, size=cfg.size, **cfg.model_overrides)
+    task = TASKS[task_for(model_cfg)](model_cfg, cfg.data_dir, cfg.labelled)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.total_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total))
+    step, train_time, history = 0, 0.0, []
+
+    last = out / "last.pt"
+    if last.exists():  # resume exactly where the last checkpoint left off
+        saved_cfg, state_dict, extra = load_checkpoint(last)
+        if saved_cfg != model_cfg:
+            raise ValueError(f"{last} holds a different model configuration; use another --out or delete it")
+        model.load_state_dict(state_dict)
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        torch.set_rng_state(extra["torch_rng"])
+        step, train_time = int(extra["step"]), float(extra["train_time"])
+        log(f"resumed from {last} at step {step}/{total}")
+
+    def save(path: Path) -> None:
+        extra = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "train_time": train_time,
+            "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+        }
+        save_checkpoint(path, model_cfg, model.state_dict(), extra)
+
+    log(f"model {model_cfg.name} ({cfg.size}): {model.num_parameters():,} parameters on {hardware_description(device)}; "
+        f"data: {task.data_source}; {total} steps of {cfg.batch_size} sequences")
+    log_file = (out / "log.csv").open("a", newline="")
+    writer = csv.writer(log_file)
+    if log_file.tell() == 0:
+        writer.writerow(["kind", "step", "epoch", "train_time_s", "lr", "metric", "value"])
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    progress = _Progress(total, cfg.log_every)
+    model.train()
+    interrupted = False
+    while step < total:
+        tick = time.perf_counter()
+        batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size)
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        inputs = batch["inputs"]
+        if model_cfg.input_noise > 0:
+            inputs = inputs + model_cfg.input_noise * torch.randn(inputs.shape, device="cpu").to(device)
+        with autocast:
+            outputs, _ = model(inputs)
+            costs = ladder_costs(outputs, batch, model_cfg)
+        optimizer.zero_grad(set_to_none=True)
+        costs["total"].backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        train_time += time.perf_counter() - tick
+        values = {k: float(v.detach()) for k, v in costs.items()}
+        progress.update(step, cfg.batch_size, values)
+        if step % cfg.log_every == 0:
+            for k, v in values.items():
+                writer.writerow(["train", step, step / cfg.steps_per_epoch, f"{train_time:.2f}", scheduler.get_last_lr()[0], k, v])
+        end_of_epoch = step % cfg.steps_per_epoch == 0
+        out_of_time = cfg.time_budget_s is not None and train_time >= cfg.time_budget_s
+        if end_of_epoch or out_of_time or step == total:
+            metrics = evaluate(model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device)
+            history.append({"step": step, **metrics})
+            for k, v in metrics.items():
+                writer.writerow(["valid", step, step / cfg.steps_per_epoch, f"{train_time:.2f}", "", k, v])
+            log(f"validation at step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        if end_of_epoch or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or out_of_time:
+            save(last)
+        log_file.flush()
+        if out_of_time:
+            log(f"time budget of {cfg.time_budget_s:.0f}s reached at step {step}/{total}")
+            break
+        if cfg.stop_after_steps is not None and step >= cfg.stop_after_steps and step < total:
+            save(last)
+            interrupted = True
+            break
+    save(last)
+    if interrupted:
+        log_file.close()
+        return {"interrupted_at": step}
+
+    test = evaluate(model, task, "test", cfg.test_sequences, cfg.eval_batch_size, device)
+    for k, v in test.items():
+        writer.writerow(["test", step, step / cfg.steps_per_epoch, f"{train_time:.2f}", "", k, v])
+    log_file.close()
+    log("test: " + ", ".join(f"{k}={v:.4f}" for k, v in test.items()))
+    results = {
+        "model": model_cfg.name,
+        "size": cfg.size,
+        "seed": cfg.seed,
+        "steps": step,
+        "train_time_s": round(train_time, 1),
+        "hardware": hardware_description(device),
+        "data": task.data_source,
+        "parameters": model.num_parameters(),
+        "test": test,
+        "valid_history": history,
+        "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def train_cli_main(argv: list[str]) -> int:
+    """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="a registered model configuration (see 'rladder-stream configs')")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings, e.g. epochs=3 lr=1e-3 decoder_cell=convg3")
+    parser.add_argument("--out", help="run folder (checkpoints, log.csv, results.json); resumes if it holds last.pt")
+    args = parser.parse_args(argv)
+    try:
+        train_fields, model_fields = parse_overrides(args.set)
+        cfg = TrainConfig(model=args.config, model_overrides=model_fields, **train_fields)
+        if args.out:
+            cfg.out = args.out
+        elif "out" not in train_fields:
+            cfg.out = os.path.join("runs", f"{args.config}-{cfg.size}-seed{cfg.seed}")
+        get_config(cfg.model, size=cfg.size, **cfg.model_overrides)  # fail fast on bad settings
+    except (ValueError, KeyError, TypeError) as exc:
+        parser.error(str(exc))
+    results = train(cfg)
+    print(json.dumps({k: results[k] for k in results if k in ("test", "steps", "train_time_s", "interrupted_at")}, indent=2))
+    return 0

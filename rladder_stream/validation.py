@@ -1,0 +1,51 @@
+"""Checks every streaming predictor applies to its input (PyTorch ``Predictor`` and ``OnnxPredictor`` alike).
+
+One function, so that a bad observation is rejected with the same message whichever runtime steps the model,
+and before any state is touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def validate_observation(obs: Any, obs_shape: tuple[int, ...], n_streams: int, dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, bool]:
+    """Check and convert one tick of observations; raise ``ValueError`` saying what was expected.
+
+    Args:
+        obs: ``obs_shape`` (one stream; only when ``n_streams == 1``) or ``(n_streams, *obs_shape)``;
+            a NumPy array, anything ``np.asarray`` accepts, or a torch tensor; floating point or bool,
+            finite, with values in [0, 1].
+        obs_shape: shape of one observation.
+        n_streams: number of streams the predictor steps together.
+        dtype: floating dtype of the returned array.
+    Returns:
+        ``(batch, batched)``: the observations as a ``(n_streams, *obs_shape)`` array of ``dtype``, and
+        whether the input had the batch axis (outputs follow the same convention).
+    """
+    obs_shape = tuple(obs_shape)
+    if isinstance(obs, torch.Tensor):
+        obs = obs.detach().cpu().numpy()
+    obs = np.asarray(obs)
+    expected = f"{obs_shape}" + (f" or ({n_streams}, *{obs_shape})" if n_streams > 1 else f" or (1, *{obs_shape})")
+    if obs.dtype.kind not in "fb":
+        hint = " (integer images: divide by 255 first)" if obs.dtype.kind in "iu" else ""
+        raise ValueError(f"observation dtype must be floating point or bool with values in [0, 1], got {obs.dtype}{hint}")
+    if obs.shape == obs_shape:
+        if n_streams != 1:
+            raise ValueError(f"observation shape {obs.shape}: this predictor has {n_streams} streams, expected ({n_streams}, *{obs_shape})")
+        batched = False
+        obs = obs[None]
+    elif obs.shape == (n_streams, *obs_shape):
+        batched = True
+    else:
+        raise ValueError(f"observation shape {obs.shape} does not match the model; expected {expected}")
+    obs = obs.astype(dtype, copy=False)
+    if not np.isfinite(obs).all():
+        raise ValueError("observation contains NaN or infinite values")
+    if obs.min(initial=0.0) < 0.0 or obs.max(initial=0.0) > 1.0:
+        raise ValueError(f"observation values must lie in [0, 1], got range [{obs.min()}, {obs.max()}]")
+    return obs, batched

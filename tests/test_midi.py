@@ -1,0 +1,240 @@
+"""MIDI -> piano roll: the eighth-note grid, track/channel folding, percussion, malformed files, round trip."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
+from envs.data.music import load_music
+
+EMBEDDED_MIDI = Path(__file__).resolve().parents[1] / "envs" / "embedded" / "music" / "jsb_chorale_test0.mid"
+
+
+def roll_from(notes: dict[int, list[int]], n_steps: int) -> np.ndarray:
+    """Expected roll from {step: [midi notes]}."""
+    roll = np.zeros((n_steps, 88), np.uint8)
+    for step, pitches in notes.items():
+        for p in pitches:
+            roll[step, p - 21] = 1
+    return roll
+
+
+def track_from(events: list[tuple[int, mido.Message | mido.MetaMessage]]) -> mido.MidiTrack:
+    """A track from (absolute tick, message) pairs."""
+    track, now = mido.MidiTrack(), 0
+    for tick, msg in sorted(events, key=lambda e: e[0]):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    return track
+
+
+def on(note, ch=0, vel=64):
+    return mido.Message("note_on", note=note, channel=ch, velocity=vel)
+
+
+def off(note, ch=0, zero_velocity=False):
+    if zero_velocity:
+        return mido.Message("note_on", note=note, channel=ch, velocity=0)
+    return mido.Message("note_off", note=note, channel=ch, velocity=0)
+
+
+def test_type0_eighth_note_grid(tmp_path):
+    tpb = 96  # an eighth note = 48 ticks
+    events = [
+        (0, on(60)), (96, off(60)),  # C4, a quarter: steps 0-1
+        (96, on(64)), (144, off(64)),  # E4, an eighth: step 2
+        (240, on(67)), (288, off(67)),  # G4 after a rest: step 5
+        (264, on(72)), (270, off(72, zero_velocity=True)),  # C5 inside step 5 (velocity-0 note_on ends it)
+        (300, on(48)), (300, off(48)),  # zero-length note: on in its step (6)
+        (384, mido.MetaMessage("end_of_track")),  # 4 beats = 8 steps, the last two silent
+    ]
+    midi = mido.MidiFile(type=0, ticks_per_beat=tpb)
+    midi.tracks.append(track_from(events))
+    midi.save(tmp_path / "t0.mid")
+    roll = midi_to_piano_roll(tmp_path / "t0.mid")
+    expected = roll_from({0: [60], 1: [60], 2: [64], 5: [67, 72], 6: [48]}, 8)
+    assert roll.dtype == np.uint8 and roll.shape == (8, 88)
+    np.testing.assert_array_equal(roll, expected)
+
+
+def test_note_counts_in_every_step_it_touches(tmp_path):
+    """The documented overlap rule: a note is on in each step it sounds during, even briefly."""
+    midi = mido.MidiFile(type=0, ticks_per_beat=96)
+    midi.tracks.append(track_from([(30, on(60)), (50, off(60)), (200, mido.MetaMessage("end_of_track"))]))
+    midi.save(tmp_path / "overlap.mid")
+    roll = midi_to_piano_roll(tmp_path / "overlap.mid")
+    np.testing.assert_array_equal(roll, roll_from({0: [60], 1: [60]}, 5))  # ceil(200 / 48) = 5 steps
+
+
+def test_type1_tracks_channels_tempo_changes_percussion(tmp_path):
+    tpb = 480  # eighth = 240 ticks
+    tempo = track_from([
+        (0, mido.MetaMessage("set_tempo", tempo=500_000)),
+        (480, mido.MetaMessage("set_tempo", tempo=250_000)),  # twice as fast: the beat grid must not move
+        (1200, mido.MetaMessage("set_tempo", tempo=1_000_000)),
+    ])
+    melody = track_from([(0, on(72)), (480, off(72)), (480, on(74)), (720, off(74)), (1440, on(76)), (1920, off(76))])
+    bass = track_from(
+        [(0, on(48, ch=1)), (960, off(48, ch=1, zero_velocity=True)), (960, on(50, ch=2)), (1920, off(50, ch=2))]
+    )
+    beats = range(0, 1920, 240)
+    drums = track_from(
+        [(t, on(36, ch=9)) for t in beats] + [(t + 10, off(36, ch=9)) for t in beats]
+        + [(0, on(42, ch=9))]  # an unclosed hi-hat: must not show either
+    )
+    midi = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    midi.tracks.extend([tempo, melody, bass, drums])
+    midi.save(tmp_path / "t1.mid")
+    roll = midi_to_piano_roll(tmp_path / "t1.mid")
+    expected = roll_from(
+        {0: [72, 48], 1: [72, 48], 2: [74, 48], 3: [48], 4: [50], 5: [50], 6: [76, 50], 7: [76, 50]}, 8
+    )
+    np.testing.assert_array_equal(roll, expected)
+    assert roll[:, 36 - 21].sum() == 0 and roll[:, 42 - 21].sum() == 0  # percussion ignored
+
+
+def test_unclosed_note_lasts_to_the_end_and_steps_per_beat(tmp_path):
+    midi = mido.MidiFile(type=1, ticks_per_beat=120)
+    midi.tracks.append(track_from([(0, on(60)), (60, on(62)), (90, off(62))]))  # 60 never closed
+    midi.tracks.append(track_from([(480, mido.MetaMessage("end_of_track"))]))  # other track ends later
+    midi.save(tmp_path / "open.mid")
+    roll = midi_to_piano_roll(tmp_path / "open.mid", steps_per_beat=4)  # sixteenths: 30 ticks
+    assert roll.shape == (16, 88)
+    assert roll[:, 60 - 21].tolist() == [1] * 16
+    assert roll[:, 62 - 21].tolist() == [0, 0, 1] + [0] * 13
+
+
+def test_out_of_range_notes(tmp_path):
+    midi = mido.MidiFile(type=0, ticks_per_beat=2)
+    midi.tracks.append(track_from([(0, on(12)), (0, on(120)), (0, on(9)), (1, off(12)), (1, off(120)), (1, off(9))]))
+    midi.save(tmp_path / "range.mid")
+    folded = midi_to_piano_roll(tmp_path / "range.mid")
+    np.testing.assert_array_equal(folded, roll_from({0: [24, 108, 21]}, 1))  # by octaves into 21..108
+    assert midi_to_piano_roll(tmp_path / "range.mid", out_of_range="drop").sum() == 0
+    with pytest.raises(MidiError, match="range.mid"):
+        midi_to_piano_roll(tmp_path / "range.mid", out_of_range="error")
+
+
+def test_smpte_time_honours_the_tempo_map(tmp_path):
+    """SMPTE division: ticks are seconds (25 fps x 40 = 1000 ticks/s), beats come from the tempo map."""
+    division = -((25 << 8) - 40)  # high byte -25, low byte 40, as a signed 16-bit value
+    assert (-(division >> 8), division & 0xFF) == (25, 40)
+    events = [
+        (0, on(60)), (500, off(60)),  # 0.5 s at 120 BPM = 1 beat = steps 0-1
+        (1000, mido.MetaMessage("set_tempo", tempo=1_000_000)),  # from 1 s (beat 2): 60 BPM
+        (1000, on(64)), (2000, off(64)),  # 1 s at 60 BPM = 1 beat = steps 4-5
+        (2000, mido.MetaMessage("end_of_track")),
+    ]
+    midi = mido.MidiFile(type=0, ticks_per_beat=division)
+    midi.tracks.append(track_from(events))
+    midi.save(tmp_path / "smpte.mid")
+    roll = midi_to_piano_roll(tmp_path / "smpte.mid")
+    np.testing.assert_array_equal(roll, roll_from({0: [60], 1: [60], 4: [64], 5: [64]}, 6))
+
+
+def _valid_bytes(tmp_path) -> bytes:
+    roll = np.zeros((64, 88), np.uint8)
+    roll[::3, 40] = 1
+    roll[1::2, 50] = 1
+    return piano_roll_to_midi(roll, tmp_path / "valid.mid").read_bytes()
+
+
+def _absurd_ticks() -> bytes:
+    """A valid-looking file with 4 delta times of 0x0FFFFFFF ticks at 1 tick per beat: ~2 billion steps."""
+    body = b"".join(b"\xff\xff\xff\x7f\x90\x3c\x40" for _ in range(4)) + b"\x00\xff\x2f\x00"
+    return b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01\x00\x01" + b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+def _absurd_silence() -> bytes:
+    """No notes at all, only an end_of_track ~268 million beats in: the length cap alone must catch it."""
+    body = b"\xff\xff\xff\x7f\xff\x2f\x00"
+    return b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01\x00\x01" + b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+MALFORMED = {
+    "absurd_silence": lambda tmp: _absurd_silence(),
+    "empty": lambda tmp: b"",
+    "truncated": lambda tmp: _valid_bytes(tmp)[: len(_valid_bytes(tmp)) // 2],
+    "header_only": lambda tmp: _valid_bytes(tmp)[:14],
+    "random": lambda tmp: np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+    "random_after_header": lambda tmp: (
+        _valid_bytes(tmp)[:22] + np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    ),
+    "absurd_length": lambda tmp: _absurd_ticks(),
+    "huge_chunk_claim": lambda tmp: b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60MTrk\xff\xff\xff\xf0\x00\x90\x3c",
+    "type2": lambda tmp: _valid_bytes(tmp)[:8] + b"\x00\x02" + _valid_bytes(tmp)[10:],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_malformed_files_raise_midi_error_quickly(tmp_path, kind):
+    bad_dir = tmp_path / "in"
+    bad_dir.mkdir()
+    path = bad_dir / f"bad-{kind}.mid"
+    path.write_bytes(MALFORMED[kind](tmp_path))
+    before = sorted(p.name for p in bad_dir.iterdir())
+    result = None
+    start = time.perf_counter()
+    with pytest.raises(MidiError, match=f"bad-{kind}.mid"):
+        result = midi_to_piano_roll(path)
+    assert time.perf_counter() - start < 2.0
+    assert result is None  # nothing returned
+    assert sorted(p.name for p in bad_dir.iterdir()) == before  # nothing written
+    assert isinstance(MidiError("x"), ValueError)
+
+
+def test_step_cap_is_configurable(tmp_path):
+    roll = np.zeros((40, 88), np.uint8)
+    roll[0, 0] = 1
+    path = piano_roll_to_midi(roll, tmp_path / "long.mid")
+    assert midi_to_piano_roll(path, max_steps=40).shape == (40, 88)
+    with pytest.raises(MidiError, match="max_steps"):
+        midi_to_piano_roll(path, max_steps=39)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        midi_to_piano_roll(tmp_path / "nope.mid")
+
+
+@pytest.mark.parametrize("ticks_per_beat,steps_per_beat", [(480, 2), (96, 4), (1, 1)])
+def test_round_trip(tmp_path, ticks_per_beat, steps_per_beat):
+    rng = np.random.default_rng(ticks_per_beat)
+    roll = (rng.random((200, 88)) < 0.1).astype(np.uint8)
+    roll[:3] = 0  # leading and trailing rests survive
+    roll[-5:] = 0
+    roll[10:40, 0] = 1  # held notes at both ends of the keyboard
+    roll[10:40, 87] = 1
+    path = piano_roll_to_midi(roll, tmp_path / "rt.mid", ticks_per_beat=ticks_per_beat, steps_per_beat=steps_per_beat)
+    assert mido.MidiFile(path).type == 0
+    np.testing.assert_array_equal(midi_to_piano_roll(path, steps_per_beat=steps_per_beat), roll)
+
+
+def test_piano_roll_to_midi_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError):
+        piano_roll_to_midi(np.zeros((4, 87)), tmp_path / "a.mid")
+    with pytest.raises(ValueError):
+        piano_roll_to_midi(np.full((4, 88), 2), tmp_path / "a.mid")
+    with pytest.raises(ValueError):
+        piano_roll_to_midi(np.zeros((4, 88)), tmp_path / "a.mid", ticks_per_beat=5)
+    assert not (tmp_path / "a.mid").exists()
+
+
+def test_embedded_midi_is_the_first_embedded_test_chorale():
+    roll = midi_to_piano_roll(EMBEDDED_MIDI)
+    np.testing.assert_array_equal(roll, load_music("embedded")["test"][0])
+
+
+def test_parse_speed_is_reasonable(tmp_path):
+    """About 4,000 notes (a few minutes of piano) parse well under a second."""
+    rng = np.random.default_rng(0)
+    roll = (rng.random((2000, 88)) < 0.03).astype(np.uint8)
+    path = piano_roll_to_midi(roll, tmp_path / "speed.mid")
+    start = time.perf_counter()
+    midi_to_piano_roll(path)
+    assert time.perf_counter() - start < 1.0

@@ -1,0 +1,113 @@
+"""Training: every config takes a step, resumed training equals uninterrupted, CLI settings take effect."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rladder_stream import load_checkpoint
+from rladder_stream.config import get_config, list_configs
+from rladder_stream.ladder import build_model
+from rladder_stream.losses import bernoulli_nll, classification_nll, ladder_costs
+from rladder_stream.tasks import TASKS, task_for
+from rladder_stream.train import TrainConfig, parse_overrides, train, train_cli_main
+
+TRAINABLE = sorted(n for n in list_configs() if n.split("-")[0] in TASKS)
+
+
+def _tiny(tmp_path, **changes) -> TrainConfig:
+    base = dict(model="omm-rladder", size="tiny", epochs=1, train_sequences=24, batch_size=8, valid_sequences=16,
+                test_sequences=16, eval_batch_size=16, warmup_steps=2, log_every=1, out=str(tmp_path / "run"))
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_every_trainable_config_takes_a_step_and_lowers_nothing_to_nan(name, tmp_path):
+    results = train(_tiny(tmp_path, model=name, train_sequences=8), log=lambda s: None)
+    assert results["steps"] == 1
+    assert all(np.isfinite(v) for v in results["test"].values())
+    assert ("class_error" in results["test"]) == (get_config(name, size="tiny").n_classes > 0)
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path):
+    quiet = lambda s: None  # noqa: E731
+    whole = train(_tiny(tmp_path, out=str(tmp_path / "a"), epochs=2, model_overrides={"input_noise": 0.1}), log=quiet)
+    first = train(_tiny(tmp_path, out=str(tmp_path / "b"), epochs=2, stop_after_steps=4, model_overrides={"input_noise": 0.1}), log=quiet)
+    assert first == {"interrupted_at": 4}
+    resumed = train(_tiny(tmp_path, out=str(tmp_path / "b"), epochs=2, model_overrides={"input_noise": 0.1}), log=quiet)
+    _, a, extra_a = load_checkpoint(tmp_path / "a" / "last.pt")
+    _, b, extra_b = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert extra_a["step"] == extra_b["step"] == 6
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed["test"] == whole["test"]
+
+
+def test_resume_refuses_a_different_model(tmp_path):
+    train(_tiny(tmp_path, train_sequences=8), log=lambda s: None)
+    with pytest.raises(ValueError, match="different model configuration"):
+        train(_tiny(tmp_path, train_sequences=8, model="omm-hrnn"), log=lambda s: None)
+
+
+def test_cli_settings_take_effect(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = train_cli_main(["omm-rladder", "--out", str(out), "--set", "size=tiny", "train_sequences=16", "batch_size=8",
+                           "valid_sequences=8", "test_sequences=8", "eval_batch_size=8", "warmup_steps=1", "seed=3",
+                           "lr=0.01", "decoder_cell=convg3", "epochs=2", "log_every=1"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == 4 and results["seed"] == 3 and results["size"] == "tiny"
+    assert results["train_config"]["lr"] == 0.01
+    config, _, _ = load_checkpoint(out / "last.pt")
+    assert config.decoder_cell == "convg3"
+    rows = (out / "log.csv").read_text().splitlines()
+    assert sum(r.startswith("valid,") for r in rows) >= 2  # validated every epoch
+    assert any(r.startswith("test,") for r in rows)
+    with pytest.raises(SystemExit):
+        train_cli_main(["omm-rladder", "--set", "no_such_setting=1"])
+    assert "no_such_setting" in capsys.readouterr().err
+
+
+def test_time_budget_stops_training(tmp_path):
+    results = train(_tiny(tmp_path, epochs=50, time_budget_s=0.0), log=lambda s: None)
+    assert results["steps"] == 1
+
+
+def test_parse_overrides_splits_train_and_model_settings():
+    train_fields, model_fields = parse_overrides(["lr=0.5", "decoder_to_encoder=false", "out=x/y"])
+    assert train_fields == {"lr": 0.5, "out": "x/y"} and model_fields == {"decoder_to_encoder": False}
+
+
+def test_bernoulli_nll_matches_hand_computation():
+    logits = torch.tensor([[[0.0, 2.0, -1.0]]])  # one stream, one tick, three keys
+    targets = torch.tensor([[[1.0, 0.0, 0.0]]])
+    p = 1 / (1 + np.exp(-np.array([0.0, 2.0, -1.0])))
+    hand = -(np.log(p[0]) + np.log(1 - p[1]) + np.log(1 - p[2]))
+    assert bernoulli_nll(logits, targets).item() == pytest.approx(hand, rel=1e-6)
+    mask = torch.tensor([[1.0]])
+    assert bernoulli_nll(logits, targets, mask).item() == pytest.approx(hand, rel=1e-6)
+
+
+def test_class_cost_never_sees_unlabelled_labels():
+    logits = torch.randn(4, 3, 10)
+    labels = torch.tensor([3, -1, 7, -1])
+    poisoned = labels.clone()
+    poisoned[1], poisoned[3] = -5, -9
+    assert classification_nll(logits, labels) == classification_nll(logits, poisoned)
+    expected = torch.nn.functional.cross_entropy(logits[[0, 2], -1], labels[[0, 2]])
+    torch.testing.assert_close(classification_nll(logits, labels), expected)
+
+
+def test_zero_weight_removes_a_cost_from_the_total():
+    cfg = get_config("omm-rladder-no-prediction", size="tiny")
+    model = build_model(cfg)
+    x = torch.rand(2, 3, 32, 32)
+    outputs, _ = model(x)
+    batch = {"inputs": x, "next_targets": torch.rand(2, 3, 32, 32), "clean": x, "labels": torch.tensor([1, 2])}
+    costs = ladder_costs(outputs, batch, cfg)
+    torch.testing.assert_close(costs["total"], cfg.class_weight * costs["classification"])
+    assert task_for(cfg) == "omm"
