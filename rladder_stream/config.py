@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .cells import DECODER_CELLS, NORMS
@@ -203,8 +203,8 @@ def get_config(name: str, size: str = "cpu", **overrides: Any) -> LadderConfig:
 
 # Occluded Moving MNIST (SPEC 4.1, 6.1): one ladder, its ablations and baselines. --------------
 
-_OMM_CHANNELS = {"tiny": (4, 8, 8), "cpu": (16, 32, 64), "gpu": (32, 64, 128)}
-_OMM_TOP = {"tiny": 16, "cpu": 128, "gpu": 256}
+_OMM_CHANNELS = {"tiny": (4, 8, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
+_OMM_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 
 
 def _omm(size: str, kind: str = "lstm", top_kind: str = "lstm", **fields: Any) -> LadderConfig:

@@ -19,3 +19,10 @@ def tiny_config(request):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def embedded_data(tmp_path, monkeypatch):
+    """No user data folder and an empty cache location: the package falls back to its embedded data."""
+    monkeypatch.delenv("RLADDER_STREAM_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import find_shared_data, needs_shared
 from PIL import Image
 
 import envs.data.brodatz as brodatz
@@ -28,23 +29,13 @@ from envs.data import (
 )
 
 
-def _shared_data() -> Path | None:
-    """The full data: $RLADDER_STREAM_DATA, else ../shared/data beside the repository; None if absent."""
-    for candidate in (os.environ.get("RLADDER_STREAM_DATA"), Path(__file__).resolve().parents[2] / "shared" / "data"):
-        if candidate and (Path(candidate) / "mnist").is_dir():
-            return Path(candidate)
-    return None
-
-
-SHARED = _shared_data()
-needs_shared = pytest.mark.skipif(SHARED is None, reason="full data (../shared/data or RLADDER_STREAM_DATA) absent")
+SHARED = find_shared_data('mnist', 'brodatz')
+needs_shared_data = needs_shared('mnist', 'brodatz')
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
+def isolated(embedded_data, tmp_path, monkeypatch):
     """No user data folder, an empty cache location, empty in-process caches, no network."""
-    monkeypatch.delenv("RLADDER_STREAM_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(paths, "_verified_in_process", set())
     monkeypatch.setattr(mnist, "_cache", {})
     monkeypatch.setattr(brodatz, "_cache", {})
@@ -71,7 +62,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 def test_resolve_order(tmp_path, monkeypatch):
     assert resolve_data_dir() is None  # nothing set, cache folder absent -> embedded
-    cache = tmp_path / "xdg" / "rladder-stream"
+    cache = tmp_path / "xdg-cache" / "rladder-stream"
     cache.mkdir(parents=True)
     assert resolve_data_dir() == cache
     env_dir = tmp_path / "env"
@@ -234,7 +225,7 @@ def test_load_mnist_without_data_and_a_cache_folder_asks_for_files(tmp_path):
         load_mnist("test")
 
 
-@needs_shared
+@needs_shared_data
 def test_load_mnist_full_matches_embedded():
     full = load_mnist("test", SHARED)
     assert full.images.shape == (10_000, 28, 28) and full.source != "embedded"
@@ -259,7 +250,7 @@ def test_load_brodatz_embedded():
         load_brodatz(["D8"])
 
 
-@needs_shared
+@needs_shared_data
 def test_load_brodatz_full_and_embedded_crops():
     full = load_brodatz(data_dir=SHARED)
     assert full.names == brodatz.BRODATZ_PLATES and full.textures.shape == (20, 300, 300)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from shared_data import find_shared_data, needs_shared
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the ids)
@@ -24,22 +23,11 @@ MOVING = "rladder_stream/MovingMNIST-v0"
 OMM_TEST_100_SHA256 = "1d0ccb3086ce28691b7c5e1c5985b6e2a0dce324b9287a8ce88958e8b0c2872b"
 
 
-def _shared_data() -> Path | None:
-    for candidate in (os.environ.get("RLADDER_STREAM_DATA"), Path(__file__).resolve().parents[2] / "shared" / "data"):
-        if candidate and (Path(candidate) / "mnist").is_dir():
-            return Path(candidate)
-    return None
+SHARED = find_shared_data('mnist')
+needs_shared_data = needs_shared('mnist')
 
 
-SHARED = _shared_data()
-needs_shared = pytest.mark.skipif(SHARED is None, reason="full data (../shared/data or RLADDER_STREAM_DATA) absent")
-
-
-@pytest.fixture(autouse=True)
-def embedded_by_default(tmp_path, monkeypatch):
-    """Tests use the embedded data unless they pass data_dir=SHARED."""
-    monkeypatch.delenv("RLADDER_STREAM_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("embedded_data")  # tests pass data_dir=SHARED for the full data
 
 
 def _half(shape=(32, 32)) -> np.ndarray:
@@ -191,7 +179,7 @@ def test_pinned_test_episodes_embedded():
     assert _episode_frames_sha(None) == OMM_TEST_100_SHA256
 
 
-@needs_shared
+@needs_shared_data
 def test_pinned_test_episodes_full_data():
     assert _episode_frames_sha(SHARED) == OMM_TEST_100_SHA256
 
@@ -227,7 +215,7 @@ def test_semi_supervised():
         gym.make(OMM, labelled=15)
 
 
-@needs_shared
+@needs_shared_data
 def test_semi_supervised_full_data():
     env = gym.make(OMM, labelled=1000, data_dir=SHARED).unwrapped
     labels = env.episode_source.generate.keywords["labels"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from shared_data import find_shared_data, needs_shared
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the environment ids)
@@ -30,10 +31,8 @@ from envs.data.paths import ChecksumError, DataNotFoundError
 from envs.polyphonic_music import PolyphonicMusicEnv, nll_per_step, scored_steps
 
 ENV_ID = "rladder_stream/PolyphonicMusic-v0"
-SHARED = Path(os.environ.get("RLADDER_STREAM_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-needs_data = pytest.mark.skipif(
-    not (SHARED / "music").is_dir(), reason=f"music benchmark files not found in {SHARED / 'music'}"
-)
+SHARED = find_shared_data("music")
+needs_data = needs_shared("music")
 PUBLISHED = {  # SPEC 4.4 / SOURCE.md: sequences per split, then time steps per split
     "JSB Chorales": ((229, 76, 77), (13807, 4602, 4725)),
     "Nottingham": ((694, 173, 170), (176561, 45513, 44463)),
@@ -43,10 +42,8 @@ PUBLISHED = {  # SPEC 4.4 / SOURCE.md: sequences per split, then time steps per 
 
 
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
+def offline(embedded_data, tmp_path, monkeypatch):
     """No data folder, an empty cache, and no network: only the embedded data is reachable."""
-    monkeypatch.delenv(paths.ENV_VAR, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
     def no_network(*args, **kwargs):
         raise OSError("network disabled in tests")

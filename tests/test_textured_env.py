@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from shared_data import find_shared_data, needs_shared
 from gymnasium.utils.env_checker import check_env
 from scipy.ndimage import grey_dilation
 
@@ -20,21 +19,11 @@ from envs.textured_mnist import crop_textures, generate_textured_batch
 TEXTURED = "rladder_stream/TexturedMNIST-v0"
 
 
-def _shared_data() -> Path | None:
-    for candidate in (os.environ.get("RLADDER_STREAM_DATA"), Path(__file__).resolve().parents[2] / "shared" / "data"):
-        if candidate and (Path(candidate) / "brodatz").is_dir() and (Path(candidate) / "mnist").is_dir():
-            return Path(candidate)
-    return None
+SHARED = find_shared_data('brodatz', 'mnist')
+needs_shared_data = needs_shared('brodatz', 'mnist')
 
 
-SHARED = _shared_data()
-needs_shared = pytest.mark.skipif(SHARED is None, reason="full data (../shared/data or RLADDER_STREAM_DATA) absent")
-
-
-@pytest.fixture(autouse=True)
-def embedded_by_default(tmp_path, monkeypatch):
-    monkeypatch.delenv("RLADDER_STREAM_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("embedded_data")  # tests pass data_dir=SHARED for the full data
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +147,7 @@ def test_make_vec():
     assert sync.step(sync.action_space.sample())[1].shape == (2,)
 
 
-@needs_shared
+@needs_shared_data
 def test_full_data():
     env = gym.make(TEXTURED, split="test", data_dir=SHARED).unwrapped
     assert "schlossvrl_300px" in env.episode_source.source
