@@ -1,1 +1,24 @@
-"""ONNX export of the one-tick step and an ONNX Runtime predictor (see issue 8; not yet built)."""
+"""ONNX export of the one-tick step and streaming inference with ONNX Runtime.
+
+* :func:`export_onnx` (:mod:`export.onnx`): a model or checkpoint -> an ``.onnx`` file whose graph is one
+  tick, ``(obs, state.*) -> (outputs, next_state.*)``, with a dynamic batch axis and the model's config and
+  state layout in its metadata. ``export_cli_main`` is the ``rladder-stream export`` command.
+* :class:`OnnxPredictor` (:mod:`export.runtime`): the ``Predictor`` interface on ONNX Runtime, built from
+  the ``.onnx`` file alone; CUDA with the state kept on the GPU (I/O binding) when available, else CPU.
+"""
+
+from .onnx import DEFAULT_OPSET, MIN_OPSET, export_cli_main, export_onnx, max_opset
+from .runtime import OnnxPredictor, OnnxStepInfo, cuda_usable, default_providers, read_step_info
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "MIN_OPSET",
+    "OnnxPredictor",
+    "OnnxStepInfo",
+    "cuda_usable",
+    "default_providers",
+    "export_cli_main",
+    "export_onnx",
+    "max_opset",
+    "read_step_info",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from importlib import resources
@@ -12,7 +13,12 @@ from typing import Sequence
 import numpy as np
 
 PRETRAINED = "omm-rladder-cpu.pt"
-DELEGATED = ("benchmark", "train")
+# Subcommands with their own parsers: name -> "module:function(argv)".
+DELEGATED = {
+    "benchmark": "envs.benchmark:benchmark_cli_main",
+    "train": "rladder_stream.train:train_cli_main",
+    "export": "export.onnx:export_cli_main",
+}
 
 
 def pretrained_path() -> Path | None:
@@ -131,22 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("benchmark", help="benchmark predictors in environments (see 'rladder-stream benchmark --help')", add_help=False)
     sub.add_parser("train", help="train a configuration (see 'rladder-stream train --help')", add_help=False)
+    sub.add_parser("export", help="export a checkpoint's one-tick step to ONNX: CKPT out.onnx [--opset N]", add_help=False)
     return parser
 
 
-def _delegated() -> dict:
-    """Subcommands with their own argument parsers, imported only when used."""
-    from envs.benchmark import benchmark_cli_main
-
-    from .train import train_cli_main
-
-    return {"benchmark": benchmark_cli_main, "train": train_cli_main}
+def _run_delegated(name: str, argv: list[str]) -> int:
+    """Run a subcommand that has its own argument parser, importing only its module."""
+    module, function = DELEGATED[name].split(":")
+    return int(getattr(importlib.import_module(module), function)(argv) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
-        return int(_delegated()[argv[0]](argv[1:]) or 0)
+        return _run_delegated(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "episodes", 1) < 1:
         build_parser().error("--episodes must be >= 1")

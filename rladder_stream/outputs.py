@@ -21,12 +21,15 @@ class StepOutput:
         class_probs: class probabilities (sums to 1 over the last axis), or ``None``.
         groups: RTagger masks, groups first after the batch axis (``(K, *obs_shape)``), or ``None``.
         reconstructions: per-group reconstructions, same layout as ``groups``, or ``None``.
+        probe: probabilities in [0, 1] of the clean (unoccluded) current observation read out by the probe
+            (SPEC 2.4, paper Fig. 4), same shape as the observation; ``None`` for a model without a probe.
     """
 
     next_obs: np.ndarray | None = None
     class_probs: np.ndarray | None = None
     groups: np.ndarray | None = None
     reconstructions: np.ndarray | None = None
+    probe: np.ndarray | None = None
 
     def action(self) -> np.ndarray | dict[str, np.ndarray]:
         """The action a prediction environment expects.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -27,26 +27,44 @@ from .outputs import StepOutput
 from .validation import validate_observation
 
 
-def to_step_output(outputs: dict[str, torch.Tensor], batched: bool) -> StepOutput:
-    """Post-process one tick's raw outputs: sigmoid of prediction logits, softmax of class logits.
+def to_step_output(outputs: Mapping[str, torch.Tensor | np.ndarray], batched: bool) -> StepOutput:
+    """Post-process one tick's raw outputs: sigmoid of prediction and probe logits, softmax of class logits.
 
-    Shared by every runtime (``Predictor``, ``export.runtime.OnnxPredictor``). ``outputs`` maps output names
-    to ``(B, ...)`` tensors; with ``batched=False`` the batch axis (of size 1) is dropped.
+    Shared by every runtime: ``Predictor`` passes torch tensors (computed with torch, on their device),
+    ``export.runtime.OnnxPredictor`` NumPy arrays (computed with SciPy's ``expit``/``softmax``, which keeps
+    torch's thread pool out of an ONNX Runtime loop). ``outputs`` maps output names to ``(B, ...)`` values;
+    with ``batched=False`` the batch axis (of size 1) is dropped.
     """
 
-    def arr(t: torch.Tensor | None) -> np.ndarray | None:
+    def arr(t: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
         if t is None:
             return None
-        a = t.float().cpu().numpy()
+        a = t.float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float32)
         return a if batched else a[0]
+
+    def sigmoid(t: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        if isinstance(t, torch.Tensor):
+            return torch.sigmoid(t)
+        from scipy import special  # imported on first use: it adds ~0.2 s to the package import
+
+        return special.expit(t)
+
+    def softmax(t: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        if isinstance(t, torch.Tensor):
+            return torch.softmax(t, dim=-1)
+        from scipy import special
+
+        return special.softmax(t, axis=-1)
 
     logits = outputs.get("prediction_logits")
     class_logits = outputs.get("class_logits")
+    probe_logits = outputs.get("probe_logits")
     return StepOutput(
-        next_obs=arr(torch.sigmoid(logits)) if logits is not None else None,
-        class_probs=arr(torch.softmax(class_logits, dim=-1)) if class_logits is not None else None,
+        next_obs=arr(sigmoid(logits)) if logits is not None else None,
+        class_probs=arr(softmax(class_logits)) if class_logits is not None else None,
         groups=arr(outputs.get("groups")),
         reconstructions=arr(outputs.get("reconstructions")),
+        probe=arr(sigmoid(probe_logits)) if probe_logits is not None else None,
     )
 
 

@@ -1,0 +1,401 @@
+"""Streaming inference with an exported step in ONNX Runtime: :class:`OnnxPredictor`.
+
+``OnnxPredictor`` has the interface of :class:`rladder_stream.Predictor` (``reset(stream_ids=None)``,
+``step(obs) -> StepOutput``, ``n_streams`` batched streams, the same unbatched/batched conventions, the
+same observation checks and the same post-processing of the outputs) and is built from the ``.onnx`` file
+alone: configuration and state layout come from the model's metadata (see :mod:`export.onnx`).
+
+    >>> from export.runtime import OnnxPredictor
+    >>> predictor = OnnxPredictor("omm.onnx", n_streams=1)   # doctest: +SKIP
+    >>> out = predictor.step(frame)                          # doctest: +SKIP
+
+Where the state lives:
+
+* **host** (CPU provider, the default without a GPU): the state is a dict of NumPy arrays fed to
+  ``session.run`` and replaced by its results.
+* **device** (CUDA provider, chosen automatically when onnxruntime-gpu finds a usable GPU): the state stays
+  in GPU memory between ticks through I/O binding, in two buffers used in turn (read one, write the other),
+  so a tick copies only the observation in and the step's outputs out. The same code runs with
+  ``device="cpu"`` buffers when ``io_binding=True`` is asked for on CPU, which is how it is tested here.
+
+In both, the state is replaced only after a successful tick: a rejected input leaves every stream as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from rladder_stream.config import LadderConfig
+from rladder_stream.outputs import StepOutput
+from rladder_stream.predictor import to_step_output
+from rladder_stream.validation import validate_observation
+
+from .onnx import FORMAT, FORMAT_VERSION, META_PREFIX, OBS_INPUT
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+# ============================================================================ model description
+
+
+@dataclass(frozen=True)
+class OnnxStepInfo:
+    """What an exported step's metadata says about it.
+
+    Attributes:
+        model_kind: ``"RLadder"`` (later also RTagger).
+        config: the model's configuration.
+        obs_shape: shape of one observation.
+        state_shapes: state entry name -> per-sample shape, in graph order.
+        state_inputs / state_outputs: state entry name -> graph input / output name.
+        output_names: the step's own outputs (logits), in graph order, without the state.
+        output_shapes: per-sample shapes of those outputs.
+        package_version: rladder-stream version that exported the model.
+    """
+
+    model_kind: str
+    config: LadderConfig
+    obs_shape: tuple[int, ...]
+    state_shapes: dict[str, tuple[int, ...]]
+    state_inputs: dict[str, str]
+    state_outputs: dict[str, str]
+    output_names: tuple[str, ...]
+    output_shapes: dict[str, tuple[int, ...]]
+    package_version: str
+    dtype: np.dtype
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str], source: str = "model") -> "OnnxStepInfo":
+        """Parse ``metadata_props`` (full keys, with the ``rladder_stream.`` prefix); ``ValueError`` if invalid."""
+        meta = {k[len(META_PREFIX):]: v for k, v in metadata.items() if k.startswith(META_PREFIX)}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{source}: not an rladder-stream ONNX step (metadata {META_PREFIX}format={FORMAT!r} missing)")
+        if meta.get("format_version") != str(FORMAT_VERSION):
+            raise ValueError(f"{source}: ONNX step format version {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+        try:
+            layout = json.loads(meta["state_layout"])
+            output_shapes = {k: tuple(v) for k, v in json.loads(meta["output_shapes"]).items()}
+            return cls(
+                model_kind=meta["model_kind"],
+                config=LadderConfig.from_dict(json.loads(meta["config"])),
+                obs_shape=tuple(json.loads(meta["obs_shape"])),
+                state_shapes={e["name"]: tuple(e["shape"]) for e in layout},
+                state_inputs={e["name"]: e["input"] for e in layout},
+                state_outputs={e["name"]: e["output"] for e in layout},
+                output_names=tuple(output_shapes),
+                output_shapes=output_shapes,
+                package_version=meta.get("package_version", "unknown"),
+                dtype=np.dtype(meta.get("dtype", "float32")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: invalid rladder-stream metadata: {type(exc).__name__}: {exc}") from exc
+
+
+def read_step_info(path: str | os.PathLike) -> OnnxStepInfo:
+    """The metadata of an exported step, read with ``onnx`` (no session is created)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return OnnxStepInfo.from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+
+
+# ============================================================================ providers
+
+
+@contextlib.contextmanager
+def _ort_logs_quiet():
+    """onnxruntime logs an error when the CUDA provider cannot load (no GPU, no CUDA libraries); we check instead."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)  # onnxruntime's default (warnings)
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_usable() -> bool:
+    """Whether onnxruntime can run on a CUDA GPU here (CUDA provider built in *and* a working GPU).
+
+    onnxruntime-gpu lists the CUDA provider as available even without a GPU or CUDA libraries, so this
+    opens a session on a one-node model once per process and checks which provider it got.
+    """
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    if CUDA not in ort.get_available_providers():
+        return False
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    try:
+        with _ort_logs_quiet():
+            session = ort.InferenceSession(probe.SerializeToString(), providers=[CUDA, CPU])
+    except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
+        return False
+    return CUDA in session.get_providers()
+
+
+def default_providers() -> list[str]:
+    """``[CUDA, CPU]`` when onnxruntime finds a usable CUDA GPU, else ``[CPU]``."""
+    return [CUDA, CPU] if cuda_usable() else [CPU]
+
+
+def _provider_name(p: str | tuple[str, dict]) -> str:
+    return p if isinstance(p, str) else p[0]
+
+
+# ============================================================================ where the state lives
+
+
+class _HostState:
+    """State as NumPy arrays on the host, fed to ``session.run`` each tick."""
+
+    device = "cpu"
+
+    def __init__(self, session: Any, info: OnnxStepInfo, n_streams: int):
+        self.session, self.info = session, info
+        self.fetch = list(info.output_names) + [info.state_outputs[n] for n in info.state_shapes]
+        self.arrays = {n: np.zeros((n_streams, *s), info.dtype) for n, s in info.state_shapes.items()}
+
+    def run(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = {OBS_INPUT: obs} | {self.info.state_inputs[n]: a for n, a in self.arrays.items()}
+        values = self.session.run(self.fetch, feeds)
+        k = len(self.info.output_names)
+        self.arrays = dict(zip(self.info.state_shapes, values[k:]))  # replaced only after a successful run
+        return dict(zip(self.info.output_names, values[:k]))
+
+    def get(self) -> dict[str, np.ndarray]:
+        return {n: a.copy() for n, a in self.arrays.items()}
+
+    def set(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+
+class _BoundState:
+    """State kept on the execution device between ticks through I/O binding (the CUDA path).
+
+    Two sets of state buffers on ``device``; a tick reads set ``cur`` and writes set ``1 - cur``, then
+    flips ``cur``: no state crosses to the host, nothing is allocated for the state per tick, and a failed
+    tick leaves set ``cur`` (the state) untouched. The observation is copied in by ``bind_cpu_input``;
+    the step's outputs are bound to host memory.
+    """
+
+    def __init__(self, session: Any, info: OnnxStepInfo, n_streams: int, device: str, device_id: int = 0):
+        import onnxruntime as ort
+
+        self.session, self.info, self.device = session, info, device
+        self.buffers = [
+            {n: ort.OrtValue.ortvalue_from_numpy(np.zeros((n_streams, *s), info.dtype), device, device_id) for n, s in info.state_shapes.items()}
+            for _ in range(2)
+        ]
+        self.bindings = [self._binding(src=i, dst=1 - i) for i in range(2)]
+        self.cur = 0
+
+    def _binding(self, src: int, dst: int) -> Any:
+        binding = self.session.io_binding()
+        for n in self.info.state_shapes:
+            binding.bind_ortvalue_input(self.info.state_inputs[n], self.buffers[src][n])
+        for name in self.info.output_names:  # bound first: get_outputs() lists them first, in this order
+            binding.bind_output(name, "cpu")
+        for n in self.info.state_shapes:
+            binding.bind_ortvalue_output(self.info.state_outputs[n], self.buffers[dst][n])
+        return binding
+
+    def run(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        binding = self.bindings[self.cur]
+        binding.bind_cpu_input(OBS_INPUT, obs)
+        self.session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        # OrtValue.numpy() of host memory aliases a buffer the next tick overwrites: copy.
+        outputs = {name: np.array(values[i].numpy(), copy=True) for i, name in enumerate(self.info.output_names)}
+        self.cur = 1 - self.cur
+        return outputs
+
+    def get(self) -> dict[str, np.ndarray]:
+        return {n: np.array(v.numpy(), copy=True) for n, v in self.buffers[self.cur].items()}
+
+    def set(self, arrays: dict[str, np.ndarray]) -> None:
+        for n, v in self.buffers[self.cur].items():
+            v.update_inplace(np.ascontiguousarray(arrays[n]))
+
+
+# ============================================================================ the predictor
+
+
+class OnnxPredictor:
+    """Online inference with an exported one-tick step in ONNX Runtime over ``n_streams`` streams.
+
+    Args:
+        path: an ``.onnx`` file written by :func:`export.onnx.export_onnx`.
+        n_streams: number of independent streams stepped together (a batch).
+        providers: onnxruntime execution providers (names or ``(name, options)`` pairs), e.g.
+            ``["CPUExecutionProvider"]``; default: CUDA when onnxruntime-gpu finds a usable GPU, else CPU.
+        session_options: an ``onnxruntime.SessionOptions`` (threads, graph optimisation level...).
+        io_binding: keep the state on the execution device between ticks (default: on for CUDA, off for CPU).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        n_streams: int = 1,
+        providers: Sequence[str | tuple[str, dict]] | None = None,
+        *,
+        session_options: Any = None,
+        io_binding: bool | None = None,
+    ):
+        import onnxruntime as ort
+
+        if n_streams < 1:
+            raise ValueError(f"n_streams must be >= 1, got {n_streams}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such ONNX file")
+        requested = list(providers) if providers is not None else default_providers()
+        wants_cuda = any(_provider_name(p) == CUDA for p in requested)
+        with _ort_logs_quiet() if providers is None else contextlib.nullcontext():
+            self.session = ort.InferenceSession(str(self.path), sess_options=session_options, providers=requested)
+        self.providers: list[str] = self.session.get_providers()
+        if providers is not None and wants_cuda and CUDA not in self.providers:
+            warnings.warn(f"CUDAExecutionProvider was requested but could not be used; running on {self.providers}", RuntimeWarning, stacklevel=2)
+        self.info = OnnxStepInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(self.path))
+        self._check_graph()
+        self.n_streams = n_streams
+        on_cuda = self.providers[0] == CUDA
+        if io_binding is None:
+            io_binding = on_cuda
+        if io_binding:
+            device_id = int(self.session.get_provider_options().get(CUDA, {}).get("device_id", 0)) if on_cuda else 0
+            self._state = _BoundState(self.session, self.info, n_streams, "cuda" if on_cuda else "cpu", device_id)
+        else:
+            self._state = _HostState(self.session, self.info, n_streams)
+        self.ticks = np.zeros(n_streams, dtype=np.int64)
+
+    def _check_graph(self) -> None:
+        info = self.info
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        want_in = [OBS_INPUT] + [info.state_inputs[n] for n in info.state_shapes]
+        want_out = list(info.output_names) + [info.state_outputs[n] for n in info.state_shapes]
+        if inputs != want_in or outputs != want_out:
+            raise ValueError(f"{self.path}: graph inputs/outputs {inputs} / {outputs} do not match its metadata {want_in} / {want_out}")
+
+    # ------------------------------------------------------------------------------ description
+    @property
+    def config(self) -> LadderConfig:
+        """The exported model's configuration (from the file's metadata)."""
+        return self.info.config
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """Shape of one observation (no batch axis)."""
+        return self.info.obs_shape
+
+    @property
+    def state_spec(self) -> dict[str, tuple[int, ...]]:
+        """State entry names and per-sample shapes, in graph order (as ``RLadder.state_spec()``)."""
+        return dict(self.info.state_shapes)
+
+    @property
+    def io_binding(self) -> bool:
+        """Whether the state stays on the execution device between ticks."""
+        return isinstance(self._state, _BoundState)
+
+    # ------------------------------------------------------------------------------ state
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the current state, ``name -> (n_streams, *shape)`` arrays, in graph order."""
+        return self._state.get()
+
+    @state.setter
+    def state(self, value: Mapping[str, Any]) -> None:
+        self._state.set(self._validated_state(value, self.n_streams))
+
+    def _validated_state(self, state: Any, batch: int) -> dict[str, np.ndarray]:
+        """Check a state against the layout; ``ValueError`` naming the first problem. Returns copies."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state must be a mapping of name -> array, got {type(state).__name__}")
+        names = list(self.info.state_shapes)
+        missing, unknown = [n for n in names if n not in state], [k for k in state if k not in self.info.state_shapes]
+        if missing or unknown:
+            raise ValueError(f"state entries do not match the model: missing {missing}, unexpected {unknown}; expected {names}")
+        checked = {}
+        for name, shape in self.info.state_shapes.items():
+            value = state[name]
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu().numpy()
+            value = np.asarray(value)
+            if value.dtype != self.info.dtype:
+                raise ValueError(f"state {name!r} has dtype {value.dtype}; expected {self.info.dtype}")
+            if value.shape != (batch, *shape):
+                raise ValueError(f"state {name!r} has shape {value.shape}; expected {(batch, *shape)}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state {name!r} contains NaN or infinite values")
+            checked[name] = np.array(value, copy=True, order="C")
+        return checked
+
+    # ------------------------------------------------------------------------------ streaming
+    def reset(self, stream_ids: Sequence[int] | None = None) -> None:
+        """Forget the past of the given streams (all when ``None``); the other streams are untouched."""
+        if stream_ids is None:
+            ids = list(range(self.n_streams))
+        else:
+            ids = [int(i) for i in np.atleast_1d(np.asarray(stream_ids))]
+            bad = [i for i in ids if not 0 <= i < self.n_streams]
+            if bad:
+                raise ValueError(f"stream ids {bad} out of range for {self.n_streams} streams")
+        state = self._state.get()
+        for value in state.values():
+            value[ids] = 0  # the exported state starts at zeros (metadata: init "zeros")
+        self._state.set(state)
+        self.ticks[ids] = 0
+
+    def step(self, obs: Any) -> StepOutput:
+        """Consume one observation per stream; return the next-observation forecast and class beliefs.
+
+        ``obs`` is ``obs_shape`` for a single stream or ``(n_streams, *obs_shape)``; the outputs have the
+        same batching. On a ``ValueError`` the state is unchanged.
+        """
+        x, batched = validate_observation(obs, self.obs_shape, self.n_streams, self.info.dtype)
+        outputs = self._state.run(np.ascontiguousarray(x))
+        self.ticks += 1
+        return to_step_output(outputs, batched)
+
+    def run(self, obs: Any, state: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """One pure tick for any batch size (the ONNX counterpart of ``RLadder.step``); the predictor's own
+        streams are not touched.
+
+        Args:
+            obs: ``(B, *obs_shape)`` observations (checked like :meth:`step`'s).
+            state: ``name -> (B, *shape)`` arrays of the model's dtype (float32).
+        Returns:
+            ``(outputs, next_state)``: the raw outputs (logits) and the next state, as NumPy arrays.
+        """
+        arr = np.asarray(obs.detach().cpu().numpy() if isinstance(obs, torch.Tensor) else obs)
+        batch = arr.shape[0] if arr.ndim == len(self.obs_shape) + 1 else 1
+        x, _ = validate_observation(arr, self.obs_shape, batch, self.info.dtype)
+        checked = self._validated_state(state, batch)
+        feeds = {OBS_INPUT: np.ascontiguousarray(x)} | {self.info.state_inputs[n]: v for n, v in checked.items()}
+        fetch = list(self.info.output_names) + [self.info.state_outputs[n] for n in self.info.state_shapes]
+        values = self.session.run(fetch, feeds)
+        k = len(self.info.output_names)
+        return dict(zip(self.info.output_names, values[:k])), dict(zip(self.info.state_shapes, values[k:]))
+
+    def __repr__(self) -> str:
+        return (f"OnnxPredictor({str(self.path)!r}, n_streams={self.n_streams}, providers={self.providers}, "
+                f"io_binding={self.io_binding}, model={self.info.model_kind} {self.config.name!r})")

@@ -1,0 +1,403 @@
+"""ONNX export and ONNX Runtime streaming: parity with PyTorch, metadata, bad inputs, the export command.
+
+Parity models are random tiny models: every parameter moved off its init by ``0.1 * N(0, 1)``, BatchNorm
+running statistics set to non-trivial values, and the LSTM forget-gate bias returned from +1 to about 0 so
+that the random model forgets within a few ticks. Why the last: a free-running comparison over 500 ticks
+only measures the export if the model's dynamics do not amplify float32 rounding (~1e-7 per tick in either
+runtime). With the +1 forget bias, random LSTM cell states integrate to |c| ~ 10-20 under uniform-noise
+input and the streams drift apart to 2e-4..7e-4 on those states by tick 500 (outputs stay within 4e-6);
+with perturbations of 0.2 and up the drift reaches 1e-2 and beyond (chaos). Neither is an export error: the
+slow ``test_one_tick_matches_from_the_same_state_on_a_chaotic_model`` checks such a model tick by tick.
+
+Default run: omm-rladder and music-rladder over 500 ticks, omm-temporal (BatchNorm) and omm-static (no
+state) over 60, at batch 1 and 7 with one stream reset halfway; ``-m slow`` runs every registered config
+(and a BatchNorm RLadder) over 500 ticks.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export import OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx, read_step_info
+from export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
+from rladder_stream import Predictor, __version__, build_model, get_config, list_configs, save_checkpoint
+from rladder_stream.cells import LSTMCell
+from rladder_stream.outputs import StreamingPredictor
+
+CPU = ["CPUExecutionProvider"]
+ATOL = 1e-4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread for torch and onnxruntime: on a shared 2-core machine, spinning thread pools of two
+    runtimes stepping in turn (plus other processes) slow a tiny model's tick from ~1 ms to ~200 ms."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _onnx(path, n_streams: int = 1, **kwargs) -> OnnxPredictor:
+    """An ``OnnxPredictor`` on the CPU provider with one thread (see ``_one_thread``)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    kwargs.setdefault("providers", CPU)
+    return OnnxPredictor(path, n_streams=n_streams, session_options=options, **kwargs)
+
+
+def _random_model(name: str, seed: int = 0, scale: float = 0.1, forgetful: bool = True, **overrides) -> torch.nn.Module:
+    """A tiny model moved off its init (non-trivial outputs), BatchNorm in eval mode with non-trivial statistics.
+
+    ``forgetful``: take the +1 off the LSTM forget-gate bias (see the module docstring).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    model = build_model(get_config(name, size="tiny", **overrides))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen))
+        for m in model.modules():
+            if forgetful and isinstance(m, LSTMCell):
+                m.hidden_transform.bias[m.hidden : 2 * m.hidden] -= 1.0
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """``exported(name, **overrides) -> (model, path)``, each exported once per module (export takes seconds)."""
+    cache: dict[tuple, tuple] = {}
+
+    def get(name: str, **overrides):
+        key = (name, tuple(sorted(overrides.items())))
+        if key not in cache:
+            model = _random_model(name, **overrides)
+            path = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
+            cache[key] = (model, export_onnx(model, path))
+        return cache[key]
+
+    return get
+
+
+def _max_diff(a, b) -> float:
+    a = a.numpy() if isinstance(a, torch.Tensor) else a
+    b = b.numpy() if isinstance(b, torch.Tensor) else b
+    return float(np.abs(a - b).max()) if np.size(a) else 0.0
+
+
+def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = False) -> dict[str, float]:
+    """Stream both predictors side by side, resetting stream ``n_streams // 2`` halfway; return worst diffs."""
+    rng = np.random.default_rng(n_streams)
+    torch_pred = Predictor(model, n_streams=n_streams)
+    onnx_pred = _onnx(path, n_streams, io_binding=io_binding)
+    shape = (n_streams, *model.config.obs_shape) if n_streams > 1 else model.config.obs_shape
+    worst = {"next_obs": 0.0, "class_probs": 0.0, "state": 0.0}
+    spread = []
+    for t in range(ticks):
+        if t == ticks // 2:
+            torch_pred.reset([n_streams // 2])
+            onnx_pred.reset([n_streams // 2])
+        obs = rng.random(shape, dtype=np.float32)
+        want, got = torch_pred.step(obs), onnx_pred.step(obs)
+        for field in ("next_obs", "class_probs"):
+            w, g = getattr(want, field), getattr(got, field)
+            assert (w is None) == (g is None), field
+            if w is not None:
+                assert g.shape == w.shape and g.dtype == np.float32
+                worst[field] = max(worst[field], _max_diff(g, w))
+                spread.append(float(np.std(w)))
+        state = onnx_pred.state
+        assert list(state) == list(torch_pred.state)
+        worst["state"] = max([worst["state"]] + [_max_diff(state[k], v) for k, v in torch_pred.state.items()])
+    assert (onnx_pred.ticks == torch_pred.ticks).all()
+    if spread:
+        assert max(spread) > 1e-3, "outputs are trivial: the parity check would prove nothing"
+    return worst
+
+
+def _assert_parity(worst: dict[str, float]) -> None:
+    print(f"parity: {worst}")
+    assert max(worst.values()) <= ATOL, worst
+
+
+FAST_PARITY = [("omm-rladder", 500), ("music-rladder", 500), ("omm-temporal", 60), ("omm-static", 60)]
+
+
+@pytest.mark.parametrize("name, ticks", FAST_PARITY)
+@pytest.mark.parametrize("n_streams", [1, 7])
+def test_onnx_runtime_streams_like_pytorch(exported, name, ticks, n_streams):
+    model, path = exported(name)
+    worst = _stream_parity(model, path, ticks, n_streams)
+    _assert_parity(worst)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(list_configs()))
+@pytest.mark.parametrize("n_streams", [1, 7])
+def test_every_config_streams_like_pytorch_500_ticks(exported, name, n_streams):
+    model, path = exported(name)
+    worst = _stream_parity(model, path, 500, n_streams)
+    _assert_parity(worst)
+
+
+@pytest.mark.slow
+def test_batchnorm_rladder_streams_like_pytorch(exported):
+    model, path = exported("omm-rladder", norm="batch")
+    worst = _stream_parity(model, path, 500, 7)
+    _assert_parity(worst)
+
+
+def test_io_binding_path_streams_like_pytorch(exported):
+    """The device-state path (I/O binding, two buffers in turn), run with CPU buffers."""
+    model, path = exported("omm-rladder")
+    worst = _stream_parity(model, path, 100, 7, io_binding=True)
+    _assert_parity(worst)
+
+
+def test_pure_run_matches_step_on_every_raw_output(exported):
+    """``OnnxPredictor.run`` against ``RLadder.step``: every raw output (probe logits too) and state, any batch."""
+    model, path = exported("omm-rladder")
+    onnx_pred = _onnx(path)
+    rng = np.random.default_rng(3)
+    state_t = model.init_state(3)
+    state_o = {k: v.numpy() for k, v in state_t.items()}
+    for _ in range(50):
+        obs = rng.random((3, 32, 32), dtype=np.float32)
+        with torch.no_grad():
+            out_t, state_t = model.step(torch.from_numpy(obs), state_t)
+        out_o, state_o = onnx_pred.run(obs, state_o)
+        assert list(out_o) == list(out_t) == ["class_logits", "probe_logits", "prediction_logits"]
+        for k in out_t:
+            assert _max_diff(out_o[k], out_t[k]) <= ATOL, k
+        for k in state_t:
+            assert _max_diff(state_o[k], state_t[k]) <= ATOL, k
+    assert (onnx_pred.ticks == 0).all()  # the pure tick leaves the predictor's streams alone
+
+
+@pytest.mark.slow
+def test_one_tick_matches_from_the_same_state_on_a_chaotic_model(tmp_path):
+    """A strongly perturbed model (chaotic when free-running): every tick starts both runtimes from PyTorch's state."""
+    model = _random_model("omm-rladder", seed=1, scale=0.3, forgetful=False)
+    onnx_pred = _onnx(export_onnx(model, tmp_path / "chaotic.onnx"))
+    rng = np.random.default_rng(4)
+    state = model.init_state(2)
+    for _ in range(300):
+        obs = rng.random((2, 32, 32), dtype=np.float32)
+        out_o, state_o = onnx_pred.run(obs, {k: v.numpy() for k, v in state.items()})
+        with torch.no_grad():
+            out_t, state = model.step(torch.from_numpy(obs), state)
+        for k in out_t:
+            assert _max_diff(out_o[k], out_t[k]) <= ATOL, k
+        for k in state:
+            scale = max(1.0, float(state[k].abs().max()))  # LSTM cells integrate: |c| reaches ~50 here
+            assert _max_diff(state_o[k], state[k]) <= ATOL * scale, k
+
+
+# ------------------------------------------------------------------------------ the file itself
+
+
+def test_model_passes_checker_and_metadata_round_trips(exported):
+    model, path = exported("omm-rladder")
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", DEFAULT_OPSET)]
+    assert proto.ir_version <= 10  # onnxruntime >= 1.18 loads it (1.31 loads up to 13)
+    meta = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props}
+    assert json.loads(meta["config"]) == model.config.to_dict()
+    assert meta["package_version"] == __version__ and meta["model_kind"] == "RLadder"
+    spec = model.state_spec()
+    layout = json.loads(meta["state_layout"])
+    assert [e["name"] for e in layout] == list(spec)
+    assert [tuple(e["shape"]) for e in layout] == list(spec.values())
+    graph_inputs = [i.name for i in proto.graph.input]
+    graph_outputs = [o.name for o in proto.graph.output]
+    assert graph_inputs == json.loads(meta["inputs"]) == ["obs"] + [f"state.{k}" for k in spec]
+    assert graph_outputs == json.loads(meta["outputs"])
+    assert graph_outputs[:3] == ["class_logits", "probe_logits", "prediction_logits"]
+    assert graph_outputs[3:] == [f"next_state.{k}" for k in spec]
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        assert value.type.tensor_type.shape.dim[0].dim_param == "batch", value.name
+        assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    info = read_step_info(path)
+    assert info.config == model.config and info.state_shapes == spec
+    predictor = _onnx(path)
+    assert predictor.config.to_dict() == model.config.to_dict() and predictor.state_spec == spec
+
+
+def test_highest_opset_and_a_stateless_model(tmp_path):
+    model = _random_model("omm-static")
+    path = export_onnx(model, tmp_path / "static.onnx", opset=max_opset())
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == max_opset()
+    predictor = _onnx(path)
+    assert predictor.state == {}
+    obs = np.random.default_rng(0).random((32, 32), dtype=np.float32)
+    want = Predictor(model).step(obs).class_probs
+    assert _max_diff(predictor.step(obs).class_probs, want) <= ATOL
+
+
+def test_export_rejects_what_it_cannot_export(tmp_path):
+    with pytest.raises(TypeError, match="RLadder"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="opset"):
+        export_onnx(_random_model("omm-static"), tmp_path / "x.onnx", opset=11)
+    with pytest.raises(ValueError, match="not an rladder-stream ONNX step"):
+        graph = onnx.helper.make_graph(
+            [onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+        )
+        onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=8), tmp_path / "plain.onnx")
+        OnnxPredictor(tmp_path / "plain.onnx", providers=CPU)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_command_from_a_checkpoint(tmp_path, capsys):
+    model = _random_model("omm-static")
+    ckpt = save_checkpoint(tmp_path / "static.pt", model.config, model.state_dict())
+    out = tmp_path / "sub" / "static.onnx"
+    assert export_cli_main([str(ckpt), str(out), "--opset", str(DEFAULT_OPSET)]) == 0
+    assert "wrote" in capsys.readouterr().out and out.is_file()
+    obs = np.full((32, 32), 0.25, np.float32)
+    assert _max_diff(_onnx(out).step(obs).class_probs, Predictor(model).step(obs).class_probs) <= ATOL
+    assert export_cli_main([str(tmp_path / "missing.pt"), str(tmp_path / "m.onnx")]) == 1
+    assert "no such checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_cli_main([str(ckpt), str(out), "--opset", "9"])
+
+
+# ------------------------------------------------------------------------------ the predictor's interface
+
+
+def test_predictor_interface_and_batching_conventions(exported):
+    model, path = exported("omm-rladder")
+    predictor = _onnx(path)
+    assert isinstance(predictor, StreamingPredictor)
+    out = predictor.step(np.zeros((32, 32), np.float32))
+    assert out.next_obs.shape == (32, 32) and out.class_probs.shape == (10,)
+    assert np.isclose(out.class_probs.sum(), 1.0, atol=1e-5)
+    action = out.action()
+    assert set(action) == {"forecast", "class_probs"} and action["forecast"].dtype == np.float32
+    assert predictor.step(np.zeros((1, 32, 32), np.float32)).next_obs.shape == (1, 32, 32)
+    assert list(predictor.ticks) == [2]
+    predictor.reset()
+    assert list(predictor.ticks) == [0]
+    a = predictor.step(torch.ones(32, 32)).next_obs  # torch and bool inputs, as Predictor
+    predictor.reset()
+    b = predictor.step(np.ones((32, 32), bool)).next_obs
+    np.testing.assert_array_equal(a, b)
+    music_model, music_path = exported("music-rladder")
+    music = _onnx(music_path, 2).step(np.zeros((2, 88), np.float32))
+    assert music.class_probs is None and music.next_obs.shape == (2, 88)
+
+
+def test_providers_are_chosen_automatically_or_explicitly(exported):
+    _, path = exported("omm-rladder")
+    auto = OnnxPredictor(path)
+    assert auto.providers[-1] == "CPUExecutionProvider"
+    assert default_providers()[-1] == "CPUExecutionProvider"
+    if cuda_usable():
+        assert auto.providers[0] == "CUDAExecutionProvider" and auto.io_binding
+    else:
+        assert auto.providers == CPU and not auto.io_binding
+        with pytest.warns(RuntimeWarning, match="could not be used"):
+            fallback = OnnxPredictor(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        assert fallback.providers == CPU
+
+
+# ------------------------------------------------------------------------------ bad inputs change nothing
+
+
+def _bad_observations():
+    good = np.full((2, 32, 32), 0.5, np.float32)
+    nan, inf, neg, big = good.copy(), good.copy(), good.copy(), good.copy()
+    nan[1, 3, 4] = np.nan
+    inf[0, 0, 0] = np.inf
+    neg[0, 5, 5] = -0.01
+    big[1, 0, 0] = 1.5
+    return [
+        (np.zeros((2, 32, 31), np.float32), "shape"),
+        (np.zeros((3, 32, 32), np.float32), "shape"),
+        (np.zeros((2, 1, 32, 32), np.float32), "shape"),
+        (np.zeros((32, 32), np.float32), "2 streams"),
+        (np.zeros((2, 32, 32), np.uint8), "dtype"),
+        (np.zeros((2, 32, 32), np.int64), "divide by 255"),
+        (np.array("not an image"), "dtype"),
+        (nan, "NaN"),
+        (inf, "infinite"),
+        (neg, r"\[0, 1\]"),
+        (big, r"\[0, 1\]"),
+    ]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["host-state", "io-binding"])
+def stepped_predictor(request, exported):
+    _, path = exported("omm-rladder")
+    predictor = _onnx(path, 2, io_binding=request.param)
+    predictor.step(np.random.default_rng(0).random((2, 32, 32), dtype=np.float32))
+    return predictor
+
+
+@pytest.mark.parametrize("bad, message", _bad_observations())
+def test_bad_observation_raises_and_leaves_state_bit_identical(stepped_predictor, bad, message):
+    predictor = stepped_predictor
+    before, ticks = predictor.state, predictor.ticks.copy()
+    with pytest.raises(ValueError, match=message):
+        predictor.step(bad)
+    after = predictor.state
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert (predictor.ticks == ticks).all()
+
+
+def _bad_states(spec: dict, n: int):
+    good = {k: np.zeros((n, *s), np.float32) for k, s in spec.items()}
+    first = next(iter(spec))
+    wrong_shape = dict(good, **{first: np.zeros((n + 1, *spec[first]), np.float32)})
+    wrong_sample = dict(good, **{first: np.zeros((n, *spec[first][:-1], spec[first][-1] + 1), np.float32)})
+    wrong_dtype = dict(good, **{first: np.zeros((n, *spec[first]), np.float64)})
+    nan = dict(good, **{first: np.full((n, *spec[first]), np.nan, np.float32)})
+    missing = {k: v for k, v in good.items() if k != first}
+    extra = dict(good, **{"enc9.h": np.zeros((n, 1), np.float32)})
+    return [(wrong_shape, "shape"), (wrong_sample, "shape"), (wrong_dtype, "dtype"), (nan, "NaN"),
+            (missing, "missing"), (extra, "unexpected"), ([1, 2], "mapping")]
+
+
+def test_bad_state_raises_and_leaves_state_bit_identical(stepped_predictor):
+    predictor = stepped_predictor
+    before, ticks = predictor.state, predictor.ticks.copy()
+    obs = np.full((2, 32, 32), 0.5, np.float32)
+    for bad, message in _bad_states(predictor.state_spec, 2):
+        with pytest.raises(ValueError, match=message):
+            predictor.state = bad
+        with pytest.raises(ValueError, match=message):
+            predictor.run(obs, bad)
+    after = predictor.state
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert (predictor.ticks == ticks).all()
+    with pytest.raises(ValueError, match="out of range"):
+        predictor.reset([0, 2])
+    assert all(np.array_equal(before[k], predictor.state[k]) for k in before)
+
+
+def test_state_can_be_read_and_written_back(exported):
+    _, path = exported("omm-rladder")
+    predictor = _onnx(path, 2)
+    rng = np.random.default_rng(5)
+    frames = rng.random((4, 2, 32, 32), dtype=np.float32)
+    for f in frames[:2]:
+        predictor.step(f)
+    saved = predictor.state
+    first = [predictor.step(f).next_obs for f in frames[2:]]
+    predictor.state = saved
+    second = [predictor.step(f).next_obs for f in frames[2:]]
+    np.testing.assert_array_equal(np.stack(first), np.stack(second))
