@@ -73,6 +73,9 @@ def save_checkpoint(path: str | os.PathLike, config: LadderConfig, state_dict: d
             f.write(buffer.getvalue())
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
