@@ -1,4 +1,5 @@
-"""The ``rladder-stream`` command line: ``demo`` (the main job), ``train``, ``benchmark``, ``configs``, ``info``."""
+"""The ``rladder-stream`` command line: ``demo`` (the main job), ``train``, ``reproduce``, ``figure4``, ``benchmark``,
+``configs``, ``info``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ PRETRAINED = "omm-rladder-cpu.pt"
 DELEGATED = {
     "benchmark": "envs.benchmark:benchmark_cli_main",
     "train": "rladder_stream.train:train_cli_main",
+    "reproduce": "rladder_stream.reproduce:reproduce_cli_main",
+    "figure4": "rladder_stream.viz:figure4_cli_main",
     "export": "export.onnx:export_cli_main",
 }
 
@@ -137,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("benchmark", help="benchmark predictors in environments (see 'rladder-stream benchmark --help')", add_help=False)
     sub.add_parser("train", help="train a configuration (see 'rladder-stream train --help')", add_help=False)
+    sub.add_parser("reproduce", help="reproduce a table of the paper, e.g. 'reproduce table1' (see 'rladder-stream reproduce --help')", add_help=False)
+    sub.add_parser("figure4", help="the paper's Figure 4 (with probe) as PNG and GIF (see 'rladder-stream figure4 --help')", add_help=False)
     sub.add_parser("export", help="export a checkpoint's one-tick step to ONNX: CKPT out.onnx [--opset N]", add_help=False)
     return parser
 

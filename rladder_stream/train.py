@@ -1,10 +1,18 @@
 """Training, top to bottom: one loop a researcher can read and modify (nanoGPT style).
 
     rladder-stream train omm-rladder --set size=cpu epochs=2 batch_size=64 --out runs/omm
+    torchrun --standalone --nproc_per_node 2 -m rladder_stream.cli train omm-rladder --set size=gpu ...
 
 Batches come from the environments' generators (:mod:`rladder_stream.tasks`) and are a pure function of
 ``(seed, step)``; checkpoints hold the model, optimiser, schedule, step and torch RNG, so a run resumed
 from any checkpoint ends with exactly the weights of an uninterrupted run.
+
+Under ``torchrun`` (environment variables RANK, WORLD_SIZE, LOCAL_RANK) the model is wrapped in
+DistributedDataParallel and rank r trains on rows ``r::world_size`` of the same global batch of
+``batch_size`` sequences, so the run follows the single-process one (exactly, up to float rounding, for
+models without batch normalisation; on CUDA batch normalisation is synchronised across ranks, on CPU each
+rank normalises its own rows). Rank 0 alone evaluates and writes ``log.csv``, checkpoints and results.
+Scalars also go to TensorBoard (``out/tensorboard``) when the ``tensorboard`` package is installed.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LadderConfig, get_config
@@ -129,7 +139,7 @@ def evaluate(model: torch.nn.Module, task: Any, split: str, limit: int | None, b
 
 
 class _Progress:
-    """A one-line progress report every ``every`` steps: step, costs, throughput, ETA."""
+    """A one-line progress report every ``every`` steps: step, costs, throughput, ETA (``stream=None``: silent)."""
 
     def __init__(self, total: int, every: int, stream=sys.stderr):
         self.total, self.every, self.stream = total, every, stream
@@ -139,7 +149,7 @@ class _Progress:
     def update(self, step: int, sequences: int, costs: dict[str, float]) -> None:
         if self.first_step is None:
             self.first_step = step - 1
-        if step % self.every and step != self.total:
+        if self.stream is None or (step % self.every and step != self.total):
             return
         elapsed = time.perf_counter() - self.start
         done = step - self.first_step
@@ -149,64 +159,154 @@ class _Progress:
         print(f"step {step}/{self.total} {text} | {rate * sequences:.1f} seq/s | eta {eta:.0f}s", file=self.stream, flush=True)
 
 
+class _Scalars:
+    """Every logged scalar, one row each, in ``out/log.csv``; also in TensorBoard when it is installed.
+    ``out=None`` discards everything (the torchrun ranks other than 0)."""
+
+    HEADER = ["kind", "step", "epoch", "train_time_s", "lr", "metric", "value"]
+
+    def __init__(self, out: Path | None):
+        self.file = self.tensorboard = None
+        if out is None:
+            return
+        self.file = (out / "log.csv").open("a", newline="")
+        self.csv = csv.writer(self.file)
+        if self.file.tell() == 0:
+            self.csv.writerow(self.HEADER)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional: CSV only
+            self.tensorboard = None
+        else:
+            self.tensorboard = SummaryWriter(log_dir=str(out / "tensorboard"))
+
+    def write(self, kind: str, step: int, epoch: float, train_time: float, lr: float | str, values: dict[str, float]) -> None:
+        if self.file is None:
+            return
+        for k, v in values.items():
+            self.csv.writerow([kind, step, epoch, f"{train_time:.2f}", lr, k, v])
+            if self.tensorboard is not None:
+                self.tensorboard.add_scalar(f"{kind}/{k}", v, step)
+
+    def flush(self) -> None:
+        for sink in (self.file, self.tensorboard):
+            if sink is not None:
+                sink.flush()
+
+    def close(self) -> None:
+        for sink in (self.file, self.tensorboard):
+            if sink is not None:
+                sink.close()
+
+
+class _WithCosts(torch.nn.Module):
+    """The training forward: a batch in, the costs out (only ``total`` carries gradients).
+
+    DistributedDataParallel wraps this rather than the model: it must see the total cost, not every output,
+    to know which parameters get gradients (an ablation's zero-weighted head gets none).
+    """
+
+    def __init__(self, model: torch.nn.Module, config: LadderConfig):
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        outputs, _ = self.model(batch["inputs"])
+        costs = ladder_costs(outputs, batch, self.config)
+        return {k: v if k == "total" else v.detach() for k, v in costs.items()}
+
+
+def _init_distributed(device_name: str) -> tuple[int, int, torch.device, bool]:
+    """Join the process group torchrun describes (NCCL on CUDA, Gloo on CPU), creating it unless the caller
+    already did; returns (rank, world size, this rank's device, whether it was created here)."""
+    device = _device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device, created
+
+
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train (or resume) a model; returns the final metrics and writes ``cfg.out``/{last.pt, log.csv, results.json}."""
+    """Train (or resume) a model; returns the final metrics and writes ``cfg.out``/{last.pt, log.csv, results.json}.
+
+    Under torchrun every rank calls this; rank 0 returns the results, the other ranks ``{"rank": r, "steps": n}``.
+    The process group is created here and destroyed at the end, unless the caller created it (a process
+    group cannot be created twice in one process: to train several runs in one launch, create it first).
+    """
+    started = time.perf_counter()
+    ddp = int(os.environ.get("RANK", -1)) != -1  # launched by torchrun?
+    rank, world, device, own_group = _init_distributed(cfg.device) if ddp else (0, 1, _device(cfg.device), False)
+    master = rank == 0  # the one process that evaluates, logs and writes files
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of the {world} processes")
+    if not master:
+        log = lambda s: None  # noqa: E731
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = _device(cfg.device)
     model_cfg = get_config(cfg.model, size=cfg.size, **cfg.model_overrides)
     task = TASKS[task_for(model_cfg)](model_cfg, cfg.data_dir, cfg.labelled)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raw_model = build_model(model_cfg).to(device)
+    optimizer = torch.optim.AdamW(raw_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.total_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total))
-    step, train_time, history = 0, 0.0, []
+    step, train_time, wall_before, history = 0, 0.0, 0.0, []
 
     last = out / "last.pt"
     if last.exists():  # resume exactly where the last checkpoint left off
         saved_cfg, state_dict, extra = load_checkpoint(last)
         if saved_cfg != model_cfg:
             raise ValueError(f"{last} holds a different model configuration; use another --out or delete it")
-        model.load_state_dict(state_dict)
+        raw_model.load_state_dict(state_dict)
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         torch.set_rng_state(extra["torch_rng"])
         step, train_time = int(extra["step"]), float(extra["train_time"])
+        wall_before = float(extra.get("wall_time", 0.0))
         log(f"resumed from {last} at step {step}/{total}")
 
+    model = _WithCosts(raw_model, model_cfg)
+    if ddp:
+        if device.type == "cuda":  # batch statistics over the global batch, as in one process
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # static_graph: the same parameters get gradients every step (an ablation's zero-weighted head never does)
+        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+
     def save(path: Path) -> None:
+        if not master:
+            return
         extra = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "step": step,
             "train_time": train_time,
+            "wall_time": wall_before + time.perf_counter() - started,
             "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
         }
-        save_checkpoint(path, model_cfg, model.state_dict(), extra)
+        save_checkpoint(path, model_cfg, raw_model.state_dict(), extra)
 
-    log(f"model {model_cfg.name} ({cfg.size}): {model.num_parameters():,} parameters on {hardware_description(device)}; "
-        f"data: {task.data_source}; {total} steps of {cfg.batch_size} sequences")
-    log_file = (out / "log.csv").open("a", newline="")
-    writer = csv.writer(log_file)
-    if log_file.tell() == 0:
-        writer.writerow(["kind", "step", "epoch", "train_time_s", "lr", "metric", "value"])
+    log(f"model {model_cfg.name} ({cfg.size}): {raw_model.num_parameters():,} parameters on {hardware_description(device)}"
+        f"{f' x {world} processes' if ddp else ''}; data: {task.data_source}; {total} steps of {cfg.batch_size} sequences")
+    scalars = _Scalars(out if master else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-    progress = _Progress(total, cfg.log_every)
+    progress = _Progress(total, cfg.log_every, sys.stderr if master else None)
     model.train()
     interrupted = False
     while step < total:
         tick = time.perf_counter()
         batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size)
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        inputs = batch["inputs"]
         if model_cfg.input_noise > 0:
-            inputs = inputs + model_cfg.input_noise * torch.randn(inputs.shape, device="cpu").to(device)
+            batch["inputs"] = batch["inputs"] + model_cfg.input_noise * torch.randn(batch["inputs"].shape)
+        if ddp:  # this rank's share of the global batch
+            batch = {k: v[rank::world] for k, v in batch.items()}
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast:
-            outputs, _ = model(inputs)
-            costs = ladder_costs(outputs, batch, model_cfg)
+            costs = model(batch)
         optimizer.zero_grad(set_to_none=True)
         costs["total"].backward()
         if cfg.grad_clip:
@@ -215,22 +315,25 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         scheduler.step()
         step += 1
         train_time += time.perf_counter() - tick
-        values = {k: float(v.detach()) for k, v in costs.items()}
+        values = {k: float(v.detach()) for k, v in costs.items()}  # this rank's rows (rank 0 logs)
         progress.update(step, cfg.batch_size, values)
+        epoch = step / cfg.steps_per_epoch
         if step % cfg.log_every == 0:
-            for k, v in values.items():
-                writer.writerow(["train", step, step / cfg.steps_per_epoch, f"{train_time:.2f}", scheduler.get_last_lr()[0], k, v])
+            scalars.write("train", step, epoch, train_time, scheduler.get_last_lr()[0], values)
         end_of_epoch = step % cfg.steps_per_epoch == 0
         out_of_time = cfg.time_budget_s is not None and train_time >= cfg.time_budget_s
-        if end_of_epoch or out_of_time or step == total:
-            metrics = evaluate(model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device)
+        if ddp and cfg.time_budget_s is not None:  # every rank stops at the same step: rank 0's clock decides
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.broadcast(flag, src=0)
+            out_of_time = bool(flag.item())
+        if master and (end_of_epoch or out_of_time or step == total):
+            metrics = evaluate(raw_model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device)
             history.append({"step": step, **metrics})
-            for k, v in metrics.items():
-                writer.writerow(["valid", step, step / cfg.steps_per_epoch, f"{train_time:.2f}", "", k, v])
+            scalars.write("valid", step, epoch, train_time, "", metrics)
             log(f"validation at step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         if end_of_epoch or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or out_of_time:
             save(last)
-        log_file.flush()
+        scalars.flush()
         if out_of_time:
             log(f"time budget of {cfg.time_budget_s:.0f}s reached at step {step}/{total}")
             break
@@ -239,14 +342,15 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             interrupted = True
             break
     save(last)
-    if interrupted:
-        log_file.close()
-        return {"interrupted_at": step}
+    if own_group:
+        dist.destroy_process_group()
+    if interrupted or not master:
+        scalars.close()
+        return {"interrupted_at": step} if interrupted else {"rank": rank, "steps": step}
 
-    test = evaluate(model, task, "test", cfg.test_sequences, cfg.eval_batch_size, device)
-    for k, v in test.items():
-        writer.writerow(["test", step, step / cfg.steps_per_epoch, f"{train_time:.2f}", "", k, v])
-    log_file.close()
+    test = evaluate(raw_model, task, "test", cfg.test_sequences, cfg.eval_batch_size, device)
+    scalars.write("test", step, step / cfg.steps_per_epoch, train_time, "", test)
+    scalars.close()
     log("test: " + ", ".join(f"{k}={v:.4f}" for k, v in test.items()))
     results = {
         "model": model_cfg.name,
@@ -254,9 +358,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         "seed": cfg.seed,
         "steps": step,
         "train_time_s": round(train_time, 1),
-        "hardware": hardware_description(device),
+        "wall_time_s": round(wall_before + time.perf_counter() - started, 1),
+        "hardware": hardware_description(device) + (f" x {world} processes" if ddp else ""),
         "data": task.data_source,
-        "parameters": model.num_parameters(),
+        "parameters": raw_model.num_parameters(),
         "test": test,
         "valid_history": history,
         "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
@@ -285,5 +390,7 @@ def train_cli_main(argv: list[str]) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(str(exc))
     results = train(cfg)
+    if "rank" in results:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(json.dumps({k: results[k] for k in results if k in ("test", "steps", "train_time_s", "interrupted_at")}, indent=2))
     return 0

@@ -1,0 +1,208 @@
+"""Reproducing Table 1: the table and claims from hand-made results, the planned runs, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from rladder_stream.cli import main as cli_main
+from rladder_stream.reproduce import (
+    NO_VALUE,
+    TABLE1,
+    Stat,
+    plan_table1,
+    row_model_overrides,
+    table1_claims,
+    table1_markdown,
+)
+from rladder_stream.train import train
+
+CONFIGS = [row.config for row in TABLE1]
+HAS_CLASS = {row.config: row.class_error for row in TABLE1}
+HAS_PREDICTION = {row.config: row.prediction for row in TABLE1}
+
+
+def _result(config: str, seed: int, class_error: float | None, mse: float | None) -> dict:
+    """A results dict shaped like train()'s, with every metric the model computes (even an ablated one)."""
+    test = {}
+    if class_error is not None:
+        test["class_error"] = class_error
+    if mse is not None:
+        test["prediction_mse"] = mse
+        test["prediction_nll"] = 1000 * mse
+    return {"model": config, "seed": seed, "size": "cpu", "steps": 90, "train_time_s": 60.0, "wall_time_s": 75.0,
+            "hardware": "test machine", "data": "full MNIST", "test": test,
+            "train_config": {"epochs": 2, "train_sequences": 3200, "batch_size": 64}}
+
+
+def _results(class_errors: dict[str, list[float]], mses: dict[str, list[float]]) -> list[dict]:
+    out = []
+    for config in CONFIGS:
+        errors, preds = class_errors.get(config), mses.get(config)
+        if errors is None and preds is None:
+            continue
+        n = len(errors if errors is not None else preds)
+        for seed in range(n):
+            out.append(_result(config, seed, errors[seed] if errors else 50.0, preds[seed] if preds else None))
+    return out
+
+
+def _table_row(markdown: str, label: str) -> list[str]:
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == label and len(cells) == 7:
+            return cells
+    raise AssertionError(f"no main-table row {label!r}")
+
+
+def _verdicts(markdown: str) -> list[str]:
+    section = markdown.split("## Claims")[1].split("##")[0]
+    return re.findall(r"^- \*\*(.+?)\*\*", section, flags=re.MULTILINE)
+
+
+GOOD = {  # the paper's picture: RLadder at the gold standard, the rest clearly worse, classification helps prediction
+    "class": {"omm-static": [0.70, 0.74, 0.69], "omm-temporal": [2.0, 2.2, 1.9], "omm-hrnn": [1.6, 1.55, 1.65],
+              "omm-rladder-no-prediction": [1.5, 1.3, 1.7], "omm-rladder-no-d2e": [1.24, 1.20, 1.29],
+              "omm-rladder": [0.74, 0.80, 0.66]},
+    "mse": {"omm-rladder-no-prediction": [0.2, 0.2, 0.2], "omm-rladder-no-d2e": [0.011, 0.012, 0.011],
+            "omm-rladder-no-classification": [0.0150, 0.0152, 0.0149], "omm-rladder": [0.0101, 0.0100, 0.0102]},
+}
+
+
+def test_stat_is_mean_and_sample_std():
+    values = (1.0, 2.5, 4.0, 3.0)
+    stat = Stat(values)
+    assert stat.n == 4 and stat.mean == pytest.approx(np.mean(values))
+    assert stat.std == pytest.approx(np.std(values, ddof=1))  # sample std, not population (ddof=0)
+    assert np.isnan(Stat((2.0,)).std)
+
+
+def test_table_shows_mean_and_sample_std_per_row_and_dashes_for_missing_metrics():
+    results = _results(GOOD["class"], GOOD["mse"])
+    md = table1_markdown(results, command="rladder-stream reproduce table1 --seeds 3", budget_s=600, generated="today")
+    for row in TABLE1:
+        cells = _table_row(md, row.label)
+        assert cells[1] == f"`{row.config}`"
+        class_values = GOOD["class"].get(row.config) if row.class_error else None
+        want_class = f"{np.mean(class_values):.2f} ± {np.std(class_values, ddof=1):.2f}" if class_values else NO_VALUE
+        assert cells[3] == want_class
+        mse_values = GOOD["mse"].get(row.config) if row.prediction else None
+        want_mse = f"{np.mean(mse_values):.5f} ± {np.std(mse_values, ddof=1):.5f}" if mse_values else NO_VALUE
+        assert cells[4] == want_mse
+        assert cells[5] == row.paper
+    # the ablated task's metric is not shown even when the model computes it
+    assert _table_row(md, "RLadder w/o prediction task")[4] == NO_VALUE
+    assert _table_row(md, "RLadder w/o classification task")[3] == NO_VALUE
+    assert _table_row(md, "RLadder")[6] == "3m 45s"  # wall time of the three seeds together
+    for text in ("sample", "[unverified]", "rladder-stream reproduce table1 --seeds 3", "600 s of training per run",
+                 "test machine", "full MNIST", "Generated today"):
+        assert text in md
+    # per-seed values, with steps done against steps planned
+    assert "| RLadder | 1 | 0.80 | 0.01000 | 90 / 100 |" in md
+
+
+def test_a_row_without_results_is_all_dashes():
+    classes = {k: v for k, v in GOOD["class"].items() if k != "omm-temporal"}
+    md = table1_markdown(_results(classes, GOOD["mse"]))
+    cells = _table_row(md, "Temporal baseline")
+    assert cells[2] == "0" and cells[3] == cells[4] == cells[6] == NO_VALUE
+    assert "**cannot tell**: The temporal baseline" in md and "no results for temporal baseline" in md
+
+
+def test_claims_hold_where_the_numbers_say_so():
+    assert _verdicts(table1_markdown(_results(GOOD["class"], GOOD["mse"]))) == ["holds"] * 6
+
+
+def test_claims_fail_where_the_numbers_say_so():
+    bad_class = {"omm-static": [0.70, 0.74, 0.69], "omm-temporal": [0.5, 0.52, 0.51], "omm-hrnn": [0.5, 0.55, 0.45],
+                 "omm-rladder-no-prediction": [0.4, 0.42, 0.41], "omm-rladder-no-d2e": [0.3, 0.32, 0.31],
+                 "omm-rladder": [3.0, 3.2, 2.9]}
+    bad_mse = {"omm-rladder-no-classification": [0.010, 0.0101, 0.0099], "omm-rladder": [0.020, 0.021, 0.019]}
+    assert _verdicts(table1_markdown(_results(bad_class, bad_mse))) == ["does not hold"] * 6
+
+
+def test_claims_cannot_be_told_with_one_seed_or_overlapping_spreads():
+    one_seed = {k: v[:1] for k, v in GOOD["class"].items()}
+    one_mse = {k: v[:1] for k, v in GOOD["mse"].items()}
+    assert _verdicts(table1_markdown(_results(one_seed, one_mse))) == ["cannot tell with 1 seed"] * 6
+
+    wide = {k: [1.0, 3.0, 2.0] for k in GOOD["class"]}  # every row: mean 2, std 1
+    stats = {k: {"class_error": Stat(tuple(v))} for k, v in wide.items()}
+    stats["omm-rladder"]["prediction_mse"] = Stat((0.010, 0.020))
+    stats["omm-rladder-no-classification"] = {"prediction_mse": Stat((0.012, 0.022))}
+    verdicts = [c.verdict for c in table1_claims(stats)]
+    assert verdicts[0] == "holds"  # equal means: the RLadder reaches the gold standard
+    assert verdicts[1:] == ["cannot tell with 2 seeds" if i == 4 else "cannot tell with 3 seeds" for i in range(5)]
+
+
+def test_two_results_for_one_seed_are_refused():
+    results = _results(GOOD["class"], GOOD["mse"])
+    with pytest.raises(ValueError, match="more than one result"):
+        table1_markdown(results + [results[0]])
+
+
+def test_model_settings_never_undo_a_rows_ablation():
+    overrides = {"prediction_weight": 0.1, "decoder_to_encoder": True, "decoder_cell": "convg3", "input_noise": 0.1}
+    applied, kept_out = row_model_overrides("omm-rladder-no-prediction", "tiny", overrides)
+    assert "prediction_weight" in kept_out and applied["decoder_to_encoder"] is True and applied["decoder_cell"] == "convg3"
+    applied, kept_out = row_model_overrides("omm-hrnn", "tiny", overrides)
+    assert set(kept_out) == {"decoder_to_encoder"} and applied["input_noise"] == 0.1
+    applied, _ = row_model_overrides("omm-rladder", "tiny", overrides)
+    assert applied == overrides
+
+
+def test_plan_covers_every_row_and_seed_in_the_papers_order(tmp_path):
+    runs = plan_table1(2, "tiny", 30.0, ["lr=0.01", "prediction_weight=0.1"], tmp_path)
+    assert [(r.model, r.seed) for r in runs] == [(c, s) for c in CONFIGS for s in (0, 1)]
+    assert all(r.size == "tiny" and r.time_budget_s == 30.0 and r.lr == 0.01 for r in runs)
+    assert {r.out for r in runs} == {str(tmp_path / c / f"seed{s}") for c in CONFIGS for s in (0, 1)}
+    no_pred = next(r for r in runs if r.model == "omm-rladder-no-prediction")
+    assert "prediction_weight" not in no_pred.model_overrides
+    for flagged in ("seed=3", "size=gpu", "time_budget_s=4", "out=x"):
+        with pytest.raises(ValueError, match="not --set"):
+            plan_table1(1, "tiny", None, [flagged], tmp_path)
+
+
+SMALL = ["train_sequences=16", "batch_size=8", "valid_sequences=8", "test_sequences=8", "eval_batch_size=8"]
+
+
+def test_reproduce_end_to_end_writes_all_rows_and_resumes_without_retraining(tmp_path, embedded_data, capsys):
+    out, doc = tmp_path / "runs", tmp_path / "docs" / "table1.md"
+    args = ["reproduce", "table1", "--seeds", "1", "--size", "tiny", "--budget-s", "0", "--out", str(out), "--doc", str(doc),
+            "--set", *SMALL]
+    # an interrupted run of the RLadder row: last.pt but no results.json
+    (interrupted,) = [r for r in plan_table1(1, "tiny", 0.0, SMALL, out) if r.model == "omm-rladder"]
+    interrupted.stop_after_steps = 1
+    interrupted.time_budget_s = None
+    assert train(interrupted, log=lambda s: None) == {"interrupted_at": 1}
+
+    assert cli_main(args) == 0
+    err = capsys.readouterr().err
+    assert "resumed from" in err and "[7/7] omm-rladder seed 0" in err and "eta" in err
+    md = doc.read_text()
+    for row in TABLE1:
+        cells = _table_row(md, row.label)
+        assert cells[2] == "1"
+        assert (cells[3] != NO_VALUE) == row.class_error and (cells[4] != NO_VALUE) == row.prediction
+        results = json.loads((out / row.config / "seed0" / "results.json").read_text())
+        assert results["size"] == "tiny" and results["seed"] == 0 and results["train_config"]["train_sequences"] == 16
+        assert results["train_config"]["time_budget_s"] == 0
+        # --budget-s 0 stops every run after its first step (2 planned); the resumed run had one step already
+        assert results["steps"] == (2 if row.config == "omm-rladder" else 1)
+    assert "--budget-s 0" in md and "cannot tell with 1 seed" in md
+
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("*/seed0/results.json")}
+    assert len(finished) == 7
+    doc.unlink()
+    assert cli_main(args) == 0
+    err = capsys.readouterr().err
+    assert "7 finished, 0 to train" in err and err.count("skipped") == 7
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed0/results.json")} == finished  # nothing retrained
+    assert doc.exists()
+
+    with pytest.raises(SystemExit):  # finished runs made with other settings are not silently reused
+        cli_main(args[:-len(SMALL)] + [*SMALL[:-1], "eval_batch_size=4"])
+    assert "other settings" in capsys.readouterr().err

@@ -1,0 +1,123 @@
+"""The probe output and the paper's Figure 4 (picture, GIF, command)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import envs  # noqa: F401  (registers the environments)
+from rladder_stream import Predictor, build_model, get_config
+from rladder_stream.cli import main as cli_main
+from shared_data import find_shared_data, needs_shared
+from rladder_stream.viz import FIG4_FOOTER, FIG4_PAD, figure4, figure4_cell, figure4_frames, record_episode, to_uint8
+
+SCALE = 2
+
+
+def _predictor(name: str = "omm-rladder") -> Predictor:
+    torch.manual_seed(0)
+    model = build_model(get_config(name, size="tiny"))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return Predictor(model)
+
+
+def _test_env():
+    return gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test")
+
+
+def test_probe_output_is_the_sigmoid_of_the_probe_logits(embedded_data):
+    predictor = _predictor()
+    frame = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    state = predictor.model.init_state(1)
+    out = predictor.step(frame)
+    assert out.probe.shape == (32, 32) and out.probe.dtype == np.float32
+    assert ((out.probe >= 0) & (out.probe <= 1)).all() and out.probe.std() > 0
+    with torch.no_grad():
+        logits = predictor.model.step(torch.as_tensor(frame)[None], state)[0]["probe_logits"]
+    np.testing.assert_allclose(out.probe, torch.sigmoid(logits)[0].numpy(), atol=1e-6)
+    assert _predictor("omm-rladder-no-d2e").step(frame).probe is None  # a model without a probe has none
+
+
+def _panel(image: Image.Image, box) -> np.ndarray:
+    return np.asarray(image.crop(box).convert("L"))
+
+
+def _expected(frame: np.ndarray) -> np.ndarray:
+    return np.kron(to_uint8(frame), np.ones((SCALE, SCALE), np.uint8))
+
+
+def test_figure4_has_every_panel_in_place_dark_on_white(embedded_data):
+    episode = record_episode(_predictor(), _test_env(), index=2)
+    assert episode.clean.shape == episode.observed.shape == (6, 32, 32)
+    assert episode.predicted.shape == episode.probe.shape == (5, 32, 32)
+    assert ((episode.probe >= 0) & (episode.probe <= 1)).all()
+    assert episode.class_probs.shape == (5, 10) and episode.index == 2 and 0 <= episode.label <= 9
+
+    image = figure4(episode, scale=SCALE)
+    _, _, right, bottom = figure4_cell(3, 5, (32, 32), SCALE)  # 4 rows x 6 columns
+    assert image.size == (right + FIG4_PAD, bottom + FIG4_PAD + FIG4_FOOTER)
+    rows = {0: episode.clean, 1: episode.observed, 2: [None, *episode.predicted], 3: [*episode.probe, None]}
+    panels = 0
+    for r, frames in rows.items():
+        for c, frame in enumerate(frames):
+            got = _panel(image, figure4_cell(r, c, (32, 32), SCALE))
+            if frame is None:
+                assert (got == 255).all()  # nothing predicts frame 1; the probe reads no frame after the last
+            else:
+                np.testing.assert_array_equal(got, _expected(frame))
+                panels += 1
+    assert panels == 6 + 6 + 5 + 5
+    ink = episode.clean[0] > 0.99
+    gt = _panel(image, figure4_cell(0, 0, (32, 32), SCALE))[::SCALE, ::SCALE]
+    assert (gt[ink] == 0).all() and (gt[episode.clean[0] == 0] == 255).all()  # dark digit, white background
+
+
+def test_figure4_leaves_out_the_rows_a_model_does_not_have(embedded_data):
+    episode = record_episode(_predictor("omm-hrnn"), _test_env(), index=0)
+    assert episode.predicted is None and episode.probe is None
+    image = figure4(episode, scale=SCALE)
+    _, _, right, bottom = figure4_cell(1, 5, (32, 32), SCALE)  # two rows only
+    assert image.size == (right + FIG4_PAD, bottom + FIG4_PAD + FIG4_FOOTER)
+
+
+def test_gif_frames_fill_in_one_frame_at_a_time(embedded_data):
+    episode = record_episode(_predictor(), _test_env(), index=1)
+    frames = figure4_frames(episode, scale=SCALE)
+    assert len(frames) == 6 and all(f.size == frames[0].size for f in frames)
+    assert np.array_equal(np.asarray(frames[-1]), np.asarray(figure4(episode, scale=SCALE)))
+    box = figure4_cell(0, 3, (32, 32), SCALE)  # ground truth at t=4
+    assert (_panel(frames[2], box) == 255).all()
+    np.testing.assert_array_equal(_panel(frames[3], box), _expected(episode.clean[3]))
+
+
+def test_figure4_command_writes_png_and_gif_for_the_chosen_episode(tmp_path, embedded_data, capsys):
+    predictor = _predictor()
+    checkpoint = predictor.save(tmp_path / "model.pt")
+    out = tmp_path / "fig"
+    assert cli_main(["figure4", "--model", str(checkpoint), "--index", "4", "--out", str(out), "--scale", str(SCALE)]) == 0
+    png, gif = out / "figure4-test4.png", out / "figure4-test4.gif"
+    want = figure4(record_episode(Predictor.from_checkpoint(checkpoint), _test_env(), index=4), scale=SCALE)
+    np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(want))
+    other = figure4(record_episode(Predictor.from_checkpoint(checkpoint), _test_env(), index=0), scale=SCALE)
+    assert not np.array_equal(np.asarray(other), np.asarray(want))  # --index chose the episode
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 6 and animation.size == want.size
+    with pytest.raises(SystemExit):
+        cli_main(["figure4", "--model", str(checkpoint), "--index", "100000", "--out", str(out)])
+    assert "index" in capsys.readouterr().err
+
+
+@needs_shared("mnist")
+def test_figure4_command_reads_the_data_folder_it_is_given(tmp_path, embedded_data, capsys):
+    checkpoint = _predictor().save(tmp_path / "model.pt")
+    beyond_embedded = ["figure4", "--model", str(checkpoint), "--index", "5000", "--out", str(tmp_path / "fig")]
+    with pytest.raises(SystemExit):  # the embedded test split has 300 digits
+        cli_main(beyond_embedded)
+    assert "index" in capsys.readouterr().err
+    assert cli_main([*beyond_embedded, "--data-dir", str(find_shared_data("mnist"))]) == 0
+    assert (tmp_path / "fig" / "figure4-test5000.png").exists()
