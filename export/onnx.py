@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,6 +44,7 @@ import torch
 from torch import nn
 
 from rladder_stream import __version__
+from rladder_stream.fileio import atomic_write_bytes
 from rladder_stream.ladder import RLadder
 
 FORMAT = "rladder-stream-onnx-step"
@@ -249,18 +249,7 @@ def export_onnx(
     if verify:
         _verify(proto, obs, state, want_outputs, want_state, output_names)
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out_path = atomic_write_bytes(out_path, proto.SerializeToString())
     return out_path
 
 

@@ -38,7 +38,7 @@ import torch
 from rladder_stream.config import LadderConfig
 from rladder_stream.outputs import StepOutput
 from rladder_stream.predictor import to_step_output
-from rladder_stream.validation import validate_observation
+from rladder_stream.validation import validate_observation, validate_stream_ids
 
 from .onnx import FORMAT, FORMAT_VERSION, META_PREFIX, OBS_INPUT
 
@@ -352,13 +352,7 @@ class OnnxPredictor:
     # ------------------------------------------------------------------------------ streaming
     def reset(self, stream_ids: Sequence[int] | None = None) -> None:
         """Forget the past of the given streams (all when ``None``); the other streams are untouched."""
-        if stream_ids is None:
-            ids = list(range(self.n_streams))
-        else:
-            ids = [int(i) for i in np.atleast_1d(np.asarray(stream_ids))]
-            bad = [i for i in ids if not 0 <= i < self.n_streams]
-            if bad:
-                raise ValueError(f"stream ids {bad} out of range for {self.n_streams} streams")
+        ids = validate_stream_ids(stream_ids, self.n_streams)
         state = self._state.get()
         for value in state.values():
             value[ids] = 0  # the exported state starts at zeros (metadata: init "zeros")

@@ -64,6 +64,17 @@ def _linear(in_f: int, out_f: int, bias: bool = True) -> nn.Linear:
 # ----------------------------------------------------------------------------- encoder cells
 
 
+def _gate_transforms(in_ch: int, hidden: int, gates: int, kernel: int, dims: int | None, norm: str) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """The gated cells' ``W_x`` (no bias: the normalisation follows it), ``W_h`` (with bias) and ``Norm``."""
+    if dims is None:
+        return _linear(in_ch, gates * hidden, bias=False), _linear(hidden, gates * hidden), norm_layer(norm, gates * hidden, None)
+    return (
+        conv(dims, in_ch, gates * hidden, kernel, bias=False),
+        conv(dims, hidden, gates * hidden, kernel),
+        norm_layer(norm, gates * hidden, dims),
+    )
+
+
 class LSTMCell(nn.Module):
     """LSTM with normalisation after the input transform (SPEC 2.2), conv (``dims`` 1/2) or dense (``None``).
 
@@ -76,13 +87,7 @@ class LSTMCell(nn.Module):
     def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "layer"):
         super().__init__()
         self.hidden, self.dims = hidden, dims
-        if dims is None:
-            self.input_transform = _linear(in_ch, 4 * hidden, bias=False)
-            self.hidden_transform = _linear(hidden, 4 * hidden)
-        else:
-            self.input_transform = conv(dims, in_ch, 4 * hidden, kernel, bias=False)
-            self.hidden_transform = conv(dims, hidden, 4 * hidden, kernel)
-        self.norm = norm_layer(norm, 4 * hidden, dims)
+        self.input_transform, self.hidden_transform, self.norm = _gate_transforms(in_ch, hidden, 4, kernel, dims, norm)
         with torch.no_grad():  # forget-gate bias +1: remember by default at the start of training
             self.hidden_transform.bias.zero_()
             self.hidden_transform.bias[hidden : 2 * hidden].fill_(1.0)
@@ -108,13 +113,7 @@ class GRUCell(nn.Module):
     def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "layer"):
         super().__init__()
         self.hidden, self.dims = hidden, dims
-        if dims is None:
-            self.input_transform = _linear(in_ch, 3 * hidden, bias=False)
-            self.hidden_transform = _linear(hidden, 3 * hidden)
-        else:
-            self.input_transform = conv(dims, in_ch, 3 * hidden, kernel, bias=False)
-            self.hidden_transform = conv(dims, hidden, 3 * hidden, kernel)
-        self.norm = norm_layer(norm, 3 * hidden, dims)
+        self.input_transform, self.hidden_transform, self.norm = _gate_transforms(in_ch, hidden, 3, kernel, dims, norm)
 
     def forward(self, x: Tensor, state: tuple[Tensor]) -> tuple[Tensor, tuple[Tensor]]:
         (h,) = state

@@ -24,7 +24,7 @@ import torch
 from .checkpoint import load_model, save_checkpoint
 from .ladder import RLadder, State
 from .outputs import StepOutput
-from .validation import validate_observation
+from .validation import validate_observation, validate_stream_ids
 
 
 def to_step_output(outputs: Mapping[str, torch.Tensor | np.ndarray], batched: bool) -> StepOutput:
@@ -95,13 +95,7 @@ class Predictor:
     # ------------------------------------------------------------------------------ streaming
     def reset(self, stream_ids: Sequence[int] | None = None) -> None:
         """Forget the past of the given streams (all when ``None``); the other streams are untouched."""
-        if stream_ids is None:
-            ids = list(range(self.n_streams))
-        else:
-            ids = [int(i) for i in np.atleast_1d(np.asarray(stream_ids))]
-            bad = [i for i in ids if not 0 <= i < self.n_streams]
-            if bad:
-                raise ValueError(f"stream ids {bad} out of range for {self.n_streams} streams")
+        ids = validate_stream_ids(stream_ids, self.n_streams)
         fresh = self.model.init_state(len(ids), self.device, self.dtype)
         index = torch.as_tensor(ids, device=self.device, dtype=torch.long)
         self.state = {k: v.index_copy(0, index, fresh[k]) for k, v in self.state.items()}

@@ -6,7 +6,7 @@ and before any state is touched.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -49,3 +49,14 @@ def validate_observation(obs: Any, obs_shape: tuple[int, ...], n_streams: int, d
     if obs.min(initial=0.0) < 0.0 or obs.max(initial=0.0) > 1.0:
         raise ValueError(f"observation values must lie in [0, 1], got range [{obs.min()}, {obs.max()}]")
     return obs, batched
+
+
+def validate_stream_ids(stream_ids: Sequence[int] | None, n_streams: int) -> list[int]:
+    """The stream indices a ``reset`` names (all when ``None``); ``ValueError`` for any out of range."""
+    if stream_ids is None:
+        return list(range(n_streams))
+    ids = [int(i) for i in np.atleast_1d(np.asarray(stream_ids))]
+    bad = [i for i in ids if not 0 <= i < n_streams]
+    if bad:
+        raise ValueError(f"stream ids {bad} out of range for {n_streams} streams")
+    return ids

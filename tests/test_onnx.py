@@ -21,6 +21,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+from bad_inputs import bad_observations
 import torch
 
 from export import OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx, read_step_info
@@ -318,28 +319,6 @@ def test_providers_are_chosen_automatically_or_explicitly(exported):
 # ------------------------------------------------------------------------------ bad inputs change nothing
 
 
-def _bad_observations():
-    good = np.full((2, 32, 32), 0.5, np.float32)
-    nan, inf, neg, big = good.copy(), good.copy(), good.copy(), good.copy()
-    nan[1, 3, 4] = np.nan
-    inf[0, 0, 0] = np.inf
-    neg[0, 5, 5] = -0.01
-    big[1, 0, 0] = 1.5
-    return [
-        (np.zeros((2, 32, 31), np.float32), "shape"),
-        (np.zeros((3, 32, 32), np.float32), "shape"),
-        (np.zeros((2, 1, 32, 32), np.float32), "shape"),
-        (np.zeros((32, 32), np.float32), "2 streams"),
-        (np.zeros((2, 32, 32), np.uint8), "dtype"),
-        (np.zeros((2, 32, 32), np.int64), "divide by 255"),
-        (np.array("not an image"), "dtype"),
-        (nan, "NaN"),
-        (inf, "infinite"),
-        (neg, r"\[0, 1\]"),
-        (big, r"\[0, 1\]"),
-    ]
-
-
 @pytest.fixture(scope="module", params=[False, True], ids=["host-state", "io-binding"])
 def stepped_predictor(request, exported):
     _, path = exported("omm-rladder")
@@ -348,7 +327,7 @@ def stepped_predictor(request, exported):
     return predictor
 
 
-@pytest.mark.parametrize("bad, message", _bad_observations())
+@pytest.mark.parametrize("bad, message", bad_observations())
 def test_bad_observation_raises_and_leaves_state_bit_identical(stepped_predictor, bad, message):
     predictor = stepped_predictor
     before, ticks = predictor.state, predictor.ticks.copy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bad_inputs import bad_observations
 import torch
 
 from rladder_stream import Predictor, build_model, get_config
@@ -88,28 +89,7 @@ def test_unbatched_and_batched_outputs_and_action():
         hrnn.action()
 
 
-def _bad_observations():
-    good = np.full((2, 32, 32), 0.5, np.float32)
-    nan, inf, neg, big = good.copy(), good.copy(), good.copy(), good.copy()
-    nan[1, 3, 4] = np.nan
-    inf[0, 0, 0] = np.inf
-    neg[0, 5, 5] = -0.01
-    big[1, 0, 0] = 1.5
-    return [
-        (np.zeros((2, 32, 31), np.float32), "shape"),
-        (np.zeros((3, 32, 32), np.float32), "shape"),
-        (np.zeros((32, 32), np.float32), "2 streams"),
-        (np.zeros((2, 32, 32), np.uint8), "dtype"),
-        (np.zeros((2, 32, 32), np.int64), "divide by 255"),
-        (np.array("not an image"), "dtype"),
-        (nan, "NaN"),
-        (inf, "infinite"),
-        (neg, r"\[0, 1\]"),
-        (big, r"\[0, 1\]"),
-    ]
-
-
-@pytest.mark.parametrize("bad, message", _bad_observations())
+@pytest.mark.parametrize("bad, message", bad_observations())
 def test_bad_input_raises_and_leaves_state_bit_identical(bad, message):
     predictor = Predictor(_model(), n_streams=2)
     predictor.step(np.random.default_rng(0).random((2, 32, 32)).astype(np.float32))
