@@ -189,8 +189,8 @@ def benchmark_cli_main(
 
     ``--predictor marginal`` fits the marginal on ``--fit-episodes`` episodes of the ``--fit-split`` split
     (default: one pass over the training split where the environment has a fixed number of sequences).
-    Any other value is a checkpoint path, loaded with ``load_checkpoint(path)`` (default
-    ``rladder_stream.predictor.Predictor.from_checkpoint``). Prints the table (or JSON with ``--json``);
+    Any other value is a checkpoint (``.pt``) or exported step (``.onnx``), loaded with ``load_checkpoint(path)``
+    (default :func:`export.runtime.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
     returns the exit status.
     """
     import envs  # noqa: F401  (registers the environments)
@@ -207,6 +207,8 @@ def benchmark_cli_main(
     parser.add_argument("--eps", type=float, default=0.01, help="repeat: probability kept away from 0 and 1")
     parser.add_argument("--fit-split", default="train", help="marginal: the split to fit on")
     parser.add_argument("--fit-episodes", type=int, default=None, help="marginal: episodes to fit on")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                        help="checkpoint predictors: step with PyTorch or ONNX Runtime (a .onnx file needs onnx)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 
@@ -223,10 +225,11 @@ def benchmark_cli_main(
         predictor = MarginalPredictor.from_env(env_id, args.fit_episodes, seed=args.seed, **fit_kwargs)
     else:
         if load_checkpoint is None:
-            from rladder_stream.predictor import Predictor
+            from export.runtime import load_predictor
 
-            load_checkpoint = Predictor.from_checkpoint
-        predictor = load_checkpoint(args.predictor)
+            predictor = load_predictor(args.predictor, args.runtime)
+        else:
+            predictor = load_checkpoint(args.predictor)
     try:
         result = benchmark(env, predictor, args.episodes, seed=args.seed)
     finally:

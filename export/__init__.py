@@ -8,7 +8,7 @@
 """
 
 from .onnx import DEFAULT_OPSET, MIN_OPSET, export_cli_main, export_onnx, max_opset
-from .runtime import OnnxPredictor, OnnxStepInfo, cuda_usable, default_providers, read_step_info
+from .runtime import RUNTIMES, OnnxPredictor, OnnxStepInfo, cuda_usable, default_providers, load_predictor, read_step_info
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -21,4 +21,6 @@ __all__ = [
     "export_onnx",
     "max_opset",
     "read_step_info",
+    "load_predictor",
+    "RUNTIMES",
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import warnings
@@ -393,3 +394,34 @@ class OnnxPredictor:
     def __repr__(self) -> str:
         return (f"OnnxPredictor({str(self.path)!r}, n_streams={self.n_streams}, providers={self.providers}, "
                 f"io_binding={self.io_binding}, model={self.info.model_kind} {self.config.name!r})")
+
+
+RUNTIMES = ("torch", "onnx")
+
+
+def load_predictor(path: str | os.PathLike, runtime: str = "torch", n_streams: int = 1) -> Any:
+    """A streaming predictor for a checkpoint (``.pt``) or an exported step (``.onnx``) on either runtime.
+
+    ``runtime="onnx"`` with a checkpoint exports it first (5-20 s), once: the export is kept in
+    ``$XDG_CACHE_HOME/rladder-stream-onnx`` (default ``~/.cache``) under the checkpoint's content hash. An
+    ``.onnx`` file can only run on ONNX Runtime.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    path = Path(path)
+    if path.suffix == ".onnx":
+        if runtime != "onnx":
+            raise ValueError(f"{path} is an ONNX model: use runtime='onnx' (or pass the .pt checkpoint)")
+        return OnnxPredictor(path, n_streams=n_streams)
+    if runtime == "torch":
+        from rladder_stream.predictor import Predictor
+
+        return Predictor.from_checkpoint(path, n_streams=n_streams)
+    from .onnx import export_onnx
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rladder-stream-onnx"
+    target = cache / f"{path.stem}-{digest}.onnx"
+    if not target.exists():
+        export_onnx(path, target)
+    return OnnxPredictor(target, n_streams=n_streams)

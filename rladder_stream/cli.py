@@ -30,7 +30,7 @@ def pretrained_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _load_predictor(model: str | None, seed: int):
+def _load_predictor(model: str | None, seed: int, runtime: str = "torch"):
     import torch
 
     from .config import get_config
@@ -39,7 +39,11 @@ def _load_predictor(model: str | None, seed: int):
 
     path = Path(model) if model else pretrained_path()
     if path is not None:
-        return Predictor.from_checkpoint(path), str(path)
+        from export.runtime import load_predictor
+
+        return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
+    if runtime != "torch":
+        raise SystemExit("no pretrained checkpoint is installed: pass --model CKPT to stream on ONNX Runtime")
     torch.manual_seed(seed)
     print("note: no pretrained checkpoint is installed; streaming an UNTRAINED tiny RLadder", file=sys.stderr)
     return Predictor(build_model(get_config("omm-rladder", size="tiny"))), "untrained omm-rladder (tiny)"
@@ -53,7 +57,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .viz import prediction_frame, save_gif, stack_vertically
 
-    predictor, source = _load_predictor(args.model, args.seed)
+    predictor, source = _load_predictor(args.model, args.seed, args.runtime)
     env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
     print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n")
     correct, total_reward, ticks, pictures = 0, 0.0, 0, []
@@ -128,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed for the environment (default 0)")
     demo.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded test digits)")
     demo.add_argument("--out", default="demo_out", help="folder for demo.gif and demo.png (default demo_out)")
+    demo.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                      help="step the model with PyTorch (default) or ONNX Runtime (exported once, then cached)")
     demo.set_defaults(func=cmd_demo)
 
     configs = sub.add_parser("configs", help="list the named model configurations")

@@ -408,3 +408,42 @@ def test_every_shipped_checkpoint_streams_like_pytorch(tmp_path_factory, embedde
     streams = [episodes[(k * 37) % 200 : (k * 37) % 200 + per_stream].reshape(-1, 32, 32) for k in range(n_streams)]
     frames = np.stack(streams, axis=1) if n_streams > 1 else streams[0]
     _assert_parity(_stream_parity(model, path, 500, n_streams, frames=frames))
+
+
+def test_load_predictor_picks_the_runtime(tmp_path, monkeypatch):
+    from export import load_predictor
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-rladder", size="tiny"), _random_model("omm-rladder").state_dict())
+    assert isinstance(load_predictor(checkpoint, "torch"), Predictor)
+    onnx_pred = load_predictor(checkpoint, "onnx", n_streams=2)
+    assert isinstance(onnx_pred, OnnxPredictor) and onnx_pred.n_streams == 2
+    cached = list((tmp_path / "cache" / "rladder-stream-onnx").glob("m-*.onnx"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    load_predictor(checkpoint, "onnx")  # the second time reuses the export
+    assert cached[0].stat().st_mtime_ns == mtime
+    assert isinstance(load_predictor(cached[0], "onnx"), OnnxPredictor)
+    with pytest.raises(ValueError, match="ONNX model"):
+        load_predictor(cached[0], "torch")
+    with pytest.raises(ValueError, match="runtime"):
+        load_predictor(checkpoint, "tensorrt")
+
+
+def test_runtime_flag_of_demo_and_benchmark(tmp_path, monkeypatch, capsys, embedded_data):
+    from envs.benchmark import benchmark_cli_main
+    from rladder_stream.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-rladder", size="tiny"), _random_model("omm-rladder").state_dict())
+    results = {}
+    for runtime in ("torch", "onnx"):
+        assert main(["demo", "--model", str(checkpoint), "--episodes", "1", "--runtime", runtime, "--out", str(tmp_path / runtime)]) == 0
+        out = capsys.readouterr().out
+        assert f"({runtime} runtime)" in out
+        results[runtime] = [line.split("log-lik")[0] for line in out.splitlines() if line.startswith("episode 0 tick")]
+        assert benchmark_cli_main(["OccludedMovingMNIST-v0", "--predictor", str(checkpoint), "--runtime", runtime,
+                                   "--episodes", "2", "--env-arg", "split=test", "--json"]) == 0
+        results[runtime + "-bench"] = json.loads(capsys.readouterr().out)
+    assert results["torch"] == results["onnx"] and len(results["torch"]) == 5  # same beliefs, printed to 2 decimals
+    assert results["torch-bench"]["nll_per_step"] == pytest.approx(results["onnx-bench"]["nll_per_step"], abs=1e-3)
