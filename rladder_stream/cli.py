@@ -55,40 +55,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import envs  # noqa: F401  (registers the environments)
 
-    from .viz import prediction_frame, save_gif, stack_vertically
+    from .viz import prediction_frame, record_episode, save_gif, stack_vertically
 
     predictor, source = _load_predictor(args.model, args.seed, args.runtime)
     env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
     print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n")
     correct, total_reward, ticks, pictures = 0, 0.0, 0, []
     start = time.perf_counter()
-    obs, info = env.reset(seed=args.seed)
+    env.reset(seed=args.seed)
     for episode in range(args.episodes):
-        if episode:
-            obs, info = env.reset()
-        predictor.reset()
-        while True:
-            out = predictor.step(obs)
-            next_obs, reward, terminated, truncated, next_info = env.step(out.action())
-            ticks += 1
-            total_reward += reward
-            top = np.argsort(out.class_probs)[::-1][:3]
-            beliefs = "  ".join(f"{k}:{out.class_probs[k]:.2f}" for k in top)
-            print(f"episode {episode} tick {info['t']}: beliefs {beliefs}   log-lik of next frame {reward:8.2f}")
+        record = record_episode(predictor, env, index=episode)  # the SPEC 1.1 loop, test episode `episode`
+        for t, (probs, reward) in enumerate(zip(record.class_probs, record.rewards)):
+            top = np.argsort(probs)[::-1][:3]
+            beliefs = "  ".join(f"{k}:{probs[k]:.2f}" for k in top)
+            print(f"episode {episode} tick {t}: beliefs {beliefs}   log-lik of next frame {reward:8.2f}")
             if episode == 0:
                 pictures.append(
                     prediction_frame(
-                        [("observed", obs), ("predicted next", out.next_obs), ("actual next", next_obs),
-                         ("clean next", next_info.get("clean_frame"))],
-                        caption=f"t={info['t']}  belief {top[0]} ({out.class_probs[top[0]]:.2f})",
+                        [("observed", record.observed[t]), ("predicted next", record.predicted[t]),
+                         ("actual next", record.observed[t + 1]), ("clean next", record.clean[t + 1])],
+                        caption=f"t={t}  belief {top[0]} ({probs[top[0]]:.2f})",
                     )
                 )
-            obs, info = next_obs, next_info
-            if terminated or truncated:
-                break
-        guess = int(np.argmax(out.class_probs))
-        correct += guess == info["label"]
-        print(f"episode {episode}: label {info['label']}, predicted {guess} {'(correct)' if guess == info['label'] else '(wrong)'}\n")
+        ticks += len(record.rewards)
+        total_reward += float(record.rewards.sum())
+        guess = int(np.argmax(record.class_probs[-1]))
+        correct += guess == record.label
+        print(f"episode {episode}: label {record.label}, predicted {guess} {'(correct)' if guess == record.label else '(wrong)'}\n")
     elapsed = time.perf_counter() - start
     print(f"classification error {100 * (1 - correct / args.episodes):.1f}% over {args.episodes} episode(s); "
           f"mean log-likelihood per frame {total_reward / ticks:.2f}; {ticks / elapsed:.0f} ticks/s")

@@ -82,6 +82,7 @@ class EpisodeRecord:
         predicted: ``[T, H, W]``: after frame t, the forecast of frame t + 1; ``None`` without a prediction task.
         probe: ``[T, H, W]``: after frame t, the probe's readout of clean frame t; ``None`` without a probe.
         class_probs: ``[T, n_classes]`` class beliefs after each frame, or ``None``.
+        rewards: ``[T]`` the environment's reward for each forecast (log-likelihood of the next frame).
         label: the digit; ``index``: the episode of the split.
     """
 
@@ -90,6 +91,7 @@ class EpisodeRecord:
     predicted: np.ndarray | None
     probe: np.ndarray | None
     class_probs: np.ndarray | None
+    rewards: np.ndarray
     label: int
     index: int
 
@@ -99,7 +101,7 @@ def record_episode(predictor: StreamingPredictor, env: Any, index: int = 0) -> E
     predictor with the one loop of SPEC 1.1, keeping what Figure 4 shows."""
     obs, info = env.reset(options={"index": index})
     predictor.reset()
-    clean, observed, predicted, probe, beliefs = [info["clean_frame"]], [obs], [], [], []
+    clean, observed, predicted, probe, beliefs, rewards = [info["clean_frame"]], [obs], [], [], [], []
     while True:
         out = predictor.step(obs)
         predicted.append(out.next_obs)
@@ -109,7 +111,8 @@ def record_episode(predictor: StreamingPredictor, env: Any, index: int = 0) -> E
             action = out.action()
         else:  # no forecast to offer (e.g. the hierarchical RNN): an uninformative one, with the beliefs
             action = {"forecast": np.full(obs.shape, 0.5, np.float32), "class_probs": out.class_probs}
-        obs, _, terminated, truncated, info = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        rewards.append(reward)
         clean.append(info["clean_frame"])
         observed.append(obs)
         if terminated or truncated:
@@ -121,7 +124,7 @@ def record_episode(predictor: StreamingPredictor, env: Any, index: int = 0) -> E
     return EpisodeRecord(
         clean=np.stack(clean).astype(np.float32), observed=np.stack(observed).astype(np.float32),
         predicted=stacked(predicted), probe=stacked(probe), class_probs=stacked(beliefs),
-        label=int(info.get("label", -1)), index=int(index),
+        rewards=np.asarray(rewards, dtype=np.float64), label=int(info.get("label", -1)), index=int(index),
     )
 
 
