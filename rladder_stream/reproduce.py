@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from .config import get_config
 from .train import TrainConfig, parse_overrides, train
@@ -62,6 +63,8 @@ ROWS = {row.config: row for row in TABLE1}
 CLASS, PREDICTION = "class_error", "prediction_mse"
 # Settings with their own flag; --set must not change them behind the flag's back.
 FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out"}
+# The other tables of SPEC 6, each in its own module: name -> "module:cli_main(argv)".
+OTHER_TABLES: dict[str, str] = {}
 # Settings that change no result: a finished run is reused whatever they were.
 COSMETIC = {"log_every", "checkpoint_every", "stop_after_steps"}
 
@@ -352,27 +355,17 @@ def finished_results(cfg: TrainConfig) -> dict[str, Any] | None:
     return results
 
 
-def reproduce_table1(
-    seeds: int = 3,
-    size: str = "cpu",
-    budget_s: float | None = None,
-    settings: Sequence[str] = (),
-    out: str | os.PathLike = "runs/table1",
-    doc: str | os.PathLike = "docs/results/table1.md",
-    command: str | None = None,
-    stream: TextIO | None = None,
-) -> list[dict[str, Any]]:
-    """Train (or reuse) every run of Table 1, write the markdown document ``doc``; returns all results.
+def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: float | None, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Train every run of a table one after another, reusing finished ones; returns their results in order.
 
-    Progress (which run, elapsed time, ETA) goes to ``stream`` (default: standard error)."""
+    Every finished run is checked (same settings) before anything trains; progress goes to ``say``: which
+    run, runs left, elapsed time and an ETA from the mean of the runs trained so far."""
     if int(os.environ.get("RANK", -1)) != -1:
         raise RuntimeError("reproduce trains its runs one after another in one process; to use several GPUs, "
                            "launch 'rladder-stream train' under torchrun for each run")
-    runs = plan_table1(seeds, size, budget_s, settings, out)
-    results = [finished_results(cfg) for cfg in runs]  # checks every finished run before training anything
+    results = [finished_results(cfg) for cfg in runs]
     todo = sum(r is None for r in results)
-    say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
-    say(f"table1: {len(runs)} runs ({len(TABLE1)} rows x {seeds} seeds), {len(runs) - todo} finished, {todo} to train; "
+    say(f"{name}: {len(runs)} runs ({shape}), {len(runs) - todo} finished, {todo} to train; "
         f"budget {'none' if budget_s is None else f'{budget_s:g} s per run'}")
     started, took = time.perf_counter(), []
     for i, cfg in enumerate(runs):
@@ -391,7 +384,26 @@ def reproduce_table1(
         tick = time.perf_counter()
         results[i] = train(cfg, log=lambda text: say(f"    {text}"))
         took.append(time.perf_counter() - tick)
+    return results
 
+
+def reproduce_table1(
+    seeds: int = 3,
+    size: str = "cpu",
+    budget_s: float | None = None,
+    settings: Sequence[str] = (),
+    out: str | os.PathLike = "runs/table1",
+    doc: str | os.PathLike = "docs/results/table1.md",
+    command: str | None = None,
+    stream: TextIO | None = None,
+) -> list[dict[str, Any]]:
+    """Train (or reuse) every run of Table 1, write the markdown document ``doc``; returns all results.
+
+    Progress (which run, elapsed time, ETA) goes to ``stream`` (default: standard error)."""
+    runs = plan_table1(seeds, size, budget_s, settings, out)
+    say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
+    started = time.perf_counter()
+    results = train_runs(runs, "table1", f"{len(TABLE1)} rows x {seeds} seeds", budget_s, say)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = table1_markdown(results, command=command, budget_s=budget_s, generated=generated)
     doc = Path(doc)
@@ -403,8 +415,11 @@ def reproduce_table1(
 
 def reproduce_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table1 [--seeds N] [--size S] [--budget-s SEC] [--set key=value ...] [--out DIR] [--doc FILE]``."""
+    if argv and argv[0] in OTHER_TABLES:  # each other table has its own module and parser
+        module, function = OTHER_TABLES[argv[0]].split(":")
+        return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="rladder-stream reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("table", choices=["table1"], help="which table of the paper (SPEC 6)")
+    parser.add_argument("table", choices=["table1", *OTHER_TABLES], help="which table of the paper (SPEC 6)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row (default 3)")
     parser.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size of every row (default cpu)")
     parser.add_argument("--budget-s", type=float, default=None, help="training-time cap per run in seconds (default: none)")

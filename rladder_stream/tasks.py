@@ -13,11 +13,42 @@ import numpy as np
 import torch
 
 from .config import LadderConfig
+from .losses import batch_metrics, ladder_costs
 
 Batch = dict[str, torch.Tensor]
 
 
-class OccludedMNISTTask:
+class Task:
+    """What the training loop needs from a task: batches, and the costs and metrics of the model's outputs.
+
+    Subclasses set ``name`` and ``data_source`` and implement ``train_batch``, ``eval_size`` and ``eval_batches``.
+    The default costs and metrics are the RLadder's (:func:`~rladder_stream.losses.ladder_costs`,
+    :func:`~rladder_stream.losses.batch_metrics`); a task whose model has other outputs overrides them.
+    """
+
+    name = "task"
+    config: LadderConfig
+    data_source: str = ""
+
+    def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
+        """Weighted training costs, their sum under ``"total"`` (the only one that carries gradients)."""
+        return ladder_costs(outputs, batch, self.config)
+
+    def metrics(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, tuple[float, float]]:
+        """Evaluation ``{metric: (sum, count)}`` of one batch, pooled exactly over batches."""
+        return batch_metrics(outputs, batch)
+
+    def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
+        raise NotImplementedError
+
+    def eval_size(self, split: str) -> int:
+        raise NotImplementedError
+
+    def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        raise NotImplementedError
+
+
+class OccludedMNISTTask(Task):
     """Occluded Moving MNIST (SPEC 4.1): 5 observed frames, each forecasting the next; label at the end.
 
     ``config.input_view == "optimal_reconstruction"`` feeds the static classifier (gold standard of
@@ -66,7 +97,7 @@ class OccludedMNISTTask:
             yield self.to_batch(source.episodes(None, len(indices), indices))
 
 
-TASKS = {"omm": OccludedMNISTTask}
+TASKS: dict[str, type[Task]] = {"omm": OccludedMNISTTask}
 
 
 def task_for(config: LadderConfig) -> str:

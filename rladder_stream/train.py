@@ -37,8 +37,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LadderConfig, get_config
 from .ladder import build_model
-from .losses import batch_metrics, ladder_costs
-from .tasks import TASKS, task_for
+from .tasks import TASKS, Task, task_for
 
 
 @dataclass
@@ -122,7 +121,7 @@ def hardware_description(device: torch.device) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, task: Any, split: str, limit: int | None, batch_size: int, device: torch.device) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, task: Task, split: str, limit: int | None, batch_size: int, device: torch.device) -> dict[str, float]:
     """Pooled metrics over the fixed episodes of a split (eval mode, no noise)."""
     was_training = model.training
     model.eval()
@@ -130,7 +129,7 @@ def evaluate(model: torch.nn.Module, task: Any, split: str, limit: int | None, b
     for batch in task.eval_batches(split, batch_size, limit):
         batch = {k: v.to(device) for k, v in batch.items()}
         outputs, _ = model(batch["inputs"])
-        for name, (total, count) in batch_metrics(outputs, batch).items():
+        for name, (total, count) in task.metrics(outputs, batch).items():
             acc = sums.setdefault(name, [0.0, 0.0])
             acc[0] += total
             acc[1] += count
@@ -206,13 +205,13 @@ class _WithCosts(torch.nn.Module):
     to know which parameters get gradients (an ablation's zero-weighted head gets none).
     """
 
-    def __init__(self, model: torch.nn.Module, config: LadderConfig):
+    def __init__(self, model: torch.nn.Module, task: Task):
         super().__init__()
-        self.model, self.config = model, config
+        self.model, self.task = model, task
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         outputs, _ = self.model(batch["inputs"])
-        costs = ladder_costs(outputs, batch, self.config)
+        costs = self.task.costs(outputs, batch)
         return {k: v if k == "total" else v.detach() for k, v in costs.items()}
 
 
@@ -269,7 +268,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         wall_before = float(extra.get("wall_time", 0.0))
         log(f"resumed from {last} at step {step}/{total}")
 
-    model = _WithCosts(raw_model, model_cfg)
+    model = _WithCosts(raw_model, task)
     if ddp:
         if device.type == "cuda":  # batch statistics over the global batch, as in one process
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
