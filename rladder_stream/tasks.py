@@ -7,7 +7,7 @@ are a pure function of ``(seed, step)``, so resumed training sees exactly the da
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -15,13 +15,17 @@ import torch
 from .config import LadderConfig
 from .losses import batch_metrics, ladder_costs
 
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
 Batch = dict[str, torch.Tensor]
 
 
 class Task:
     """What the training loop needs from a task: batches, and the costs and metrics of the model's outputs.
 
-    Subclasses set ``name`` and ``data_source`` and implement ``train_batch``, ``eval_size`` and ``eval_batches``.
+    A task is built as ``TaskClass(model_config, train_config)``; the training settings say which data
+    (``data_dir``, ``labelled``, ``dataset``). Subclasses set ``name`` and ``data_source`` and implement ``train_batch``, ``eval_size`` and ``eval_batches``.
     The default costs and metrics are the RLadder's (:func:`~rladder_stream.losses.ladder_costs`,
     :func:`~rladder_stream.losses.batch_metrics`); a task whose model has other outputs overrides them.
     """
@@ -57,9 +61,11 @@ class OccludedMNISTTask(Task):
 
     name = "omm"
 
-    def __init__(self, config: LadderConfig, data_dir: str | os.PathLike | None = None, labelled: int | None = None):
+    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
         from envs.occluded_mnist import N_OBSERVED, episode_source
 
+        data_dir = train_config.data_dir if train_config else None
+        labelled = train_config.labelled if train_config else None
         self.config = config
         self.n_observed = N_OBSERVED
         self.train_source = episode_source("train", labelled, data_dir)

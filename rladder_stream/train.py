@@ -63,6 +63,7 @@ class TrainConfig:
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
     data_dir: str | None = None
     labelled: int | None = None  # semi-supervised: number of labelled training digits
+    dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
     out: str = "runs/default"
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
     log_every: int = 20
@@ -246,7 +247,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model_cfg = get_config(cfg.model, size=cfg.size, **cfg.model_overrides)
-    task = TASKS[task_for(model_cfg)](model_cfg, cfg.data_dir, cfg.labelled)
+    task = TASKS[task_for(model_cfg)](model_cfg, cfg)
 
     torch.manual_seed(cfg.seed)
     raw_model = build_model(model_cfg).to(device)
