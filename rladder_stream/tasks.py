@@ -6,7 +6,6 @@ are a pure function of ``(seed, step)``, so resumed training sees exactly the da
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
