@@ -146,6 +146,7 @@ class DigitPool:
     labels: np.ndarray  # int64 [N]; -1 for digits whose label is withheld (semi-supervised)
     indices: np.ndarray  # int64 [N], index in the MNIST file
     source: str
+    labelled_rows: np.ndarray | None = None  # semi-supervised: the rows whose label is given (sorted); else None
 
 
 SPLITS = ("train", "valid", "test")
@@ -177,12 +178,13 @@ def mnist_pool(
     if not keep.any():
         raise ValueError(f"no digits for split {split!r} in MNIST from {data.source}")
     labels = data.labels[keep].astype(np.int64)
+    chosen = None
     if labelled is not None:
         chosen = labelled_subset(labels, labelled, f"{env_name}/labelled")
         withheld = np.full(len(labels), -1, dtype=np.int64)
         withheld[chosen] = labels[chosen]
         labels = withheld
-    return DigitPool(data.images[keep], labels, data.indices[keep], data.source)
+    return DigitPool(data.images[keep], labels, data.indices[keep], data.source, chosen)
 
 
 class BatchRandom:
@@ -280,6 +282,7 @@ class EpisodeSource:
     split: str
     env_name: str
     source: str
+    labelled_rows: np.ndarray | None = None  # semi-supervised train split: the pool rows whose label is given
 
     @property
     def fixed(self) -> bool:

@@ -95,7 +95,7 @@ def episode_source(
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels)
-    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, pool.source)
+    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, pool.source, pool.labelled_rows)
 
 
 class OccludedMovingMNISTEnv(PredictionEnv):

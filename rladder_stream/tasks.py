@@ -56,6 +56,12 @@ class OccludedMNISTTask(Task):
 
     ``config.input_view == "optimal_reconstruction"`` feeds the static classifier (gold standard of
     Table 1) the optimal reconstruction after the 5th frame as a single tick instead.
+
+    Semi-supervised (``train_config.labelled = n``, SPEC 3 and 6.2): the training pool is MNIST train
+    0-59,999 of which a class-balanced ``n`` (fixed by a seed) are labelled. With ``use_unlabelled`` a batch
+    holds ``labelled_fraction`` labelled sequences and the rest unlabelled ones; without it, labelled ones
+    only. A sequence's label reaches the batch only when its digit is one of the labelled rows (the rest get
+    -1, which no class cost reads), whatever the label array of the pool says.
     """
 
     name = "omm"
@@ -70,6 +76,13 @@ class OccludedMNISTTask(Task):
         self.train_source = episode_source("train", labelled, data_dir)
         self._eval_sources = {split: episode_source(split, None, data_dir) for split in ("valid", "test")}
         self.data_source = self.train_source.source
+        self.labelled_rows = self.train_source.labelled_rows  # None: every training sequence is labelled
+        if self.labelled_rows is not None:
+            self.use_unlabelled = train_config.use_unlabelled
+            self.labelled_fraction = train_config.labelled_fraction
+            self.unlabelled_rows = np.setdiff1d(np.arange(self.train_source.pool_size), self.labelled_rows)
+            unlabelled = f" + {len(self.unlabelled_rows)} unlabelled" if self.use_unlabelled else " only"
+            self.data_source += f"; {len(self.labelled_rows)} labelled{unlabelled}"
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> tensors: inputs, next-frame targets, clean frames (probe), labels."""
@@ -86,8 +99,19 @@ class OccludedMNISTTask(Task):
         }
 
     def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
-        """Fresh random training sequences (SPEC 4.1: new trajectories every epoch)."""
-        return self.to_batch(self.train_source.episodes(rng, batch_size, None))
+        """Fresh random training sequences (SPEC 4.1: new trajectories every epoch); semi-supervised: see the
+        class docstring."""
+        if self.labelled_rows is None:
+            return self.to_batch(self.train_source.episodes(rng, batch_size, None))
+        if self.use_unlabelled:
+            n_labelled = min(batch_size, max(1, round(batch_size * self.labelled_fraction)))
+            rows = np.concatenate([rng.choice(self.labelled_rows, n_labelled),
+                                   rng.choice(self.unlabelled_rows, batch_size - n_labelled)])
+        else:
+            rows = rng.choice(self.labelled_rows, batch_size)
+        seqs = self.train_source.episodes(rng, batch_size, rows)
+        seqs["labels"] = np.where(np.isin(rows, self.labelled_rows), seqs["labels"], -1)
+        return self.to_batch(seqs)
 
     def eval_size(self, split: str) -> int:
         """Number of fixed episodes of a split."""

@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LadderConfig, get_config
 from .ladder import build_model
+from .mean_teacher import MeanTeacher, consistency_cost
 from .tasks import TASKS, Task, task_for
 
 
@@ -62,12 +63,27 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
     data_dir: str | None = None
-    labelled: int | None = None  # semi-supervised: number of labelled training digits
+    labelled: int | None = None  # semi-supervised: number of labelled training digits (class-balanced, fixed)
+    use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
+    labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
+    mean_teacher: bool = False  # Mean Teacher consistency cost at the top (SPEC 3)
+    consistency_weight: float = 10.0  # its maximum weight, reached after the ramp-up
+    consistency_rampup: float = 0.3  # ramp-up length as a fraction of the planned steps
+    ema_decay_rampup: float = 0.99  # teacher EMA decay during the ramp-up
+    ema_decay: float = 0.999  # and after it
     dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
     out: str = "runs/default"
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
     log_every: int = 20
     stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
+
+    def __post_init__(self) -> None:
+        if self.labelled is None and not self.use_unlabelled:
+            raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
+        if not 0.0 < self.labelled_fraction <= 1.0:
+            raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
+        if not 0.0 <= self.consistency_rampup <= 1.0:
+            raise ValueError(f"consistency_rampup must be in [0, 1], got {self.consistency_rampup}")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -210,9 +226,13 @@ class _WithCosts(torch.nn.Module):
         super().__init__()
         self.model, self.task = model, task
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], teacher_probs: torch.Tensor | None = None,
+                consistency_weight: float = 0.0) -> dict[str, torch.Tensor]:
         outputs, _ = self.model(batch["inputs"])
         costs = self.task.costs(outputs, batch)
+        if teacher_probs is not None:  # Mean Teacher: on every sequence, labelled or not
+            costs["consistency"] = consistency_cost(outputs["class_logits"][:, -1], teacher_probs)
+            costs["total"] = costs["total"] + consistency_weight * costs["consistency"]
         return {k: v if k == "total" else v.detach() for k, v in costs.items()}
 
 
@@ -255,6 +275,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     total = cfg.total_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total))
     step, train_time, wall_before, history = 0, 0.0, 0.0, []
+    teacher = MeanTeacher(raw_model, round(cfg.consistency_rampup * total), cfg.consistency_weight,
+                          cfg.ema_decay_rampup, cfg.ema_decay) if cfg.mean_teacher else None
 
     last = out / "last.pt"
     if last.exists():  # resume exactly where the last checkpoint left off
@@ -265,6 +287,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         torch.set_rng_state(extra["torch_rng"])
+        if teacher is not None:
+            if "teacher" not in extra:
+                raise ValueError(f"{last} was trained without Mean Teacher; use another --out or delete it")
+            teacher.load_state_dict(extra["teacher"])
         step, train_time = int(extra["step"]), float(extra["train_time"])
         wall_before = float(extra.get("wall_time", 0.0))
         log(f"resumed from {last} at step {step}/{total}")
@@ -288,6 +314,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             "wall_time": wall_before + time.perf_counter() - started,
             "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
         }
+        if teacher is not None:
+            extra["teacher"] = teacher.state_dict()
         save_checkpoint(path, model_cfg, raw_model.state_dict(), extra)
 
     log(f"model {model_cfg.name} ({cfg.size}): {raw_model.num_parameters():,} parameters on {hardware_description(device)}"
@@ -300,19 +328,27 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     while step < total:
         tick = time.perf_counter()
         batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size)
+        clean_inputs = batch["inputs"]
         if model_cfg.input_noise > 0:
-            batch["inputs"] = batch["inputs"] + model_cfg.input_noise * torch.randn(batch["inputs"].shape)
+            batch["inputs"] = clean_inputs + model_cfg.input_noise * torch.randn(clean_inputs.shape)
+        if teacher is not None:  # the teacher sees its own, independent noise
+            batch["teacher_inputs"] = clean_inputs + model_cfg.input_noise * torch.randn(clean_inputs.shape)
         if ddp:  # this rank's share of the global batch
             batch = {k: v[rank::world] for k, v in batch.items()}
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast:
-            costs = model(batch)
+            if teacher is not None:
+                costs = model(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step))
+            else:
+                costs = model(batch)
         optimizer.zero_grad(set_to_none=True)
         costs["total"].backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
+        if teacher is not None:
+            teacher.update(raw_model, step)
         step += 1
         train_time += time.perf_counter() - tick
         values = {k: float(v.detach()) for k, v in costs.items()}  # this rank's rows (rank 0 logs)
@@ -328,6 +364,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             out_of_time = bool(flag.item())
         if master and (end_of_epoch or out_of_time or step == total):
             metrics = evaluate(raw_model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device)
+            if teacher is not None:
+                metrics.update({f"teacher_{k}": v for k, v in evaluate(
+                    teacher.model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device).items()})
             history.append({"step": step, **metrics})
             scalars.write("valid", step, epoch, train_time, "", metrics)
             log(f"validation at step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
@@ -349,6 +388,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         return {"interrupted_at": step} if interrupted else {"rank": rank, "steps": step}
 
     test = evaluate(raw_model, task, "test", cfg.test_sequences, cfg.eval_batch_size, device)
+    if teacher is not None:
+        test.update({f"teacher_{k}": v for k, v in evaluate(
+            teacher.model, task, "test", cfg.test_sequences, cfg.eval_batch_size, device).items()})
     scalars.write("test", step, step / cfg.steps_per_epoch, train_time, "", test)
     scalars.close()
     log("test: " + ", ".join(f"{k}={v:.4f}" for k, v in test.items()))
