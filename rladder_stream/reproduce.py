@@ -64,7 +64,9 @@ CLASS, PREDICTION = "class_error", "prediction_mse"
 # Settings with their own flag; --set must not change them behind the flag's back.
 FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out"}
 # The other tables of SPEC 6, each in its own module: name -> "module:cli_main(argv)".
-OTHER_TABLES: dict[str, str] = {}
+OTHER_TABLES: dict[str, str] = {
+    "table2": "rladder_stream.table2:table2_cli_main",
+}
 # Settings that change no result: a finished run is reused whatever they were.
 COSMETIC = {"log_every", "checkpoint_every", "stop_after_steps"}
 
@@ -309,10 +311,10 @@ def table1_markdown(
 # ============================================================================ running the rows
 
 
-def row_model_overrides(config: str, size: str, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def row_model_overrides(config: str, size: str, overrides: Mapping[str, Any], base: str = "omm-rladder") -> tuple[dict[str, Any], dict[str, Any]]:
     """Split model settings into (applied, kept out) for one row: a field in which the row's configuration
-    differs from the RLadder's defines the row (its ablation or baseline) and is kept out."""
-    base = get_config("omm-rladder", size=size).to_dict()
+    differs from the table's RLadder (``base``) defines the row (its ablation or baseline) and is kept out."""
+    base = get_config(base, size=size).to_dict()
     own = get_config(config, size=size).to_dict()
     defining = {k for k in own if k != "name" and own[k] != base[k]}
     applied = {k: v for k, v in overrides.items() if k not in defining}
@@ -413,6 +415,23 @@ def reproduce_table1(
     return results
 
 
+def add_table_arguments(parser: argparse.ArgumentParser, table: str, seeds: int = 3) -> None:
+    """The options every ``reproduce`` table shares: --seeds, --size, --budget-s, --set, --out, --doc."""
+    parser.add_argument("--seeds", type=int, default=seeds, help=f"seeds 0..N-1 per row (default {seeds})")
+    parser.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size of every row (default cpu)")
+    parser.add_argument("--budget-s", type=float, default=None, help="training-time cap per run in seconds (default: none)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings for every run, as in 'rladder-stream train'")
+    parser.add_argument("--out", default=f"runs/{table}", help=f"folder of the runs (default runs/{table})")
+    parser.add_argument("--doc", default=f"docs/results/{table}.md", help=f"markdown file to write (default docs/results/{table}.md)")
+
+
+def reproduce_command(argv: Sequence[str], table: str | None = None) -> str:
+    """The command line that reproduces a table, with the data folder it used (for the document)."""
+    data = os.environ.get("RLADDER_STREAM_DATA")
+    words = ["rladder-stream", "reproduce", *([table] if table else []), *argv]
+    return (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + shlex.join(words)
+
+
 def reproduce_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table1 [--seeds N] [--size S] [--budget-s SEC] [--set key=value ...] [--out DIR] [--doc FILE]``."""
     if argv and argv[0] in OTHER_TABLES:  # each other table has its own module and parser
@@ -420,15 +439,9 @@ def reproduce_cli_main(argv: list[str]) -> int:
         return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="rladder-stream reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", choices=["table1", *OTHER_TABLES], help="which table of the paper (SPEC 6)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row (default 3)")
-    parser.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size of every row (default cpu)")
-    parser.add_argument("--budget-s", type=float, default=None, help="training-time cap per run in seconds (default: none)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings for every run, as in 'rladder-stream train'")
-    parser.add_argument("--out", default="runs/table1", help="folder of the runs, OUT/<config>/seed<k> (default runs/table1)")
-    parser.add_argument("--doc", default="docs/results/table1.md", help="markdown file to write (default docs/results/table1.md)")
+    add_table_arguments(parser, "table1")
     args = parser.parse_args(argv)
-    data = os.environ.get("RLADDER_STREAM_DATA")
-    command = (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + shlex.join(["rladder-stream", "reproduce", *argv])
+    command = reproduce_command(argv)
     try:  # bad settings and finished runs with other settings fail here, before any training
         for cfg in plan_table1(args.seeds, args.size, args.budget_s, args.set, args.out):
             finished_results(cfg)

@@ -1,0 +1,245 @@
+"""Reproduce the paper's Table 2 (SPEC 6.2): semi-supervised Occluded Moving MNIST, with and without Mean Teacher.
+
+    rladder-stream reproduce table2 --seeds 2 --size cpu --budget-s 300 --out runs/table2
+
+Rows: the static classifier on the optimal reconstruction, the temporal baseline and the RLadder. Columns:
+
+- ``labelled``: the 1,000 labelled training sequences only (``labelled=1000 use_unlabelled=false``);
+- ``unlabelled``: 1,000 labelled + 59,000 unlabelled, no Mean Teacher; a quarter of every batch labelled;
+- ``mean-teacher``: the same data with the Mean Teacher consistency cost (``mean_teacher=true``).
+
+In the static classifier and the temporal baseline no cost reads an unlabelled sequence, so their
+``unlabelled`` column is their ``labelled`` column (as in the paper, whose two numbers are equal): it is not
+trained again and the document says so. Every run adds Gaussian input noise of std ``NOISE`` (Mean Teacher
+needs independently noised inputs; the other columns get the same noise so that only the data and the
+consistency cost differ). Runs live in ``OUT/<config>/<column>/seed<k>`` and are reused or resumed as in
+``reproduce table1``. The document is :func:`table2_markdown`, a pure function of the runs' results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .config import get_config
+from .reproduce import (
+    CLASS,
+    FLAGGED,
+    NO_VALUE,
+    Stat,
+    _duration,
+    _fmt,
+    _fmt_stat,
+    add_table_arguments,
+    claim_worse,
+    finished_results,
+    reproduce_command,
+    train_runs,
+)
+from .train import TrainConfig, parse_overrides
+
+LABELLED = 1000
+NOISE = 0.1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of Table 2: the training settings that define it."""
+
+    key: str
+    label: str
+    settings: Mapping[str, Any]
+
+
+COLUMNS = (
+    Column("labelled", "1k labelled only", {"labelled": LABELLED, "use_unlabelled": False, "mean_teacher": False}),
+    Column("unlabelled", "1k labelled + 59k unlabelled, w/o Mean Teacher", {"labelled": LABELLED, "use_unlabelled": True, "mean_teacher": False}),
+    Column("mean-teacher", "1k + 59k with Mean Teacher", {"labelled": LABELLED, "use_unlabelled": True, "mean_teacher": True}),
+)
+COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row: its configuration, whether any of its costs reads unlabelled data, the paper's numbers."""
+
+    config: str
+    label: str
+    learns_from_unlabelled: bool  # False: the "unlabelled" column equals the "labelled" one
+    paper: tuple[str, str, str]  # [unverified], one per column
+
+
+TABLE2 = (
+    Row("omm-static", "Optimal reconstruction + static classifier", False, ("3.50 ± 0.28", "3.50 ± 0.28", "1.34 ± 0.04")),
+    Row("omm-temporal", "Temporal baseline", False, ("10.86 ± 0.43", "10.86 ± 0.43", "3.14 ± 0.16")),
+    Row("omm-rladder", "RLadder", True, ("10.49 ± 0.81", "5.20 ± 0.77", "1.69 ± 0.14")),
+)
+ROWS = {row.config: row for row in TABLE2}
+# Settings a column defines: --set must not change them.
+COLUMN_SETTINGS = {"labelled", "use_unlabelled", "mean_teacher"}
+
+
+def column_of(result: Mapping[str, Any]) -> str | None:
+    """Which column a run belongs to, read from its training settings."""
+    tc = result.get("train_config") or {}
+    for column in COLUMNS:
+        if all(tc.get(k) == v for k, v in column.settings.items()):
+            return column.key
+    return None
+
+
+def plan_table2(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | Path) -> list[TrainConfig]:
+    """The runs of Table 2, row by row and column by column, seeds 0..seeds-1 in each cell."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    train_fields, model_fields = parse_overrides(list(settings))
+    for key in train_fields:
+        if key in FLAGGED:
+            raise ValueError(f"set {key} with {FLAGGED[key]}, not --set")
+        if key in COLUMN_SETTINGS:
+            raise ValueError(f"{key} defines the columns of Table 2 and cannot be set")
+    model_fields = {"input_noise": NOISE, **model_fields}
+    runs = []
+    for row in TABLE2:
+        get_config(row.config, size=size, **model_fields)  # fail fast on bad settings
+        for column in COLUMNS:
+            if column.key == "unlabelled" and not row.learns_from_unlabelled:
+                continue
+            for seed in range(seeds):
+                runs.append(TrainConfig(model=row.config, size=size, seed=seed, time_budget_s=budget_s,
+                                        model_overrides=dict(model_fields), out=str(Path(out) / row.config / column.key / f"seed{seed}"),
+                                        **column.settings, **train_fields))
+    return runs
+
+
+def cell_stats(results: Sequence[Mapping[str, Any]], metric: str = CLASS) -> dict[tuple[str, str], Stat]:
+    """``{(config, column): Stat}`` of a test metric; Table-2 runs only, one result per seed."""
+    values: dict[tuple[str, str], dict[int, float]] = {}
+    for r in results:
+        column, config = column_of(r), r.get("model")
+        if column is None or config not in ROWS or metric not in r.get("test", {}):
+            continue
+        cell = values.setdefault((config, column), {})
+        if r.get("seed") in cell:
+            raise ValueError(f"{config}/{column}: more than one result for seed {r.get('seed')}")
+        cell[r.get("seed")] = float(r["test"][metric])
+    stats = {key: Stat(tuple(v for _, v in sorted(cell.items()))) for key, cell in values.items()}
+    for row in TABLE2:  # no cost reads unlabelled data: the column is the labelled-only one
+        if not row.learns_from_unlabelled and (row.config, "labelled") in stats:
+            stats.setdefault((row.config, "unlabelled"), stats[(row.config, "labelled")])
+    return stats
+
+
+def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
+                    generated: str | None = None) -> str:
+    """Table 2 as markdown from the runs' results dicts: test classification error (%) per row and column,
+    mean ± sample std over seeds, the paper's numbers, the claims of SPEC 6.2, every seed. Pure."""
+    student, teacher = cell_stats(results), cell_stats(results, f"teacher_{CLASS}")
+    lines = ["# Table 2: semi-supervised Occluded Moving MNIST", ""]
+    if generated:
+        lines += [f"Generated {generated} by `rladder-stream reproduce table2`.", ""]
+    lines += [
+        "Test classification error (%) after the 5th frame; mean ± **sample** standard deviation over seeds. The",
+        "Mean Teacher column gives the student (the trained network) and, after the slash, its teacher (the",
+        "exponential moving average of the student's weights). Paper numbers are [unverified] (SPEC 6.2).",
+        "",
+        "| Row | " + " | ".join(c.label for c in COLUMNS) + " | paper: " + " / ".join(c.key for c in COLUMNS) + " [unverified] |",
+        "|---|" + "---:|" * len(COLUMNS) + "---:|",
+    ]
+    for row in TABLE2:
+        cells = []
+        for column in COLUMNS:
+            text = _fmt_stat(student.get((row.config, column.key)), CLASS)
+            if column.key == "mean-teacher" and (row.config, column.key) in teacher:
+                text += f" / {_fmt_stat(teacher[(row.config, column.key)], CLASS)}"
+            if column.key == "unlabelled" and not row.learns_from_unlabelled and text != NO_VALUE:
+                text += " (= 1k only)"
+            cells.append(text)
+        lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {' / '.join(row.paper)} |")
+
+    def cell(config: str, column: str) -> tuple[str, Stat | None]:
+        return f"{ROWS[config].label.split(' +')[0]} [{column}]", student.get((config, column))
+
+    claims = [
+        claim_worse("The RLadder improves from unlabelled data through its prediction task alone",
+                    cell("omm-rladder", "labelled"), cell("omm-rladder", "unlabelled"), CLASS),
+        claim_worse("The RLadder improves further with Mean Teacher",
+                    cell("omm-rladder", "unlabelled"), cell("omm-rladder", "mean-teacher"), CLASS),
+        claim_worse("The temporal baseline improves with Mean Teacher",
+                    cell("omm-temporal", "labelled"), cell("omm-temporal", "mean-teacher"), CLASS),
+        claim_worse("With Mean Teacher the temporal baseline is clearly outperformed by the RLadder",
+                    cell("omm-temporal", "mean-teacher"), cell("omm-rladder", "mean-teacher"), CLASS),
+    ]
+    lines += ["", "## Claims (SPEC 6.2) at this budget", "",
+              "Judged on the students. A difference counts when the means differ by more than the sum of the two",
+              "standard deviations; with one seed nothing can be told.", ""]
+    lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in claims]
+
+    lines += ["", "## Per seed", "", "| Row | column | seed | error % (student) | error % (teacher) | steps | training time | wall time |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    order = {(row.config, c): i for i, (row, c) in enumerate((r, c) for r in TABLE2 for c in COLUMN_KEYS)}
+    found = sorted((r for r in results if column_of(r) and r.get("model") in ROWS),
+                   key=lambda r: (order[(r["model"], column_of(r))], r.get("seed", 0)))
+    for r in found:
+        test = r.get("test", {})
+        t = f"teacher_{CLASS}"
+        lines.append(f"| {ROWS[r['model']].label} | {column_of(r)} | {r.get('seed')} | "
+                     f"{_fmt(test[CLASS], CLASS) if CLASS in test else NO_VALUE} | {_fmt(test[t], CLASS) if t in test else NO_VALUE} | "
+                     f"{r.get('steps', NO_VALUE)} | {_duration(float(r.get('train_time_s', 0.0)))} | "
+                     f"{_duration(float(r['wall_time_s'])) if 'wall_time_s' in r else NO_VALUE} |")
+
+    lines += ["", "## How these numbers were made", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    hardware = sorted({str(r.get("hardware")) for r in found if r.get("hardware")})
+    sizes = sorted({str(r.get("size")) for r in found if r.get("size")})
+    seeds = sorted({r.get("seed") for r in found})
+    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    lines += [
+        f"- Hardware: {'; '.join(hardware) or NO_VALUE}",
+        f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
+        f"- Model size: {', '.join(sizes) or NO_VALUE}; seeds: {', '.join(str(s) for s in seeds) or NO_VALUE}",
+        f"- Labelled subset: {LABELLED} training digits, class-balanced, fixed by a seed (the same in every run);",
+        f"  input noise std {NOISE} in every run unless the command sets `input_noise`",
+        "- The static classifier and the temporal baseline have no cost that reads unlabelled data, so their",
+        "  middle column is their first (not trained again). Each run's settings are in its `results.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def reproduce_table2(seeds: int = 2, size: str = "cpu", budget_s: float | None = None, settings: Sequence[str] = (),
+                     out: str | Path = "runs/table2", doc: str | Path = "docs/results/table2.md", command: str | None = None,
+                     stream=None) -> list[dict[str, Any]]:
+    """Train (or reuse) every run of Table 2 and write ``doc``; returns all results."""
+    runs = plan_table2(seeds, size, budget_s, settings, out)
+    say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
+    started = time.perf_counter()
+    results = train_runs(runs, "table2", f"{len(TABLE2)} rows x {len(COLUMNS)} columns x {seeds} seeds", budget_s, say)
+    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    doc = Path(doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(table2_markdown(results, command=command, budget_s=budget_s, generated=generated))
+    say(f"table2: wrote {doc} ({_duration(time.perf_counter() - started)} this session)")
+    return results
+
+
+def table2_cli_main(argv: list[str]) -> int:
+    """``rladder-stream reproduce table2 [--seeds N] [--size S] [--budget-s SEC] [--set k=v ...] [--out DIR] [--doc FILE]``."""
+    parser = argparse.ArgumentParser(prog="rladder-stream reproduce table2", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_table_arguments(parser, "table2", seeds=2)
+    args = parser.parse_args(argv)
+    try:  # bad settings and finished runs with other settings fail here, before any training
+        for cfg in plan_table2(args.seeds, args.size, args.budget_s, args.set, args.out):
+            finished_results(cfg)
+    except (ValueError, KeyError, TypeError) as exc:
+        parser.error(str(exc))
+    reproduce_table2(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table2"))
+    print(f"wrote {args.doc}")
+    return 0
