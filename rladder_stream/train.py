@@ -13,6 +13,11 @@ DistributedDataParallel and rank r trains on rows ``r::world_size`` of the same 
 models without batch normalisation; on CUDA batch normalisation is synchronised across ranks, on CPU each
 rank normalises its own rows). Rank 0 alone evaluates and writes ``log.csv``, checkpoints and results.
 Scalars also go to TensorBoard (``out/tensorboard``) when the ``tensorboard`` package is installed.
+
+Semi-supervised runs (``labelled=N``) mix labelled and unlabelled sequences in every batch (see
+:class:`rladder_stream.tasks.OccludedMNISTTask`); ``mean_teacher=true`` adds the teacher of
+:mod:`rladder_stream.mean_teacher`: its class probabilities on an independently noised copy of the batch are
+the targets of the consistency cost, and it is updated after every optimiser step.
 """
 
 from __future__ import annotations
