@@ -230,6 +230,24 @@ def row_stats(grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, d
     return stats
 
 
+def provenance_lines(found: Sequence[Mapping[str, Any]], command: str | None, budget_s: float | None) -> list[str]:
+    """The "How these numbers were made" section every table document ends with: the command, then the
+    hardware, budget, model sizes, seeds and data of the runs ``found`` (a table adds its own lines after)."""
+    def listed(key: str, sep: str = ", ") -> str:
+        return sep.join(sorted({str(r.get(key)) for r in found if r.get(key) is not None})) or NO_VALUE
+
+    lines = ["", "## How these numbers were made", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    return lines + [
+        f"- Hardware: {listed('hardware', '; ')}",
+        f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
+        f"- Model size: {listed('size')}; seeds: {', '.join(str(s) for s in sorted({r.get('seed') for r in found if r.get('seed') is not None})) or NO_VALUE}",
+        f"- Data: {listed('data', '; ')}",
+    ]
+
+
 def table1_markdown(
     results: Sequence[Mapping[str, Any]],
     *,
@@ -246,7 +264,6 @@ def table1_markdown(
     grouped = group_results(results)
     stats = row_stats(grouped)
     found = [r for runs in grouped.values() for r in runs]
-    seeds = sorted({r.get("seed") for r in found})
     lines = ["# Table 1: Occluded Moving MNIST, fully supervised", ""]
     if generated:
         lines += [f"Generated {generated} by `rladder-stream reproduce table1`.", ""]
@@ -289,18 +306,8 @@ def table1_markdown(
                          f"{planned if planned is not None else NO_VALUE} | {_duration(float(r.get('train_time_s', 0.0)))} | "
                          f"{_duration(float(wall)) if wall is not None else NO_VALUE} |")
 
-    lines += ["", "## How these numbers were made", ""]
-    if command:
-        lines += ["```", command, "```", ""]
-    hardware = sorted({str(r.get("hardware")) for r in found if r.get("hardware")})
-    sizes = sorted({str(r.get("size")) for r in found if r.get("size")})
-    data = sorted({str(r.get("data")) for r in found if r.get("data")})
-    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    lines += provenance_lines(found, command, budget_s)
     lines += [
-        f"- Hardware: {'; '.join(hardware) or NO_VALUE}",
-        f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
-        f"- Model size: {', '.join(sizes) or NO_VALUE}; seeds: {', '.join(str(s) for s in seeds) or NO_VALUE}",
-        f"- Data: {'; '.join(data) or NO_VALUE}",
         "- Each run's settings are in its `results.json` (`train_config`); model settings given with `--set` apply to every",
         "  row except where they would undo the row's ablation.",
         "",

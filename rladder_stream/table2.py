@@ -38,6 +38,7 @@ from .reproduce import (
     add_table_arguments,
     claim_worse,
     finished_results,
+    provenance_lines,
     reproduce_command,
     train_runs,
 )
@@ -193,17 +194,8 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
                      f"{r.get('steps', NO_VALUE)} | {_duration(float(r.get('train_time_s', 0.0)))} | "
                      f"{_duration(float(r['wall_time_s'])) if 'wall_time_s' in r else NO_VALUE} |")
 
-    lines += ["", "## How these numbers were made", ""]
-    if command:
-        lines += ["```", command, "```", ""]
-    hardware = sorted({str(r.get("hardware")) for r in found if r.get("hardware")})
-    sizes = sorted({str(r.get("size")) for r in found if r.get("size")})
-    seeds = sorted({r.get("seed") for r in found})
-    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    lines += provenance_lines(found, command, budget_s)
     lines += [
-        f"- Hardware: {'; '.join(hardware) or NO_VALUE}",
-        f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
-        f"- Model size: {', '.join(sizes) or NO_VALUE}; seeds: {', '.join(str(s) for s in seeds) or NO_VALUE}",
         f"- Labelled subset: {LABELLED} training digits, class-balanced, fixed by a seed (the same in every run);",
         f"  input noise std {NOISE} in every run unless the command sets `input_noise`",
         "- The static classifier and the temporal baseline have no cost that reads unlabelled data, so their",
