@@ -386,6 +386,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             interrupted = True
             break
     save(last)
+    if teacher is not None and master and not interrupted:  # the teacher as a model checkpoint of its own
+        save_checkpoint(out / "teacher.pt", model_cfg, teacher.model.state_dict(), {"step": step})
     if own_group:
         dist.destroy_process_group()
     if interrupted or not master:

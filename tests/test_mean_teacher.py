@@ -12,7 +12,12 @@ import torch
 from rladder_stream import load_checkpoint
 from rladder_stream.config import get_config
 from rladder_stream.ladder import build_model
-from rladder_stream.mean_teacher import MeanTeacher, consistency_cost, consistency_weight
+from rladder_stream.mean_teacher import (
+    MeanTeacher,
+    consistency_cost,
+    consistency_weight,
+)
+from rladder_stream.predictor import Predictor
 from rladder_stream.tasks import OccludedMNISTTask
 from rladder_stream.train import TrainConfig, train
 
@@ -134,12 +139,19 @@ def test_mean_teacher_run_resumes_exactly_with_its_teacher(tmp_path, embedded_da
         assert torch.equal(v, extra_b["teacher"][k]), k
     assert resumed["test"] == whole["test"]
     assert "teacher_class_error" in whole["test"] and "teacher_class_error" in whole["valid_history"][-1]
+    # the teacher also stands alone as a model checkpoint that streams like any other
+    _, teacher_weights, _ = load_checkpoint(tmp_path / "a" / "teacher.pt")
+    for k, v in teacher_weights.items():
+        assert torch.equal(v, extra_a["teacher"][f"module.{k}"]), k
+    Predictor.from_checkpoint(tmp_path / "a" / "teacher.pt").step(np.zeros((32, 32), np.float32))
 
 
 def test_mean_teacher_changes_training_and_refuses_to_resume_a_plain_run(tmp_path, embedded_data):
     plain = train(_semi(tmp_path, "plain", epochs=1, model_overrides={"input_noise": 0.1}), log=QUIET)
     mt = train(_semi(tmp_path, "mt", epochs=1, mean_teacher=True, consistency_weight=100.0, consistency_rampup=0.0,
                      model_overrides={"input_noise": 0.1}), log=QUIET)
+    assert "teacher_class_error" in mt["test"] and (tmp_path / "mt" / "teacher.pt").exists()
+    assert not (tmp_path / "plain" / "teacher.pt").exists()
     _, w_plain, _ = load_checkpoint(tmp_path / "plain" / "last.pt")
     _, w_mt, _ = load_checkpoint(tmp_path / "mt" / "last.pt")
     assert any(not torch.equal(w_plain[k], w_mt[k]) for k in w_plain)
