@@ -5,8 +5,14 @@
 Rows: the static classifier on the optimal reconstruction, the temporal baseline and the RLadder. Columns:
 
 - ``labelled``: the 1,000 labelled training sequences only (``labelled=1000 use_unlabelled=false``);
-- ``unlabelled``: 1,000 labelled + 59,000 unlabelled, no Mean Teacher; a quarter of every batch labelled;
+- ``unlabelled``: 1,000 labelled + 59,000 unlabelled, no Mean Teacher; ``labelled_fraction`` of every batch
+  labelled, the rest unlabelled;
 - ``mean-teacher``: the same data with the Mean Teacher consistency cost (``mean_teacher=true``).
+
+Every column takes the same number of steps with the same number of labelled sequences per step: the
+``labelled`` column's batch is the labelled share of the others' (``batch_size x labelled_fraction``, and
+``train_sequences`` scaled alike). The class cost thus gets the same labelled data per step in every
+column, and the other columns only add unlabelled sequences for the costs that read them.
 
 In the static classifier and the temporal baseline no cost reads an unlabelled sequence, so their
 ``unlabelled`` column is their ``labelled`` column (as in the paper, whose two numbers are equal): it is not
@@ -105,16 +111,24 @@ def plan_table2(seeds: int, size: str, budget_s: float | None, settings: Sequenc
         if key in COLUMN_SETTINGS:
             raise ValueError(f"{key} defines the columns of Table 2 and cannot be set")
     model_fields = {"input_noise": NOISE, **model_fields}
+    defaults = TrainConfig()
+    share = float(train_fields.get("labelled_fraction", defaults.labelled_fraction))
+    batch, sequences = (int(train_fields.get(k, getattr(defaults, k))) for k in ("batch_size", "train_sequences"))
+    if round(batch * share) < 1:
+        raise ValueError(f"batch_size={batch} x labelled_fraction={share} leaves no labelled sequence per batch")
+    # the labelled-only column: the labelled share of every batch, for as many steps
+    labelled_only = {"batch_size": round(batch * share), "train_sequences": sequences * round(batch * share) // batch}
     runs = []
     for row in TABLE2:
         get_config(row.config, size=size, **model_fields)  # fail fast on bad settings
         for column in COLUMNS:
             if column.key == "unlabelled" and not row.learns_from_unlabelled:
                 continue
+            fields = {**train_fields, **(labelled_only if column.key == "labelled" else {})}
             for seed in range(seeds):
                 runs.append(TrainConfig(model=row.config, size=size, seed=seed, time_budget_s=budget_s,
                                         model_overrides=dict(model_fields), out=str(Path(out) / row.config / column.key / f"seed{seed}"),
-                                        **column.settings, **train_fields))
+                                        **column.settings, **fields))
     return runs
 
 
@@ -196,7 +210,8 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
 
     lines += provenance_lines(found, command, budget_s)
     lines += [
-        f"- Labelled subset: {LABELLED} training digits, class-balanced, fixed by a seed (the same in every run);",
+        f"- Labelled subset: {LABELLED} training digits, class-balanced, fixed by a seed (the same in every run); the",
+        "  labelled-only column's batch is the labelled share of the others' batches, for as many steps;",
         f"  input noise std {NOISE} in every run unless the command sets `input_noise`",
         "- The static classifier and the temporal baseline have no cost that reads unlabelled data, so their",
         "  middle column is their first (not trained again). Each run's settings are in its `results.json`.",

@@ -20,11 +20,16 @@ def _result(config: str, column: str, seed: int, error: float, teacher: float | 
 
 
 def test_plan_covers_every_cell_except_the_duplicate_columns():
-    runs = plan_table2(2, "tiny", None, ["epochs=3"], "out")
+    runs = plan_table2(2, "tiny", None, ["epochs=3", "batch_size=64", "train_sequences=50000", "labelled_fraction=0.25"], "out")
     cells = {(r.model, column_of({"train_config": vars(r)})) for r in runs}
     assert cells == {(row.config, c.key) for row in TABLE2 for c in COLUMNS if row.learns_from_unlabelled or c.key != "unlabelled"}
     assert len(runs) == 2 * len(cells)
     assert all(r.epochs == 3 and r.labelled == 1000 and r.model_overrides["input_noise"] == 0.1 for r in runs)
+    # same steps and the same labelled sequences per step in every column
+    shares = {(r.batch_size, r.train_sequences) for r in runs if not r.use_unlabelled}
+    others = {(r.batch_size, r.train_sequences, r.labelled_fraction) for r in runs if r.use_unlabelled}
+    assert shares == {(16, 12_500)} and others == {(64, 50_000, 0.25)}
+    assert len({r.steps_per_epoch for r in runs}) == 1
     mt = [r for r in runs if r.mean_teacher]
     assert mt and all(r.use_unlabelled for r in mt)
     assert {r.out for r in runs if r.model == "omm-rladder" and r.seed == 1} == {
@@ -32,7 +37,8 @@ def test_plan_covers_every_cell_except_the_duplicate_columns():
 
 
 @pytest.mark.parametrize("setting, message", [("labelled=50", "defines the columns"), ("seed=3", "--seeds"),
-                                              ("mean_teacher=true", "defines the columns"), ("no_such=1", "unknown setting")])
+                                              ("mean_teacher=true", "defines the columns"), ("no_such=1", "unknown setting"),
+                                              ("batch_size=2", "no labelled sequence")])
 def test_plan_refuses_settings_that_would_undo_the_table(setting, message):
     with pytest.raises(ValueError, match=message):
         plan_table2(1, "tiny", None, [setting], "out")
