@@ -314,6 +314,7 @@ class _Spec:
     classify: bool = True  # a digit label per episode; class beliefs scored at the last step
     tick_info: Mapping[str, str] = {}  # info key -> generator key [B, T, ...]: the value at the current tick
     static_info: Mapping[str, str] = {}  # info key -> generator key [B, ...]: the same value every tick
+    ami_ignore: tuple[int, ...] = (-1,)  # ground-truth groups that AMI leaves out (SPEC 5): -1 = ignore
 
     def _spaces(self) -> tuple[spaces.Space, spaces.Space]:
         obs = spaces.Box(0.0, 1.0, self.frame_shape, np.float32)

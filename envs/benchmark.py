@@ -14,7 +14,8 @@ Metrics (each over every ``env.step`` of every episode):
   that followed it (SPEC 4.1 "prediction error");
 * classification error %: where the final ``info`` of an episode has ``class_correct``;
 * AMI: where the ``info`` that came with an observation has ``groups`` (int, -1 = ignore) and the predictor's
-  output for that observation has ``groups`` (``(K, *obs_shape)``): SPEC 5, max normalisation, averaged
+  output for that observation has ``groups`` (``(K, *obs_shape)``): SPEC 5, max normalisation, leaving out
+  the groups the environment's ``ami_ignore`` names (default -1; Moving MNIST also the background), averaged
   over every such tick;
 * ticks per second: ``env.step`` calls per second of wall time, predictor and environment together.
 """
@@ -31,6 +32,8 @@ from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+
+from rladder_stream.metrics import grouping_ami
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
 
@@ -55,20 +58,6 @@ class BenchmarkResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _ami(true_groups: np.ndarray, pred_groups: np.ndarray) -> float | None:
-    """SPEC 5 AMI of one observation: true int groups (-1 ignored) vs the argmax over the K predicted masks."""
-    from sklearn.metrics import adjusted_mutual_info_score  # optional dependency (the dev extra)
-
-    true = np.asarray(true_groups).reshape(-1)
-    pred = np.asarray(pred_groups).reshape(pred_groups.shape[0], -1).argmax(axis=0)
-    if pred.shape != true.shape:
-        raise ValueError(f"predicted groups cover {pred.size} pixels, the ground truth {true.size}")
-    keep = true >= 0
-    if not keep.any():
-        return None
-    return float(adjusted_mutual_info_score(true[keep], pred[keep], average_method="max"))
 
 
 def _name(predictor: Any) -> str:
@@ -101,6 +90,7 @@ def benchmark(
     sq_err_sum, n_mse = 0.0, 0
     correct: list[bool] = []
     amis: list[float] = []
+    ami_ignore = getattr(env.unwrapped, "ami_ignore", (-1,))
     start = time.perf_counter()
     try:
         for episode in range(n_episodes):
@@ -110,7 +100,7 @@ def benchmark(
             while True:
                 out = predictor.step(obs)
                 if out.groups is not None and "groups" in info:
-                    score = _ami(info["groups"], out.groups)
+                    score = grouping_ami(info["groups"], out.groups, ami_ignore)
                     if score is not None:
                         amis.append(score)
                 action = out.action()

@@ -17,6 +17,7 @@ N_FRAMES = 20
 LIMIT = FRAME_SIZE - DIGIT_SIZE  # top-left corners 0..36
 SPEED_RANGE = (2.0, 5.0)  # px/frame
 INK_THRESHOLD = 127  # uint8: a digit "inks" a pixel when its value / 255 > 0.5
+AMI_IGNORE = (-1, 0)  # SPEC 4.2: AMI over digit pixels only (overlaps and the background left out)
 
 
 def generate_moving_batch(
@@ -136,6 +137,7 @@ class MovingMNISTEnv(PredictionEnv):
     classify = False
     tick_info = {"groups": "groups"}
     static_info = {"labels": "labels"}
+    ami_ignore = AMI_IGNORE
 
     def __init__(
         self, split: str = "train", data_dir: str | os.PathLike | None = None, render_mode: str | None = None
@@ -152,6 +154,7 @@ class MovingMNISTVectorEnv(PredictionVectorEnv):
     classify = MovingMNISTEnv.classify
     tick_info = MovingMNISTEnv.tick_info
     static_info = MovingMNISTEnv.static_info
+    ami_ignore = MovingMNISTEnv.ami_ignore
 
     def __init__(
         self,

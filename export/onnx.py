@@ -11,7 +11,8 @@ outputs                           the step's outputs (``class_logits``, ``probe_
 ================================  ==========================================================
 
 The batch axis (``batch``) is dynamic; every tensor is float32. A streaming runtime feeds each
-``next_state.<name>`` back as ``state.<name>`` of the next tick, starting from zeros.
+``next_state.<name>`` back as ``state.<name>`` of the next tick, starting from each entry's ``init`` in the
+metadata (zeros for the RLadder; see :data:`STATE_INITS`).
 
 The model carries its own description as ``metadata_props`` (keys prefixed ``rladder_stream.``): the
 config JSON, the state layout (names, per-sample shapes, initial value), input and output names and
@@ -46,6 +47,7 @@ from torch import nn
 from rladder_stream import __version__
 from rladder_stream.fileio import atomic_write_bytes
 from rladder_stream.ladder import RLadder
+from rladder_stream.tagger import RTagger
 
 FORMAT = "rladder-stream-onnx-step"
 FORMAT_VERSION = 1
@@ -76,7 +78,10 @@ def max_opset() -> int:
 #: Model classes that export supports, by name (the name is stored as ``model_kind``). A later model with
 #: the same generic interface (``config.to_dict()``, ``state_spec()``, ``init_state()``, pure ``step``),
 #: such as RTagger, is added here and needs nothing else from this module.
-EXPORTABLE_MODELS: dict[str, type[nn.Module]] = {"RLadder": RLadder}
+EXPORTABLE_MODELS: dict[str, type[nn.Module]] = {"RLadder": RLadder, "RTagger": RTagger}
+#: How a state entry starts (metadata ``init``): zeros, a constant, or a softmax over axis 1 of standard-normal
+#: noise (the RTagger's masks). A model lists its non-zero starts in ``state_initialisers()``.
+STATE_INITS = ("zeros", "constant:<value>", "softmax_normal")
 
 
 class StepGraph(nn.Module):
@@ -157,8 +162,9 @@ def _name_batch_axis(proto: Any) -> None:
 def build_metadata(model: nn.Module, output_shapes: dict[str, tuple[int, ...]]) -> dict[str, str]:
     """The ``metadata_props`` of an exported step (keys without the ``rladder_stream.`` prefix)."""
     spec = model.state_spec()
+    inits = model.state_initialisers() if hasattr(model, "state_initialisers") else {}
     layout = [
-        {"name": n, "input": state_input_name(n), "output": state_output_name(n), "shape": list(shape), "init": "zeros"}
+        {"name": n, "input": state_input_name(n), "output": state_output_name(n), "shape": list(shape), "init": inits.get(n, "zeros")}
         for n, shape in spec.items()
     ]
     return {
@@ -237,7 +243,7 @@ def export_onnx(
     proto.doc_string = (
         f"One tick of the {_model_kind(model)} '{model.config.name}' (rladder-stream {__version__}): "
         f"inputs {OBS_INPUT} and {STATE_INPUT_PREFIX}<name>, outputs the step's outputs and "
-        f"{STATE_OUTPUT_PREFIX}<name>; state starts at zeros; see metadata_props {META_PREFIX}*."
+        f"{STATE_OUTPUT_PREFIX}<name>; state starts as its layout's 'init' says; see metadata_props {META_PREFIX}*."
     )
     meta = build_metadata(model, {k: tuple(v.shape[1:]) for k, v in want_outputs.items()})
     del proto.metadata_props[:]

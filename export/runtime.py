@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -75,6 +75,7 @@ class OnnxStepInfo:
     output_shapes: dict[str, tuple[int, ...]]
     package_version: str
     dtype: np.dtype
+    state_inits: dict[str, str] = field(default_factory=dict)  # name -> "zeros" | "constant:v" | "softmax_normal"
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], source: str = "model") -> "OnnxStepInfo":
@@ -87,6 +88,9 @@ class OnnxStepInfo:
         try:
             layout = json.loads(meta["state_layout"])
             output_shapes = {k: tuple(v) for k, v in json.loads(meta["output_shapes"]).items()}
+            inits = {e["name"]: e.get("init", "zeros") for e in layout}
+            for name, kind in inits.items():
+                _check_init(name, kind)
             return cls(
                 model_kind=meta["model_kind"],
                 config=LadderConfig.from_dict(json.loads(meta["config"])),
@@ -98,9 +102,36 @@ class OnnxStepInfo:
                 output_shapes=output_shapes,
                 package_version=meta.get("package_version", "unknown"),
                 dtype=np.dtype(meta.get("dtype", "float32")),
+                state_inits=inits,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{source}: invalid rladder-stream metadata: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_init(name: str, kind: str) -> None:
+    if kind in ("zeros", "softmax_normal"):
+        return
+    if kind.startswith("constant:"):
+        float(kind.split(":", 1)[1])  # ValueError when not a number
+        return
+    raise ValueError(f"state {name!r}: unknown init {kind!r}")
+
+
+def initial_state(info: OnnxStepInfo, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The state before the first tick of ``batch`` streams, as the metadata's ``init`` of each entry says
+    (``softmax_normal``: a softmax over axis 1, the RTagger's groups, of standard-normal noise from ``rng``)."""
+    state = {}
+    for name, shape in info.state_shapes.items():
+        kind, full = info.state_inits.get(name, "zeros"), (batch, *shape)
+        if kind == "softmax_normal":
+            from scipy.special import softmax
+
+            state[name] = softmax(rng.standard_normal(full), axis=1).astype(info.dtype)
+        elif kind.startswith("constant:"):
+            state[name] = np.full(full, float(kind.split(":", 1)[1]), info.dtype)
+        else:
+            state[name] = np.zeros(full, info.dtype)
+    return state
 
 
 def read_step_info(path: str | os.PathLike) -> OnnxStepInfo:
@@ -249,6 +280,7 @@ class OnnxPredictor:
             ``["CPUExecutionProvider"]``; default: CUDA when onnxruntime-gpu finds a usable GPU, else CPU.
         session_options: an ``onnxruntime.SessionOptions`` (threads, graph optimisation level...).
         io_binding: keep the state on the execution device between ticks (default: on for CUDA, off for CPU).
+        seed: seeds the noise of random initial states (the RTagger's masks); ``None``: fresh entropy.
     """
 
     def __init__(
@@ -259,6 +291,7 @@ class OnnxPredictor:
         *,
         session_options: Any = None,
         io_binding: bool | None = None,
+        seed: int | None = None,
     ):
         import onnxruntime as ort
 
@@ -286,6 +319,9 @@ class OnnxPredictor:
         else:
             self._state = _HostState(self.session, self.info, n_streams)
         self.ticks = np.zeros(n_streams, dtype=np.int64)
+        self._rng = np.random.default_rng(seed)
+        if any(kind != "zeros" for kind in self.info.state_inits.values()):
+            self.reset()
 
     def _check_graph(self) -> None:
         info = self.info
@@ -354,9 +390,9 @@ class OnnxPredictor:
     def reset(self, stream_ids: Sequence[int] | None = None) -> None:
         """Forget the past of the given streams (all when ``None``); the other streams are untouched."""
         ids = validate_stream_ids(stream_ids, self.n_streams)
-        state = self._state.get()
-        for value in state.values():
-            value[ids] = 0  # the exported state starts at zeros (metadata: init "zeros")
+        state, fresh = self._state.get(), initial_state(self.info, len(ids), self._rng)
+        for name, value in state.items():
+            value[ids] = fresh[name]  # each entry's start as the metadata says (zeros for the RLadder)
         self._state.set(state)
         self.ticks[ids] = 0
 

@@ -2,7 +2,8 @@
 
 The pieces, one module per idea: :mod:`~rladder_stream.config` (named configurations),
 :mod:`~rladder_stream.cells` (encoder cells, decoder combinators), :mod:`~rladder_stream.ladder`
-(the pure one-tick step), :mod:`~rladder_stream.predictor` (stateful streaming),
+(the pure one-tick step), :mod:`~rladder_stream.tagger` (RTagger: grouping with K copies of the step),
+:mod:`~rladder_stream.metrics` (AMI), :mod:`~rladder_stream.predictor` (stateful streaming),
 :mod:`~rladder_stream.checkpoint` (safe save/load).
 """
 
@@ -13,6 +14,7 @@ from .config import LadderConfig, LevelConfig, get_config, list_configs  # noqa:
 from .ladder import RLadder, build_model  # noqa: E402
 from .outputs import StepOutput, StreamingPredictor  # noqa: E402
 from .predictor import Predictor  # noqa: E402
+from .tagger import RTagger  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -21,6 +23,7 @@ __all__ = [
     "LevelConfig",
     "Predictor",
     "RLadder",
+    "RTagger",
     "StepOutput",
     "StreamingPredictor",
     "build_model",

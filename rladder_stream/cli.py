@@ -1,5 +1,5 @@
 """The ``rladder-stream`` command line: ``demo`` (the main job), ``train``, ``reproduce``, ``figure4``, ``benchmark``,
-``configs``, ``info``."""
+``stream-midi``, ``configs``, ``info``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ DELEGATED = {
     "train": "rladder_stream.train:train_cli_main",
     "reproduce": "rladder_stream.reproduce:reproduce_cli_main",
     "figure4": "rladder_stream.viz:figure4_cli_main",
+    "groups": "rladder_stream.viz:groups_cli_main",
     "export": "export.onnx:export_cli_main",
+    "stream-midi": "rladder_stream.stream_midi:stream_midi_cli_main",
 }
 
 
@@ -141,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a configuration (see 'rladder-stream train --help')", add_help=False)
     sub.add_parser("reproduce", help="reproduce a table of the paper, e.g. 'reproduce table1' (see 'rladder-stream reproduce --help')", add_help=False)
     sub.add_parser("figure4", help="the paper's Figure 4 (with probe) as PNG and GIF (see 'rladder-stream figure4 --help')", add_help=False)
+    sub.add_parser("groups", help="an RTagger's groupings as the paper's Figure 6 / 7 (see 'rladder-stream groups --help')", add_help=False)
     sub.add_parser("export", help="export a checkpoint's one-tick step to ONNX: CKPT out.onnx [--opset N]", add_help=False)
+    sub.add_parser("stream-midi", help="stream a MIDI file through a music model, print per-step NLL, write a continuation "
+                   "(see 'rladder-stream stream-midi --help')", add_help=False)
     return parser
 
 

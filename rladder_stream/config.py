@@ -22,6 +22,7 @@ from .cells import DECODER_CELLS, NORMS
 ENCODER_KINDS = ("lstm", "gru", "feedforward")
 SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
+PREDICTION_READOUTS = ("decoder", "top")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,18 @@ class LadderConfig:
         input_noise: std of Gaussian noise added to observations during training.
         input_view: what the model is fed: ``observed`` frames, or the ``optimal_reconstruction`` of the
             digit after the last observed frame (the gold-standard static classifier of Table 1).
+        prediction_readout: where the next-observation head reads: ``decoder`` (the RLadder: a per-pixel
+            affine map of the bottom decoder output) or ``top`` (a dense readout of the top level, for the
+            plain LSTM/GRU baselines of Table 3, which have no spatial levels and no decoder).
+        prediction_bias: initial bias of the prediction head's logits. 0 (probability 0.5) by default; sparse
+            data such as piano rolls (about 4 of 88 keys on) start at the log-odds of the base rate, because
+            the RLadder's readout has a single shift to learn it with, which Adam moves by about ``lr`` a step.
+        groups: RTagger (SPEC 2.5): the number K of groups; 0 builds a plain RLadder. With K > 0 this
+            configuration is the RLadder engine shared by the K groups (``decoder_to_encoder`` and recurrent
+            levels give the RTagger, feed-forward levels without them the Tagger), and ``predict`` /
+            ``prediction_weight`` are the RTagger's low-level task (denoising or next-frame prediction).
+        in_channels: channels of one observation fed to the bottom level (the RTagger's engine gets 4 per
+            group; a plain model's observation has 1, without a channel axis).
     """
 
     name: str = "custom"
@@ -76,6 +89,10 @@ class LadderConfig:
     probe_weight: float = 1.0
     input_noise: float = 0.0
     input_view: str = "observed"
+    prediction_readout: str = "decoder"
+    prediction_bias: float = 0.0
+    groups: int = 0
+    in_channels: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))
@@ -99,7 +116,8 @@ class LadderConfig:
     def top_input_features(self) -> int:
         """Number of features flattened into the top level."""
         spatial = self.level_spatial(len(self.levels))
-        return self.levels[-1].channels * math.prod(s // self.top_pool for s in spatial) if self.levels else math.prod(self.obs_shape)
+        channels = self.levels[-1].channels if self.levels else 1  # no levels: the observation itself
+        return channels * math.prod(s // self.top_pool for s in spatial)
 
     @property
     def recurrent(self) -> bool:
@@ -113,8 +131,8 @@ class LadderConfig:
         """Raise ``ValueError`` naming the first inconsistent field."""
         if self.dims not in (1, 2):
             raise ValueError(f"obs_shape must have 1 or 2 axes, got {self.obs_shape}")
-        if not self.levels:
-            raise ValueError("a ladder needs at least one spatial encoder level")
+        if not self.levels and self.decoder:
+            raise ValueError("a ladder with a decoder needs at least one spatial encoder level (or set decoder=False)")
         for i, lv in enumerate(self.levels, start=1):
             if lv.kind not in ENCODER_KINDS:
                 raise ValueError(f"levels[{i - 1}].kind={lv.kind!r}; expected one of {ENCODER_KINDS}")
@@ -135,14 +153,26 @@ class LadderConfig:
             raise ValueError(f"decoder_cell={self.decoder_cell!r}; expected one of {sorted(DECODER_CELLS)}")
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r}; expected one of {NORMS}")
-        if (self.predict or self.probe) and not self.decoder:
-            raise ValueError("the prediction and probe heads read the decoder: set decoder=True or turn them off")
+        if self.prediction_readout not in PREDICTION_READOUTS:
+            raise ValueError(f"prediction_readout={self.prediction_readout!r}; expected one of {PREDICTION_READOUTS}")
+        if ((self.predict and self.prediction_readout == "decoder") or self.probe) and not self.decoder:
+            raise ValueError("the prediction and probe heads read the decoder: set decoder=True or turn them off "
+                             "(or read the prediction from the top level: prediction_readout='top')")
         if self.decoder_to_encoder and not self.decoder:
             raise ValueError("decoder_to_encoder needs the decoder (set decoder_to_encoder=False)")
         if self.input_view not in INPUT_VIEWS:
             raise ValueError(f"input_view={self.input_view!r}; expected one of {INPUT_VIEWS}")
         if self.n_classes < 0:
             raise ValueError(f"n_classes must be >= 0, got {self.n_classes}")
+        if self.in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
+        if self.groups < 0 or self.groups == 1:
+            raise ValueError(f"groups must be 0 (no RTagger) or >= 2, got {self.groups}")
+        if self.groups and not (self.decoder and self.predict and self.prediction_readout == "decoder"):
+            raise ValueError("an RTagger (groups > 0) reads its reconstructions and masks from the bottom decoder: "
+                             "set decoder=True, predict=True and prediction_readout='decoder'")
+        if self.groups and self.in_channels != 1:
+            raise ValueError(f"an RTagger observes one channel (in_channels=1), got in_channels={self.in_channels}")
 
     def replace(self, **changes: Any) -> "LadderConfig":
         """A copy with some fields changed (validated)."""
@@ -260,12 +290,90 @@ def _omm_static(size: str) -> LadderConfig:
 
 # Polyphonic music (SPEC 4.4, 6.3): convolutions over the pitch axis. ------------------------
 
-_MUSIC_CHANNELS = {"tiny": (4, 8), "cpu": (16, 32), "gpu": (64, 128)}
-_MUSIC_TOP = {"tiny": 16, "cpu": 128, "gpu": 512}
+# The paper's music RLadder has 18 layers with five conv-LSTMs and a fully connected LSTM on top. Ours: the
+# gpu size has five conv-LSTM levels (pitch axis pooled 88 -> 11) and a dense LSTM; the cpu and tiny sizes keep
+# two conv-LSTM levels so that a Table 3 run trains in about a minute on one CPU core (docs/results/table3.md).
+# No non-recurrent layers sit between the cells, and the decoder is ConvG2 (SPEC 2.3).
+_MUSIC_LEVELS = {
+    "tiny": ((4, 5, 1), (8, 5, 2)),
+    "cpu": ((8, 5, 1), (16, 5, 2)),
+    "gpu": ((32, 5, 1), (32, 5, 1), (64, 5, 2), (64, 5, 2), (128, 3, 2)),
+}  # (channels, kernel over pitch, pool) per conv-LSTM level, bottom first
+_MUSIC_TOP = {"tiny": (16, 2), "cpu": (64, 4), "gpu": (512, 1)}  # (top LSTM units, top_pool)
+# Every music model's forecasts start at the base rate of the four benchmarks, about 4 of 88 keys on a step
+# (log-odds of 0.045): from 0.5, the RLadder's one-shift readout spent its first ~100 steps getting there.
+MUSIC_PREDICTION_BIAS = -3.0
+# The same-protocol marginal baselines (Table 3): one dense LSTM or GRU on the 88 keys, a dense sigmoid readout,
+# sized to about the RLadder's parameter count at each size (tiny 23k, cpu 119k, gpu 7.4M parameters).
+_MUSIC_BASELINE_TOP = {"lstm": {"tiny": 40, "cpu": 126, "gpu": 1320}, "gru": {"tiny": 48, "cpu": 150, "gpu": 1530}}
 
 
 @register_config("music-rladder", "RLadder for 88-key piano rolls: conv-LSTMs over the pitch axis, dense LSTM on top")
 def _music_rladder(size: str) -> LadderConfig:
-    c1, c2 = _MUSIC_CHANNELS[size]
-    levels = (LevelConfig(c1, kernel=5), LevelConfig(c2, kernel=5, pool=2))
-    return LadderConfig(obs_shape=(88,), levels=levels, top_size=_MUSIC_TOP[size], top_pool=2, n_classes=0)
+    levels = tuple(LevelConfig(channels, kernel=kernel, pool=pool) for channels, kernel, pool in _MUSIC_LEVELS[size])
+    top_size, top_pool = _MUSIC_TOP[size]
+    return LadderConfig(obs_shape=(88,), levels=levels, top_size=top_size, top_pool=top_pool, n_classes=0,
+                        prediction_bias=MUSIC_PREDICTION_BIAS)
+
+
+def _music_baseline(size: str, kind: str) -> LadderConfig:
+    return LadderConfig(
+        obs_shape=(88,), levels=(), top_kind=kind, top_size=_MUSIC_BASELINE_TOP[kind][size], top_pool=1, decoder=False,
+        decoder_to_encoder=False, n_classes=0, prediction_readout="top", prediction_bias=MUSIC_PREDICTION_BIAS,
+    )
+
+
+@register_config("music-lstm", "Table 3 baseline: one dense LSTM on the 88 keys with marginal (sigmoid) note outputs")
+def _music_lstm(size: str) -> LadderConfig:
+    return _music_baseline(size, "lstm")
+
+
+@register_config("music-gru", "Table 3 baseline: one dense GRU on the 88 keys with marginal (sigmoid) note outputs")
+def _music_gru(size: str) -> LadderConfig:
+    return _music_baseline(size, "gru")
+
+
+# RTagger (SPEC 2.5, 4.2, 4.3, 6.4, 6.5): perceptual grouping; the Tagger and the ConvNet are configurations. ------
+
+_TMNIST_CHANNELS = {"tiny": (4, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
+_TMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
+# The denoising cost is a Gaussian-mixture NLL summed over 1,024 pixels against a class cost of a few nats;
+# the same balance argument as OMM_PREDICTION_WEIGHT (a setting, not a fixed truth).
+TAGGER_DENOISING_WEIGHT = 0.02
+TAGGER_INPUT_NOISE = 0.1  # std of the Gaussian noise of the denoising task (textured images span [0, 1])
+
+
+def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
+    channels = _TMNIST_CHANNELS[size]
+    levels = tuple(LevelConfig(c, kind, pool=1 if i == 0 else 2) for i, c in enumerate(channels))
+    fields.setdefault("top_kind", kind)
+    fields.setdefault("prediction_weight", TAGGER_DENOISING_WEIGHT)
+    fields.setdefault("input_noise", TAGGER_INPUT_NOISE)
+    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch", **fields)
+
+
+@register_config("tmnist-rtagger", "RTagger on Brodatz-textured MNIST: 2 groups, conv-LSTM RLadder engine, denoising + class (Table 4)")
+def _tmnist_rtagger(size: str) -> LadderConfig:
+    return _tmnist(size, groups=2)
+
+
+@register_config("tmnist-tagger", "Tagger on Brodatz-textured MNIST: the RTagger with a feed-forward Ladder engine (Table 4)")
+def _tmnist_tagger(size: str) -> LadderConfig:
+    return _tmnist(size, kind="feedforward", groups=2, decoder_to_encoder=False)
+
+
+@register_config("tmnist-convnet", "ConvNet baseline on Brodatz-textured MNIST: the feed-forward encoder, class cost only (Table 4)")
+def _tmnist_convnet(size: str) -> LadderConfig:
+    return _tmnist(size, kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False, prediction_weight=0.0,
+                   input_noise=0.0)
+
+
+_MMNIST_LEVELS = {"tiny": ((4, 2), (8, 2)), "cpu": ((8, 2), (16, 2), (32, 2)), "gpu": ((32, 1), (64, 2), (128, 2))}
+_MMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
+
+
+@register_config("mmnist-rtagger", "RTagger on two-digit Moving MNIST: 3 groups, next-frame prediction, no class task (SPEC 6.5)")
+def _mmnist_rtagger(size: str) -> LadderConfig:
+    levels = tuple(LevelConfig(c, pool=p) for c, p in _MMNIST_LEVELS[size])
+    return LadderConfig(obs_shape=(64, 64), levels=levels, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
+                        n_classes=0, class_weight=0.0)

@@ -8,7 +8,9 @@ Reading one tick top to bottom (``RLadder.step``):
    decoder outputs (the decoder-to-encoder connection), part of the state.
 3. Top-down: ``d_top = g_top(e_top, e_top)``, ``d_l = g_l(d_{l+1}, e_l)`` for l = L..1, and the bottom
    ``d_0 = g_0(d_1, e_0)``, whose per-pixel affine readout is the logit of the next observation.
-4. Heads: class logits from ``e_top``; the probe from ``d_1`` with its gradient stopped.
+4. Heads: class logits from ``e_top``; the probe from ``d_1`` with its gradient stopped. A config with
+   ``prediction_readout="top"`` (the plain LSTM/GRU baselines: no levels, no decoder) reads the next
+   observation's logits from ``e_top`` with a dense layer instead.
 
 The state is a flat ``dict[str, Tensor]`` with a fixed key order (:meth:`RLadder.state_spec`), so that
 streaming (``Predictor``), training (a loop over ``step``) and ONNX export all run this one function.
@@ -16,6 +18,7 @@ streaming (``Predictor``), training (a loop over ``step``) and ONNX export all r
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -45,7 +48,8 @@ class RLadder(nn.Module):
     """Recurrent Ladder network built from a :class:`LadderConfig`.
 
     Outputs of :meth:`step` (present when the config enables them):
-        ``prediction_logits`` ``(B, *obs_shape)``: logits of the next observation.
+        ``prediction_logits`` ``(B, *obs_shape)``: logits of the next observation (with ``in_channels > 1``,
+        ``(B, in_channels, *obs_shape)``: the affine readout of the bottom decoder, which the RTagger reads).
         ``class_logits`` ``(B, n_classes)``.
         ``probe_logits`` ``(B, *obs_shape)``: stopped-gradient readout of the clean current input.
     """
@@ -55,7 +59,7 @@ class RLadder(nn.Module):
         self.config = config
         cfg, dims = config, config.dims
         d2e = cfg.decoder and cfg.decoder_to_encoder
-        channels = [1] + [lv.channels for lv in cfg.levels]
+        channels = [cfg.in_channels] + [lv.channels for lv in cfg.levels]
 
         self.pools = nn.ModuleList(max_pool(dims, lv.pool) for lv in cfg.levels)
         self.encoders = nn.ModuleList(
@@ -82,12 +86,16 @@ class RLadder(nn.Module):
                 kernel = cfg.levels[l].kernel if l < n else cfg.levels[-1].kernel
                 decoders.append(make_decoder_cell(cfg.decoder_cell, project, channels[l], dims, cfg.norm, kernel))
             self.decoders = nn.ModuleList(decoders)
-            if cfg.predict:
-                self.prediction_head = Affine(1, dims)
+            if cfg.predict and cfg.prediction_readout == "decoder":
+                self.prediction_head = Affine(cfg.in_channels, dims)
+                nn.init.constant_(self.prediction_head.shift, cfg.prediction_bias)
             if cfg.probe:
                 self.probe_head = upsample(dims, channels[1], 1, cfg.levels[0].pool)
         if cfg.n_classes:
             self.class_head = nn.Linear(cfg.top_size, cfg.n_classes)
+        if cfg.predict and cfg.prediction_readout == "top":
+            self.top_prediction_head = nn.Linear(cfg.top_size, math.prod(cfg.obs_shape))
+            nn.init.constant_(self.top_prediction_head.bias, cfg.prediction_bias)
 
     # ------------------------------------------------------------------------------ state
     def state_spec(self) -> dict[str, tuple[int, ...]]:
@@ -125,7 +133,7 @@ class RLadder(nn.Module):
         new_state: State = {}
 
         # bottom-up
-        laterals = [obs.unsqueeze(1)]
+        laterals = [obs.unsqueeze(1) if cfg.in_channels == 1 else obs]  # e_0: (B, in_channels, *obs_shape)
         e = laterals[0]
         for l, (pool, cell) in enumerate(zip(self.pools, self.encoders), start=1):
             x = pool(e)
@@ -155,8 +163,11 @@ class RLadder(nn.Module):
                     new_state[f"dec{l}.prev"] = d
                 if l == 1 and cfg.probe:
                     outputs["probe_logits"] = self.probe_head(d.detach()).squeeze(1)
-            if cfg.predict:
-                outputs["prediction_logits"] = self.prediction_head(d).squeeze(1)
+            if cfg.predict and cfg.prediction_readout == "decoder":
+                readout = self.prediction_head(d)
+                outputs["prediction_logits"] = readout.squeeze(1) if cfg.in_channels == 1 else readout
+        if cfg.predict and cfg.prediction_readout == "top":
+            outputs["prediction_logits"] = self.top_prediction_head(top).reshape(top.shape[0], *cfg.obs_shape)
 
         # keep the declared key order (export and checkpoints rely on it)
         return outputs, {k: new_state[k] for k in self.state_spec()}
@@ -177,8 +188,13 @@ class RLadder(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
-def build_model(config: LadderConfig) -> RLadder:
-    """The model for a configuration (the single factory every entry point uses)."""
+def build_model(config: LadderConfig) -> nn.Module:
+    """The model for a configuration (the single factory every entry point uses): an :class:`RLadder`, or
+    an :class:`~rladder_stream.tagger.RTagger` around one when ``config.groups > 0``."""
+    if config.groups:
+        from .tagger import RTagger  # tagger.py builds on this module
+
+        return RTagger(config)
     return RLadder(config)
 
 

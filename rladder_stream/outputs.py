@@ -19,7 +19,9 @@ class StepOutput:
         next_obs: probabilities in [0, 1] of the next observation, same shape as the observation;
             ``None`` for a model without a prediction task.
         class_probs: class probabilities (sums to 1 over the last axis), or ``None``.
-        groups: RTagger masks, groups first after the batch axis (``(K, *obs_shape)``), or ``None``.
+        groups: RTagger masks, groups first after the batch axis (``(K, *obs_shape)``), or ``None``. They
+            group what the model was trained to reconstruct: the observation on images (denoising), the
+            forecast next observation on video (next-frame prediction, paper Fig. 7).
         reconstructions: per-group reconstructions, same layout as ``groups``, or ``None``.
         probe: probabilities in [0, 1] of the clean (unoccluded) current observation read out by the probe
             (SPEC 2.4, paper Fig. 4), same shape as the observation; ``None`` for a model without a probe.

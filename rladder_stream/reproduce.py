@@ -66,6 +66,8 @@ FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "
 # The other tables of SPEC 6, each in its own module: name -> "module:cli_main(argv)".
 OTHER_TABLES: dict[str, str] = {
     "table2": "rladder_stream.table2:table2_cli_main",
+    "table3": "rladder_stream.table3:table3_cli_main",
+    "table4": "rladder_stream.table4:table4_cli_main",
 }
 # Settings that change no result: a finished run is reused whatever they were.
 COSMETIC = {"log_every", "checkpoint_every", "stop_after_steps"}

@@ -15,6 +15,8 @@ from .config import LadderConfig
 from .losses import batch_metrics, ladder_costs
 
 if TYPE_CHECKING:
+    from envs._common import EpisodeSource
+
     from .train import TrainConfig
 
 Batch = dict[str, torch.Tensor]
@@ -41,6 +43,11 @@ class Task:
         """Evaluation ``{metric: (sum, count)}`` of one batch, pooled exactly over batches."""
         return batch_metrics(outputs, batch)
 
+    def add_input_noise(self, inputs: torch.Tensor, std: float) -> torch.Tensor:
+        """Training inputs with Gaussian noise of ``std`` (torch's global generator, saved in checkpoints):
+        fresh noise at every tick by default."""
+        return inputs + std * torch.randn(inputs.shape)
+
     def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         raise NotImplementedError
 
@@ -51,56 +58,36 @@ class Task:
         raise NotImplementedError
 
 
-class OccludedMNISTTask(Task):
-    """Occluded Moving MNIST (SPEC 4.1): 5 observed frames, each forecasting the next; label at the end.
+class EpisodeTask(Task):
+    """A task whose sequences come from an environment's :class:`envs._common.EpisodeSource`: fresh random
+    episodes for training, the fixed episodes of ``valid`` and ``test`` for evaluation.
 
-    ``config.input_view == "optimal_reconstruction"`` feeds the static classifier (gold standard of
-    Table 1) the optimal reconstruction after the 5th frame as a single tick instead.
-
-    Semi-supervised (``train_config.labelled = n``, SPEC 3 and 6.2): the training pool is MNIST train
-    0-59,999 of which a class-balanced ``n`` (fixed by a seed) are labelled. With ``use_unlabelled`` a batch
+    Semi-supervised (``train_config.labelled = n``, SPEC 3, 6.2 and 6.4): the training pool holds a
+    class-balanced ``n`` labelled digits (fixed by a seed) and unlabelled ones. With ``use_unlabelled`` a batch
     holds ``labelled_fraction`` labelled sequences and the rest unlabelled ones; without it, labelled ones
     only. A sequence's label reaches the batch only when its digit is one of the labelled rows (the rest get
     -1, which no class cost reads), whatever the label array of the pool says.
+
+    Subclasses call :meth:`_use_sources` in their constructor and implement ``to_batch``.
     """
 
-    name = "omm"
-
-    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
-        from envs.occluded_mnist import N_OBSERVED, episode_source
-
-        data_dir = train_config.data_dir if train_config else None
-        labelled = train_config.labelled if train_config else None
-        self.config = config
-        self.n_observed = N_OBSERVED
-        self.train_source = episode_source("train", labelled, data_dir)
-        self._eval_sources = {split: episode_source(split, None, data_dir) for split in ("valid", "test")}
-        self.data_source = self.train_source.source
-        self.labelled_rows = self.train_source.labelled_rows  # None: every training sequence is labelled
+    def _use_sources(self, train: "EpisodeSource", evaluation: dict[str, "EpisodeSource"], train_config: "TrainConfig | None") -> None:
+        self.train_source, self._eval_sources = train, evaluation
+        self.data_source = train.source
+        self.labelled_rows = train.labelled_rows  # None: every training sequence is labelled
         if self.labelled_rows is not None:
             self.use_unlabelled = train_config.use_unlabelled
             self.labelled_fraction = train_config.labelled_fraction
-            self.unlabelled_rows = np.setdiff1d(np.arange(self.train_source.pool_size), self.labelled_rows)
+            self.unlabelled_rows = np.setdiff1d(np.arange(train.pool_size), self.labelled_rows)
             unlabelled = f" + {len(self.unlabelled_rows)} unlabelled" if self.use_unlabelled else " only"
             self.data_source += f"; {len(self.labelled_rows)} labelled{unlabelled}"
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
-        """Generator output -> tensors: inputs, next-frame targets, clean frames (probe), labels."""
-        labels = torch.as_tensor(seqs["labels"], dtype=torch.long)
-        if self.config.input_view == "optimal_reconstruction":
-            last = self.n_observed - 1
-            return {"inputs": torch.as_tensor(seqs["optimal_reconstruction"][:, last : last + 1]), "labels": labels}
-        frames = torch.as_tensor(seqs["frames"])
-        return {
-            "inputs": frames[:, :-1],
-            "next_targets": frames[:, 1:],
-            "clean": torch.as_tensor(seqs["clean"][:, :-1]),
-            "labels": labels,
-        }
+        raise NotImplementedError
 
     def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
-        """Fresh random training sequences (SPEC 4.1: new trajectories every epoch); semi-supervised: see the
-        class docstring."""
+        """Fresh random training sequences (new trajectories every epoch), a pure function of ``rng``;
+        semi-supervised: see the class docstring."""
         if self.labelled_rows is None:
             return self.to_batch(self.train_source.episodes(rng, batch_size, None))
         if self.use_unlabelled:
@@ -126,11 +113,225 @@ class OccludedMNISTTask(Task):
             yield self.to_batch(source.episodes(None, len(indices), indices))
 
 
-TASKS: dict[str, type[Task]] = {"omm": OccludedMNISTTask}
+class OccludedMNISTTask(EpisodeTask):
+    """Occluded Moving MNIST (SPEC 4.1): 5 observed frames, each forecasting the next; label at the end.
+
+    ``config.input_view == "optimal_reconstruction"`` feeds the static classifier (gold standard of
+    Table 1) the optimal reconstruction after the 5th frame as a single tick instead. Semi-supervised
+    (``labelled=1000``): the pool is MNIST train 0-59,999, 1,000 labelled (see :class:`EpisodeTask`).
+    """
+
+    name = "omm"
+
+    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
+        from envs.occluded_mnist import N_OBSERVED, episode_source
+
+        data_dir = train_config.data_dir if train_config else None
+        labelled = train_config.labelled if train_config else None
+        self.config = config
+        self.n_observed = N_OBSERVED
+        evaluation = {split: episode_source(split, None, data_dir) for split in ("valid", "test")}
+        self._use_sources(episode_source("train", labelled, data_dir), evaluation, train_config)
+
+    def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
+        """Generator output -> tensors: inputs, next-frame targets, clean frames (probe), labels."""
+        labels = torch.as_tensor(seqs["labels"], dtype=torch.long)
+        if self.config.input_view == "optimal_reconstruction":
+            last = self.n_observed - 1
+            return {"inputs": torch.as_tensor(seqs["optimal_reconstruction"][:, last : last + 1]), "labels": labels}
+        frames = torch.as_tensor(seqs["frames"])
+        return {
+            "inputs": frames[:, :-1],
+            "next_targets": frames[:, 1:],
+            "clean": torch.as_tensor(seqs["clean"][:, :-1]),
+            "labels": labels,
+        }
+
+
+class MusicTask(Task):
+    """Polyphonic music (SPEC 4.4, 6.3): forecast the next 88-key step of a piano-roll benchmark.
+
+    ``train_config.dataset`` picks the data set (``"JSB Chorales"``, ``"Nottingham"``, ``"MuseData"``,
+    ``"Piano-midi.de"``, the short forms ``jsb``, ``muse``, ``piano``, or ``"embedded"``; ``None``: JSB
+    Chorales when a data folder resolves, else the embedded excerpt), read by :func:`envs.data.music.load_music`.
+
+    The field's convention (Boulanger-Lewandowski et al. 2012; the paper's Table 3): NLL per time step is the
+    Bernoulli NLL summed over the 88 keys and averaged over *all* time steps of a split, the first one
+    predicted from the initial state. So every sequence gets one silent (all-zero) step in front, the input
+    is ``[0, x_1 .. x_{T-1}]`` and the target ``[x_1 .. x_T]``: T scored steps, exactly the ticks of
+    ``PolyphonicMusic-v0`` with ``score_first_step=True``. Evaluation runs whole sequences (the state is never
+    reset inside one) in padded batches with masks; the metric ``prediction_nll`` pools the sum over every
+    real step of the split. Training draws random crops of ``train_steps`` scored steps with
+    :func:`envs.data.music.music_batches` (the generator the environment's ``shuffle`` mode uses), so a crop
+    at the start of a piece also learns the first-step forecast.
+    """
+
+    name = "music"
+    train_steps = 25  # scored steps per training crop (about 3 bars of 4/4; truncated backpropagation through time)
+
+    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
+        from envs.data.music import EMBEDDED, canonical_name, load_music
+        from envs.data.paths import resolve_data_dir
+
+        if config.obs_shape != (88,):
+            raise ValueError(f"music tasks need obs_shape (88,), got {config.obs_shape} in config {config.name!r}")
+        dataset = train_config.dataset if train_config else None
+        data_dir = train_config.data_dir if train_config else None
+        if dataset is None:  # the data layer's default (load_music)
+            dataset = "JSB Chorales" if resolve_data_dir(data_dir) is not None else EMBEDDED
+        self.dataset = canonical_name(dataset)
+        splits = load_music(self.dataset, data_dir=data_dir)
+        self.config = config
+        # A silent step before every sequence: the "nothing heard yet" input of the first forecast.
+        self._splits = {
+            split: [np.concatenate([np.zeros((1, roll.shape[1]), roll.dtype), roll]) for roll in rolls]
+            for split, rolls in splits.items()
+        }
+        sizes = "/".join(f"{len(splits[s])}" for s in ("train", "valid", "test"))
+        steps = "/".join(f"{sum(len(r) for r in splits[s])}" for s in ("train", "valid", "test"))
+        self.data_source = f"music: {self.dataset} ({sizes} train/valid/test sequences, {steps} steps)"
+
+    @staticmethod
+    def to_batch(packed: dict[str, np.ndarray]) -> Batch:
+        """Padded rolls with their silent first step -> inputs (all but the last), targets and mask (all but the first)."""
+        x, mask = torch.as_tensor(packed["x"]), torch.as_tensor(packed["mask"])
+        return {"inputs": x[:, :-1], "next_targets": x[:, 1:], "mask": mask[:, 1:]}
+
+    def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
+        """Random crops of ``train_steps + 1`` steps (whole pieces when shorter), a pure function of ``rng``."""
+        from envs.data.music import music_batches
+
+        return self.to_batch(music_batches(rng, self._splits["train"], batch_size, self.train_steps + 1))
+
+    def eval_size(self, split: str) -> int:
+        """Number of sequences in a split."""
+        return len(self._splits[split])
+
+    def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        """Sequences ``0..limit-1`` of ``valid`` or ``test``, whole, longest first (batches of similar length
+        waste little padding); pooled metrics do not depend on the order."""
+        from envs.data.music import music_eval_batches
+
+        rolls = self._splits[split][:limit]
+        ordered = sorted(rolls, key=len, reverse=True)
+        for packed in music_eval_batches(ordered, batch_size):
+            yield self.to_batch(packed)
+
+
+class _GroupingTask(EpisodeTask):
+    """What the RTagger tasks share (SPEC 2.5): data from an environment's :class:`envs._common.EpisodeSource`,
+    the denoising or next-frame cost of the groups' mixture, the class cost at the last tick, and AMI.
+
+    Subclasses set ``ami_ignore`` (ground-truth groups not scored) and implement ``_sources`` and ``to_batch``
+    (``inputs``, ``targets`` of the low-level cost, ``true_groups`` ``[B, T, *obs]`` of each tick's output,
+    ``labels``). A configuration without groups (the ConvNet baseline) gets the class cost and error only.
+    """
+
+    ami_ignore: tuple[int, ...] = (-1,)
+
+    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
+        data_dir = train_config.data_dir if train_config else None
+        labelled = train_config.labelled if train_config else None
+        self.config = config
+        self._use_sources(*self._sources(data_dir, labelled), train_config)
+
+    def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
+        raise NotImplementedError
+
+    def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
+        raise NotImplementedError
+
+    def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
+        """``low_level`` (the mixture NLL, weight ``prediction_weight``) and ``classification`` (weight ``class_weight``)."""
+        from .losses import classification_nll
+        from .tagger import group_mixture_nll
+
+        if "groups" not in outputs:
+            return ladder_costs(outputs, batch, self.config)
+        cfg = self.config
+        costs = {"low_level": group_mixture_nll(outputs, batch["targets"])}
+        if "class_logits" in outputs:
+            costs["classification"] = classification_nll(outputs["class_logits"], batch["labels"])
+        weights = {"low_level": cfg.prediction_weight, "classification": cfg.class_weight}
+        costs["total"] = sum(weights[k] * v for k, v in costs.items())
+        return costs
+
+    @torch.no_grad()
+    def metrics(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, tuple[float, float]]:
+        """Class error at the last tick (``class_error``) and at each (``class_error_1``, ...), the forecast's
+        MSE and NLL where there are next frames, and the mean AMI of each tick's grouping (``ami_1``, ...) and
+        over all ticks (``ami``)."""
+        from .metrics import batch_grouping_ami
+
+        out = batch_metrics(outputs, batch)
+        if "class_logits" in outputs and "labels" in batch:
+            for t in range(outputs["class_logits"].shape[1]):
+                out[f"class_error_{t + 1}"] = batch_metrics({"class_logits": outputs["class_logits"][:, : t + 1]}, batch)["class_error"]
+        if "groups" not in outputs:
+            return out
+        masks, truth = outputs["groups"].float().cpu().numpy(), batch["true_groups"].cpu().numpy()
+        total, count = 0.0, 0
+        for t in range(masks.shape[1]):
+            s, n = batch_grouping_ami(truth[:, t], masks[:, t], self.ami_ignore)
+            out[f"ami_{t + 1}"] = (s, float(n))
+            total, count = total + s, count + n
+        out["ami"] = (total, float(count))
+        return out
+
+
+class TexturedMNISTTask(_GroupingTask):
+    """Brodatz-textured MNIST (SPEC 4.3, Table 4): the image shown for ``N_ITERATIONS`` ticks (the RTagger's
+    iterations); the low-level target is the clean image (the training loop adds ``input_noise``: denoising),
+    the label is classified after the last iteration; AMI against background / digit, ``-1`` ignored.
+    ``train_config.labelled`` gives the semi-supervised split (1,000 labelled + 49,000 unlabelled)."""
+
+    name = "tmnist"
+
+    def add_input_noise(self, inputs: torch.Tensor, std: float) -> torch.Tensor:
+        """One noisy image for all iterations (Tagger: the iterations refine their view of one corrupted input)."""
+        return inputs + std * torch.randn((inputs.shape[0], 1, *inputs.shape[2:]))
+
+    def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
+        from envs.textured_mnist import episode_source
+
+        return episode_source("train", labelled, data_dir), {s: episode_source(s, None, data_dir) for s in ("valid", "test")}
+
+    def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
+        """Generator output -> the iterations' inputs, their clean targets, the groups of each tick, labels."""
+        images = torch.as_tensor(seqs["frames"][:, :-1])
+        ticks = images.shape[1]
+        groups = torch.as_tensor(seqs["groups"]).unsqueeze(1).expand(-1, ticks, -1, -1)
+        return {"inputs": images, "targets": images.clone(), "true_groups": groups.contiguous(),
+                "labels": torch.as_tensor(seqs["labels"], dtype=torch.long)}
+
+
+class MovingMNISTTask(_GroupingTask):
+    """Two-digit Moving MNIST (SPEC 4.2, 6.5): frames are the ticks; each tick's groups and reconstructions
+    are the forecast of the next frame (next-frame prediction replaces denoising), so they are scored against
+    the next frame's segmentation; AMI over digit pixels (background 0 and overlaps -1 ignored). No class task."""
+
+    name = "mmnist"
+    ami_ignore = (-1, 0)  # as envs.moving_mnist.AMI_IGNORE: digit pixels only (SPEC 4.2)
+
+    def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
+        from envs.moving_mnist import episode_source
+
+        if labelled is not None:
+            raise ValueError("Moving MNIST has no class task: 'labelled' does not apply")
+        return episode_source("train", data_dir), {s: episode_source(s, data_dir) for s in ("valid", "test")}
+
+    def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
+        """Generator output -> frames 1..T-1 as inputs, frames 2..T as targets with their groups."""
+        frames = torch.as_tensor(seqs["frames"])
+        return {"inputs": frames[:, :-1], "targets": frames[:, 1:], "next_targets": frames[:, 1:],
+                "true_groups": torch.as_tensor(seqs["groups"][:, 1:])}
+
+
+TASKS: dict[str, type[Task]] = {"omm": OccludedMNISTTask, "music": MusicTask, "tmnist": TexturedMNISTTask, "mmnist": MovingMNISTTask}
 
 
 def task_for(config: LadderConfig) -> str:
-    """The task a configuration trains on, from its name prefix (``omm-...``)."""
+    """The task a configuration trains on, from its name prefix (``omm-...``, ``music-...``)."""
     prefix = config.name.split("-")[0]
     if prefix not in TASKS:
         raise ValueError(f"no training task for config {config.name!r}; known task prefixes: {sorted(TASKS)}")

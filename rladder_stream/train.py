@@ -144,17 +144,20 @@ def hardware_description(device: torch.device) -> str:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, task: Task, split: str, limit: int | None, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Pooled metrics over the fixed episodes of a split (eval mode, no noise)."""
+    """Pooled metrics over the fixed episodes of a split (eval mode, no noise). Any random draw of the model
+    (the RTagger's initial masks) comes from a generator seeded 0, apart from the training's own."""
     was_training = model.training
     model.eval()
     sums: dict[str, list[float]] = {}
-    for batch in task.eval_batches(split, batch_size, limit):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        outputs, _ = model(batch["inputs"])
-        for name, (total, count) in task.metrics(outputs, batch).items():
-            acc = sums.setdefault(name, [0.0, 0.0])
-            acc[0] += total
-            acc[1] += count
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        for batch in task.eval_batches(split, batch_size, limit):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            outputs, _ = model(batch["inputs"])
+            for name, (total, count) in task.metrics(outputs, batch).items():
+                acc = sums.setdefault(name, [0.0, 0.0])
+                acc[0] += total
+                acc[1] += count
     model.train(was_training)
     return {name: total / max(count, 1.0) for name, (total, count) in sums.items()}
 
@@ -335,9 +338,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size)
         clean_inputs = batch["inputs"]
         if model_cfg.input_noise > 0:
-            batch["inputs"] = clean_inputs + model_cfg.input_noise * torch.randn(clean_inputs.shape)
+            batch["inputs"] = task.add_input_noise(clean_inputs, model_cfg.input_noise)
         if teacher is not None:  # the teacher sees its own, independent noise
-            batch["teacher_inputs"] = clean_inputs + model_cfg.input_noise * torch.randn(clean_inputs.shape)
+            batch["teacher_inputs"] = task.add_input_noise(clean_inputs, model_cfg.input_noise)
         if ddp:  # this rank's share of the global batch
             batch = {k: v[rank::world] for k, v in batch.items()}
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -221,3 +221,243 @@ def figure4_cli_main(argv: list[str]) -> int:
     save_gif(figure4_frames(episode, args.scale), gif, ms_per_frame=700)
     print(f"model: {source}\nwrote {png} and {gif}")
     return 0
+
+
+# ============================================================================ piano rolls (music)
+
+
+def piano_roll_image(
+    roll: np.ndarray,
+    forecasts: np.ndarray | None = None,
+    split: int | None = None,
+    scale: int = 4,
+    caption: str = "",
+) -> Image.Image:
+    """A ``[T, 88]`` piano roll as a picture: time to the right, the highest key at the top.
+
+    Notes before ``split`` (the input) are black, notes from ``split`` on (a generated continuation) blue, with
+    a red line between them. ``forecasts`` (``[T, 88]`` probabilities the model gave each step before it came)
+    shade the background grey, so a reader sees where the model expected notes. Each cell is ``scale`` pixels
+    wide and half as tall (minimum 1); a C key gets a faint line so octaves can be counted.
+    """
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != 88:
+        raise ValueError(f"roll must have shape [T, 88], got {roll.shape}")
+    if forecasts is not None and np.shape(forecasts) != roll.shape:
+        raise ValueError(f"forecasts must have the roll's shape {roll.shape}, got {np.shape(forecasts)}")
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    steps = roll.shape[0]
+    split = steps if split is None else int(split)
+    shade = np.zeros(roll.shape, np.float32) if forecasts is None else np.clip(np.nan_to_num(np.asarray(forecasts, np.float32)), 0, 1)
+    grey = (255 - 110 * shade)[..., None].repeat(3, axis=-1)  # white -> grey with the forecast probability
+    rgb = grey.copy()
+    for key in range(88):  # C keys (MIDI 24, 36, ...): a faint octave line
+        if (key + 21) % 12 == 0:
+            rgb[:, key] = np.minimum(rgb[:, key], 235)
+    on = roll > 0
+    past = np.arange(steps)[:, None] < split
+    rgb[on & past] = (0, 0, 0)
+    rgb[on & ~past] = (20, 70, 220)
+    image = rgb.astype(np.uint8).transpose(1, 0, 2)[::-1]  # keys vertical, highest at the top
+    height = max(1, scale // 2)
+    image = np.repeat(np.repeat(image, height, axis=0), scale, axis=1)
+    if 0 < split < steps:
+        image[:, split * scale - 1] = (220, 30, 30)
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    if not caption:
+        return picture
+    canvas = Image.new("RGB", (max(picture.width, 8 * len(caption)), picture.height + 14), "white")
+    canvas.paste(picture, (0, 0))
+    ImageDraw.Draw(canvas).text((2, picture.height + 1), caption, fill="black")
+    return canvas
+
+
+# ============================================================================ groupings (RTagger; the paper's Figures 6 and 7)
+
+GROUP_COLOURS = np.array(
+    [[230, 97, 1], [94, 60, 153], [27, 158, 119], [253, 184, 99], [178, 171, 210], [102, 102, 102]], dtype=np.float32
+) / 255.0  # colour-blind-safe, one per group (cycled beyond six)
+
+
+def colour_by_group(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """uint8 ``H x W x 3``: ``image`` (values in [0, 1]) tinted by its soft grouping ``masks`` ``(K, H, W)``.
+
+    Each pixel's colour is the mask-weighted mix of the group colours, its brightness the image's (ink dark
+    on white, as elsewhere), so a confident pixel shows one hue and an undecided one a blend.
+    """
+    masks = np.asarray(masks, dtype=np.float32)
+    if masks.ndim != 3 or masks.shape[1:] != np.shape(image):
+        raise ValueError(f"masks must be (K, *{np.shape(image)}), got {masks.shape}")
+    colours = GROUP_COLOURS[np.arange(masks.shape[0]) % len(GROUP_COLOURS)]
+    hue = np.einsum("khw,kc->hwc", masks, colours)
+    ink = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)[..., None]
+    rgb = 1.0 - ink * (1.0 - hue)  # white background, ink in the group's colour
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def _rgb_panel(rgb: np.ndarray, scale: int) -> Image.Image:
+    img = Image.fromarray(rgb, mode="RGB")
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def _grid(rows: Sequence[tuple[str, list[tuple[str, Image.Image]]]], caption: str = "", pad: int = 4, label_width: int = 76) -> Image.Image:
+    """Rows of titled panels with a row label on the left and an optional caption below."""
+    cell_w = max(p.width for _, row in rows for _, p in row)
+    cell_h = max(p.height for _, row in rows for _, p in row)
+    width = label_width + max(len(row) for _, row in rows) * (cell_w + pad) + pad
+    height = len(rows) * (cell_h + pad + 12) + pad + (16 if caption else 0)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, (label, row) in enumerate(rows):
+        y = pad + r * (cell_h + pad + 12)
+        draw.text((pad, y + 12 + cell_h // 2 - 6), label, fill="black")
+        for c, (title, panel) in enumerate(row):
+            x = label_width + c * (cell_w + pad)
+            draw.text((x, y), title, fill="black")
+            canvas.paste(panel, (x, y + 12))
+    if caption:
+        draw.text((pad, height - 14), caption, fill="black")
+    return canvas
+
+
+@dataclass(frozen=True)
+class GroupingRecord:
+    """One episode of a grouping environment streamed through an RTagger predictor.
+
+    Attributes:
+        observed: ``[T + 1, H, W]`` the observations (the last is only the target of the last forecast).
+        groups, reconstructions: ``[T, K, H, W]`` after observation t: the masks and per-group reconstructions.
+        predicted: ``[T, H, W]`` the forecast of observation t + 1 (the mixture Σ_k m_k z_k).
+        true_groups: ``[T + 1, H, W]`` the ground-truth groups of each observation (-1 ignored), or None.
+        class_probs: ``[T, n_classes]`` or None; ``label``: the episode's label (-1 when hidden or absent).
+    """
+
+    observed: np.ndarray
+    groups: np.ndarray
+    reconstructions: np.ndarray
+    predicted: np.ndarray
+    true_groups: np.ndarray | None
+    class_probs: np.ndarray | None
+    label: int
+
+
+def record_grouping(predictor: StreamingPredictor, env: Any, index: int = 0) -> GroupingRecord:
+    """Play fixed episode ``index`` of a (test-split) TexturedMNIST or MovingMNIST environment through a
+    single-stream RTagger predictor with the SPEC 1.1 loop, keeping its groupings."""
+    obs, info = env.reset(options={"index": index})
+    predictor.reset()
+    observed, truth, groups, recon, predicted, beliefs = [obs], [info.get("groups")], [], [], [], []
+    while True:
+        out = predictor.step(obs)
+        if out.groups is None:
+            raise ValueError("this predictor returns no groups (not an RTagger model)")
+        groups.append(out.groups)
+        recon.append(out.reconstructions)
+        predicted.append(out.next_obs)
+        beliefs.append(out.class_probs)
+        obs, _, terminated, truncated, info = env.step(out.action())
+        observed.append(obs)
+        truth.append(info.get("groups"))
+        if terminated or truncated:
+            break
+    label = info.get("label", -1)
+    return GroupingRecord(
+        observed=np.stack(observed), groups=np.stack(groups), reconstructions=np.stack(recon), predicted=np.stack(predicted),
+        true_groups=np.stack(truth) if all(t is not None for t in truth) else None,
+        class_probs=None if beliefs[0] is None else np.stack(beliefs), label=int(label),
+    )
+
+
+def figure6(record: GroupingRecord, scale: int = 4) -> Image.Image:
+    """The paper's Figure 6 for one textured digit: per iteration, the image coloured by group and each
+    group's reconstruction (tinted with its group's colour)."""
+    rows = []
+    k = record.groups.shape[1]
+    for t in range(len(record.groups)):
+        row = [("input", _panel(record.observed[t], scale)),
+               ("grouping", _rgb_panel(colour_by_group(record.observed[t], record.groups[t]), scale))]
+        if record.true_groups is not None:  # ignored pixels (-1) stay uncoloured (grey)
+            truth = np.stack([record.true_groups[t] == g for g in range(k)]).astype(np.float32)
+            row.append(("true groups", _rgb_panel(colour_by_group(record.observed[t], truth), scale)))
+        for g in range(k):
+            one = np.zeros_like(record.groups[t])
+            one[g] = 1.0
+            row.append((f"group {g + 1}", _rgb_panel(colour_by_group(record.reconstructions[t, g], one), scale)))
+        rows.append((f"iteration {t + 1}", row))
+    caption = ""
+    if record.class_probs is not None:
+        guess = int(np.argmax(record.class_probs[-1]))
+        caption = f"label {record.label}, belief {guess} ({record.class_probs[-1][guess]:.2f}) after the last iteration"
+    return _grid(rows, caption)
+
+
+def figure7_frames(record: GroupingRecord, scale: int = 3) -> list[Image.Image]:
+    """The paper's Figure 7, one picture per frame: the observed frame, the predicted next frame coloured by
+    its predicted grouping, and the actual next frame coloured by the true segmentation."""
+    frames = []
+    for t in range(len(record.groups)):
+        truth = record.true_groups[t + 1] if record.true_groups is not None else None
+        true_masks = None if truth is None else np.stack([truth == g for g in range(record.groups.shape[1])]).astype(np.float32)
+        row = [("observed", _panel(record.observed[t], scale)),
+               ("predicted next, by group", _rgb_panel(colour_by_group(record.predicted[t], record.groups[t]), scale))]
+        if true_masks is not None:
+            row.append(("actual next, true groups", _rgb_panel(colour_by_group(record.observed[t + 1], true_masks), scale)))
+        frames.append(_grid([(f"frame {t + 1}", row)], label_width=56))
+    return frames
+
+
+def grouping_figures(record: GroupingRecord, out: str | os.PathLike, stem: str, scale: int = 3) -> list[Path]:
+    """Write a recorded grouping episode as pictures: Figure 6 (PNG) for images, Figure 7 (PNG strip and GIF)
+    for video (more than ``N`` iterations' worth of distinct frames)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    static = all(np.array_equal(record.observed[0], o) for o in record.observed[1:])
+    if static:
+        path = out / f"{stem}.png"
+        figure6(record, scale=scale + 1).save(path)
+        return [path]
+    frames = figure7_frames(record, scale)
+    png, gif = out / f"{stem}.png", out / f"{stem}.gif"
+    stack_vertically(frames).save(png)
+    save_gif(frames, gif, ms_per_frame=300)
+    return [png, gif]
+
+
+GROUPING_ENVS = {"textured": "rladder_stream/TexturedMNIST-v0", "moving": "rladder_stream/MovingMNIST-v0"}
+
+
+def groups_cli_main(argv: list[str]) -> int:
+    """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
+    Figure 6 (textured digits: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
+    import argparse
+
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the environments)
+
+    from .predictor import Predictor
+
+    parser = argparse.ArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
+    parser.add_argument("--model", required=True, help="RTagger checkpoint (tmnist-... or mmnist-... configuration)")
+    parser.add_argument("--index", type=int, default=0, help="test episode (default 0)")
+    parser.add_argument("--out", default="groups_out", help="output folder (default groups_out)")
+    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
+    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded data)")
+    args = parser.parse_args(argv)
+    if args.scale < 1:
+        parser.error("--scale must be >= 1")
+    try:
+        predictor = Predictor.from_checkpoint(args.model)
+        config = predictor.model.config
+        if not config.groups:
+            raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
+        kind = "moving" if config.obs_shape == (64, 64) else "textured"
+        env = gym.make(GROUPING_ENVS[kind], split="test", data_dir=args.data_dir)
+        record = record_grouping(predictor, env, args.index)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    stem = f"{'figure7' if kind == 'moving' else 'figure6'}-{config.name}-test{args.index}"
+    paths = grouping_figures(record, args.out, stem, args.scale)
+    print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")
+    return 0

@@ -104,6 +104,9 @@ def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = F
     rng = np.random.default_rng(n_streams)
     torch_pred = Predictor(model, n_streams=n_streams)
     onnx_pred = _onnx(path, n_streams, io_binding=io_binding)
+    random_start = any(kind != "zeros" for kind in onnx_pred.info.state_inits.values())
+    if random_start:  # the RTagger's random initial masks: both runtimes start from torch's draw
+        onnx_pred.state = {k: v.numpy() for k, v in torch_pred.state.items()}
     shape = (n_streams, *model.config.obs_shape) if n_streams > 1 else model.config.obs_shape
     worst = {"next_obs": 0.0, "class_probs": 0.0, "state": 0.0}
     spread = []
@@ -111,6 +114,8 @@ def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = F
         if t == ticks // 2:
             torch_pred.reset([n_streams // 2])
             onnx_pred.reset([n_streams // 2])
+            if random_start:
+                onnx_pred.state = {k: v.numpy() for k, v in torch_pred.state.items()}
         obs = rng.random(shape, dtype=np.float32) if frames is None else frames[t]
         want, got = torch_pred.step(obs), onnx_pred.step(obs)
         for field in ("next_obs", "class_probs"):
@@ -122,7 +127,10 @@ def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = F
                 spread.append(float(np.std(w)))
         state = onnx_pred.state
         assert list(state) == list(torch_pred.state)
-        worst["state"] = max([worst["state"]] + [_max_diff(state[k], v) for k, v in torch_pred.state.items()])
+        # State: absolute below 1, relative above (a trained music model's integrating top LSTM cell reaches
+        # |c| ~ 200, where float32 rounding alone moves the two runtimes apart by ~1e-4 over 500 ticks).
+        worst["state"] = max([worst["state"]] + [_max_diff(state[k], v) / max(1.0, float(np.abs(v.numpy()).max()))
+                                                 for k, v in torch_pred.state.items()])
     assert (onnx_pred.ticks == torch_pred.ticks).all()
     if spread:
         assert max(spread) > 1e-3, "outputs are trivial: the parity check would prove nothing"
@@ -134,7 +142,7 @@ def _assert_parity(worst: dict[str, float]) -> None:
     assert max(worst.values()) <= ATOL, worst
 
 
-FAST_PARITY = [("omm-rladder", 500), ("music-rladder", 500), ("omm-temporal", 60), ("omm-static", 60)]
+FAST_PARITY = [("omm-rladder", 500), ("music-rladder", 500), ("omm-temporal", 60), ("omm-static", 60), ("tmnist-rtagger", 30)]
 
 
 @pytest.mark.parametrize("name, ticks", FAST_PARITY)
@@ -397,15 +405,20 @@ def test_every_shipped_checkpoint_streams_like_pytorch(tmp_path_factory, embedde
     (On uniform noise, far from that data, the trained LSTM cells grow to ~70 and float32 rounding makes the
     two runtimes drift apart by ~1e-3 over 500 ticks; on its own data the cells stay below ~15.)
     """
+    from envs.data.music import load_music
     from envs.occluded_mnist import N_OBSERVED, episode_source
 
     model = load_model(checkpoint)
     path = tmp_path_factory.getbasetemp() / f"shipped-{checkpoint.stem}.onnx"
     if not path.exists():
         export_onnx(checkpoint, path)
-    per_stream = 500 // N_OBSERVED
-    episodes = episode_source("test", None, None).episodes(None, 300, list(range(300)))["frames"][:, :N_OBSERVED]
-    streams = [episodes[(k * 37) % 200 : (k * 37) % 200 + per_stream].reshape(-1, 32, 32) for k in range(n_streams)]
+    if model.config.obs_shape == (88,):  # a music model: the embedded test chorales, back to back
+        song = np.tile(np.concatenate(load_music("embedded")["test"]).astype(np.float32), (3, 1))
+        streams = [song[k * 37 : k * 37 + 500] for k in range(n_streams)]
+    else:
+        per_stream = 500 // N_OBSERVED
+        episodes = episode_source("test", None, None).episodes(None, 300, list(range(300)))["frames"][:, :N_OBSERVED]
+        streams = [episodes[(k * 37) % 200 : (k * 37) % 200 + per_stream].reshape(-1, 32, 32) for k in range(n_streams)]
     frames = np.stack(streams, axis=1) if n_streams > 1 else streams[0]
     _assert_parity(_stream_parity(model, path, 500, n_streams, frames=frames))
 
@@ -447,3 +460,22 @@ def test_runtime_flag_of_demo_and_benchmark(tmp_path, monkeypatch, capsys, embed
         results[runtime + "-bench"] = json.loads(capsys.readouterr().out)
     assert results["torch"] == results["onnx"] and len(results["torch"]) == 5  # same beliefs, printed to 2 decimals
     assert results["torch-bench"]["nll_per_step"] == pytest.approx(results["onnx-bench"]["nll_per_step"], abs=1e-3)
+
+
+def test_rtagger_onnx_predictor_starts_and_resets_as_the_metadata_says(exported):
+    """The RTagger's exported state starts from z = 0.5, masks = a softmax of seeded noise, engine zeros."""
+    model, path = exported("tmnist-rtagger")
+    info = _onnx(path).info
+    assert info.model_kind == "RTagger" and info.state_inits["m"] == "softmax_normal" and info.state_inits["z"] == "constant:0.5"
+    a, b = _onnx(path, 3, seed=4), _onnx(path, 3, seed=4)
+    state = a.state
+    np.testing.assert_array_equal(state["m"], b.state["m"])
+    np.testing.assert_allclose(state["m"].sum(1), 1.0, atol=1e-6)
+    assert state["m"].std() > 0.05 and (state["z"] == 0.5).all()
+    assert all((v == 0).all() for k, v in state.items() if k.startswith("engine."))
+    out = a.step(np.full((3, 32, 32), 0.5, np.float32))
+    assert out.groups.shape == out.reconstructions.shape == (3, 2, 32, 32)
+    np.testing.assert_allclose(out.groups.sum(1), 1.0, atol=1e-5)
+    a.reset([1])
+    after = a.state
+    assert not np.array_equal(after["m"][1], state["m"][1]) and (after["z"][1] == 0.5).all()

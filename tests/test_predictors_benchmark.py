@@ -11,7 +11,8 @@ import pytest
 from gymnasium import spaces
 
 import envs  # noqa: F401  (registers the environment ids)
-from envs.benchmark import BenchmarkResult, _ami, benchmark, benchmark_cli_main, format_table
+from envs.benchmark import BenchmarkResult, benchmark, benchmark_cli_main, format_table
+from rladder_stream.metrics import grouping_ami as _ami
 from envs.data.music import load_music
 from envs.predictors import MarginalPredictor, RepeatLastPredictor
 from rladder_stream.outputs import StepOutput, StreamingPredictor

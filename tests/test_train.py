@@ -33,12 +33,15 @@ def test_every_trainable_config_takes_a_step_and_lowers_nothing_to_nan(name, tmp
     assert ("class_error" in results["test"]) == (get_config(name, size="tiny").n_classes > 0)
 
 
-def test_resumed_training_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("model, dataset", [("omm-rladder", None), ("music-rladder", "embedded")])
+def test_resumed_training_equals_uninterrupted(tmp_path, model, dataset, monkeypatch):
     quiet = lambda s: None  # noqa: E731
-    whole = train(_tiny(tmp_path, out=str(tmp_path / "a"), epochs=2, model_overrides={"input_noise": 0.1}), log=quiet)
-    first = train(_tiny(tmp_path, out=str(tmp_path / "b"), epochs=2, stop_after_steps=4, model_overrides={"input_noise": 0.1}), log=quiet)
+    monkeypatch.setattr(TASKS["music"], "train_steps", 8)  # short music crops: the same resume, faster
+    run = dict(model=model, dataset=dataset, epochs=2, model_overrides={"input_noise": 0.1})
+    whole = train(_tiny(tmp_path, out=str(tmp_path / "a"), **run), log=quiet)
+    first = train(_tiny(tmp_path, out=str(tmp_path / "b"), stop_after_steps=4, **run), log=quiet)
     assert first == {"interrupted_at": 4}
-    resumed = train(_tiny(tmp_path, out=str(tmp_path / "b"), epochs=2, model_overrides={"input_noise": 0.1}), log=quiet)
+    resumed = train(_tiny(tmp_path, out=str(tmp_path / "b"), **run), log=quiet)
     _, a, extra_a = load_checkpoint(tmp_path / "a" / "last.pt")
     _, b, extra_b = load_checkpoint(tmp_path / "b" / "last.pt")
     assert extra_a["step"] == extra_b["step"] == 6
@@ -111,3 +114,28 @@ def test_zero_weight_removes_a_cost_from_the_total():
     costs = ladder_costs(outputs, batch, cfg)
     torch.testing.assert_close(costs["total"], cfg.class_weight * costs["classification"])
     assert task_for(cfg) == "omm"
+
+
+def test_evaluation_is_deterministic_and_leaves_the_training_rng_alone(embedded_data):
+    from rladder_stream.train import evaluate
+
+    cfg = get_config("tmnist-rtagger", size="tiny")  # draws its initial masks at random
+    task = TASKS[task_for(cfg)](cfg, TrainConfig(model=cfg.name))
+    model = build_model(cfg)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    first = evaluate(model, task, "valid", 8, 8, torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(6)
+    assert evaluate(model, task, "valid", 8, 8, torch.device("cpu")) == first
+
+
+def test_static_images_get_one_noise_draw_for_all_iterations(embedded_data):
+    images = torch.zeros(2, 3, 32, 32)
+    textured = get_config("tmnist-rtagger", size="tiny")
+    noisy = TASKS["tmnist"](textured, TrainConfig(model=textured.name)).add_input_noise(images, 0.5)
+    assert torch.equal(noisy[:, 0], noisy[:, 2]) and not torch.equal(noisy[0], noisy[1])
+    occluded = get_config("omm-rladder", size="tiny")
+    noisy = TASKS["omm"](occluded, TrainConfig()).add_input_noise(images, 0.5)
+    assert not torch.equal(noisy[:, 0], noisy[:, 2])  # video: fresh noise every frame
+    assert 0.4 < noisy.std().item() < 0.6

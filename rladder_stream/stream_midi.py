@@ -1,0 +1,231 @@
+"""Stream a MIDI file through a music predictor, one eighth note at a time, and let it continue the piece.
+
+    rladder-stream stream-midi song.mid                                   # per-step NLL with the shipped model
+    rladder-stream stream-midi song.mid --continue 32 --out more.mid --seed 0   # then 32 sampled steps
+
+The file is read into an 88-key piano roll (:func:`envs.data.midi.midi_to_piano_roll`: eighth-note grid from
+the file's ticks per beat and tempo map, every track and channel folded, percussion left out) and played through
+``PolyphonicMusic-v0`` with ``score_first_step=True``: the predictor first hears silence, forecasts step 1,
+hears step 1, forecasts step 2, and so on (the SPEC 1.1 loop), so the NLL per time step printed at the end is
+the field's number for this piece (SPEC 4.4), the same the training code reports. Every forecast goes through
+the predictor's ``step`` (:class:`~rladder_stream.predictor.Predictor`, or ONNX Runtime with ``--runtime onnx``).
+
+With ``--continue N`` the predictor then runs free for N steps: each step's notes are drawn from its forecast
+(independent Bernoulli draws per key, seeded with ``--seed``) or, with ``--threshold P``, every key with
+probability at least P sounds; the notes are fed back as the next observation. The continuation is written as
+a MIDI file (``--out``; with ``--include-input`` the input comes first) and the input and continuation as a
+piano-roll picture (``--png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+MUSIC_PRETRAINED = "music-rladder-jsb-cpu.pt"
+N_KEYS = 88
+
+
+def music_pretrained_path() -> Path | None:
+    """The music RLadder checkpoint shipped with the package, if this installation has one."""
+    path = Path(str(resources.files("rladder_stream") / "pretrained" / MUSIC_PRETRAINED))
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """A MIDI file streamed through a predictor, and what it generated after it.
+
+    Attributes:
+        roll: ``[T, 88]`` the file's piano roll.
+        forecasts: ``[T, 88]`` the probability of each key the predictor gave each step before hearing it.
+        nll: ``[T]`` the NLL of each step under its forecast (nats, summed over the keys; minus the reward).
+        continuation: ``[N, 88]`` the generated steps (``N = 0`` without ``--continue``).
+        continuation_forecasts: ``[N, 88]`` the forecasts they were drawn from.
+        seconds: wall time of the ``T + N`` predictor steps.
+    """
+
+    roll: np.ndarray
+    forecasts: np.ndarray
+    nll: np.ndarray
+    continuation: np.ndarray
+    continuation_forecasts: np.ndarray
+    seconds: float
+
+    @property
+    def nll_per_step(self) -> float:
+        """The field's NLL per time step of the file (SPEC 4.4): mean over all T steps."""
+        return float(self.nll.mean())
+
+    @property
+    def ticks_per_second(self) -> float:
+        ticks = len(self.roll) + len(self.continuation)
+        return ticks / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _forecast(predictor: Any, obs: np.ndarray) -> np.ndarray:
+    out = predictor.step(obs)
+    if out.next_obs is None:
+        raise ValueError("this model makes no next-step forecast (its prediction task is off)")
+    return np.asarray(out.next_obs, dtype=np.float32)
+
+
+def stream_midi(
+    predictor: Any,
+    midi_path: str | Path,
+    continue_steps: int = 0,
+    *,
+    seed: int | None = 0,
+    threshold: float | None = None,
+    on_step: Callable[[int, np.ndarray, float], None] | None = None,
+) -> StreamRecord:
+    """Stream ``midi_path`` through ``predictor`` (field-convention scoring), then generate ``continue_steps`` steps.
+
+    Args:
+        predictor: a one-stream music predictor (``obs_shape == (88,)``), e.g. :class:`~rladder_stream.Predictor`
+            or :class:`export.runtime.OnnxPredictor`; it is reset first.
+        midi_path: a type-0 or type-1 MIDI file; a malformed one raises :class:`envs.data.midi.MidiError`.
+        continue_steps: how many steps to generate after the file.
+        seed: seed of the Bernoulli draws of the continuation.
+        threshold: instead of drawing, sound every key whose forecast is at least this (in (0, 1]).
+        on_step: called as ``on_step(t, notes, nll)`` after each step of the file is scored.
+    """
+    from envs.polyphonic_music import PolyphonicMusicEnv
+
+    if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
+        raise ValueError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
+    if continue_steps < 0:
+        raise ValueError(f"continue_steps must be >= 0, got {continue_steps}")
+    if threshold is not None and not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    env = PolyphonicMusicEnv(midi_path=midi_path, score_first_step=True)
+    roll = env.sequences[0].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    forecasts, nll = np.zeros_like(roll), np.zeros(len(roll))
+    predictor.reset()
+    started = time.perf_counter()
+    obs, _ = env.reset(options={"index": 0})  # silence: "nothing heard yet"
+    t, terminated = 0, False
+    while not terminated:  # the SPEC 1.1 loop
+        forecasts[t] = _forecast(predictor, obs)
+        obs, reward, terminated, _, _ = env.step(forecasts[t])
+        nll[t] = -reward
+        if on_step is not None:
+            on_step(t, obs, nll[t])
+        t += 1
+    continuation = np.zeros((continue_steps, N_KEYS), np.float32)
+    continuation_forecasts = np.zeros_like(continuation)
+    for n in range(continue_steps):  # free running: the model hears its own notes
+        p = _forecast(predictor, obs)
+        notes = p >= threshold if threshold is not None else rng.random(N_KEYS) < p
+        continuation_forecasts[n], continuation[n] = p, notes
+        obs = continuation[n]
+    return StreamRecord(roll, forecasts, nll, continuation, continuation_forecasts, time.perf_counter() - started)
+
+
+def _first_tempo(path: Path) -> int:
+    """The file's first ``set_tempo`` (microseconds per beat), 500000 (120 BPM) without one."""
+    import mido
+
+    for track in mido.MidiFile(path).tracks:
+        for msg in track:
+            if msg.type == "set_tempo":
+                return int(msg.tempo)
+    return 500_000
+
+
+def _load(model: str | None, runtime: str) -> tuple[Any, str]:
+    from export.runtime import load_predictor
+
+    path = Path(model) if model else music_pretrained_path()
+    if path is None:
+        raise SystemExit("rladder-stream stream-midi: no music checkpoint is installed; pass --model CKPT")
+    return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
+
+
+def _notes(row: np.ndarray) -> str:
+    from envs.data.midi import LOWEST_NOTE
+
+    keys = np.flatnonzero(row) + LOWEST_NOTE
+    return " ".join(str(k) for k in keys) if keys.size else "-"
+
+
+def stream_midi_cli_main(argv: list[str]) -> int:
+    """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
+    from envs.data.midi import piano_roll_to_midi
+
+    from .viz import piano_roll_image
+
+    parser = argparse.ArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("midi", help="a type-0 or type-1 MIDI file")
+    parser.add_argument("--model", help=f"music checkpoint (.pt) or exported step (.onnx); default: the shipped {MUSIC_PRETRAINED}")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch", help="step with PyTorch (default) or ONNX Runtime")
+    parser.add_argument("--continue", dest="continue_steps", type=int, default=0, metavar="N",
+                        help="generate N eighth-note steps after the file (default 0)")
+    parser.add_argument("--out", help="MIDI file for the continuation (default: <FILE>-continued.mid when --continue is given)")
+    parser.add_argument("--png", help="piano-roll picture of input and continuation (default: --out with .png)")
+    parser.add_argument("--include-input", action="store_true", help="write the input before the continuation in --out")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--seed", type=int, default=0, help="seed of the sampled continuation (default 0)")
+    how.add_argument("--threshold", type=float, default=None, metavar="P",
+                     help="no sampling: sound every key with forecast probability >= P")
+    parser.add_argument("--every", type=int, default=1, metavar="K", help="print every K-th step (default 1; 0: summary only)")
+    args = parser.parse_args(argv)
+    if args.continue_steps < 0:
+        parser.error(f"--continue must be >= 0, got {args.continue_steps}")
+    if args.threshold is not None and not 0.0 < args.threshold <= 1.0:
+        parser.error(f"--threshold must be in (0, 1], got {args.threshold}")
+    if args.every < 0:
+        parser.error(f"--every must be >= 0, got {args.every}")
+    if (args.out or args.png or args.include_input) and not args.continue_steps:
+        parser.error("--out, --png and --include-input need --continue N")
+    midi = Path(args.midi)
+    if not midi.is_file():
+        parser.error(f"{midi}: no such file")
+
+    try:
+        predictor, source = _load(args.model, args.runtime)
+    except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
+        print(f"rladder-stream stream-midi: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model: {source}\nfile: {midi}")
+
+    def show(t: int, notes: np.ndarray, nll: float) -> None:
+        if args.every and t % args.every == 0:
+            print(f"step {t:5d}  nll {nll:7.3f}  notes {_notes(notes)}")
+
+    try:
+        record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show)
+    except ValueError as exc:  # MidiError (malformed file) is a ValueError; so is a non-music model
+        print(f"rladder-stream stream-midi: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(record.roll)} steps: NLL per time step {record.nll_per_step:.4f} nats (88-key Bernoulli, first step "
+          f"from silence); {len(record.roll) + len(record.continuation)} ticks in {record.seconds:.2f} s = "
+          f"{record.ticks_per_second:.0f} ticks/s")
+    if not args.continue_steps:
+        return 0
+    how = f"threshold {args.threshold}" if args.threshold is not None else f"sampled, seed {args.seed}"
+    print(f"continuation: {args.continue_steps} steps ({how}), {record.continuation.sum(1).mean():.2f} notes per step")
+    out = Path(args.out) if args.out else midi.with_name(f"{midi.stem}-continued.mid")
+    written = np.concatenate([record.roll, record.continuation]) if args.include_input else record.continuation
+    out.parent.mkdir(parents=True, exist_ok=True)
+    piano_roll_to_midi(written.astype(np.uint8), out, tempo=_first_tempo(midi))
+    png = Path(args.png) if args.png else out.with_suffix(".png")
+    picture = piano_roll_image(
+        np.concatenate([record.roll, record.continuation]),
+        np.concatenate([record.forecasts, record.continuation_forecasts]),
+        split=len(record.roll),
+        caption=f"{midi.name}: input (black) | continuation (blue), grey = forecast",
+    )
+    png.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(png)
+    print(f"wrote {out} ({len(written)} steps{', input first' if args.include_input else ''}) and {png}")
+    return 0

@@ -1,0 +1,339 @@
+"""Reproduce the paper's Table 3 (SPEC 6.3): polyphonic music, NLL per time step on the four benchmarks.
+
+    RLADDER_STREAM_DATA=../shared/data rladder-stream reproduce table3 --seeds 2 --size cpu --out runs/table3
+
+Rows are the RLadder (``music-rladder``) and the same-protocol marginal baselines the paper asks for
+(``music-lstm``, ``music-gru``: one dense LSTM or GRU with sigmoid note outputs, about the same number of
+parameters), configurations of the same code, trained and evaluated by the same :class:`~rladder_stream.tasks.MusicTask`
+on the same batches. Columns are the data sets in the paper's order. Each run is an ordinary
+:func:`rladder_stream.train.train` run in ``OUT/<data set>/<config>/seed<k>``, reused when finished and
+resumed when interrupted (:func:`rladder_stream.reproduce.train_runs`).
+
+The metric is the field's (SPEC 4.4): test-set Bernoulli NLL summed over the 88 keys, averaged over every time
+step of the split including the first one, in nats. :func:`table3_markdown` writes the document as a pure
+function of the runs' results, with the paper's printed numbers beside ours.
+
+Defaults (:data:`DEFAULT_SETTINGS`, overridden by ``--set``): every row trains the same planned number of
+steps of the same batches (150 steps of 32 crops of 25 steps); ``--budget-s`` is a per-run cap on training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TextIO
+
+from .config import get_config
+from .reproduce import (
+    NO_VALUE,
+    Claim,
+    Stat,
+    _duration,
+    add_table_arguments,
+    claim_worse,
+    finished_results,
+    reproduce_command,
+    row_model_overrides,
+    train_runs,
+)
+from .tasks import MusicTask
+from .train import TrainConfig, parse_overrides
+
+METRIC = "prediction_nll"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One data set of Table 3: its name in the data layer (:func:`envs.data.music.canonical_name`) and its run folder."""
+
+    dataset: str
+    folder: str
+
+
+# The paper's column order (SPEC 6.3).
+COLUMNS = (
+    Column("Piano-midi.de", "piano-midi"),
+    Column("Nottingham", "nottingham"),
+    Column("MuseData", "musedata"),
+    Column("JSB Chorales", "jsb"),
+)
+DATASET_NAMES = tuple(c.dataset for c in COLUMNS)
+
+# Our rows: registered configurations (SPEC 2.4: baselines are configurations, not copies).
+ROWS = (
+    ("music-rladder", "RLadder (ours)"),
+    ("music-lstm", "LSTM, marginal outputs (ours, same protocol)"),
+    ("music-gru", "GRU, marginal outputs (ours, same protocol)"),
+)
+LABELS = dict(ROWS)
+
+# Printed in the paper (SPEC 6.3), columns in COLUMNS order; None where the paper has no number.
+PAPER: tuple[tuple[str, tuple[str | None, ...]], ...] = (
+    ("RNN", ("7.88", "3.87", "7.43", "8.76")),
+    ("LSTM", ("6.866", "3.492", None, None)),
+    ("MUT1", ("6.792", "3.254", None, None)),
+    ("RNN-RBM (joint)", ("7.09", "2.39", "6.01", "6.27")),
+    ("TP-LSTM-NADE (joint)", ("5.49", "1.64", "4.34", "5.92")),
+    ("RLadder, 18 layers, 10 seeds [unverified]", ("6.19 ± 0.02", "2.42 ± 0.03", "5.69 ± 0.02", "5.64 ± 0.02")),
+)
+TP_LSTM_NADE = dict(zip(DATASET_NAMES, (5.49, 1.64, 4.34, 5.92)))
+
+# Same for every row: the protocol (SPEC 6.3: "same-protocol" baselines). --set overrides any of them.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "epochs": 1,
+    "train_sequences": 4800,  # 150 steps of 32 crops of 25 steps
+    "batch_size": 32,
+    "lr": 1e-2,
+    "warmup_steps": 10,
+    "valid_sequences": 4,  # the first 4 validation pieces (a progress signal only; the table is the test split)
+    "eval_batch_size": 128,
+    "log_every": 25,
+}
+FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out", "dataset": "--datasets"}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _fmt_stat(stat: Stat | None) -> str:
+    if stat is None:
+        return NO_VALUE
+    return _fmt(stat.mean) if stat.n < 2 else f"{_fmt(stat.mean)} ± {_fmt(stat.std)}"
+
+
+# ============================================================================ the document
+
+
+def table3_stats(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
+    """``{(config, data set): Stat}`` of the test NLL per time step over seeds. A second result for the same
+    (config, data set, seed) raises ``ValueError``."""
+    values: dict[tuple[str, str], dict[int, float]] = {}
+    for r in results:
+        dataset = (r.get("train_config") or {}).get("dataset")
+        if r.get("model") not in LABELS or dataset not in DATASET_NAMES or METRIC not in r.get("test", {}):
+            continue
+        seeds = values.setdefault((r["model"], dataset), {})
+        if r.get("seed") in seeds:
+            raise ValueError(f"{r['model']} on {dataset}: more than one result for seed {r.get('seed')}")
+        seeds[r.get("seed")] = float(r["test"][METRIC])
+    return {key: Stat(tuple(v for _, v in sorted(seeds.items()))) for key, seeds in values.items()}
+
+
+def table3_markdown(
+    results: Sequence[Mapping[str, Any]],
+    *,
+    command: str | None = None,
+    budget_s: float | None = None,
+    generated: str | None = None,
+    machine: str | None = None,
+) -> str:
+    """Table 3 as markdown from the runs' results dicts (as ``train()`` returns them). Pure: no files, no clock.
+
+    Our rows: mean ± sample standard deviation over seeds of the test NLL per time step; the paper's printed
+    rows beside them; the claims judged on our numbers; every run's numbers; how they were made."""
+    stats = table3_stats(results)
+    found = [r for r in results if r.get("model") in LABELS and (r.get("train_config") or {}).get("dataset") in DATASET_NAMES]
+    lines = ["# Table 3: polyphonic music, NLL per time step", ""]
+    if generated:
+        lines += [f"Generated {generated} by `rladder-stream reproduce table3`.", ""]
+    lines += [
+        "Test-set negative log-likelihood per time step in nats: the Bernoulli NLL summed over the 88 keys, averaged",
+        "over **all** time steps of the test split, the first step of each piece predicted from the initial state",
+        "(the field's convention, SPEC 4.4). Ours: mean ± **sample** standard deviation over seeds (n − 1); lower is",
+        f"better. {NO_VALUE}: no run, or no number in the paper. The paper's rows are as printed (SPEC 6.3); its RLadder",
+        "row is [unverified].",
+        "",
+        "| Model | params | " + " | ".join(c.dataset for c in COLUMNS) + " |",
+        "|---|---:|" + "---:|" * len(COLUMNS),
+    ]
+    for config, label in ROWS:
+        params = sorted({int(r["parameters"]) for r in found if r.get("model") == config and "parameters" in r})
+        cells = [_fmt_stat(stats.get((config, c.dataset))) for c in COLUMNS]
+        lines.append(f"| {label} `{config}` | {', '.join(f'{p:,}' for p in params) or NO_VALUE} | " + " | ".join(cells) + " |")
+    for label, numbers in PAPER:
+        lines.append(f"| paper: {label} | | " + " | ".join(n or NO_VALUE for n in numbers) + " |")
+
+    lines += [
+        "",
+        "## Our models and the paper's",
+        "",
+        "- The paper's RLadder has 18 layers: five conv-LSTMs over the pitch axis and a fully connected LSTM on top,",
+        "  trained to convergence, 10 seeds. Ours (`music-rladder`, SPEC 2): conv-LSTM levels with layer norm after",
+        "  the input convolution, a dense LSTM on top, ConvG2 decoder cells, decoder-to-encoder connections, and the",
+        "  next step read out of the bottom decoder. Size `cpu`: two conv-LSTM levels (8 and 16 channels, kernel 5",
+        "  over the keys, pitch pooled by 2, then by 4 into a 64-unit top LSTM); size `gpu`: five conv-LSTM levels",
+        "  (32, 32, 64, 64, 128 channels; 88 keys pooled to 11) and a 512-unit top LSTM. No non-recurrent layers",
+        "  between the cells, so far fewer layers than the paper's 18.",
+        "- The LSTM and GRU rows are the same code (`LadderConfig` with no spatial levels, no decoder, and a dense",
+        "  sigmoid readout of the top level: `prediction_readout='top'`), sized to about the RLadder's parameter",
+        "  count, trained on the same batches for the same number of steps and scored by the same evaluation.",
+        "- The paper's LSTM row (6.866 / 3.492) comes from other work and other protocols; the comparison that",
+        "  counts here is with our rows.",
+    ]
+
+    lines += ["", "## Claims (SPEC 6.3) at this budget", "",
+              "A difference counts when the means differ by more than the sum of the two standard deviations;",
+              "with one seed nothing can be told.", ""]
+    for claim in table3_claims(stats):
+        lines.append(f"- **{claim.verdict}**: {claim.text}. {claim.detail}.")
+
+    lines += ["", "## Per run", "",
+              "| Data set | Model | seed | test NLL | valid NLL (last) | steps done / planned | training time | wall time |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    order = {(c, d.dataset): i for i, (c, d) in enumerate((c, d) for d in COLUMNS for c, _ in ROWS)}
+    for r in sorted(found, key=lambda r: (order[(r["model"], r["train_config"]["dataset"])], r.get("seed", 0))):
+        tc = r["train_config"]
+        planned = int(tc["epochs"]) * max(1, int(tc["train_sequences"]) // int(tc["batch_size"]))
+        valid = (r.get("valid_history") or [{}])[-1].get(METRIC)
+        lines.append(
+            f"| {tc['dataset']} | `{r['model']}` | {r.get('seed')} | {_fmt(r['test'][METRIC]) if METRIC in r.get('test', {}) else NO_VALUE} | "
+            f"{_fmt(valid) if valid is not None else NO_VALUE} | {r.get('steps', NO_VALUE)} / {planned} | "
+            f"{_duration(float(r.get('train_time_s', 0.0)))} | {_duration(float(r.get('wall_time_s', 0.0)))} |"
+        )
+
+    lines += ["", "## How these numbers were made", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    hardware = sorted({str(r.get("hardware")) for r in found if r.get("hardware")})
+    sizes = sorted({str(r.get("size")) for r in found if r.get("size")})
+    seeds = sorted({r.get("seed") for r in found})
+    data = sorted({str(r.get("data")) for r in found if r.get("data")})
+    wall = sum(float(r.get("wall_time_s", 0.0)) for r in found)
+    keys = ("epochs", "train_sequences", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "valid_sequences", "test_sequences")
+    settings = sorted({", ".join(f"{k}={r['train_config'].get(k)}" for k in keys) for r in found})
+    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    lines += [
+        f"- Hardware: {'; '.join(hardware) or NO_VALUE}{f' on {machine}' if machine else ''}",
+        f"- Wall time: {_duration(wall)} for {len(found)} runs (training and evaluation, summed over runs)",
+        f"- Budget: {budget}",
+        f"- Model size: {', '.join(sizes) or NO_VALUE}; seeds: {', '.join(str(s) for s in seeds) or NO_VALUE}",
+        (f"- Training settings (every row the same): {'; '.join(settings) or NO_VALUE}; training crops of "
+         f"{MusicTask.train_steps} scored steps (`MusicTask.train_steps`), evaluation on whole pieces"),
+        f"- Data: {'; '.join(data) or NO_VALUE}",
+        "- Each run's settings are in its `results.json` (`train_config`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def table3_claims(stats: Mapping[tuple[str, str], Stat]) -> list[Claim]:
+    """The paper's Table 3 claim (SPEC 6.3), per data set: the RLadder is best among the marginal models (here:
+    below our same-protocol LSTM and GRU), and it does not beat the joint TP-LSTM-NADE (the paper's number)."""
+    claims = []
+    for column in COLUMNS:
+        d = column.dataset
+        rladder = ("RLadder", stats.get(("music-rladder", d)))
+        for config, short in (("music-lstm", "LSTM"), ("music-gru", "GRU")):
+            claims.append(claim_worse(f"{d}: the RLadder's NLL is below the same-protocol {short}'s",
+                                      (short, stats.get((config, d))), rladder, METRIC))
+    beaten = [c.dataset for c in COLUMNS if ("music-rladder", c.dataset) in stats
+              and stats[("music-rladder", c.dataset)].mean < TP_LSTM_NADE[c.dataset]]
+    have = [c.dataset for c in COLUMNS if ("music-rladder", c.dataset) in stats]
+    text = "The RLadder (a marginal model) does not beat the joint TP-LSTM-NADE's printed numbers"
+    if not have:
+        claims.append(Claim(text, "cannot tell", "no RLadder runs"))
+    elif beaten:
+        claims.append(Claim(text, "does not hold", f"our RLadder is below TP-LSTM-NADE on {', '.join(beaten)}"))
+    else:
+        claims.append(Claim(text, "holds", "our RLadder is above TP-LSTM-NADE on " + ", ".join(
+            f"{d} ({stats[('music-rladder', d)].mean:.3f} vs {TP_LSTM_NADE[d]})" for d in have)))
+    return claims
+
+
+# ============================================================================ running the rows
+
+
+def plan_table3(
+    seeds: int,
+    size: str,
+    budget_s: float | None,
+    settings: Sequence[str],
+    out: str | Path,
+    datasets: Sequence[str] = DATASET_NAMES,
+    models: Sequence[str] = tuple(LABELS),
+) -> list[TrainConfig]:
+    """The runs of Table 3: data set by data set (paper order), row by row, seeds 0..seeds-1.
+
+    ``settings`` are ``key=value`` training and model settings on top of :data:`DEFAULT_SETTINGS`; a model
+    setting that defines a row (a field in which it differs from ``music-rladder``) is not applied to it."""
+    from envs.data.music import canonical_name
+
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    chosen = [canonical_name(d) for d in datasets]
+    unknown = [d for d in chosen if d not in DATASET_NAMES]
+    if unknown:
+        raise ValueError(f"Table 3 data sets are {', '.join(DATASET_NAMES)}; got {unknown}")
+    bad_models = [m for m in models if m not in LABELS]
+    if bad_models:
+        raise ValueError(f"Table 3 rows are {', '.join(LABELS)}; got {bad_models}")
+    train_fields, model_fields = parse_overrides(list(settings))
+    for key, flag in FLAGGED.items():
+        if key in train_fields:
+            raise ValueError(f"set {key} with {flag}, not --set")
+    fields = {**DEFAULT_SETTINGS, **train_fields}
+    runs = []
+    for column in COLUMNS:
+        if column.dataset not in chosen:
+            continue
+        for config in models:
+            applied, _ = row_model_overrides(config, size, model_fields, base="music-rladder")
+            get_config(config, size=size, **applied)  # fail fast on bad settings
+            for seed in range(seeds):
+                runs.append(TrainConfig(model=config, size=size, seed=seed, time_budget_s=budget_s, model_overrides=applied,
+                                        dataset=column.dataset, out=str(Path(out) / column.folder / config / f"seed{seed}"), **fields))
+    return runs
+
+
+def reproduce_table3(
+    seeds: int = 2,
+    size: str = "cpu",
+    budget_s: float | None = None,
+    settings: Sequence[str] = (),
+    out: str | Path = "runs/table3",
+    doc: str | Path = "docs/results/table3.md",
+    command: str | None = None,
+    datasets: Sequence[str] = DATASET_NAMES,
+    models: Sequence[str] = tuple(LABELS),
+    stream: TextIO | None = None,
+) -> list[dict[str, Any]]:
+    """Train (or reuse) every run of Table 3 and write ``doc``; returns the results. Progress goes to ``stream``
+    (default: standard error)."""
+    runs = plan_table3(seeds, size, budget_s, settings, out, datasets, models)
+    say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
+    started = time.perf_counter()
+    results = train_runs(runs, "table3", f"{len(runs) // seeds} (data set, model) cells x {seeds} seeds", budget_s, say)
+    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    doc = Path(doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    machine = f"a {os.cpu_count()}-core machine"
+    doc.write_text(table3_markdown(results, command=command, budget_s=budget_s, generated=generated, machine=machine))
+    say(f"table3: wrote {doc} ({_duration(time.perf_counter() - started)} this session)")
+    return results
+
+
+def table3_cli_main(argv: list[str]) -> int:
+    """``rladder-stream reproduce table3 [--seeds N] [--size S] [--budget-s SEC] [--datasets ...] [--models ...]
+    [--set key=value ...] [--out DIR] [--doc FILE]``."""
+    parser = argparse.ArgumentParser(prog="rladder-stream reproduce table3", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_table_arguments(parser, "table3", seeds=2)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASET_NAMES), metavar="NAME",
+                        help="data sets to run (default: all four; short forms jsb, nottingham, muse, piano)")
+    parser.add_argument("--models", nargs="+", default=list(LABELS), choices=list(LABELS), help="rows to run (default: all)")
+    args = parser.parse_args(argv)
+    command = reproduce_command(argv, "table3")
+    try:  # bad settings and finished runs with other settings fail here, before any training
+        for cfg in plan_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.datasets, args.models):
+            finished_results(cfg)
+    except (ValueError, KeyError, TypeError) as exc:
+        parser.error(str(exc))
+    reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, args.datasets, args.models)
+    print(f"wrote {args.doc}")
+    return 0

@@ -1,0 +1,318 @@
+"""Reproduce the paper's Table 4 (SPEC 6.4) and the RTagger's Moving MNIST AMI (SPEC 6.5).
+
+    rladder-stream reproduce table4 --seeds 2 --size cpu --budget-s 300 --out runs/table4 \\
+        --set train_sequences=6400 batch_size=32
+
+Table 4 trains the RTagger, the Tagger and the ConvNet on Brodatz-textured MNIST in two blocks, fully
+labelled (50k) and semi-supervised (1k labelled + 49k unlabelled), and reports test AMI and classification
+error: the RTagger after each of its iterations, the Tagger and the ConvNet after the last. The Moving MNIST
+runs (``--moving-seeds``) train the RTagger on two-digit Moving MNIST and report its AMI beside the paper's
+0.75. Runs are ordinary :func:`rladder_stream.train.train` runs in ``OUT/<block>/<config>/seed<k>``, reused
+when finished and resumed when interrupted (see :mod:`rladder_stream.reproduce`); the documents are
+:func:`table4_markdown` and :func:`moving_mnist_markdown`, pure functions of the runs' results dicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .config import get_config
+from .reproduce import NO_VALUE, Claim, Stat, _duration, claim_worse, finished_results, train_runs
+from .train import TrainConfig, parse_overrides
+
+SEMI_SUPERVISED_LABELLED = 1000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
+N_CLASSES = 10
+# A run "trained" (the paper: the Tagger trained in 2 of 5 seeds) when its test class error is at least 10
+# points below chance (90 %) and, for a grouping model, its last-iteration test AMI is above 0.1 (chance: 0).
+TRAINED_MAX_CLASS_ERROR = 80.0
+TRAINED_MIN_AMI = 0.1
+PAPER_MOVING_MNIST_AMI = 0.75
+FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out", "labelled": "the blocks"}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of Table 4: how many training digits keep their label (None: all 50,000)."""
+
+    key: str
+    label: str
+    labelled: int | None
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of Table 4 and the test metrics of its columns."""
+
+    config: str
+    label: str
+    iterations: tuple[int, ...]  # iterations reported, one row each (a single one: the model's last)
+    grouping: bool  # reports AMI
+
+
+BLOCKS = (Block("labelled-50k", "50k labelled", None),
+          Block("labelled-1k", "1k labelled + 49k unlabelled", SEMI_SUPERVISED_LABELLED))
+MODELS = (Model("tmnist-rtagger", "RTagger", (1, 2, 3), True), Model("tmnist-tagger", "Tagger", (3,), True),
+          Model("tmnist-convnet", "ConvNet", (3,), False))
+MOVING_CONFIG = "mmnist-rtagger"
+
+
+def block_of(result: Mapping[str, Any]) -> str:
+    """The block a result belongs to, from its training settings."""
+    labelled = (result.get("train_config") or {}).get("labelled")
+    return next((b.key for b in BLOCKS if b.labelled == labelled), f"labelled-{labelled}")
+
+
+def _metric_names(model: Model) -> list[tuple[str, str, str]]:
+    """``(row suffix, AMI metric, class-error metric)`` per reported iteration of a model."""
+    suffix = lambda t: f"after iteration {t}" if len(model.iterations) > 1 else ""  # noqa: E731
+    return [(suffix(t), f"ami_{t}", f"class_error_{t}") for t in model.iterations]
+
+
+def _last_ami(result: Mapping[str, Any], model: Model) -> float | None:
+    value = result.get("test", {}).get(f"ami_{model.iterations[-1]}")
+    return None if value is None else float(value)
+
+
+def trained(result: Mapping[str, Any], model: Model) -> bool:
+    """Whether a run trained (see :data:`TRAINED_MAX_CLASS_ERROR`, :data:`TRAINED_MIN_AMI`); NaN never does."""
+    error = result.get("test", {}).get("class_error")
+    if error is None or not math.isfinite(float(error)) or float(error) >= TRAINED_MAX_CLASS_ERROR:
+        return False
+    if model.grouping:
+        ami = _last_ami(result, model)
+        return ami is not None and math.isfinite(ami) and ami > TRAINED_MIN_AMI
+    return True
+
+
+def _stat(results: Sequence[Mapping[str, Any]], metric: str) -> Stat | None:
+    values = tuple(float(r["test"][metric]) for r in results if metric in r.get("test", {}) and math.isfinite(float(r["test"][metric])))
+    return Stat(values) if values else None
+
+
+def _fmt(stat: Stat | None, digits: int) -> str:
+    if stat is None:
+        return NO_VALUE
+    if stat.n < 2:
+        return f"{stat.mean:.{digits}f}"
+    return f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
+
+
+def group_table4(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    """Results per (block, model config), sorted by seed; two results for one seed raise ``ValueError``."""
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {(b.key, m.config): [] for b in BLOCKS for m in MODELS}
+    for result in results:
+        key = (block_of(result), result.get("model"))
+        if key in grouped:
+            grouped[key].append(result)
+    for key, runs in grouped.items():
+        seeds = [r.get("seed") for r in runs]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{key[1]} ({key[0]}): more than one result for a seed ({sorted(seeds)})")
+        runs.sort(key=lambda r: r.get("seed", 0))
+    return grouped
+
+
+def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], block: str) -> list[Claim]:
+    """The paper's Table 4 claims (SPEC 6.4) in one block. AMI comparisons are "higher is better": the claim
+    holds when the better model's mean exceeds the other's by more than the sum of the stds. The claims are
+    about models that trained: where no seed of a model trained (see :func:`trained`), the claim cannot be told."""
+    models = {m.config: m for m in MODELS}
+    runs = {config: list(grouped.get((block, config), [])) for config in models}
+    untrained = {config for config, rs in runs.items() if not any(trained(r, models[config]) for r in rs)}
+    rt, tg, cn = runs["tmnist-rtagger"], runs["tmnist-tagger"], runs["tmnist-convnet"]
+    checks = [
+        (("tmnist-rtagger",), "The RTagger improves over iterations: AMI after iteration 3 above iteration 1",
+         ("iteration 3", _stat(rt, "ami_3")), ("iteration 1", _stat(rt, "ami_1")), "ami"),
+        (("tmnist-rtagger",), "The RTagger improves over iterations: class error after iteration 1 above iteration 3",
+         ("iteration 1", _stat(rt, "class_error_1")), ("iteration 3", _stat(rt, "class_error_3")), "class_error"),
+        (("tmnist-rtagger", "tmnist-tagger"), "The RTagger beats the Tagger: higher AMI",
+         ("RTagger", _stat(rt, "ami_3")), ("Tagger", _stat(tg, "ami_3")), "ami"),
+        (("tmnist-rtagger", "tmnist-tagger"), "The RTagger beats the Tagger: lower class error",
+         ("Tagger", _stat(tg, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error"),
+        (("tmnist-rtagger", "tmnist-convnet"), "The RTagger beats the ConvNet (by far): lower class error",
+         ("ConvNet", _stat(cn, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error"),
+        (("tmnist-tagger", "tmnist-convnet"), "The Tagger beats the ConvNet (by far): lower class error",
+         ("ConvNet", _stat(cn, "class_error")), ("Tagger", _stat(tg, "class_error")), "class_error"),
+    ]
+    claims = []
+    for configs, text, first, second, metric in checks:
+        idle = [models[c].label for c in configs if c in untrained]
+        if idle:
+            claims.append(Claim(text, "cannot tell", f"no seed of the {' or the '.join(idle)} trained"))
+        else:
+            claims.append(claim_worse(text, first, second, metric))
+    return claims
+
+
+def _provenance(results: Sequence[Mapping[str, Any]], command: str | None, budget_s: float | None) -> list[str]:
+    lines = ["## How these numbers were made", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    pick = lambda key: sorted({str(r.get(key)) for r in results if r.get(key)})  # noqa: E731
+    wall = sum(float(r.get("wall_time_s", r.get("train_time_s", 0.0))) for r in results)
+    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    lines += [
+        f"- Hardware: {'; '.join(pick('hardware')) or NO_VALUE}",
+        f"- Wall time of all runs together: {_duration(wall) if results else NO_VALUE}",
+        f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
+        f"- Model size: {', '.join(pick('size')) or NO_VALUE}; seeds: {', '.join(sorted({str(r.get('seed')) for r in results})) or NO_VALUE}",
+        f"- Data: {'; '.join(pick('data')) or NO_VALUE}",
+        "- Each run's settings are in its `results.json` (`train_config`).",
+        "",
+    ]
+    return lines
+
+
+def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
+                    generated: str | None = None) -> str:
+    """Table 4 as markdown from the runs' results dicts. Pure: no files, no clock."""
+    grouped = group_table4(results)
+    lines = ["# Table 4: Brodatz-textured MNIST (AMI and classification error %)", ""]
+    if generated:
+        lines += [f"Generated {generated} by `rladder-stream reproduce table4`.", ""]
+    lines += [
+        "Test-set AMI (SPEC 5: max normalisation, ignored pixels dropped, mean over test images) and classification",
+        "error (%), mean ± **sample** standard deviation over the seeds that finished; with one seed only the value.",
+        f"\"trained\": seeds whose test class error is below {TRAINED_MAX_CLASS_ERROR:g} % and, for grouping models, whose",
+        f"last-iteration AMI is above {TRAINED_MIN_AMI:g} (chance level is 0). The paper gives no numbers for this table",
+        "(SPEC 6.4), only claims.",
+        "",
+    ]
+    models = {m.config: m for m in MODELS}
+    finished = [(r, models[config]) for (_, config), runs in grouped.items() for r in runs]
+    steps = sorted({int(r["steps"]) for r, _ in finished if "steps" in r})
+    lines += [f"**{sum(trained(r, m) for r, m in finished)} of {len(finished)} runs trained**"
+              + (f" (steps of training per run: {', '.join(map(str, steps))})." if steps else "."), ""]
+    for block in BLOCKS:
+        lines += [f"## {block.label}", "",
+                  "| Model | config | seeds trained / finished | AMI | class error % |", "|---|---|---:|---:|---:|"]
+        for model in MODELS:
+            runs = grouped[(block.key, model.config)]
+            ok = sum(trained(r, model) for r in runs)
+            for column, ami_key, error_key in _metric_names(model):
+                name = f"{model.label} {column}".strip()
+                ami = _fmt(_stat(runs, ami_key), 3) if model.grouping else NO_VALUE
+                lines.append(f"| {name} | `{model.config}` | {ok} / {len(runs)} | {ami} | {_fmt(_stat(runs, error_key), 2)} |")
+        lines += ["", f"Claims (SPEC 6.4), {block.label}: a difference counts when the means differ by more than the sum",
+                  "of the two standard deviations.", ""]
+        lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in table4_claims(grouped, block.key)]
+        lines += ["- **not tested here**: the classification task speeds up training (needs runs without the class cost).", ""]
+
+    lines += ["## Per seed", "", "| Block | Model | seed | trained | AMI per iteration | class error % | steps | wall time |",
+              "|---|---|---:|---|---|---:|---:|---:|"]
+    for block in BLOCKS:
+        for model in MODELS:
+            for r in grouped[(block.key, model.config)]:
+                test = r.get("test", {})
+                amis = ", ".join(f"{test[k]:.3f}" for k in sorted(test) if k.startswith("ami_")) or NO_VALUE
+                error = f"{test['class_error']:.2f}" if "class_error" in test else NO_VALUE
+                wall = r.get("wall_time_s")
+                lines.append(f"| {block.label} | {model.label} | {r.get('seed')} | {'yes' if trained(r, model) else 'no'} | {amis} | "
+                             f"{error} | {r.get('steps', NO_VALUE)} | {_duration(float(wall)) if wall is not None else NO_VALUE} |")
+    lines.append("")
+    found = [r for runs in grouped.values() for r in runs]
+    return "\n".join(lines + _provenance(found, command, budget_s))
+
+
+def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
+                          generated: str | None = None) -> str:
+    """The RTagger's Moving MNIST AMI (SPEC 6.5) beside the paper's 0.75. Pure: no files, no clock."""
+    runs = sorted((r for r in results if r.get("model") == MOVING_CONFIG), key=lambda r: r.get("seed", 0))
+    lines = ["# RTagger on two-digit Moving MNIST (SPEC 4.2, 6.5)", ""]
+    if generated:
+        lines += [f"Generated {generated} by `rladder-stream reproduce table4`.", ""]
+    lines += [
+        "Test-set AMI of the predicted grouping of each next frame against that frame's segmentation, over digit pixels",
+        "(background and overlaps ignored; SPEC 4.2, 5), averaged over the 19 predicted frames and the test sequences;",
+        "mean ± sample standard deviation over seeds.",
+        "",
+        "| Model | seeds | AMI (all frames) | AMI (last frame) | prediction MSE/pixel | paper AMI |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    last = max((int(k.split("_")[1]) for r in runs for k in r.get("test", {}) if k.startswith("ami_")), default=None)
+    lines.append(f"| RTagger (`{MOVING_CONFIG}`) | {len(runs)} | {_fmt(_stat(runs, 'ami'), 3)} | "
+                 f"{_fmt(_stat(runs, f'ami_{last}'), 3) if last else NO_VALUE} | {_fmt(_stat(runs, 'prediction_mse'), 5)} | "
+                 f"{PAPER_MOVING_MNIST_AMI} |")
+    lines += ["", "Per seed: " + ("; ".join(f"seed {r.get('seed')}: AMI {r['test'].get('ami', math.nan):.3f} after "
+                                             f"{r.get('steps', NO_VALUE)} steps" for r in runs) or NO_VALUE), ""]
+    return "\n".join(lines + _provenance(runs, command, budget_s))
+
+
+# ============================================================================ running
+
+
+def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | os.PathLike,
+                moving_seeds: int = 0) -> tuple[list[TrainConfig], list[TrainConfig]]:
+    """The runs of Table 4 (block by block, model by model, seeds 0..seeds-1) and of Moving MNIST."""
+    if seeds < 1 or moving_seeds < 0:
+        raise ValueError(f"--seeds must be >= 1 and --moving-seeds >= 0, got {seeds} and {moving_seeds}")
+    train_fields, model_fields = parse_overrides(list(settings))
+    for key, flag in FLAGGED.items():
+        if key in train_fields:
+            raise ValueError(f"{key} is set by {flag}, not --set")
+    table, moving = [], []
+    for block in BLOCKS:
+        for model in MODELS:
+            get_config(model.config, size=size, **model_fields)  # fail fast on bad settings
+            for seed in range(seeds):
+                table.append(TrainConfig(model=model.config, size=size, seed=seed, time_budget_s=budget_s, labelled=block.labelled,
+                                         model_overrides=dict(model_fields), out=str(Path(out) / block.key / model.config / f"seed{seed}"),
+                                         **train_fields))
+    if moving_seeds:
+        get_config(MOVING_CONFIG, size=size, **model_fields)
+    for seed in range(moving_seeds):
+        moving.append(TrainConfig(model=MOVING_CONFIG, size=size, seed=seed, time_budget_s=budget_s, model_overrides=dict(model_fields),
+                                  out=str(Path(out) / "moving-mnist" / MOVING_CONFIG / f"seed{seed}"), **train_fields))
+    return table, moving
+
+
+def _write(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def table4_cli_main(argv: Sequence[str]) -> int:
+    """``rladder-stream reproduce table4 [--seeds N] [--moving-seeds M] [--size S] [--budget-s SEC] [--set k=v ...]``."""
+    parser = argparse.ArgumentParser(prog="rladder-stream reproduce table4", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per model and block (default 5, as the paper)")
+    parser.add_argument("--moving-seeds", type=int, default=None, help="Moving MNIST RTagger seeds (default: --seeds; 0 skips)")
+    parser.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size (default cpu)")
+    parser.add_argument("--budget-s", type=float, default=None, help="training-time cap per run in seconds (default: none)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings for every run")
+    parser.add_argument("--out", default="runs/table4", help="folder of the runs (default runs/table4)")
+    parser.add_argument("--doc", default="docs/results/table4.md", help="Table 4 document (default docs/results/table4.md)")
+    parser.add_argument("--moving-doc", default="docs/results/moving_mnist.md", help="Moving MNIST document")
+    args = parser.parse_args(list(argv))
+    moving_seeds = args.seeds if args.moving_seeds is None else args.moving_seeds
+    data = os.environ.get("RLADDER_STREAM_DATA")
+    command = (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + shlex.join(["rladder-stream", "reproduce", "table4", *argv])
+    try:  # bad settings and finished runs with other settings fail here, before any training
+        table, moving = plan_table4(args.seeds, args.size, args.budget_s, args.set, args.out, moving_seeds)
+        for cfg in table + moving:
+            finished_results(cfg)
+    except (ValueError, KeyError, TypeError) as exc:
+        parser.error(str(exc))
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    started = time.perf_counter()
+    results = train_runs(table, "table4", f"{len(BLOCKS)} blocks x {len(MODELS)} models x {args.seeds} seeds", args.budget_s, say)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"wrote {_write(args.doc, table4_markdown(results, command=command, budget_s=args.budget_s, generated=stamp))}")
+    if moving:
+        moving_results = train_runs(moving, "moving-mnist", f"{len(moving)} seeds", args.budget_s, say)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        text = moving_mnist_markdown(moving_results, command=command, budget_s=args.budget_s, generated=stamp)
+        print(f"wrote {_write(args.moving_doc, text)}")
+    say(f"table4: done in {_duration(time.perf_counter() - started)}")
+    return 0

@@ -1,0 +1,195 @@
+"""RTagger (SPEC 2.5): perceptual grouping with K copies of one RLadder engine, one tick as a pure step.
+
+Reading one tick (iteration on a static image, frame on video) top to bottom (``RTagger.step``):
+
+1. The state holds every group's current reconstruction ``z_k`` and mask ``m_k`` (Σ_k m_k = 1 per pixel)
+   and the engine's state for the ``B*K`` group-streams.
+2. Tagger inputs per group, from the observation ``x``: ``z_k``, ``m_k``, ``δz_k = m_k (x - z_k)`` and the mask
+   likelihood ``L(m_k) = softmax_k(-ℓ_k)``, ``ℓ_k = ½ log(σ² + v²) + (z_k - x)² / (2(σ² + v²))``
+   (σ: the config's ``input_noise``; v: a learned reconstruction std).
+3. The K groups are folded into the batch and the engine (an :class:`~rladder_stream.ladder.RLadder` over
+   these 4 input channels) takes one step; its bottom decoder output h gives
+   ``ẑ_k = c_1 Norm(W_z h) + b_1`` and ``m̂_k = softmax_k(c_2 Norm(W_m h))``, the next state's z and m.
+4. Class beliefs: each group's class probabilities over the classes plus a "none" class are summed over
+   groups; "none" is dropped and the rest renormalised.
+
+The RTagger is the Tagger when its engine has feed-forward levels and no decoder-to-encoder connection (the
+state then holds z and m only): one code path, two configurations. It has the interface of ``RLadder``
+(``state_spec``, ``init_state``, pure ``step``, ``forward`` = the loop over ``step``), so ``Predictor``,
+training and export use it unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .cells import conv
+from .config import LadderConfig
+from .ladder import Outputs, RLadder, State
+
+TAGGER_INPUTS = 4  # z, m, δz, L(m) per group and pixel
+Z_INIT = 0.5  # the constant every group's reconstruction starts from
+V_INIT = 0.2  # initial reconstruction std v
+# The forecast Σ_k m̂_k ẑ_k is clipped to [ε, 1 - ε] before its logit: a logit's slope 1/(p(1-p)) near 0 or 1
+# would amplify float rounding (ONNX vs PyTorch) a thousandfold at ε = 1e-3 and ten-thousandfold at 1e-4.
+FORECAST_EPS = 1e-3
+ENGINE_PREFIX = "engine."
+
+
+def engine_config(config: LadderConfig) -> LadderConfig:
+    """The configuration of the RLadder shared by the groups: 4 input channels, one extra "none" class,
+    its bottom-level readout kept (the RTagger's heads read it), no probe."""
+    if config.groups < 2:
+        raise ValueError(f"an RTagger needs groups >= 2, got {config.groups}")
+    return config.replace(
+        name=f"{config.name}/engine", groups=0, in_channels=TAGGER_INPUTS, predict=True, probe=False,
+        n_classes=config.n_classes + 1 if config.n_classes else 0,
+    )
+
+
+def _norm_without_affine(kind: str, dims: int) -> nn.Module:
+    """Norm of the one-channel head maps; the scales and shifts of SPEC 2.5 are explicit parameters."""
+    if kind == "batch":
+        return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims](1, affine=False)
+    if kind == "layer":
+        return nn.GroupNorm(1, 1, affine=False)
+    return nn.Identity()
+
+
+class RTagger(nn.Module):
+    """Tagger / RTagger built from a :class:`LadderConfig` with ``groups = K >= 2``.
+
+    Outputs of :meth:`step` (``B`` streams, ``K`` groups):
+        ``groups`` ``(B, K, *obs_shape)``: the masks m̂ (sum to 1 over K).
+        ``reconstructions`` ``(B, K, *obs_shape)``: ẑ per group (of the current image, or of the next frame
+        on video, whichever the training task asked for).
+        ``prediction_logits`` ``(B, *obs_shape)``: logit of the mixture mean Σ_k m̂_k ẑ_k, clipped to
+        [1e-3, 1 - 1e-3] (the forecast environments score; see :data:`FORECAST_EPS`).
+        ``class_logits`` ``(B, n_classes)``: log class beliefs (groups summed, "none" dropped).
+        ``log_variance`` ``(B,)``: log v², the variance of each group's Gaussian (the denoising cost).
+    """
+
+    def __init__(self, config: LadderConfig):
+        super().__init__()
+        self.config = config
+        self.engine = RLadder(engine_config(config))
+        dims = config.dims
+        self.z_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)
+        self.m_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)
+        self.z_norm = _norm_without_affine(config.norm, dims)
+        self.m_norm = _norm_without_affine(config.norm, dims)
+        self.z_scale = nn.Parameter(torch.tensor(0.2))  # c_1
+        self.z_shift = nn.Parameter(torch.tensor(Z_INIT))  # b_1
+        self.m_scale = nn.Parameter(torch.tensor(1.0))  # c_2
+        self.log_variance = nn.Parameter(torch.tensor(2.0 * math.log(V_INIT)))  # log v²
+
+    @property
+    def groups(self) -> int:
+        return self.config.groups
+
+    # ------------------------------------------------------------------------------ state
+    def state_spec(self) -> dict[str, tuple[int, ...]]:
+        """Per-stream state shapes: the engine's (one copy per group), then ``z`` and ``m`` ``(K, *obs_shape)``."""
+        k, obs = self.groups, self.config.obs_shape
+        spec = {ENGINE_PREFIX + name: (k, *shape) for name, shape in self.engine.state_spec().items()}
+        spec["z"] = (k, *obs)
+        spec["m"] = (k, *obs)
+        return spec
+
+    def init_state(
+        self,
+        batch: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        generator: torch.Generator | None = None,
+    ) -> State:
+        """The state before the first tick: engine zeros, ``z`` the constant :data:`Z_INIT`, and ``m`` a
+        softmax over groups of standard-normal noise drawn from ``generator`` (default: torch's global
+        generator); the noise breaks the symmetry between the otherwise identical groups."""
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        p = next(self.parameters())
+        device, dtype = device or p.device, dtype or p.dtype
+        state = {k: torch.zeros((batch, *shape), device=device, dtype=dtype) for k, shape in self.state_spec().items()}
+        shape = (batch, self.groups, *self.config.obs_shape)
+        state["z"] = torch.full(shape, Z_INIT, device=device, dtype=dtype)
+        noise = torch.randn(shape, generator=generator, dtype=torch.float64)
+        state["m"] = torch.softmax(noise, dim=1).to(device=device, dtype=dtype)
+        return state
+
+    def state_initialisers(self) -> dict[str, str]:
+        """How each state entry starts, for runtimes that have only the exported step (ONNX metadata):
+        ``zeros``, ``constant:<value>`` or ``softmax_normal`` (softmax over the group axis of N(0, 1) noise)."""
+        return {name: "zeros" for name in self.state_spec()} | {"z": f"constant:{Z_INIT}", "m": "softmax_normal"}
+
+    # ------------------------------------------------------------------------------ one tick
+    def tagger_inputs(self, obs: Tensor, z: Tensor, m: Tensor) -> Tensor:
+        """``(B, K, 4, *obs_shape)``: z, m, δz = m (x - z) and the mask likelihood L(m) per group."""
+        x = obs.unsqueeze(1)
+        variance = self.config.input_noise**2 + self.log_variance.exp()
+        neg_log_lik = 0.5 * torch.log(variance) + (z - x).square() / (2 * variance)
+        likelihood = torch.softmax(-neg_log_lik, dim=1)
+        return torch.stack([z, m, m * (x - z), likelihood], dim=2)
+
+    def step(self, obs: Tensor, state: State) -> tuple[Outputs, State]:
+        """Advance every stream by one tick (an iteration, or a frame). Pure: ``state`` is not modified.
+
+        Args:
+            obs: ``(B, *obs_shape)``.
+            state: as returned by :meth:`init_state` or a previous ``step``.
+        Returns:
+            ``(outputs, new_state)`` (see the class docstring).
+        """
+        cfg, k = self.config, self.groups
+        if tuple(obs.shape[1:]) != cfg.obs_shape:
+            raise ValueError(f"observations must be (batch, *{cfg.obs_shape}), got shape {tuple(obs.shape)}")
+        b = obs.shape[0]
+        if tuple(state["m"].shape) != (b, k, *cfg.obs_shape):
+            raise ValueError(f"state['m'] has shape {tuple(state['m'].shape)}; expected {(b, k, *cfg.obs_shape)} "
+                             f"({b} streams, {k} groups)")
+
+        inputs = self.tagger_inputs(obs, state["z"], state["m"]).flatten(0, 1)  # groups folded into the batch
+        engine_state = {name: state[ENGINE_PREFIX + name].flatten(0, 1) for name in self.engine.state_spec()}
+        engine_out, engine_next = self.engine.step(inputs, engine_state)
+        h = engine_out["prediction_logits"]  # the engine's bottom-level output, (B*K, 4, *obs_shape)
+        z = (self.z_scale * self.z_norm(self.z_head(h)) + self.z_shift).reshape(b, k, *cfg.obs_shape)
+        m = torch.softmax((self.m_scale * self.m_norm(self.m_head(h))).reshape(b, k, *cfg.obs_shape), dim=1)
+
+        outputs: Outputs = {}
+        if cfg.n_classes:
+            per_group = torch.softmax(engine_out["class_logits"].reshape(b, k, cfg.n_classes + 1), dim=-1)
+            beliefs = per_group.sum(dim=1)[:, : cfg.n_classes]  # the "none" class dropped
+            outputs["class_logits"] = torch.log(beliefs.clamp_min(1e-12)) - torch.log(beliefs.sum(-1, keepdim=True).clamp_min(1e-12))
+        mean = (m * z).sum(dim=1).clamp(FORECAST_EPS, 1 - FORECAST_EPS)
+        outputs["prediction_logits"] = torch.log(mean) - torch.log1p(-mean)
+        outputs["groups"] = m
+        outputs["reconstructions"] = z
+        outputs["log_variance"] = self.log_variance + obs.new_zeros(b)  # (B,); not a view of the parameter
+
+        new_state = {ENGINE_PREFIX + name: v.reshape(b, k, *v.shape[1:]) for name, v in engine_next.items()}
+        new_state["z"], new_state["m"] = z, m
+        return outputs, new_state
+
+    # The loop over ``step`` and the parameter count are the RLadder's own (they use only the interface).
+    forward = RLadder.forward
+    num_parameters = RLadder.num_parameters
+
+
+def group_mixture_nll(outputs: Outputs, targets: Tensor) -> Tensor:
+    """The RTagger's low-level cost (SPEC 2.5): per pixel ``-log Σ_k m̂_k N(x; ẑ_k, v²)``, summed over the
+    pixels and averaged over (batch, tick).
+
+    ``outputs`` as :meth:`RTagger.forward` returns them (``groups``, ``reconstructions`` ``[B, T, K, *obs]``,
+    ``log_variance`` ``[B, T]``); ``targets`` ``[B, T, *obs]``: the clean image (denoising) or the next frame.
+    """
+    masks, recon, log_var = outputs["groups"], outputs["reconstructions"], outputs["log_variance"]
+    if targets.shape != masks.shape[:2] + masks.shape[3:]:
+        raise ValueError(f"targets of shape {tuple(targets.shape)} do not match groups of shape {tuple(masks.shape)}")
+    log_var = log_var.reshape(*log_var.shape, *([1] * (masks.dim() - 2))).float()
+    sq = (targets.unsqueeze(2).float() - recon.float()).square()
+    log_normal = -0.5 * (math.log(2 * math.pi) + log_var + sq * torch.exp(-log_var))
+    per_pixel = -torch.logsumexp(torch.log(masks.float().clamp_min(1e-8)) + log_normal, dim=2)
+    return per_pixel.flatten(2).sum(-1).mean()

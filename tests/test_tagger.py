@@ -1,0 +1,399 @@
+"""RTagger (SPEC 2.5): masks, interchangeable groups, step = sequence, the Tagger and ConvNet configurations,
+its costs and tasks, and streaming groupings through ``Predictor``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rladder_stream import Predictor
+from rladder_stream.config import get_config, list_configs
+from rladder_stream.ladder import RLadder, build_model
+from rladder_stream.tagger import RTagger, engine_config, group_mixture_nll
+from rladder_stream.tasks import MovingMNISTTask, TexturedMNISTTask
+
+TAGGERS = sorted(n for n in list_configs() if get_config(n, size="tiny").groups)
+
+
+def _perturb(model: torch.nn.Module, scale: float = 0.2, seed: int = 0) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+
+
+def _tagger(name: str = "tmnist-rtagger", **overrides) -> RTagger:
+    model = build_model(get_config(name, size="tiny", **overrides))
+    _perturb(model)
+    return model.double().eval()
+
+
+def test_the_registry_has_the_table4_and_moving_mnist_models():
+    assert {"tmnist-rtagger", "tmnist-tagger", "mmnist-rtagger"} <= set(TAGGERS)
+    assert isinstance(build_model(get_config("tmnist-rtagger", size="tiny")), RTagger)
+    convnet = build_model(get_config("tmnist-convnet", size="tiny"))
+    assert isinstance(convnet, RLadder) and convnet.state_spec() == {}  # encoder-like, feed-forward
+    tagger = build_model(get_config("tmnist-tagger", size="tiny"))
+    assert set(tagger.state_spec()) == {"z", "m"}  # Tagger: a non-recurrent Ladder engine, only z and m carried
+    rtagger = build_model(get_config("tmnist-rtagger", size="tiny"))
+    assert {"engine.enc1.h", "engine.dec1.prev", "z", "m"} <= set(rtagger.state_spec())
+
+
+def test_engine_sees_four_channels_and_a_none_class():
+    cfg = get_config("tmnist-rtagger", size="tiny")
+    engine = engine_config(cfg)
+    assert engine.in_channels == 4 and engine.n_classes == cfg.n_classes + 1 and engine.groups == 0
+    model = build_model(cfg)
+    assert model.engine.encoders[0].input_transform.in_channels == 4 + cfg.levels[0].channels
+    assert model.engine.class_head.out_features == cfg.n_classes + 1
+
+
+@pytest.mark.parametrize("name", TAGGERS)
+def test_masks_sum_to_one_and_outputs_have_their_shapes(name):
+    model = _tagger(name)
+    cfg = model.config
+    x = torch.rand(2, 3, *cfg.obs_shape, dtype=torch.float64)
+    outputs, state = model(x)
+    k = cfg.groups
+    assert outputs["groups"].shape == outputs["reconstructions"].shape == (2, 3, k, *cfg.obs_shape)
+    torch.testing.assert_close(outputs["groups"].sum(2), torch.ones(2, 3, *cfg.obs_shape, dtype=torch.float64))
+    assert (outputs["groups"] >= 0).all()
+    assert outputs["prediction_logits"].shape == (2, 3, *cfg.obs_shape)
+    if cfg.n_classes:
+        torch.testing.assert_close(outputs["class_logits"].exp().sum(-1), torch.ones(2, 3, dtype=torch.float64))
+    assert {k: tuple(v.shape[1:]) for k, v in state.items()} == model.state_spec()
+
+
+def test_initial_masks_are_a_softmax_of_controllable_noise():
+    model = build_model(get_config("tmnist-rtagger", size="tiny"))
+    a = model.init_state(3, generator=torch.Generator().manual_seed(5))
+    b = model.init_state(3, generator=torch.Generator().manual_seed(5))
+    c = model.init_state(3, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(a["m"], b["m"])
+    assert not torch.allclose(a["m"], c["m"])
+    torch.testing.assert_close(a["m"].sum(1), torch.ones(3, 32, 32))
+    assert (a["z"] == a["z"].flatten()[0]).all()  # z starts as a constant
+    assert all((v == 0).all() for k, v in a.items() if k.startswith("engine."))
+
+
+@pytest.mark.parametrize("name", TAGGERS)
+def test_groups_are_interchangeable(name):
+    """Permuting the initial group noise permutes every group output and leaves the class beliefs alone."""
+    model = _tagger(name)
+    cfg = model.config
+    x = torch.rand(2, 3, *cfg.obs_shape, dtype=torch.float64)
+    state = model.init_state(2, generator=torch.Generator().manual_seed(1))
+    perm = torch.arange(cfg.groups - 1, -1, -1)  # reversed groups
+    permuted = {k: v[:, perm] for k, v in state.items()}  # the engine state is per group too (zeros here)
+    out, final = model(x, state)
+    out_p, final_p = model(x, permuted)
+    for key in ("groups", "reconstructions"):
+        torch.testing.assert_close(out_p[key], out[key][:, :, perm])
+    for key in final:
+        torch.testing.assert_close(final_p[key], final[key][:, perm])
+    if cfg.n_classes:
+        torch.testing.assert_close(out_p["class_logits"], out["class_logits"])
+    assert not torch.allclose(out["groups"][:, :, 0], out["groups"][:, :, 1])  # the noise did break the symmetry
+
+
+@pytest.mark.parametrize("name", ["tmnist-rtagger", "tmnist-tagger"])
+def test_step_by_step_equals_the_whole_sequence(name):
+    model = _tagger(name)
+    x = torch.rand(2, 5, 32, 32, dtype=torch.float64)
+    state = model.init_state(2, generator=torch.Generator().manual_seed(2))
+    whole, final = model(x, state)
+    first, mid = model(x[:, :2], state)
+    second, final2 = model(x[:, 2:], mid)
+    s, per_tick = state, []
+    for t in range(5):
+        out, s = model.step(x[:, t], s)
+        per_tick.append(out)
+    for key in whole:
+        torch.testing.assert_close(torch.cat([first[key], second[key]], 1), whole[key])
+        torch.testing.assert_close(torch.stack([o[key] for o in per_tick], 1), whole[key])
+    for key in final:
+        torch.testing.assert_close(final2[key], final[key])
+        torch.testing.assert_close(s[key], final[key])
+
+
+def test_step_is_pure_and_the_rtagger_remembers_but_the_tagger_only_through_z_and_m():
+    model = _tagger("tmnist-rtagger")
+    state = model.init_state(2, generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in state.items()}
+    _, after = model.step(torch.rand(2, 32, 32, dtype=torch.float64), state)
+    assert all(torch.equal(before[k], state[k]) for k in state)
+    assert not torch.equal(after["engine.enc1.h"], state["engine.enc1.h"])
+
+
+def test_class_beliefs_sum_the_groups_and_drop_the_none_class():
+    model = _tagger("tmnist-rtagger")
+    x = torch.rand(2, 32, 32, dtype=torch.float64)
+    state = model.init_state(2, generator=torch.Generator().manual_seed(3))
+    out, _ = model.step(x, state)
+    engine_state = {n: state["engine." + n].flatten(0, 1) for n in model.engine.state_spec()}
+    inputs = model.tagger_inputs(x, state["z"], state["m"]).flatten(0, 1)
+    engine_out, _ = model.engine.step(inputs, engine_state)
+    probs = torch.softmax(engine_out["class_logits"], -1).reshape(2, 2, 11).sum(1)[:, :10]
+    torch.testing.assert_close(out["class_logits"].exp(), probs / probs.sum(-1, keepdim=True))
+
+
+def test_tagger_inputs_follow_spec_2_5():
+    model = _tagger("tmnist-rtagger", input_noise=0.3)
+    x = torch.rand(1, 32, 32, dtype=torch.float64)
+    z = torch.rand(1, 2, 32, 32, dtype=torch.float64)
+    m = torch.softmax(torch.randn(1, 2, 32, 32, dtype=torch.float64), 1)
+    inputs = model.tagger_inputs(x, z, m)
+    var = 0.3**2 + model.log_variance.exp()
+    ell = 0.5 * torch.log(var) + (z - x[:, None]) ** 2 / (2 * var)
+    torch.testing.assert_close(inputs[:, :, 0], z)
+    torch.testing.assert_close(inputs[:, :, 1], m)
+    torch.testing.assert_close(inputs[:, :, 2], m * (x[:, None] - z))
+    torch.testing.assert_close(inputs[:, :, 3], torch.softmax(-ell, 1))
+
+
+def test_group_mixture_nll_is_the_mixture_likelihood():
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.softmax(torch.randn(2, 3, 2, 4, 4, generator=gen), 2)
+    recon, x = torch.rand(2, 3, 2, 4, 4, generator=gen), torch.rand(2, 3, 4, 4, generator=gen)
+    log_var = torch.full((2, 3), math.log(0.04))
+    got = group_mixture_nll({"groups": masks, "reconstructions": recon, "log_variance": log_var}, x)
+    density = (masks * torch.exp(-(x[:, :, None] - recon) ** 2 / 0.08) / math.sqrt(2 * math.pi * 0.04)).sum(2)
+    torch.testing.assert_close(got, -torch.log(density).sum((-1, -2)).mean())
+    with pytest.raises(ValueError, match="do not match"):
+        group_mixture_nll({"groups": masks, "reconstructions": recon, "log_variance": log_var}, x[:, :2])
+
+
+def test_the_mixture_cost_moves_each_pixel_to_the_group_that_reconstructs_it():
+    """With group 1 reconstructing the left half and group 2 the right, the cost's gradient on the mask
+    logits favours group 1 on the left and group 2 on the right (how grouping is learnt)."""
+    x = torch.rand(1, 1, 4, 4)
+    recon = torch.stack([x.clone(), x.clone()], dim=2)
+    recon[:, :, 0, :, 2:] += 0.5  # group 1 is wrong on the right
+    recon[:, :, 1, :, :2] -= 0.5  # group 2 is wrong on the left
+    logits = torch.zeros(1, 1, 2, 4, 4, requires_grad=True)
+    cost = group_mixture_nll({"groups": torch.softmax(logits, 2), "reconstructions": recon,
+                              "log_variance": torch.full((1, 1), math.log(0.01))}, x)
+    (grad,) = torch.autograd.grad(cost, logits)
+    assert (grad[..., 0, :, :2] < 0).all() and (grad[..., 0, :, 2:] > 0).all()  # descent raises group 1 on the left
+    assert (grad[..., 1, :, 2:] < 0).all() and (grad[..., 1, :, :2] > 0).all()
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = build_model(get_config("tmnist-rtagger", size="tiny"))
+    state = model.init_state(2)
+    with pytest.raises(ValueError, match="observations must be"):
+        model.step(torch.rand(2, 28, 28), state)
+    with pytest.raises(ValueError, match="2 groups"):
+        model.step(torch.rand(3, 32, 32), state)
+    with pytest.raises(ValueError, match="batch"):
+        model.init_state(0)
+    with pytest.raises(ValueError, match="groups must be"):
+        get_config("tmnist-rtagger", size="tiny", groups=1)
+    with pytest.raises(ValueError, match="bottom decoder"):
+        get_config("tmnist-rtagger", size="tiny", predict=False)
+    with pytest.raises(ValueError, match="in_channels"):
+        get_config("tmnist-rtagger", size="tiny", in_channels=0)
+    predictor = Predictor(model, n_streams=2)
+    kept = {k: v.clone() for k, v in predictor.state.items()}
+    with pytest.raises(ValueError, match="shape"):
+        predictor.step(np.zeros((2, 28, 28), np.float32))
+    assert all(torch.equal(kept[k], predictor.state[k]) for k in kept)
+
+
+# ------------------------------------------------------------------------------ tasks
+
+
+@pytest.mark.usefixtures("embedded_data")
+def test_textured_task_batches_costs_and_metrics():
+    cfg = get_config("tmnist-rtagger", size="tiny")
+    task = TexturedMNISTTask(cfg)
+    a, b = task.train_batch(np.random.default_rng([0, 7]), 4), task.train_batch(np.random.default_rng([0, 7]), 4)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of the rng: exact resume
+    assert a["inputs"].shape == (4, 3, 32, 32) and a["true_groups"].shape == (4, 3, 32, 32)
+    torch.testing.assert_close(a["targets"], a["inputs"])  # denoising: the clean image (noise is added later)
+    model = build_model(cfg)
+    outputs, _ = model(a["inputs"])
+    costs = task.costs(outputs, a)
+    assert set(costs) == {"low_level", "classification", "total"}
+    torch.testing.assert_close(costs["total"], cfg.prediction_weight * costs["low_level"] + cfg.class_weight * costs["classification"])
+    unlabelled = dict(a, labels=torch.full_like(a["labels"], -1))  # semi-supervised: no label, no class cost
+    assert task.costs(outputs, unlabelled)["classification"] == 0
+    metrics = task.metrics(outputs, a)
+    assert {"ami_1", "ami_2", "ami_3", "ami", "class_error"} <= set(metrics)
+    assert metrics["ami"][1] == 3 * metrics["ami_1"][1] > 0
+    convnet = get_config("tmnist-convnet", size="tiny")
+    out, _ = build_model(convnet)(a["inputs"])
+    assert set(TexturedMNISTTask(convnet).costs(out, a)) == {"classification", "total"}
+
+
+@pytest.mark.usefixtures("embedded_data")
+def test_moving_task_scores_each_forecast_against_the_next_frame():
+    task = MovingMNISTTask(get_config("mmnist-rtagger", size="tiny"))
+    batch = task.train_batch(np.random.default_rng(0), 2)
+    assert batch["inputs"].shape == (2, 19, 64, 64)
+    torch.testing.assert_close(batch["targets"][:, :-1], batch["inputs"][:, 1:])
+    # perfect masks for the NEXT frame's digits score AMI 1 (background and overlaps ignored)
+    truth = batch["true_groups"].long()
+    masks = torch.stack([(truth == k).float() for k in (2, 1, 0)], dim=2)
+    total, count = task.metrics({"groups": masks}, batch)["ami"]
+    assert count > 0 and total == pytest.approx(count)
+    from envs.moving_mnist import AMI_IGNORE, MovingMNISTEnv
+
+    assert task.ami_ignore == AMI_IGNORE == MovingMNISTEnv.ami_ignore  # the benchmark scores the same pixels
+    with pytest.raises(ValueError, match="labelled"):
+        from rladder_stream.train import TrainConfig
+
+        MovingMNISTTask(get_config("mmnist-rtagger", size="tiny"), TrainConfig(labelled=1000))
+
+
+# ------------------------------------------------------------------------------ streaming
+
+
+@pytest.mark.parametrize("name, ticks", [("tmnist-rtagger", 3), ("mmnist-rtagger", 2)])
+def test_predictor_streams_groups_and_reconstructions(name, ticks):
+    model = build_model(get_config(name, size="tiny"))
+    _perturb(model)
+    cfg = model.config
+    torch.manual_seed(0)
+    predictor = Predictor(model, n_streams=2)
+    torch.manual_seed(0)
+    reference_state = model.init_state(2)
+    obs = np.random.default_rng(0).random((ticks, 2, *cfg.obs_shape), dtype=np.float32)
+    for t in range(ticks):
+        out = predictor.step(obs[t])
+        with torch.no_grad():
+            raw, reference_state = model.step(torch.from_numpy(obs[t]), reference_state)
+        assert out.groups.shape == out.reconstructions.shape == (2, cfg.groups, *cfg.obs_shape)
+        np.testing.assert_allclose(out.groups.sum(1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(out.groups, raw["groups"].numpy(), atol=1e-6)
+        np.testing.assert_allclose(out.reconstructions, raw["reconstructions"].numpy(), atol=1e-6)
+        assert out.next_obs.shape == (2, *cfg.obs_shape) and 0 <= out.next_obs.min() and out.next_obs.max() <= 1
+        assert (out.class_probs is not None) == bool(cfg.n_classes)
+    single = Predictor(model).step(obs[0, 0])  # one stream, no batch axis
+    assert single.groups.shape == (cfg.groups, *cfg.obs_shape)
+    before = {k: v.clone() for k, v in predictor.state.items()}
+    predictor.reset([1])  # fresh noise and zero engine state for stream 1 only
+    assert all(torch.equal(before[k][0], predictor.state[k][0]) for k in before)
+    assert not torch.equal(before["m"][1], predictor.state["m"][1])
+
+
+# ------------------------------------------------------------------------------ Table 4 and Moving MNIST documents
+
+
+def _t4_result(config: str, seed: int, labelled: int | None, amis: tuple[float, ...] | None, errors: tuple[float, ...]) -> dict:
+    test = {f"class_error_{t + 1}": e for t, e in enumerate(errors)}
+    test["class_error"] = errors[-1]
+    if amis:
+        test.update({f"ami_{t + 1}": a for t, a in enumerate(amis)})
+        test["ami"] = sum(amis) / len(amis)
+    return {"model": config, "seed": seed, "size": "cpu", "steps": 100, "train_time_s": 50.0, "wall_time_s": 60.0,
+            "hardware": "test machine", "data": "full MNIST", "test": test,
+            "train_config": {"labelled": labelled, "epochs": 1, "train_sequences": 3200, "batch_size": 32}}
+
+
+def _row(markdown: str, block: str, label: str) -> list[str]:
+    section = markdown.split(f"## {block}\n")[1]
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == label:
+            return cells
+    raise AssertionError(f"no row {label!r} in block {block!r}")
+
+
+def test_table4_markdown_is_a_pure_function_of_results():
+    from rladder_stream.table4 import table4_markdown
+
+    results = [
+        _t4_result("tmnist-rtagger", 0, None, (0.30, 0.50, 0.60), (40.0, 30.0, 20.0)),
+        _t4_result("tmnist-rtagger", 1, None, (0.34, 0.54, 0.64), (42.0, 32.0, 22.0)),
+        _t4_result("tmnist-tagger", 0, None, (0.05, 0.06, 0.07), (85.0, 85.0, 85.0)),  # did not train
+        _t4_result("tmnist-tagger", 1, None, (0.20, 0.25, 0.30), (50.0, 50.0, 50.0)),
+        _t4_result("tmnist-convnet", 0, None, None, (70.0, 70.0, 70.0)),
+        _t4_result("tmnist-convnet", 1, None, None, (72.0, 72.0, 72.0)),
+        _t4_result("tmnist-rtagger", 0, 1000, (0.10, 0.12, 0.15), (88.0, 85.0, 84.0)),
+    ]
+    text = table4_markdown(results, command="rladder-stream reproduce table4 --seeds 2", generated="now")
+    assert text == table4_markdown(list(reversed(results)), command="rladder-stream reproduce table4 --seeds 2", generated="now")
+    full = "50k labelled"
+    assert _row(text, full, "RTagger after iteration 1")[2:] == ["2 / 2", "0.320 ± 0.028", "41.00 ± 1.41"]
+    assert _row(text, full, "RTagger after iteration 3")[3] == "0.620 ± 0.028"
+    assert _row(text, full, "Tagger")[2] == "1 / 2"  # one seed trained
+    assert _row(text, full, "ConvNet")[2:] == ["2 / 2", "—", "71.00 ± 1.41"]
+    semi = "1k labelled + 49k unlabelled"
+    assert _row(text, semi, "RTagger after iteration 3")[2:] == ["0 / 1", "0.150", "84.00"]
+    assert _row(text, semi, "Tagger")[2] == "0 / 0"
+    block = text.split(f"## {full}\n")[1].split("## ")[0]
+    assert "**holds**: The RTagger improves over iterations: AMI" in block
+    assert "**holds**: The RTagger beats the ConvNet" in block
+    assert "no seed of the RTagger trained" in text.split(f"## {semi}\n")[1]  # claims are about trained models
+    assert "rladder-stream reproduce table4 --seeds 2" in text and "test machine" in text
+    assert "**5 of 7 runs trained** (steps of training per run: 100)." in text  # RTagger 2, Tagger 1, ConvNet 2
+    with pytest.raises(ValueError, match="more than one result"):
+        table4_markdown(results + [results[0]])
+
+
+def test_moving_mnist_markdown_sits_beside_the_paper():
+    from rladder_stream.table4 import moving_mnist_markdown
+
+    results = [{"model": "mmnist-rtagger", "seed": s, "steps": 10, "test": {"ami": a, "ami_19": a + 0.1, "prediction_mse": 0.01}}
+               for s, a in enumerate((0.4, 0.6))]
+    text = moving_mnist_markdown(results + [_t4_result("tmnist-convnet", 0, None, None, (70.0,))])
+    row = next(line for line in text.splitlines() if line.startswith("| RTagger"))
+    assert [c.strip() for c in row.strip("|").split("|")][1:] == ["2", "0.500 ± 0.141", "0.600 ± 0.141", "0.01000 ± 0.00000", "0.75"]
+
+
+def test_table4_plan_and_cli_checks(tmp_path):
+    from rladder_stream.reproduce import reproduce_cli_main
+    from rladder_stream.table4 import plan_table4
+
+    table, moving = plan_table4(2, "tiny", 30.0, ["epochs=2"], tmp_path, moving_seeds=1)
+    assert len(table) == 2 * 3 * 2 and len(moving) == 1
+    assert {c.labelled for c in table} == {None, 1000} and all(c.epochs == 2 and c.time_budget_s == 30.0 for c in table)
+    assert len({c.out for c in table + moving}) == len(table) + 1
+    with pytest.raises(ValueError, match="labelled"):
+        plan_table4(1, "tiny", None, ["labelled=100"], tmp_path)
+    with pytest.raises(SystemExit):
+        reproduce_cli_main(["table4", "--set", "bogus=1", "--out", str(tmp_path)])
+
+
+# ------------------------------------------------------------------------------ pictures (Figures 6 and 7)
+
+
+@pytest.mark.usefixtures("embedded_data")
+@pytest.mark.parametrize("env_id, name", [("rladder_stream/TexturedMNIST-v0", "tmnist-rtagger"),
+                                          ("rladder_stream/MovingMNIST-v0", "mmnist-rtagger")])
+def test_grouping_pictures(tmp_path, env_id, name):
+    import gymnasium as gym
+    from PIL import Image
+
+    import envs  # noqa: F401  (registers the environments)
+    from rladder_stream.viz import colour_by_group, grouping_figures, record_grouping
+
+    model = build_model(get_config(name, size="tiny"))
+    record = record_grouping(Predictor(model), gym.make(env_id, split="test"), index=1)
+    k = model.config.groups
+    assert record.groups.shape[1] == k and record.groups.shape[0] == len(record.observed) - 1
+    paths = grouping_figures(record, tmp_path, "example")
+    assert [p.suffix for p in paths] == ([".png"] if "Textured" in env_id else [".png", ".gif"])
+    assert all(Image.open(p).size[0] > 100 for p in paths)
+    # colours: a pixel wholly in group g is drawn in group g's colour; an inkless pixel is white
+    image = np.array([[1.0, 0.0]], np.float32)
+    rgb = colour_by_group(image, np.array([[[1.0, 1.0]], [[0.0, 0.0]]], np.float32))
+    assert tuple(rgb[0, 1]) == (255, 255, 255) and tuple(rgb[0, 0]) == (230, 97, 1)
+    with pytest.raises(ValueError, match="masks"):
+        colour_by_group(image, np.ones((2, 3, 3), np.float32))
+
+
+def test_benchmark_leaves_out_the_groups_the_environment_names():
+    from test_predictors_benchmark import _GroupsEnv, _GroupsPredictor
+
+    from envs.benchmark import benchmark
+
+    env = _GroupsEnv()
+    env.correct = True
+    assert benchmark(env, _GroupsPredictor(), 2).ami == pytest.approx(0.5)
+    env.ami_ignore = (-1, 0)  # as Moving MNIST: background left out; what is left is one group, matched exactly
+    assert benchmark(env, _GroupsPredictor(), 2).ami == pytest.approx(1.0)
