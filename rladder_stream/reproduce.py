@@ -242,8 +242,10 @@ def provenance_lines(found: Sequence[Mapping[str, Any]], command: str | None, bu
     if command:
         lines += ["```", command, "```", ""]
     budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    wall = sum(float(r.get("wall_time_s", r.get("train_time_s", 0.0))) for r in found)
     return lines + [
         f"- Hardware: {listed('hardware', '; ')}",
+        f"- Wall time of all {len(found)} runs together (training and evaluation): {_duration(wall) if found else NO_VALUE}",
         f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
         f"- Model size: {listed('size')}; seeds: {', '.join(str(s) for s in sorted({r.get('seed') for r in found if r.get('seed') is not None})) or NO_VALUE}",
         f"- Data: {listed('data', '; ')}",

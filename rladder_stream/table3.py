@@ -35,6 +35,7 @@ from .reproduce import (
     Stat,
     _duration,
     add_table_arguments,
+    provenance_lines,
     claim_worse,
     finished_results,
     reproduce_command,
@@ -197,25 +198,14 @@ def table3_markdown(
             f"{_duration(float(r.get('train_time_s', 0.0)))} | {_duration(float(r.get('wall_time_s', 0.0)))} |"
         )
 
-    lines += ["", "## How these numbers were made", ""]
-    if command:
-        lines += ["```", command, "```", ""]
-    hardware = sorted({str(r.get("hardware")) for r in found if r.get("hardware")})
-    sizes = sorted({str(r.get("size")) for r in found if r.get("size")})
-    seeds = sorted({r.get("seed") for r in found})
-    data = sorted({str(r.get("data")) for r in found if r.get("data")})
-    wall = sum(float(r.get("wall_time_s", 0.0)) for r in found)
     keys = ("epochs", "train_sequences", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "valid_sequences", "test_sequences")
     settings = sorted({", ".join(f"{k}={r['train_config'].get(k)}" for k in keys) for r in found})
-    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
+    lines += provenance_lines(found, command, budget_s)
+    if machine:
+        lines += [f"- Machine: {machine}"]
     lines += [
-        f"- Hardware: {'; '.join(hardware) or NO_VALUE}{f' on {machine}' if machine else ''}",
-        f"- Wall time: {_duration(wall)} for {len(found)} runs (training and evaluation, summed over runs)",
-        f"- Budget: {budget}",
-        f"- Model size: {', '.join(sizes) or NO_VALUE}; seeds: {', '.join(str(s) for s in seeds) or NO_VALUE}",
         (f"- Training settings (every row the same): {'; '.join(settings) or NO_VALUE}; training crops of "
          f"{MusicTask.train_steps} scored steps (`MusicTask.train_steps`), evaluation on whole pieces"),
-        f"- Data: {'; '.join(data) or NO_VALUE}",
         "- Each run's settings are in its `results.json` (`train_config`).",
         "",
     ]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .config import get_config
-from .reproduce import NO_VALUE, Claim, Stat, _duration, claim_worse, finished_results, train_runs
+from .reproduce import NO_VALUE, Claim, Stat, _duration, claim_worse, finished_results, provenance_lines, train_runs
 from .train import TrainConfig, parse_overrides
 
 SEMI_SUPERVISED_LABELLED = 1000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
@@ -153,25 +153,6 @@ def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
     return claims
 
 
-def _provenance(results: Sequence[Mapping[str, Any]], command: str | None, budget_s: float | None) -> list[str]:
-    lines = ["## How these numbers were made", ""]
-    if command:
-        lines += ["```", command, "```", ""]
-    pick = lambda key: sorted({str(r.get(key)) for r in results if r.get(key)})  # noqa: E731
-    wall = sum(float(r.get("wall_time_s", r.get("train_time_s", 0.0))) for r in results)
-    budget = f"{budget_s:g} s of training per run" if budget_s is not None else "none (each run trains its planned steps)"
-    lines += [
-        f"- Hardware: {'; '.join(pick('hardware')) or NO_VALUE}",
-        f"- Wall time of all runs together: {_duration(wall) if results else NO_VALUE}",
-        f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
-        f"- Model size: {', '.join(pick('size')) or NO_VALUE}; seeds: {', '.join(sorted({str(r.get('seed')) for r in results})) or NO_VALUE}",
-        f"- Data: {'; '.join(pick('data')) or NO_VALUE}",
-        "- Each run's settings are in its `results.json` (`train_config`).",
-        "",
-    ]
-    return lines
-
-
 def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
                     generated: str | None = None) -> str:
     """Table 4 as markdown from the runs' results dicts. Pure: no files, no clock."""
@@ -220,7 +201,7 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
                              f"{error} | {r.get('steps', NO_VALUE)} | {_duration(float(wall)) if wall is not None else NO_VALUE} |")
     lines.append("")
     found = [r for runs in grouped.values() for r in runs]
-    return "\n".join(lines + _provenance(found, command, budget_s))
+    return "\n".join(lines + provenance_lines(found, command, budget_s) + ["- Each run's settings are in its `results.json` (`train_config`).", ""])
 
 
 def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
@@ -244,7 +225,7 @@ def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str 
                  f"{PAPER_MOVING_MNIST_AMI} |")
     lines += ["", "Per seed: " + ("; ".join(f"seed {r.get('seed')}: AMI {r['test'].get('ami', math.nan):.3f} after "
                                              f"{r.get('steps', NO_VALUE)} steps" for r in runs) or NO_VALUE), ""]
-    return "\n".join(lines + _provenance(runs, command, budget_s))
+    return "\n".join(lines + provenance_lines(runs, command, budget_s) + ["- Each run's settings are in its `results.json` (`train_config`).", ""])
 
 
 # ============================================================================ running

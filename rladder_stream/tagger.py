@@ -50,6 +50,23 @@ def engine_config(config: LadderConfig) -> LadderConfig:
     )
 
 
+def pass_bottom_through(engine: RLadder) -> None:
+    """Initialise the engine's bottom combinator ``d_0 = g_0(d_1, e_0)`` to pass its lateral input through
+    (``v``'s constant a10 = 1, so ``y = (e_0 - μ) ⊙ 1 + μ = e_0`` at init: the Ladder's alternative init).
+
+    With the default init (a1 = a4 = a5 = a6 = a9 = a10 = 0, SPEC 2.3) ConvG1/ConvG2 output exactly zero, so
+    the heads' input h is the same constant for every group and pixel: every m̂ after the first iteration is
+    uniform (0.5) and every ẑ equal, the initial mask noise is erased, the groups are identical from then on
+    and the mixture cost gives the masks no gradient (docs/results/rtagger_textured_cpu.md). Passed through,
+    h starts as the group's own inputs (z, m, δz, L(m)), so the groups stay apart and the decoder learns to
+    refine them. ConvG3 (a gate between e_0 and a candidate) already reads e_0 at init and is left alone."""
+    bottom = engine.decoders[0]
+    v = getattr(bottom, "v", None)
+    if v is not None:
+        with torch.no_grad():
+            v.a[4].fill_(1.0)
+
+
 def _norm_without_affine(kind: str, dims: int) -> nn.Module:
     """Norm of the one-channel head maps; the scales and shifts of SPEC 2.5 are explicit parameters."""
     if kind == "batch":
@@ -76,6 +93,7 @@ class RTagger(nn.Module):
         super().__init__()
         self.config = config
         self.engine = RLadder(engine_config(config))
+        pass_bottom_through(self.engine)
         dims = config.dims
         self.z_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)
         self.m_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)
