@@ -1,10 +1,11 @@
-"""Stream a MIDI file through a music predictor, one eighth note at a time, and let it continue the piece.
+"""Stream a MIDI file through a music predictor, one step of the note grid at a time, and let it continue the piece.
 
     rladder-stream stream-midi song.mid                                   # per-step NLL with the shipped model
     rladder-stream stream-midi song.mid --continue 32 --out more.mid --seed 0   # then 32 sampled steps
 
-The file is read into an 88-key piano roll (:func:`envs.data.midi.midi_to_piano_roll`: eighth-note grid from
-the file's ticks per beat and tempo map, every track and channel folded, percussion left out) and played through
+The file is read into an 88-key piano roll (:func:`envs.data.midi.midi_to_piano_roll`: a grid of
+``--steps-per-beat`` steps per beat, 2 = eighth notes as SPEC 4.4, 1 = quarter notes as this project's JSB Chorales
+data and so the shipped model's default; every track and channel folded, percussion left out) and played through
 ``PolyphonicMusic-v0`` with ``score_first_step=True``: the predictor first hears silence, forecasts step 1,
 hears step 1, forecasts step 2, and so on (the SPEC 1.1 loop), so the NLL per time step printed at the end is
 the field's number for this piece (SPEC 4.4), the same the training code reports. Every forecast goes through
@@ -30,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 MUSIC_PRETRAINED = "music-rladder-jsb-cpu.pt"
+JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
 N_KEYS = 88
 
 
@@ -85,6 +87,7 @@ def stream_midi(
     seed: int | None = 0,
     threshold: float | None = None,
     on_step: Callable[[int, np.ndarray, float], None] | None = None,
+    steps_per_beat: int = 2,
 ) -> StreamRecord:
     """Stream ``midi_path`` through ``predictor`` (field-convention scoring), then generate ``continue_steps`` steps.
 
@@ -96,7 +99,10 @@ def stream_midi(
         seed: seed of the Bernoulli draws of the continuation.
         threshold: instead of drawing, sound every key whose forecast is at least this (in (0, 1]).
         on_step: called as ``on_step(t, notes, nll)`` after each step of the file is scored.
+        steps_per_beat: the grid the file is read on: 2 = eighth notes (SPEC 4.4), 1 = quarter notes (the
+            grid of this project's JSB Chorales data, on which the shipped music model was trained).
     """
+    from envs.data.midi import midi_to_piano_roll
     from envs.polyphonic_music import PolyphonicMusicEnv
 
     if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
@@ -105,7 +111,7 @@ def stream_midi(
         raise ValueError(f"continue_steps must be >= 0, got {continue_steps}")
     if threshold is not None and not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    env = PolyphonicMusicEnv(midi_path=midi_path, score_first_step=True)
+    env = PolyphonicMusicEnv(sequences=[midi_to_piano_roll(midi_path, steps_per_beat)], score_first_step=True)
     roll = env.sequences[0].astype(np.float32)
     rng = np.random.default_rng(seed)
     forecasts, nll = np.zeros_like(roll), np.zeros(len(roll))
@@ -169,7 +175,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     parser.add_argument("--model", help=f"music checkpoint (.pt) or exported step (.onnx); default: the shipped {MUSIC_PRETRAINED}")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch", help="step with PyTorch (default) or ONNX Runtime")
     parser.add_argument("--continue", dest="continue_steps", type=int, default=0, metavar="N",
-                        help="generate N eighth-note steps after the file (default 0)")
+                        help="generate N steps (of the --steps-per-beat grid) after the file (default 0)")
     parser.add_argument("--out", help="MIDI file for the continuation (default: <FILE>-continued.mid when --continue is given)")
     parser.add_argument("--png", help="piano-roll picture of input and continuation (default: --out with .png)")
     parser.add_argument("--include-input", action="store_true", help="write the input before the continuation in --out")
@@ -177,12 +183,18 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     how.add_argument("--seed", type=int, default=0, help="seed of the sampled continuation (default 0)")
     how.add_argument("--threshold", type=float, default=None, metavar="P",
                      help="no sampling: sound every key with forecast probability >= P")
+    parser.add_argument("--steps-per-beat", type=int, default=None, metavar="S",
+                        help="grid of the piano roll: 2 = eighth notes, 1 = quarter notes (default: 1 for the shipped JSB "
+                             "model, whose training data is on quarter notes; 2 for any other model)")
     parser.add_argument("--every", type=int, default=1, metavar="K", help="print every K-th step (default 1; 0: summary only)")
     args = parser.parse_args(argv)
     if args.continue_steps < 0:
         parser.error(f"--continue must be >= 0, got {args.continue_steps}")
     if args.threshold is not None and not 0.0 < args.threshold <= 1.0:
         parser.error(f"--threshold must be in (0, 1], got {args.threshold}")
+    if args.steps_per_beat is not None and args.steps_per_beat < 1:
+        parser.error(f"--steps-per-beat must be >= 1, got {args.steps_per_beat}")
+    steps_per_beat = args.steps_per_beat or (JSB_STEPS_PER_BEAT if args.model is None else 2)
     if args.every < 0:
         parser.error(f"--every must be >= 0, got {args.every}")
     if (args.out or args.png or args.include_input) and not args.continue_steps:
@@ -196,14 +208,15 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
         print(f"rladder-stream stream-midi: error: {exc}", file=sys.stderr)
         return 2
-    print(f"model: {source}\nfile: {midi}")
+    print(f"model: {source}\nfile: {midi} ({steps_per_beat} step{'s' * (steps_per_beat > 1)} per beat)")
 
     def show(t: int, notes: np.ndarray, nll: float) -> None:
         if args.every and t % args.every == 0:
             print(f"step {t:5d}  nll {nll:7.3f}  notes {_notes(notes)}")
 
     try:
-        record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show)
+        record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show,
+                             steps_per_beat=steps_per_beat)
     except ValueError as exc:  # MidiError (malformed file) is a ValueError; so is a non-music model
         print(f"rladder-stream stream-midi: error: {exc}", file=sys.stderr)
         return 2
@@ -217,7 +230,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     out = Path(args.out) if args.out else midi.with_name(f"{midi.stem}-continued.mid")
     written = np.concatenate([record.roll, record.continuation]) if args.include_input else record.continuation
     out.parent.mkdir(parents=True, exist_ok=True)
-    piano_roll_to_midi(written.astype(np.uint8), out, tempo=_first_tempo(midi))
+    piano_roll_to_midi(written.astype(np.uint8), out, tempo=_first_tempo(midi), steps_per_beat=steps_per_beat)
     png = Path(args.png) if args.png else out.with_suffix(".png")
     picture = piano_roll_image(
         np.concatenate([record.roll, record.continuation]),

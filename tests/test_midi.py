@@ -226,7 +226,7 @@ def test_piano_roll_to_midi_rejects_bad_input(tmp_path):
 
 
 def test_embedded_midi_is_the_first_embedded_test_chorale():
-    roll = midi_to_piano_roll(EMBEDDED_MIDI)
+    roll = midi_to_piano_roll(EMBEDDED_MIDI, steps_per_beat=1)  # JSB Chorales steps are quarter notes
     np.testing.assert_array_equal(roll, load_music("embedded")["test"][0])
 
 

@@ -203,6 +203,22 @@ def test_without_model_the_shipped_checkpoint_streams(tmp_path, capsys):
     assert MUSIC_PRETRAINED in out and _summary_nll(out) < 20  # trained: far below an untrained model's ~61
 
 
+def test_steps_per_beat_sets_the_grid_of_input_and_continuation(checkpoint, tmp_path, capsys):
+    song = type0_file(tmp_path / "song.mid")  # 10 beats
+    for grid, n_steps in ((1, 10), (2, 20), (4, 40)):
+        out_mid = tmp_path / f"grid{grid}.mid"
+        assert main(["stream-midi", str(song), "--model", str(checkpoint), "--steps-per-beat", str(grid), "--every", "0",
+                     "--continue", "6", "--out", str(out_mid)]) == 0
+        assert f"{n_steps} steps: NLL per time step" in capsys.readouterr().out
+        assert midi_to_piano_roll(out_mid, grid).shape[0] == 6  # the continuation keeps the grid it was made on
+    # without --model the shipped JSB model streams on quarter notes (its training data's grid)
+    assert main(["stream-midi", str(song), "--every", "0"]) == 0
+    assert "10 steps: NLL per time step" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["stream-midi", str(song), "--steps-per-beat", "0"])
+    assert "--steps-per-beat" in capsys.readouterr().err
+
+
 def _truncated(path):
     data = type0_file(path).read_bytes()
     path.write_bytes(data[: len(data) // 2])

@@ -7,8 +7,9 @@ Writes, next to this script:
   ``JSB_Chorales.mat`` in ``DATA_DIR/music`` (default: ``$RLADDER_STREAM_DATA`` or the project's shared data
   folder). Rows are bit-packed (``np.packbits``), one ``<split>_lengths`` array per split; the zip entries have
   fixed timestamps, so a re-run writes the same bytes.
-* ``jsb_chorale_test0.mid``: the first test sequence as a type-0 MIDI file (eighth note = 240 ticks at 480
-  ticks per beat, 120 BPM), a short piece to try ``PolyphonicMusic-v0(midi_path=...)`` on.
+* ``jsb_chorale_test0.mid``: the first test sequence as a type-0 MIDI file, one step a quarter note (480 ticks
+  at 480 ticks per beat, 120 BPM) as in the data set, a short piece to try ``rladder-stream stream-midi`` on
+  (read it back with ``midi_to_piano_roll(path, steps_per_beat=1)``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv: list[str]) -> None:
     splits = read_music_mat(verify(data_dir / "music" / info.mat_file, info.mat_sha256))
     excerpt = {split: splits[split][: COUNTS[split]] for split in SPLITS}
     out = write_embedded(excerpt, here / "jsb_chorales_excerpt.npz")
-    midi = piano_roll_to_midi(excerpt["test"][0], here / "jsb_chorale_test0.mid")
+    midi = piano_roll_to_midi(excerpt["test"][0], here / "jsb_chorale_test0.mid", steps_per_beat=1)  # quarter notes
     for path in (out, midi):
         print(f"{path.name}: {path.stat().st_size} bytes, sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
 
