@@ -99,6 +99,49 @@ def test_groups_are_interchangeable(name):
     assert not torch.allclose(out["groups"][:, :, 0], out["groups"][:, :, 1])  # the noise did break the symmetry
 
 
+def test_the_engine_passes_its_bottom_input_through_at_init():
+    """The bottom combinator starts as d_0 = e_0 (not the zero of the default ConvG1/ConvG2 init), so the
+    heads read each group's own inputs from the first step."""
+    for name in ("tmnist-rtagger", "tmnist-tagger", "mmnist-rtagger"):
+        engine = build_model(get_config(name, size="tiny")).engine
+        bottom = engine.decoders[0]
+        e0 = torch.rand(3, 4, *engine.config.obs_shape)
+        d1 = torch.randn(3, engine.config.levels[0].channels, *engine.config.level_spatial(1))
+        torch.testing.assert_close(bottom(d1, e0), e0)
+
+
+@pytest.mark.parametrize("name", TAGGERS)
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_at_init_the_groups_keep_their_initial_masks_apart(name, mode):
+    """Untrained (not perturbed) model: different initial masks give different masks after iteration 1, and
+    the groups still differ at the last iteration (with the all-zero bottom decoder of the default init every
+    m̂ was exactly 1/K and every ẑ equal from iteration 1 on: the groups could never separate)."""
+    torch.manual_seed(0)
+    model = build_model(get_config(name, size="tiny")).train(mode == "train")
+    cfg = model.config
+    x = torch.rand(4, 3, *cfg.obs_shape)
+    with torch.no_grad():
+        a, _ = model(x, model.init_state(4, generator=torch.Generator().manual_seed(1)))
+        b, _ = model(x, model.init_state(4, generator=torch.Generator().manual_seed(2)))
+    assert (a["groups"][:, 0] - b["groups"][:, 0]).abs().mean() > 1e-3
+    for t in range(3):
+        assert (a["groups"][:, t, 0] - a["groups"][:, t, 1]).abs().mean() > 1e-3, t
+        assert (a["reconstructions"][:, t, 0] - a["reconstructions"][:, t, 1]).abs().mean() > 1e-4, t
+
+
+@pytest.mark.parametrize("name", TAGGERS)
+def test_at_init_the_mixture_cost_trains_the_mask_head(name):
+    """The denoising cost reaches the mask head from the first step (it gave it exactly zero gradient while the
+    groups were identical)."""
+    torch.manual_seed(0)
+    model = build_model(get_config(name, size="tiny")).train()
+    x = torch.rand(4, 3, *model.config.obs_shape)
+    outputs, _ = model(x + 0.1 * torch.randn_like(x))
+    group_mixture_nll(outputs, x).backward()
+    assert model.m_head.weight.grad.abs().sum() > 1e-6
+    assert model.m_scale.grad.abs() > 1e-6
+
+
 @pytest.mark.parametrize("name", ["tmnist-rtagger", "tmnist-tagger"])
 def test_step_by_step_equals_the_whole_sequence(name):
     model = _tagger(name)
