@@ -232,6 +232,12 @@ def row_stats(grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, d
     return stats
 
 
+def doc_header(title: str, table: str, generated: str | None) -> list[str]:
+    """The first lines of a table document: its title and, when given, when ``reproduce <table>`` wrote it."""
+    lines = [f"# {title}", ""]
+    return lines + ([f"Generated {generated} by `rladder-stream reproduce {table}`.", ""] if generated else [])
+
+
 def provenance_lines(found: Sequence[Mapping[str, Any]], command: str | None, budget_s: float | None) -> list[str]:
     """The "How these numbers were made" section every table document ends with: the command, then the
     hardware, budget, model sizes, seeds and data of the runs ``found`` (a table adds its own lines after)."""
@@ -268,9 +274,7 @@ def table1_markdown(
     grouped = group_results(results)
     stats = row_stats(grouped)
     found = [r for runs in grouped.values() for r in runs]
-    lines = ["# Table 1: Occluded Moving MNIST, fully supervised", ""]
-    if generated:
-        lines += [f"Generated {generated} by `rladder-stream reproduce table1`.", ""]
+    lines = doc_header("Table 1: Occluded Moving MNIST, fully supervised", "table1", generated)
     lines += [
         "Test classification error (%) after the 5th frame and test prediction error (mean squared error per pixel",
         "between the predicted and the actual next occluded frame, averaged over predicted frames; SPEC 4.1).",

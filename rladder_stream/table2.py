@@ -43,6 +43,7 @@ from .reproduce import (
     _fmt_stat,
     add_table_arguments,
     claim_worse,
+    doc_header,
     finished_results,
     provenance_lines,
     reproduce_command,
@@ -155,9 +156,7 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
     """Table 2 as markdown from the runs' results dicts: test classification error (%) per row and column,
     mean ± sample std over seeds, the paper's numbers, the claims of SPEC 6.2, every seed. Pure."""
     student, teacher = cell_stats(results), cell_stats(results, f"teacher_{CLASS}")
-    lines = ["# Table 2: semi-supervised Occluded Moving MNIST", ""]
-    if generated:
-        lines += [f"Generated {generated} by `rladder-stream reproduce table2`.", ""]
+    lines = doc_header("Table 2: semi-supervised Occluded Moving MNIST", "table2", generated)
     lines += [
         "Test classification error (%) after the 5th frame; mean ± **sample** standard deviation over seeds. The",
         "Mean Teacher column gives the student (the trained network) and, after the slash, its teacher (the",

@@ -35,9 +35,10 @@ from .reproduce import (
     Stat,
     _duration,
     add_table_arguments,
-    provenance_lines,
     claim_worse,
+    doc_header,
     finished_results,
+    provenance_lines,
     reproduce_command,
     row_model_overrides,
     train_runs,
@@ -140,9 +141,7 @@ def table3_markdown(
     rows beside them; the claims judged on our numbers; every run's numbers; how they were made."""
     stats = table3_stats(results)
     found = [r for r in results if r.get("model") in LABELS and (r.get("train_config") or {}).get("dataset") in DATASET_NAMES]
-    lines = ["# Table 3: polyphonic music, NLL per time step", ""]
-    if generated:
-        lines += [f"Generated {generated} by `rladder-stream reproduce table3`.", ""]
+    lines = doc_header("Table 3: polyphonic music, NLL per time step", "table3", generated)
     lines += [
         "Test-set negative log-likelihood per time step in nats: the Bernoulli NLL summed over the 88 keys, averaged",
         "over **all** time steps of the test split, the first step of each piece predicted from the initial state",

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .config import get_config
-from .reproduce import NO_VALUE, Claim, Stat, _duration, claim_worse, finished_results, provenance_lines, train_runs
+from .reproduce import (
+    NO_VALUE,
+    Claim,
+    Stat,
+    _duration,
+    claim_worse,
+    doc_header,
+    finished_results,
+    provenance_lines,
+    train_runs,
+)
 from .train import TrainConfig, parse_overrides
 
 SEMI_SUPERVISED_LABELLED = 1000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
@@ -157,9 +167,7 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
                     generated: str | None = None) -> str:
     """Table 4 as markdown from the runs' results dicts. Pure: no files, no clock."""
     grouped = group_table4(results)
-    lines = ["# Table 4: Brodatz-textured MNIST (AMI and classification error %)", ""]
-    if generated:
-        lines += [f"Generated {generated} by `rladder-stream reproduce table4`.", ""]
+    lines = doc_header("Table 4: Brodatz-textured MNIST (AMI and classification error %)", "table4", generated)
     lines += [
         "Test-set AMI (SPEC 5: max normalisation, ignored pixels dropped, mean over test images) and classification",
         "error (%), mean ± **sample** standard deviation over the seeds that finished; with one seed only the value.",
@@ -208,9 +216,7 @@ def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str 
                           generated: str | None = None) -> str:
     """The RTagger's Moving MNIST AMI (SPEC 6.5) beside the paper's 0.75. Pure: no files, no clock."""
     runs = sorted((r for r in results if r.get("model") == MOVING_CONFIG), key=lambda r: r.get("seed", 0))
-    lines = ["# RTagger on two-digit Moving MNIST (SPEC 4.2, 6.5)", ""]
-    if generated:
-        lines += [f"Generated {generated} by `rladder-stream reproduce table4`.", ""]
+    lines = doc_header("RTagger on two-digit Moving MNIST (SPEC 4.2, 6.5)", "table4", generated)
     lines += [
         "Test-set AMI of the predicted grouping of each next frame against that frame's segmentation, over digit pixels",
         "(background and overlaps ignored; SPEC 4.2, 5), averaged over the 19 predicted frames and the test sequences;",
