@@ -13,8 +13,9 @@ Metrics (each over every ``env.step`` of every episode):
 * MSE per pixel: the mean over steps of the mean squared difference between the forecast and the observation
   that followed it (SPEC 4.1 "prediction error");
 * classification error %: where the final ``info`` of an episode has ``class_correct``;
-* AMI: where the ``info`` that came with an observation has ``groups`` (int, -1 = ignore) and the predictor's
-  output for that observation has ``groups`` (``(K, *obs_shape)``): SPEC 5, max normalisation, leaving out
+* AMI: where the predictor's output has ``groups`` (``(K, *obs_shape)``) and the ``info`` that comes with the
+  *next* observation has ``groups`` (int, -1 = ignore): an RTagger's groups on video are those of the frame it
+  forecasts (on a static image every tick has the same groups); SPEC 5, max normalisation, leaving out
   the groups the environment's ``ami_ignore`` names (default -1; Moving MNIST also the background), averaged
   over every such tick;
 * ticks per second: ``env.step`` calls per second of wall time, predictor and environment together.
@@ -99,13 +100,13 @@ def benchmark(
             total = 0.0
             while True:
                 out = predictor.step(obs)
-                if out.groups is not None and "groups" in info:
-                    score = grouping_ami(info["groups"], out.groups, ami_ignore)
-                    if score is not None:
-                        amis.append(score)
                 action = out.action()
                 forecast = action["forecast"] if isinstance(action, dict) else action
                 obs, reward, terminated, truncated, info = env.step(action)
+                if out.groups is not None and "groups" in info:  # the groups of the frame the output forecasts
+                    score = grouping_ami(info["groups"], out.groups, ami_ignore)
+                    if score is not None:
+                        amis.append(score)
                 total += float(reward)
                 n_steps += 1
                 if np.shape(forecast) == np.shape(obs):

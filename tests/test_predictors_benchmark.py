@@ -129,7 +129,8 @@ class _GroupsEnv(gym.Env):
     def __init__(self):
         self.observation_space = spaces.Box(0, 1, (2, 2), np.float32)
         self.action_space = spaces.Box(0, 1, (2, 2), np.float32)
-        self.truth = [np.array([[0, 0], [1, 1]]), np.array([[0, 1], [-1, 1]])]
+        # the groups of the observation at reset (columns), after step 1 (rows), after step 2 (with an ignored pixel)
+        self.truth = [np.array([[0, 1], [0, 1]]), np.array([[0, 0], [1, 1]]), np.array([[0, 1], [-1, 1]])]
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -139,7 +140,7 @@ class _GroupsEnv(gym.Env):
     def step(self, action):
         self.t += 1
         done = self.t == 2
-        info = {"groups": self.truth[self.t % 2]}
+        info = {"groups": self.truth[self.t]}
         if done:
             info["class_correct"] = self.correct
         return np.ones((2, 2), np.float32), 0.0, done, False, info
@@ -147,7 +148,8 @@ class _GroupsEnv(gym.Env):
 
 class _GroupsPredictor:
     def __init__(self):
-        # tick 1 groups the rows exactly (AMI 1); tick 2 puts every pixel in one group (AMI 0)
+        # tick 1 forecasts the rows of the next observation exactly (AMI 1; against the current observation's
+        # columns it would be 0); tick 2 puts every pixel in one group (AMI 0)
         rows = np.array([[[1, 1], [0, 0]], [[0, 0], [1, 1]]], np.float32)
         self.masks = [rows, np.stack([np.ones((2, 2)), np.zeros((2, 2))]).astype(np.float32)]
 
@@ -163,7 +165,7 @@ def test_benchmark_ami_and_classification():
     env = _GroupsEnv()
     env.correct = False
     result = benchmark(env, _GroupsPredictor(), 2)
-    assert result.ami == pytest.approx(0.5)  # mean of 1 and 0 per tick
+    assert result.ami == pytest.approx(0.5)  # mean of 1 and 0 per tick: scored against the forecast frame's groups
     assert result.class_error_pct == 100.0
     assert result.mse_per_pixel == pytest.approx(0.25)
     env.correct = True
