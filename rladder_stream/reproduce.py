@@ -204,19 +204,27 @@ def _planned_steps(result: Mapping[str, Any]) -> int | None:
         return None
 
 
+def group_by_cell(results: Sequence[Mapping[str, Any]], cell_of: Callable[[Mapping[str, Any]], Any],
+                  cells: Sequence[Any] = ()) -> dict[Any, list[Mapping[str, Any]]]:
+    """The results of each table cell (``cell_of(result)``; ``None``: not in the table), sorted by seed, with
+    every cell of ``cells`` present even when empty. Two results for one cell and seed raise ``ValueError``."""
+    grouped: dict[Any, list[Mapping[str, Any]]] = {cell: [] for cell in cells}
+    for result in results:
+        cell = cell_of(result)
+        if cell is not None:
+            grouped.setdefault(cell, []).append(result)
+    for cell, runs in grouped.items():
+        seeds = [r.get("seed") for r in runs]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{cell}: more than one result for a seed ({sorted(seeds)})")
+        runs.sort(key=lambda r: r.get("seed", 0))
+    return grouped
+
+
 def group_results(results: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     """Results per Table 1 configuration, sorted by seed; other models are left out. Two results for the
     same configuration and seed raise ``ValueError``."""
-    grouped: dict[str, list[Mapping[str, Any]]] = {row.config: [] for row in TABLE1}
-    for result in results:
-        if result.get("model") in grouped:
-            grouped[result["model"]].append(result)
-    for config, runs in grouped.items():
-        seeds = [r.get("seed") for r in runs]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"{config}: more than one result for a seed ({sorted(seeds)})")
-        runs.sort(key=lambda r: r.get("seed", 0))
-    return grouped
+    return group_by_cell(results, lambda r: r.get("model") if r.get("model") in ROWS else None, [row.config for row in TABLE1])
 
 
 def row_stats(grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, Stat]]:

@@ -45,6 +45,7 @@ from .reproduce import (
     claim_worse,
     doc_header,
     finished_results,
+    group_by_cell,
     provenance_lines,
     reproduce_command,
     train_runs,
@@ -135,16 +136,12 @@ def plan_table2(seeds: int, size: str, budget_s: float | None, settings: Sequenc
 
 def cell_stats(results: Sequence[Mapping[str, Any]], metric: str = CLASS) -> dict[tuple[str, str], Stat]:
     """``{(config, column): Stat}`` of a test metric; Table-2 runs only, one result per seed."""
-    values: dict[tuple[str, str], dict[int, float]] = {}
-    for r in results:
+    def cell_of(r: Mapping[str, Any]) -> tuple[str, str] | None:
         column, config = column_of(r), r.get("model")
-        if column is None or config not in ROWS or metric not in r.get("test", {}):
-            continue
-        cell = values.setdefault((config, column), {})
-        if r.get("seed") in cell:
-            raise ValueError(f"{config}/{column}: more than one result for seed {r.get('seed')}")
-        cell[r.get("seed")] = float(r["test"][metric])
-    stats = {key: Stat(tuple(v for _, v in sorted(cell.items()))) for key, cell in values.items()}
+        return None if column is None or config not in ROWS or metric not in r.get("test", {}) else (config, column)
+
+    grouped = group_by_cell(results, cell_of)
+    stats = {cell: Stat(tuple(float(r["test"][metric]) for r in runs)) for cell, runs in grouped.items()}
     for row in TABLE2:  # no cost reads unlabelled data: the column is the labelled-only one
         if not row.learns_from_unlabelled and (row.config, "labelled") in stats:
             stats.setdefault((row.config, "unlabelled"), stats[(row.config, "labelled")])

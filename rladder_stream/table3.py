@@ -38,6 +38,7 @@ from .reproduce import (
     claim_worse,
     doc_header,
     finished_results,
+    group_by_cell,
     provenance_lines,
     reproduce_command,
     row_model_overrides,
@@ -115,16 +116,13 @@ def _fmt_stat(stat: Stat | None) -> str:
 def table3_stats(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
     """``{(config, data set): Stat}`` of the test NLL per time step over seeds. A second result for the same
     (config, data set, seed) raises ``ValueError``."""
-    values: dict[tuple[str, str], dict[int, float]] = {}
-    for r in results:
+    def cell_of(r: Mapping[str, Any]) -> tuple[str, str] | None:
         dataset = (r.get("train_config") or {}).get("dataset")
         if r.get("model") not in LABELS or dataset not in DATASET_NAMES or METRIC not in r.get("test", {}):
-            continue
-        seeds = values.setdefault((r["model"], dataset), {})
-        if r.get("seed") in seeds:
-            raise ValueError(f"{r['model']} on {dataset}: more than one result for seed {r.get('seed')}")
-        seeds[r.get("seed")] = float(r["test"][METRIC])
-    return {key: Stat(tuple(v for _, v in sorted(seeds.items()))) for key, seeds in values.items()}
+            return None
+        return r["model"], dataset
+
+    return {cell: Stat(tuple(float(r["test"][METRIC]) for r in runs)) for cell, runs in group_by_cell(results, cell_of).items()}
 
 
 def table3_markdown(

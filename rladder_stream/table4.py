@@ -34,6 +34,7 @@ from .reproduce import (
     claim_worse,
     doc_header,
     finished_results,
+    group_by_cell,
     provenance_lines,
     train_runs,
 )
@@ -118,17 +119,8 @@ def _fmt(stat: Stat | None, digits: int) -> str:
 
 def group_table4(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
     """Results per (block, model config), sorted by seed; two results for one seed raise ``ValueError``."""
-    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {(b.key, m.config): [] for b in BLOCKS for m in MODELS}
-    for result in results:
-        key = (block_of(result), result.get("model"))
-        if key in grouped:
-            grouped[key].append(result)
-    for key, runs in grouped.items():
-        seeds = [r.get("seed") for r in runs]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"{key[1]} ({key[0]}): more than one result for a seed ({sorted(seeds)})")
-        runs.sort(key=lambda r: r.get("seed", 0))
-    return grouped
+    cells = [(b.key, m.config) for b in BLOCKS for m in MODELS]
+    return group_by_cell(results, lambda r: (block_of(r), r.get("model")) if (block_of(r), r.get("model")) in cells else None, cells)
 
 
 def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], block: str) -> list[Claim]:
