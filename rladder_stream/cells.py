@@ -78,8 +78,9 @@ def _gate_transforms(in_ch: int, hidden: int, gates: int, kernel: int, dims: int
 class LSTMCell(nn.Module):
     """LSTM with normalisation after the input transform (SPEC 2.2), conv (``dims`` 1/2) or dense (``None``).
 
-    ``[i,f,o,g] = Norm(W_x x) + W_h h + b``; ``c' = σ(f) c + σ(i) tanh(g)``; ``h' = σ(o) tanh(c')``.
-    State: ``(h, c)``.
+    ``[i,f,o,g] = Norm(W_x x) + W_h h + b [+ side]``; ``c' = σ(f) c + σ(i) tanh(g)``; ``h' = σ(o) tanh(c')``.
+    ``side`` (``gate_channels`` maps, optional) is an input already transformed by the caller, added after
+    the normalisation. State: ``(h, c)``.
     """
 
     state_names = ("h", "c")
@@ -87,14 +88,17 @@ class LSTMCell(nn.Module):
     def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "layer"):
         super().__init__()
         self.hidden, self.dims = hidden, dims
+        self.gate_channels = 4 * hidden
         self.input_transform, self.hidden_transform, self.norm = _gate_transforms(in_ch, hidden, 4, kernel, dims, norm)
         with torch.no_grad():  # forget-gate bias +1: remember by default at the start of training
             self.hidden_transform.bias.zero_()
             self.hidden_transform.bias[hidden : 2 * hidden].fill_(1.0)
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor], side: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h, c = state
         gates = self.norm(self.input_transform(x)) + self.hidden_transform(h)
+        if side is not None:  # an extra input's own transform, added after the normalisation like W_h h
+            gates = gates + side
         i, f, o, g = gates.chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -104,7 +108,7 @@ class LSTMCell(nn.Module):
 class GRUCell(nn.Module):
     """GRU with normalisation after the input transform, conv (``dims`` 1/2) or dense (``None``). State: ``(h,)``.
 
-    ``[r,u,n]_x = Norm(W_x x)``; ``r, u = σ(r_x + r_h), σ(u_x + u_h)``; ``n = tanh(n_x + r ⊙ n_h)``;
+    ``[r,u,n]_x = Norm(W_x x) [+ side]``; ``r, u = σ(r_x + r_h), σ(u_x + u_h)``; ``n = tanh(n_x + r ⊙ n_h)``;
     ``h' = (1 - u) ⊙ n + u ⊙ h``.
     """
 
@@ -113,11 +117,13 @@ class GRUCell(nn.Module):
     def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "layer"):
         super().__init__()
         self.hidden, self.dims = hidden, dims
+        self.gate_channels = 3 * hidden
         self.input_transform, self.hidden_transform, self.norm = _gate_transforms(in_ch, hidden, 3, kernel, dims, norm)
 
-    def forward(self, x: Tensor, state: tuple[Tensor]) -> tuple[Tensor, tuple[Tensor]]:
+    def forward(self, x: Tensor, state: tuple[Tensor], side: Tensor | None = None) -> tuple[Tensor, tuple[Tensor]]:
         (h,) = state
-        rx, ux, nx = self.norm(self.input_transform(x)).chunk(3, dim=1)
+        xs = self.norm(self.input_transform(x))
+        rx, ux, nx = (xs if side is None else xs + side).chunk(3, dim=1)
         rh, uh, nh = self.hidden_transform(h).chunk(3, dim=1)
         r, u = torch.sigmoid(rx + rh), torch.sigmoid(ux + uh)
         n = torch.tanh(nx + r * nh)
@@ -126,18 +132,20 @@ class GRUCell(nn.Module):
 
 
 class FeedForwardCell(nn.Module):
-    """Non-recurrent encoder layer: transform, batch normalisation (SPEC 2.2), ReLU. Stateless."""
+    """Non-recurrent encoder layer: transform, batch normalisation (SPEC 2.2), [+ side], ReLU. Stateless."""
 
     state_names: tuple[str, ...] = ()
 
     def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "batch"):
         super().__init__()
         self.hidden, self.dims = hidden, dims
+        self.gate_channels = hidden
         self.transform = _linear(in_ch, hidden, bias=False) if dims is None else conv(dims, in_ch, hidden, kernel, bias=False)
         self.norm = norm_layer(norm, hidden, dims)
 
-    def forward(self, x: Tensor, state: tuple = ()) -> tuple[Tensor, tuple]:
-        return torch.relu(self.norm(self.transform(x))), ()
+    def forward(self, x: Tensor, state: tuple = (), side: Tensor | None = None) -> tuple[Tensor, tuple]:
+        pre = self.norm(self.transform(x))
+        return torch.relu(pre if side is None else pre + side), ()
 
 
 ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "gru": GRUCell, "feedforward": FeedForwardCell}

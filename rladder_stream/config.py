@@ -23,6 +23,7 @@ ENCODER_KINDS = ("lstm", "gru", "feedforward")
 SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")
+D2E_ENTRIES = ("input", "gates")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class LadderConfig:
         decoder: build the decoder (off: hierarchical RNN, temporal baseline, static classifier).
         decoder_cell: ``convg1``, ``convg2`` or ``convg3`` (the top level always uses dense ``g1``).
         decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (SPEC 2.1).
+        decoder_to_encoder_entry: where ``d_l^{t-1}`` enters the encoder cell: ``input``, concatenated with
+            the bottom-up input before the normalised input transform (SPEC 2.2), or ``gates``, through its
+            own transform added to the gate pre-activations after the normalisation (the way ``W_h h``
+            enters), so the feedback cannot rescale the bottom-up signal (issue 4 investigation).
+        decoder_to_encoder_detach: stop the gradient through ``d_l^{t-1}``: the feedback is used as an
+            input but not trained through (issue 4 investigation).
         norm: ``layer`` (RLadder) or ``batch`` (RTagger) after input convolutions and in decoder cells.
         n_classes: classes of the classification head; 0 for none.
         predict: next-observation head on the bottom decoder output (needs the decoder).
@@ -80,6 +87,8 @@ class LadderConfig:
     decoder: bool = True
     decoder_cell: str = "convg2"
     decoder_to_encoder: bool = True
+    decoder_to_encoder_entry: str = "input"
+    decoder_to_encoder_detach: bool = False
     norm: str = "layer"
     n_classes: int = 10
     predict: bool = True
@@ -158,6 +167,8 @@ class LadderConfig:
         if ((self.predict and self.prediction_readout == "decoder") or self.probe) and not self.decoder:
             raise ValueError("the prediction and probe heads read the decoder: set decoder=True or turn them off "
                              "(or read the prediction from the top level: prediction_readout='top')")
+        if self.decoder_to_encoder_entry not in D2E_ENTRIES:
+            raise ValueError(f"decoder_to_encoder_entry={self.decoder_to_encoder_entry!r}; expected one of {D2E_ENTRIES}")
         if self.decoder_to_encoder and not self.decoder:
             raise ValueError("decoder_to_encoder needs the decoder (set decoder_to_encoder=False)")
         if self.input_view not in INPUT_VIEWS:
@@ -372,8 +383,17 @@ _MMNIST_LEVELS = {"tiny": ((4, 2), (8, 2)), "cpu": ((8, 2), (16, 2), (32, 2)), "
 _MMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 
 
+def _mmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
+    levels = tuple(LevelConfig(c, kind, pool=p) for c, p in _MMNIST_LEVELS[size])
+    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
+                        n_classes=0, class_weight=0.0, **fields)
+
+
 @register_config("mmnist-rtagger", "RTagger on two-digit Moving MNIST: 3 groups, next-frame prediction, no class task (SPEC 6.5)")
 def _mmnist_rtagger(size: str) -> LadderConfig:
-    levels = tuple(LevelConfig(c, pool=p) for c, p in _MMNIST_LEVELS[size])
-    return LadderConfig(obs_shape=(64, 64), levels=levels, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
-                        n_classes=0, class_weight=0.0)
+    return _mmnist(size)
+
+
+@register_config("mmnist-tagger", "Tagger on two-digit Moving MNIST: the RTagger with a feed-forward Ladder engine (SPEC 6.5)")
+def _mmnist_tagger(size: str) -> LadderConfig:
+    return _mmnist(size, kind="feedforward", decoder_to_encoder=False)

@@ -5,7 +5,9 @@ Reading one tick top to bottom (``RLadder.step``):
 1. ``e_0 = x`` (the observation with a channel axis added).
 2. Bottom-up, level l = 1..L: ``e_l = cell_l([pool(e_{l-1}), d_l^{t-1}], s_l^{t-1})``; then the top
    level: ``e_top = cell_top([flatten(pool(e_L)), d_top^{t-1}])``. ``d^{t-1}`` are the previous tick's
-   decoder outputs (the decoder-to-encoder connection), part of the state.
+   decoder outputs (the decoder-to-encoder connection), part of the state. They join the cell's input
+   (SPEC 2.2), or with ``decoder_to_encoder_entry="gates"`` enter through their own transform after the
+   normalisation; ``decoder_to_encoder_detach`` stops their gradient.
 3. Top-down: ``d_top = g_top(e_top, e_top)``, ``d_l = g_l(d_{l+1}, e_l)`` for l = L..1, and the bottom
    ``d_0 = g_0(d_1, e_0)``, whose per-pixel affine readout is the logit of the next observation.
 4. Heads: class logits from ``e_top``; the probe from ``d_1`` with its gradient stopped. A config with
@@ -24,7 +26,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .cells import DenseToMap, make_decoder_cell, make_encoder_cell, max_pool, upsample
+from .cells import DenseToMap, conv, make_decoder_cell, make_encoder_cell, max_pool, upsample
 from .config import LadderConfig
 
 State = dict[str, Tensor]
@@ -59,16 +61,23 @@ class RLadder(nn.Module):
         self.config = config
         cfg, dims = config, config.dims
         d2e = cfg.decoder and cfg.decoder_to_encoder
+        concat = d2e and cfg.decoder_to_encoder_entry == "input"  # d^{t-1} joins the cell's input
         channels = [cfg.in_channels] + [lv.channels for lv in cfg.levels]
 
         self.pools = nn.ModuleList(max_pool(dims, lv.pool) for lv in cfg.levels)
         self.encoders = nn.ModuleList(
-            make_encoder_cell(lv.kind, channels[l] + (channels[l + 1] if d2e else 0), lv.channels, lv.kernel, dims, cfg.norm)
+            make_encoder_cell(lv.kind, channels[l] + (channels[l + 1] if concat else 0), lv.channels, lv.kernel, dims, cfg.norm)
             for l, lv in enumerate(cfg.levels)
         )
         self.top_pool = max_pool(dims, cfg.top_pool)
-        top_in = cfg.top_input_features + (cfg.top_size if d2e else 0)
+        top_in = cfg.top_input_features + (cfg.top_size if concat else 0)
         self.top_encoder = make_encoder_cell(cfg.top_kind, top_in, cfg.top_size, 1, None, cfg.norm)
+        # entry "gates": d^{t-1}'s own transform into each cell's gates (no parameters for the other entries)
+        into_gates = d2e and not concat
+        self.feedback = nn.ModuleList(
+            conv(dims, lv.channels, cell.gate_channels, lv.kernel, bias=False) for lv, cell in zip(cfg.levels, self.encoders)
+        ) if into_gates else None
+        self.top_feedback = nn.Linear(cfg.top_size, self.top_encoder.gate_channels, bias=False) if into_gates else None
 
         if cfg.decoder:
             n = len(cfg.levels)
@@ -136,16 +145,13 @@ class RLadder(nn.Module):
         laterals = [obs.unsqueeze(1) if cfg.in_channels == 1 else obs]  # e_0: (B, in_channels, *obs_shape)
         e = laterals[0]
         for l, (pool, cell) in enumerate(zip(self.pools, self.encoders), start=1):
-            x = pool(e)
-            if d2e:
-                x = torch.cat([x, state[f"dec{l}.prev"]], dim=1)
-            e, cell_state = cell(x, tuple(state[f"enc{l}.{n}"] for n in cell.state_names))
+            transform = self.feedback[l - 1] if self.feedback is not None else None
+            x, side = self._with_feedback(pool(e), state, f"dec{l}.prev", transform)
+            e, cell_state = cell(x, tuple(state[f"enc{l}.{n}"] for n in cell.state_names), side)
             new_state.update({f"enc{l}.{n}": s for n, s in zip(cell.state_names, cell_state)})
             laterals.append(e)
-        x = self.top_pool(e).flatten(1)
-        if d2e:
-            x = torch.cat([x, state["top_dec.prev"]], dim=1)
-        top, top_state = self.top_encoder(x, tuple(state[f"top.{n}"] for n in self.top_encoder.state_names))
+        x, side = self._with_feedback(self.top_pool(e).flatten(1), state, "top_dec.prev", self.top_feedback)
+        top, top_state = self.top_encoder(x, tuple(state[f"top.{n}"] for n in self.top_encoder.state_names), side)
         new_state.update({f"top.{n}": s for n, s in zip(self.top_encoder.state_names, top_state)})
 
         outputs: Outputs = {}
@@ -171,6 +177,17 @@ class RLadder(nn.Module):
 
         # keep the declared key order (export and checkpoints rely on it)
         return outputs, {k: new_state[k] for k in self.state_spec()}
+
+    def _with_feedback(self, x: Tensor, state: State, key: str, transform: nn.Module | None) -> tuple[Tensor, Tensor | None]:
+        """An encoder cell's input and its optional gate-side term, with the decoder-to-encoder connection
+        ``d^{t-1} = state[key]`` entered as the config says (none, concatenated, or transformed into the gates)."""
+        cfg = self.config
+        if not (cfg.decoder and cfg.decoder_to_encoder):
+            return x, None
+        feedback = state[key].detach() if cfg.decoder_to_encoder_detach else state[key]
+        if transform is None:  # entry "input"
+            return torch.cat([x, feedback], dim=1), None
+        return x, transform(feedback)
 
     def forward(self, obs_seq: Tensor, state: Optional[State] = None) -> tuple[Outputs, State]:
         """Run a whole sequence ``(B, T, *obs_shape)``: the loop over :meth:`step`. Outputs get a time axis."""

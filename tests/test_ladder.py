@@ -82,6 +82,63 @@ def test_decoder_to_encoder_switch_removes_exactly_that_connection():
         assert (not torch.allclose(before[:, 1:], after[:, 1:])) == depends
 
 
+def test_feedback_entering_the_gates_bypasses_the_normalised_input_transform():
+    cfg = get_config("omm-rladder", size="tiny", decoder_to_encoder_entry="gates")
+    model = build_model(cfg).double().eval()
+    _perturb(model)
+    widths = [1] + [lv.channels for lv in cfg.levels]
+    for l, (encoder, feedback) in enumerate(zip(model.encoders, model.feedback)):
+        assert encoder.input_transform.in_channels == widths[l]  # bottom-up input only
+        assert (feedback.in_channels, feedback.out_channels) == (widths[l + 1], encoder.gate_channels)
+    assert model.top_encoder.input_transform.in_features == cfg.top_input_features
+    assert set(model.state_spec()) == set(build_model(get_config("omm-rladder", size="tiny")).state_spec())
+
+    # The fed-back map is added to the gates after the norm: with every other input fixed, the gates move
+    # linearly in d^{t-1}, so doubling a nonzero feedback doubles its effect on the level-1 gate pre-activations.
+    x = torch.rand(2, 32, 32, dtype=torch.float64)
+    state = {k: 0.3 * torch.randn_like(v) for k, v in model.init_state(2).items()}
+    encoder, feedback = model.encoders[0], model.feedback[0]
+    seen = []
+    hook = encoder.register_forward_hook(lambda m, args, out: seen.append(args[2]))
+    for scale in (1.0, 2.0):
+        model.step(x, state | {"dec1.prev": scale * state["dec1.prev"]})
+    hook.remove()
+    torch.testing.assert_close(seen[1], 2 * seen[0])
+    torch.testing.assert_close(seen[0], feedback(state["dec1.prev"]))
+    # ... and streaming still equals the whole sequence.
+    seq = torch.rand(2, 5, 32, 32, dtype=torch.float64)
+    whole, _ = model(seq)
+    first, mid = model(seq[:, :2])
+    second, _ = model(seq[:, 2:], mid)
+    torch.testing.assert_close(torch.cat([first["class_logits"], second["class_logits"]], 1), whole["class_logits"])
+
+
+@pytest.mark.parametrize("entry", ["input", "gates"])
+def test_detached_feedback_carries_values_but_no_gradient(entry):
+    outputs = {}
+    for detach in (False, True):
+        torch.manual_seed(0)
+        model = build_model(get_config("omm-rladder", size="tiny", decoder_to_encoder_entry=entry,
+                                       decoder_to_encoder_detach=detach)).eval()
+        _perturb(model)
+        state = {k: (0.3 * torch.randn_like(v)).requires_grad_() for k, v in model.init_state(2).items()}
+        out, _ = model.step(torch.rand(2, 32, 32), state)
+        out["class_logits"].sum().backward()
+        fed_back = [state[k].grad for k in state if k.startswith(("dec", "top_dec"))]
+        if detach:
+            assert all(g is None for g in fed_back)
+        else:
+            assert all(g is not None and g.abs().sum() > 0 for g in fed_back)
+        assert state["enc1.h"].grad is not None  # the encoder's own state is trained through either way
+        outputs[detach] = out["class_logits"].detach()
+    torch.testing.assert_close(outputs[False], outputs[True])  # the same values go forward
+
+
+def test_unknown_feedback_entry_is_refused():
+    with pytest.raises(ValueError, match="decoder_to_encoder_entry"):
+        get_config("omm-rladder", size="tiny", decoder_to_encoder_entry="sideways")
+
+
 def test_decoder_switch_and_baselines_are_the_same_blocks():
     hrnn = build_model(get_config("omm-hrnn", size="tiny"))
     full = build_model(get_config("omm-rladder", size="tiny"))
