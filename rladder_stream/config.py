@@ -368,6 +368,12 @@ def _tmnist_rtagger(size: str) -> LadderConfig:
     return _tmnist(size, groups=2)
 
 
+@register_config("tmnist-rtagger-noclass", "RTagger on Brodatz-textured MNIST without the class task (denoising only): "
+                 "does the class task speed up training? (SPEC 6.4)")
+def _tmnist_rtagger_no_class(size: str) -> LadderConfig:
+    return _tmnist(size, groups=2, class_weight=0.0)
+
+
 @register_config("tmnist-tagger", "Tagger on Brodatz-textured MNIST: the RTagger with a feed-forward Ladder engine (Table 4)")
 def _tmnist_tagger(size: str) -> LadderConfig:
     return _tmnist(size, kind="feedforward", groups=2, decoder_to_encoder=False)

@@ -260,7 +260,9 @@ class _GroupingTask(EpisodeTask):
     def metrics(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, tuple[float, float]]:
         """Class error at the last tick (``class_error``) and at each (``class_error_1``, ...), the forecast's
         MSE and NLL where there are next frames, and the mean AMI of each tick's grouping (``ami_1``, ...) and
-        over all ticks (``ami``)."""
+        over all ticks (``ami``). ``ami_shuffled`` scores the last tick's grouping of each observation against
+        the ground truth of the batch's previous observation: what these masks score by chance, a position
+        prior included, for the real AMI to be judged against."""
         from .metrics import batch_grouping_ami
 
         out = batch_metrics(outputs, batch)
@@ -276,6 +278,9 @@ class _GroupingTask(EpisodeTask):
             out[f"ami_{t + 1}"] = (s, float(n))
             total, count = total + s, count + n
         out["ami"] = (total, float(count))
+        if len(truth) > 1:  # the chance level of these masks: each last grouping against another image's truth
+            s, n = batch_grouping_ami(np.roll(truth[:, -1], 1, axis=0), masks[:, -1], self.ami_ignore)
+            out["ami_shuffled"] = (s, float(n))
         return out
 
 

@@ -287,6 +287,10 @@ def test_moving_task_scores_each_forecast_against_the_next_frame():
     masks = torch.stack([(truth == k).float() for k in (2, 1, 0)], dim=2)
     total, count = task.metrics({"groups": masks}, batch)["ami"]
     assert count > 0 and total == pytest.approx(count)
+    # the chance level scores each last grouping against the previous sequence's truth: masks made from
+    # that truth score 1 there (and not 1 against their own)
+    metrics = task.metrics({"groups": masks.roll(1, dims=0)}, batch)
+    assert metrics["ami_shuffled"] == (pytest.approx(2.0), 2.0) and metrics["ami_19"][0] < 2.0
     from envs.moving_mnist import AMI_IGNORE, MovingMNISTEnv
 
     assert task.ami_ignore == AMI_IGNORE == MovingMNISTEnv.ami_ignore  # the benchmark scores the same pixels
@@ -353,31 +357,43 @@ def _row(markdown: str, block: str, label: str) -> list[str]:
 def test_table4_markdown_is_a_pure_function_of_results():
     from rladder_stream.table4 import table4_markdown
 
+    def with_chance(result: dict, chance: float) -> dict:
+        result["test"]["ami_shuffled"] = chance
+        return result
+
     results = [
-        _t4_result("tmnist-rtagger", 0, None, (0.30, 0.50, 0.60), (40.0, 30.0, 20.0)),
-        _t4_result("tmnist-rtagger", 1, None, (0.34, 0.54, 0.64), (42.0, 32.0, 22.0)),
+        with_chance(_t4_result("tmnist-rtagger", 0, None, (0.30, 0.50, 0.60), (40.0, 30.0, 20.0)), 0.01),
+        with_chance(_t4_result("tmnist-rtagger", 1, None, (0.34, 0.54, 0.64), (42.0, 32.0, 22.0)), 0.03),
         _t4_result("tmnist-tagger", 0, None, (0.05, 0.06, 0.07), (85.0, 85.0, 85.0)),  # did not train
         _t4_result("tmnist-tagger", 1, None, (0.20, 0.25, 0.30), (50.0, 50.0, 50.0)),
         _t4_result("tmnist-convnet", 0, None, None, (70.0, 70.0, 70.0)),
         _t4_result("tmnist-convnet", 1, None, None, (72.0, 72.0, 72.0)),
         _t4_result("tmnist-rtagger", 0, 1000, (0.10, 0.12, 0.15), (88.0, 85.0, 84.0)),
+        # without the class task: judged by AMI alone (its untrained class head's error is not shown)
+        _t4_result("tmnist-rtagger-noclass", 0, None, (0.05, 0.10, 0.20), (90.0, 90.0, 90.0)),
+        _t4_result("tmnist-rtagger-noclass", 1, None, (0.03, 0.06, 0.08), (90.0, 90.0, 90.0)),
     ]
     text = table4_markdown(results, command="rladder-stream reproduce table4 --seeds 2", generated="now")
     assert text == table4_markdown(list(reversed(results)), command="rladder-stream reproduce table4 --seeds 2", generated="now")
     full = "50k labelled"
-    assert _row(text, full, "RTagger after iteration 1")[2:] == ["2 / 2", "0.320 ± 0.028", "41.00 ± 1.41"]
-    assert _row(text, full, "RTagger after iteration 3")[3] == "0.620 ± 0.028"
+    assert _row(text, full, "RTagger after iteration 1")[2:] == ["2 / 2", "0.320 ± 0.028", "—", "41.00 ± 1.41"]
+    assert _row(text, full, "RTagger after iteration 3")[3:5] == ["0.620 ± 0.028", "0.020 ± 0.014"]
     assert _row(text, full, "Tagger")[2] == "1 / 2"  # one seed trained
-    assert _row(text, full, "ConvNet")[2:] == ["2 / 2", "—", "71.00 ± 1.41"]
+    assert _row(text, full, "ConvNet")[2:] == ["2 / 2", "—", "—", "71.00 ± 1.41"]
+    assert _row(text, full, "RTagger without class task")[2:] == ["1 / 2", "0.140 ± 0.085", "—", "—"]
     semi = "1k labelled + 49k unlabelled"
-    assert _row(text, semi, "RTagger after iteration 3")[2:] == ["0 / 1", "0.150", "84.00"]
+    assert _row(text, semi, "RTagger after iteration 3")[2:] == ["0 / 1", "0.150", "—", "84.00"]
     assert _row(text, semi, "Tagger")[2] == "0 / 0"
+    with pytest.raises(AssertionError, match="no row"):
+        _row(text, semi, "RTagger without class task")  # trained in the fully labelled block only
     block = text.split(f"## {full}\n")[1].split("## ")[0]
     assert "**holds**: The RTagger improves over iterations: AMI" in block
     assert "**holds**: The RTagger beats the ConvNet" in block
+    assert "**holds**: The classification task speeds up training" in block  # 0.62 ± 0.03 vs 0.14 ± 0.08
     assert "no seed of the RTagger trained" in text.split(f"## {semi}\n")[1]  # claims are about trained models
+    assert "classification task" not in text.split(f"## {semi}\n")[1].split("## Per seed")[0]
     assert "rladder-stream reproduce table4 --seeds 2" in text and "test machine" in text
-    assert "**5 of 7 runs trained** (steps of training per run: 100)." in text  # RTagger 2, Tagger 1, ConvNet 2
+    assert "**6 of 9 runs trained** (steps of training per run: 100)." in text  # RTagger 2, Tagger 1, ConvNet 2, no class 1
     with pytest.raises(ValueError, match="more than one result"):
         table4_markdown(results + [results[0]])
 
@@ -396,7 +412,7 @@ def test_moving_mnist_markdown_sits_beside_the_paper():
         row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
         return [c.strip() for c in row.strip("|").split("|")][2:]
 
-    assert cells("RTagger") == ["2 / 2", "0.500 ± 0.141", "0.600 ± 0.141", "0.01000 ± 0.00000", "AMI 0.75"]
+    assert cells("RTagger") == ["2 / 2", "0.500 ± 0.141", "0.600 ± 0.141", "—", "0.01000 ± 0.00000", "AMI 0.75"]
     assert cells("Tagger")[:2] == ["1 / 3", "0.123 ± 0.154"] and cells("Tagger")[-1] == "trained in 1 of 3 seeds"
     with pytest.raises(ValueError, match="more than one result"):
         moving_mnist_markdown(results + [results[0]])
@@ -407,7 +423,8 @@ def test_table4_plan_and_cli_checks(tmp_path):
     from rladder_stream.table4 import plan_table4
 
     table, moving = plan_table4(2, "tiny", 30.0, ["epochs=2"], tmp_path, moving_seeds=1)
-    assert len(table) == 2 * 3 * 2 and len(moving) == 2  # RTagger and Tagger on Moving MNIST
+    assert len(table) == (2 * 3 + 1) * 2 and len(moving) == 2 * 1  # + the RTagger without class task; 2 models on video
+    assert sum(c.model == "tmnist-rtagger-noclass" for c in table) == 2 and {c.labelled for c in table if "noclass" in c.model} == {None}
     assert {c.model for c in moving} == {"mmnist-rtagger", "mmnist-tagger"}
     assert {c.labelled for c in table} == {None, 1000} and all(c.epochs == 2 and c.time_budget_s == 30.0 for c in table)
     assert len({c.out for c in table + moving}) == len(table) + 2
