@@ -60,6 +60,7 @@ def batch_metrics(outputs: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[
 
     ``class_error``: % wrong at the last tick (labelled examples). ``prediction_mse``: mean squared error per
     pixel between the forecast and the actual next (occluded) observation. ``prediction_nll``: per tick.
+    Non-finite forecasts (a diverged model) give NaN metrics.
     """
     out: dict[str, tuple[float, float]] = {}
     if "class_logits" in outputs and "labels" in batch:
@@ -71,7 +72,9 @@ def batch_metrics(outputs: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[
         targets = batch["next_targets"].float()
         mask = batch.get("mask")
         per_tick_se = (probs - targets).square().flatten(2).mean(-1)
-        per_tick_nll = F.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), targets, reduction="none").flatten(2).sum(-1)
+        # written out, not F.binary_cross_entropy: a diverged model's NaN must become a NaN metric, not an error
+        p = probs.clamp(1e-6, 1 - 1e-6)
+        per_tick_nll = -(targets * p.log() + (1 - targets) * (1 - p).log()).flatten(2).sum(-1)
         m = torch.ones_like(per_tick_se) if mask is None else mask.float()
         out["prediction_mse"] = ((per_tick_se * m).sum().item(), m.sum().item())
         out["prediction_nll"] = ((per_tick_nll * m).sum().item(), m.sum().item())

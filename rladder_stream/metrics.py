@@ -82,7 +82,8 @@ def grouping_ami(true_groups: np.ndarray, masks: np.ndarray, ignore: Sequence[in
     """SPEC 5 AMI of one observation: true int groups vs the argmax over ``masks`` ``(K, *obs_shape)``.
 
     Pixels whose true group is in ``ignore`` are dropped (-1 always means "ignore"; Moving MNIST also
-    drops the background, group 0). Returns ``None`` when no pixel is left to score.
+    drops the background, group 0). Returns ``None`` when no pixel is left to score, NaN when a mask is not
+    finite (a diverged model: its argmax would be an arbitrary grouping).
     """
     true = np.asarray(true_groups).reshape(-1)
     masks = np.asarray(masks)
@@ -94,6 +95,8 @@ def grouping_ami(true_groups: np.ndarray, masks: np.ndarray, ignore: Sequence[in
     keep = ~np.isin(true, np.asarray(tuple(ignore)))
     if not keep.any():
         return None
+    if not np.isfinite(masks).all():
+        return float("nan")
     return adjusted_mutual_info(true[keep], pred[keep])
 
 

@@ -221,6 +221,16 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
     return "\n".join(lines + provenance_lines(found, command, budget_s) + ["- Each run's settings are in its `results.json` (`train_config`).", ""])
 
 
+def _moving_outcome(result: Mapping[str, Any]) -> str:
+    """``AMI 0.123``, or where the model's outputs went non-finite, from which frame on."""
+    test = result.get("test", {})
+    ami = float(test.get("ami", math.nan))
+    if math.isfinite(ami):
+        return f"AMI {ami:.3f}"
+    frames = sorted(int(k[4:]) for k in test if k.startswith("ami_") and k[4:].isdigit() and not math.isfinite(float(test[k])))
+    return f"diverged: non-finite outputs from frame {frames[0]} on" if frames else "AMI not finite"
+
+
 def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
                           generated: str | None = None) -> str:
     """The RTagger's and the Tagger's Moving MNIST AMI (SPEC 6.5) beside the paper's 0.75 (RTagger) and its
@@ -246,8 +256,8 @@ def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str 
                      f"{_fmt(_stat(runs, 'ami_shuffled'), 3)} | {_fmt(_stat(runs, 'prediction_mse'), 5)} | {paper[model.config]} |")
     lines += ["", "Per seed:", ""]
     for model in MOVING_MODELS:
-        lines += [f"- {model.label}: " + ("; ".join(f"seed {r.get('seed')}: AMI {r['test'].get('ami', math.nan):.3f} after "
-                                                     f"{r.get('steps', NO_VALUE)} steps" for r in grouped[model.config]) or NO_VALUE)]
+        lines += [f"- {model.label}: " + ("; ".join(f"seed {r.get('seed')}: {_moving_outcome(r)} after {r.get('steps', NO_VALUE)} steps"
+                                                     for r in grouped[model.config]) or NO_VALUE)]
     lines.append("")
     found = [r for runs in grouped.values() for r in runs]
     return "\n".join(lines + provenance_lines(found, command, budget_s) + ["- Each run's settings are in its `results.json` (`train_config`).", ""])

@@ -67,6 +67,16 @@ def test_batch_sum_and_count():
     assert count == 2 and total == pytest.approx(2.0)
 
 
+def test_non_finite_masks_score_nan_not_an_arbitrary_grouping():
+    truth = np.array([[0, 1], [1, 0]])
+    masks = np.stack([truth == 0, truth != 0]).astype(np.float32)
+    assert grouping_ami(truth, masks) == pytest.approx(1.0)
+    masks[0, 0, 1] = np.nan  # a diverged model
+    assert np.isnan(grouping_ami(truth, masks))
+    total, count = batch_grouping_ami(truth[None], masks[None])
+    assert np.isnan(total) and count == 1
+
+
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="pixels"):
         grouping_ami(np.zeros((3, 3), int), np.ones((2, 4, 4)))

@@ -56,6 +56,9 @@ def test_nll_per_step_is_the_fields_convention_by_hand(embedded_data):
     assert bernoulli_nll(logits, batch["next_targets"], batch["mask"]).item() == pytest.approx(hand, rel=1e-5)
     total, count = batch_metrics({"prediction_logits": logits}, batch)["prediction_nll"]
     assert count == 5 and total / count == pytest.approx(hand, rel=1e-5)
+    logits[1, 0, 3] = float("nan")  # a diverged model: NaN metrics, not an exception in the middle of a run
+    metrics = batch_metrics({"prediction_logits": logits}, batch)
+    assert np.isnan(metrics["prediction_nll"][0]) and np.isnan(metrics["prediction_mse"][0])
     assert task.eval_size("test") == 2
 
 

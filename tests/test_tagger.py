@@ -413,6 +413,8 @@ def test_moving_mnist_markdown_sits_beside_the_paper():
         return [c.strip() for c in row.strip("|").split("|")][2:]
 
     assert cells("RTagger") == ["2 / 2", "0.500 ± 0.141", "0.600 ± 0.141", "—", "0.01000 ± 0.00000", "AMI 0.75"]
+    diverged = {"model": "mmnist-tagger", "seed": 3, "steps": 10, "test": {"ami": math.nan, "ami_1": 0.01, "ami_2": math.nan}}
+    assert "seed 3: diverged: non-finite outputs from frame 2 on after 10 steps" in moving_mnist_markdown([diverged])
     assert cells("Tagger")[:2] == ["1 / 3", "0.123 ± 0.154"] and cells("Tagger")[-1] == "trained in 1 of 3 seeds"
     with pytest.raises(ValueError, match="more than one result"):
         moving_mnist_markdown(results + [results[0]])
