@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from .config import get_config
-from .train import TrainConfig, parse_overrides, train
+from .train import TrainConfig, TrainingDiverged, parse_overrides, train
 
 NO_VALUE = "—"
 
@@ -380,6 +380,13 @@ def finished_results(cfg: TrainConfig) -> dict[str, Any] | None:
     return results
 
 
+def diverged_result(cfg: TrainConfig, exc: TrainingDiverged) -> dict[str, Any]:
+    """The results entry of a run whose training diverged: no test metrics (so it never counts as trained),
+    the step and the message (tables show it as a seed that finished without metrics)."""
+    return {"model": cfg.model, "size": cfg.size, "seed": cfg.seed, "steps": exc.step, "diverged": str(exc), "test": {},
+            "train_config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
+
+
 def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: float | None, say: Callable[[str], None]) -> list[dict[str, Any]]:
     """Train every run of a table one after another, reusing finished ones; returns their results in order.
 
@@ -407,7 +414,11 @@ def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: flo
             eta = "eta after the first run"
         say(f"{where}: training in {cfg.out}; {left} runs left, elapsed {_duration(time.perf_counter() - started)}, {eta}")
         tick = time.perf_counter()
-        results[i] = train(cfg, log=lambda text: say(f"    {text}"))
+        try:
+            results[i] = train(cfg, log=lambda text: say(f"    {text}"))
+        except TrainingDiverged as exc:  # a seed that diverges is a result (it did not train), not the end of the table
+            say(f"    {exc}")
+            results[i] = diverged_result(cfg, exc)
         took.append(time.perf_counter() - tick)
     return results
 

@@ -222,7 +222,9 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
 
 
 def _moving_outcome(result: Mapping[str, Any]) -> str:
-    """``AMI 0.123``, or where the model's outputs went non-finite, from which frame on."""
+    """``AMI 0.123``; or that training diverged; or from which frame on the model's outputs went non-finite."""
+    if "diverged" in result:
+        return "training diverged"
     test = result.get("test", {})
     ami = float(test.get("ami", math.nan))
     if math.isfinite(ami):

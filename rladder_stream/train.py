@@ -162,6 +162,17 @@ def evaluate(model: torch.nn.Module, task: Task, split: str, limit: int | None, 
     return {name: total / max(count, 1.0) for name, (total, count) in sums.items()}
 
 
+class TrainingDiverged(FloatingPointError):
+    """The training cost became non-finite; raised before that step changes anything (weights, optimiser,
+    checkpoint), so the run's folder keeps its last good checkpoint."""
+
+    def __init__(self, step: int, costs: dict[str, float], out: str | None):
+        self.step, self.costs = step, costs
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in costs.items())
+        super().__init__(f"training diverged at step {step + 1}: {shown}; nothing of that step was applied"
+                         + (f", {out}/last.pt holds the last checkpoint" if out else ""))
+
+
 class _Progress:
     """A one-line progress report every ``every`` steps: step, costs, throughput, ETA (``stream=None``: silent)."""
 
@@ -349,6 +360,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
                 costs = model(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step))
             else:
                 costs = model(batch)
+        finite = torch.isfinite(costs["total"].detach()).float()
+        if ddp:  # every rank stops together
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not finite.item():
+            raise TrainingDiverged(step, {k: float(v.detach()) for k, v in costs.items()}, cfg.out)
         optimizer.zero_grad(set_to_none=True)
         costs["total"].backward()
         if cfg.grad_clip:

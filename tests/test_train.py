@@ -50,6 +50,34 @@ def test_resumed_training_equals_uninterrupted(tmp_path, model, dataset, monkeyp
     assert resumed["test"] == whole["test"]
 
 
+def test_a_non_finite_cost_stops_training_before_that_step_changes_anything(tmp_path, monkeypatch):
+    from rladder_stream.reproduce import train_runs
+    from rladder_stream.tasks import OccludedMNISTTask
+    from rladder_stream.train import TrainingDiverged
+
+    cfg = _tiny(tmp_path, epochs=2, train_sequences=16)  # 2 steps per epoch: a checkpoint after step 2
+    costs = OccludedMNISTTask.costs
+    calls = []
+
+    def poisoned(self, outputs, batch):  # the 4th training step's cost is NaN (evaluation calls metrics, not costs)
+        calls.append(1)
+        out = costs(self, outputs, batch)
+        return dict(out, total=out["total"] * float("nan")) if len(calls) == 4 else out
+
+    monkeypatch.setattr(OccludedMNISTTask, "costs", poisoned)
+    with pytest.raises(TrainingDiverged, match="diverged at step 4: .*total=nan.*last checkpoint"):
+        train(cfg, log=lambda s: None)
+    _, weights, extra = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert extra["step"] == 2 and all(torch.isfinite(w).all() for w in weights.values())  # the good checkpoint stays
+    # reproduce records the diverged seed (no test metrics) and goes on to the next run
+    calls.clear()
+    second = _tiny(tmp_path, epochs=2, train_sequences=16, seed=1, out=str(tmp_path / "other"))
+    results = train_runs([_tiny(tmp_path, epochs=2, train_sequences=16, out=str(tmp_path / "third")), second],
+                         "test", "2 runs", None, lambda s: None)
+    assert results[0]["test"] == {} and "diverged at step 4" in results[0]["diverged"] and results[0]["seed"] == 0
+    assert results[1]["steps"] == 4 and np.isfinite(results[1]["test"]["class_error"])
+
+
 def test_resume_refuses_a_different_model(tmp_path):
     train(_tiny(tmp_path, train_sequences=8), log=lambda s: None)
     with pytest.raises(ValueError, match="different model configuration"):
