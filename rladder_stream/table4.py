@@ -98,6 +98,12 @@ def _metric_names(model: Model) -> list[tuple[str, str, str]]:
     return [(suffix(t), f"ami_{t}", f"class_error_{t}") for t in model.iterations]
 
 
+def _tick_amis(test: Mapping[str, Any]) -> dict[int, float]:
+    """The per-tick AMIs of a test dict (``ami_1``, ``ami_2``, ...), in tick order."""
+    ticks = {int(k[4:]): float(v) for k, v in test.items() if k.startswith("ami_") and k[4:].isdigit()}
+    return dict(sorted(ticks.items()))
+
+
 def _last_ami(result: Mapping[str, Any], model: Model) -> float | None:
     value = result.get("test", {}).get(f"ami_{model.iterations[-1]}" if model.iterations else "ami")
     return None if value is None else float(value)
@@ -211,7 +217,7 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
         for model in (m for m in MODELS if m.in_block(block.key)):
             for r in grouped[(block.key, model.config)]:
                 test = r.get("test", {})
-                amis = ", ".join(f"{test[k]:.3f}" for k in sorted(test) if k.startswith("ami_") and k[4:].isdigit()) or NO_VALUE
+                amis = ", ".join(f"{v:.3f}" for v in _tick_amis(test).values()) or NO_VALUE
                 error = f"{test['class_error']:.2f}" if "class_error" in test and model.classifies else NO_VALUE
                 wall = r.get("wall_time_s")
                 lines.append(f"| {block.label} | {model.label} | {r.get('seed')} | {'yes' if trained(r, model) else 'no'} | {amis} | "
@@ -229,7 +235,7 @@ def _moving_outcome(result: Mapping[str, Any]) -> str:
     ami = float(test.get("ami", math.nan))
     if math.isfinite(ami):
         return f"AMI {ami:.3f}"
-    frames = sorted(int(k[4:]) for k in test if k.startswith("ami_") and k[4:].isdigit() and not math.isfinite(float(test[k])))
+    frames = [t for t, v in _tick_amis(test).items() if not math.isfinite(v)]
     return f"diverged: non-finite outputs from frame {frames[0]} on" if frames else "AMI not finite"
 
 
@@ -252,7 +258,7 @@ def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str 
     paper = {"mmnist-rtagger": f"AMI {PAPER_MOVING_MNIST_AMI}", "mmnist-tagger": "trained in 1 of 3 seeds"}
     for model in MOVING_MODELS:
         runs = grouped[model.config]
-        last = max((int(k[4:]) for r in runs for k in r.get("test", {}) if k.startswith("ami_") and k[4:].isdigit()), default=None)
+        last = max((t for r in runs for t in _tick_amis(r.get("test", {}))), default=None)
         lines.append(f"| {model.label} | `{model.config}` | {sum(trained(r, model) for r in runs)} / {len(runs)} | "
                      f"{_fmt(_stat(runs, 'ami'), 3)} | {_fmt(_stat(runs, f'ami_{last}'), 3) if last else NO_VALUE} | "
                      f"{_fmt(_stat(runs, 'ami_shuffled'), 3)} | {_fmt(_stat(runs, 'prediction_mse'), 5)} | {paper[model.config]} |")
