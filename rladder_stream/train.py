@@ -360,11 +360,14 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
                 costs = model(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step))
             else:
                 costs = model(batch)
-        finite = torch.isfinite(costs["total"].detach()).float()
+        values = {k: float(v.detach()) for k, v in costs.items()}  # this rank's rows (rank 0 logs)
+        finite = math.isfinite(values["total"])
         if ddp:  # every rank stops together
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        if not finite.item():
-            raise TrainingDiverged(step, {k: float(v.detach()) for k, v in costs.items()}, cfg.out)
+            flag = torch.tensor([float(finite)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = bool(flag.item())
+        if not finite:
+            raise TrainingDiverged(step, values, cfg.out)
         optimizer.zero_grad(set_to_none=True)
         costs["total"].backward()
         if cfg.grad_clip:
@@ -375,7 +378,6 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             teacher.update(raw_model, step)
         step += 1
         train_time += time.perf_counter() - tick
-        values = {k: float(v.detach()) for k, v in costs.items()}  # this rank's rows (rank 0 logs)
         progress.update(step, cfg.batch_size, values)
         epoch = step / cfg.steps_per_epoch
         if step % cfg.log_every == 0:
