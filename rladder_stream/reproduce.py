@@ -387,39 +387,101 @@ def diverged_result(cfg: TrainConfig, exc: TrainingDiverged) -> dict[str, Any]:
             "train_config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
 
 
-def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: float | None, say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Train every run of a table one after another, reusing finished ones; returns their results in order.
+def _train_or_diverge(cfg: TrainConfig, say: Callable[[str], None]) -> dict[str, Any]:
+    """One run's results; a seed that diverges is a result (it did not train), not the end of the table."""
+    try:
+        return train(cfg, log=say)
+    except TrainingDiverged as exc:
+        say(f"    {exc}")
+        return diverged_result(cfg, exc)
 
+
+def _train_in_subprocess(cfg: TrainConfig, threads: int) -> dict[str, Any]:
+    """A worker of ``train_runs(jobs > 1)``: its log lines go to standard error, tagged with the run."""
+    import torch
+
+    torch.set_num_threads(threads)
+    tag = f"[{cfg.model} seed {cfg.seed}{'' if cfg.labelled is None else f' labelled {cfg.labelled}'}]"
+    sys.stderr = _Tagged(sys.stderr, tag)  # the progress lines too: several runs write to one terminal
+    return _train_or_diverge(cfg, lambda text: print(text.strip(), file=sys.stderr, flush=True))
+
+
+class _Tagged:
+    """A text stream that starts every line it writes with ``tag``."""
+
+    def __init__(self, stream: TextIO, tag: str):
+        self.stream, self.tag, self.at_line_start = stream, tag, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            self.stream.write(f"{self.tag} {piece}" if self.at_line_start else piece)
+            self.at_line_start = piece.endswith(("\n", "\r"))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: float | None, say: Callable[[str], None],
+               jobs: int = 1) -> list[dict[str, Any]]:
+    """Train every run of a table, reusing finished ones; returns their results in order.
+
+    ``jobs`` runs train at once, each in its own process (spawned, so CUDA works; torch threads split
+    between them): small models leave most of a GPU idle, and several runs share it better than one after
+    another. Every run's settings, seed and results are the same as when they train one after another.
     Every finished run is checked (same settings) before anything trains; progress goes to ``say``: which
     run, runs left, elapsed time and an ETA from the mean of the runs trained so far."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     if int(os.environ.get("RANK", -1)) != -1:
-        raise RuntimeError("reproduce trains its runs one after another in one process; to use several GPUs, "
+        raise RuntimeError("reproduce trains its runs in processes of its own; to use several GPUs, "
                            "launch 'rladder-stream train' under torchrun for each run")
     results = [finished_results(cfg) for cfg in runs]
-    todo = sum(r is None for r in results)
-    say(f"{name}: {len(runs)} runs ({shape}), {len(runs) - todo} finished, {todo} to train; "
+    todo = [i for i, r in enumerate(results) if r is None]
+    say(f"{name}: {len(runs)} runs ({shape}), {len(runs) - len(todo)} finished, {len(todo)} to train"
+        f"{f', {min(jobs, len(todo))} at a time' if jobs > 1 and todo else ''}; "
         f"budget {'none' if budget_s is None else f'{budget_s:g} s per run'}")
-    started, took = time.perf_counter(), []
     for i, cfg in enumerate(runs):
-        where = f"[{i + 1}/{len(runs)}] {cfg.model} seed {cfg.seed}"
         if results[i] is not None:
-            say(f"{where}: finished earlier, skipped ({cfg.out})")
-            continue
-        left = sum(r is None for r in results[i:])
-        if took:
-            eta = f"eta ~{_duration(left * sum(took) / len(took))} (at the mean of {len(took)} run{'s' * (len(took) > 1)})"
-        elif budget_s is not None:
-            eta = f"eta >= {_duration(left * budget_s)} (budget only)"
-        else:
-            eta = "eta after the first run"
-        say(f"{where}: training in {cfg.out}; {left} runs left, elapsed {_duration(time.perf_counter() - started)}, {eta}")
-        tick = time.perf_counter()
-        try:
-            results[i] = train(cfg, log=lambda text: say(f"    {text}"))
-        except TrainingDiverged as exc:  # a seed that diverges is a result (it did not train), not the end of the table
-            say(f"    {exc}")
-            results[i] = diverged_result(cfg, exc)
-        took.append(time.perf_counter() - tick)
+            say(f"[{i + 1}/{len(runs)}] {cfg.model} seed {cfg.seed}: finished earlier, skipped ({cfg.out})")
+    started, took = time.perf_counter(), []
+    if jobs == 1 or len(todo) <= 1:
+        for n, i in enumerate(todo):
+            cfg, left = runs[i], len(todo) - n
+            if took:
+                eta = f"eta ~{_duration(left * sum(took) / len(took))} (at the mean of {len(took)} run{'s' * (len(took) > 1)})"
+            else:
+                eta = f"eta >= {_duration(left * budget_s)} (budget only)" if budget_s is not None else "eta after the first run"
+            say(f"[{i + 1}/{len(runs)}] {cfg.model} seed {cfg.seed}: training in {cfg.out}; {left} runs left, "
+                f"elapsed {_duration(time.perf_counter() - started)}, {eta}")
+            tick = time.perf_counter()
+            results[i] = _train_or_diverge(cfg, lambda text: say(f"    {text}"))
+            took.append(time.perf_counter() - tick)
+        return results
+
+    import concurrent.futures
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
+    errors = []
+    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        submitted = {}
+        for i in todo:
+            say(f"[{i + 1}/{len(runs)}] {runs[i].model} seed {runs[i].seed}: queued, trains in {runs[i].out}")
+            submitted[pool.submit(_train_in_subprocess, runs[i], threads)] = i
+        for future in concurrent.futures.as_completed(submitted):
+            i = submitted[future]
+            where = f"[{i + 1}/{len(runs)}] {runs[i].model} seed {runs[i].seed}"
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # the other runs go on and keep their results; the first error is raised at the end
+                errors.append(exc)
+                say(f"{where}: failed: {type(exc).__name__}: {exc}")
+                continue
+            say(f"{where}: done; {sum(r is None for r in results) - len(errors)} runs left, "
+                f"elapsed {_duration(time.perf_counter() - started)}")
+    if errors:
+        raise errors[0]
     return results
 
 
@@ -432,14 +494,14 @@ def reproduce_table1(
     doc: str | os.PathLike = "docs/results/table1.md",
     command: str | None = None,
     stream: TextIO | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Train (or reuse) every run of Table 1, write the markdown document ``doc``; returns all results.
-
-    Progress (which run, elapsed time, ETA) goes to ``stream`` (default: standard error)."""
+    """Train (or reuse) every run of Table 1 (``jobs`` at a time), write the markdown document ``doc``; returns
+    all results. Progress (which run, elapsed time, ETA) goes to ``stream`` (default: standard error)."""
     runs = plan_table1(seeds, size, budget_s, settings, out)
     say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
-    results = train_runs(runs, "table1", f"{len(TABLE1)} rows x {seeds} seeds", budget_s, say)
+    results = train_runs(runs, "table1", f"{len(TABLE1)} rows x {seeds} seeds", budget_s, say, jobs)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = table1_markdown(results, command=command, budget_s=budget_s, generated=generated)
     doc = Path(doc)
@@ -450,13 +512,20 @@ def reproduce_table1(
 
 
 def add_table_arguments(parser: argparse.ArgumentParser, table: str, seeds: int = 3) -> None:
-    """The options every ``reproduce`` table shares: --seeds, --size, --budget-s, --set, --out, --doc."""
+    """The options every ``reproduce`` table shares: --seeds, --size, --budget-s, --set, --out, --doc, --jobs."""
     parser.add_argument("--seeds", type=int, default=seeds, help=f"seeds 0..N-1 per row (default {seeds})")
     parser.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size of every row (default cpu)")
     parser.add_argument("--budget-s", type=float, default=None, help="training-time cap per run in seconds (default: none)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings for every run, as in 'rladder-stream train'")
     parser.add_argument("--out", default=f"runs/{table}", help=f"folder of the runs (default runs/{table})")
     parser.add_argument("--doc", default=f"docs/results/{table}.md", help=f"markdown file to write (default docs/results/{table}.md)")
+    add_jobs_argument(parser)
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    """``--jobs N``: how many runs train at once (one process each)."""
+    parser.add_argument("--jobs", type=int, default=1, help="runs that train at once, one process each (default 1); "
+                        "on a GPU several small runs share it better than one after another")
 
 
 def reproduce_command(argv: Sequence[str], table: str | None = None) -> str:
@@ -481,6 +550,6 @@ def reproduce_cli_main(argv: list[str]) -> int:
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(str(exc))
-    reproduce_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command)
+    reproduce_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

@@ -218,12 +218,12 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
 
 def reproduce_table2(seeds: int = 2, size: str = "cpu", budget_s: float | None = None, settings: Sequence[str] = (),
                      out: str | Path = "runs/table2", doc: str | Path = "docs/results/table2.md", command: str | None = None,
-                     stream=None) -> list[dict[str, Any]]:
-    """Train (or reuse) every run of Table 2 and write ``doc``; returns all results."""
+                     stream=None, jobs: int = 1) -> list[dict[str, Any]]:
+    """Train (or reuse) every run of Table 2 (``jobs`` at a time) and write ``doc``; returns all results."""
     runs = plan_table2(seeds, size, budget_s, settings, out)
     say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
-    results = train_runs(runs, "table2", f"{len(TABLE2)} rows x {len(COLUMNS)} columns x {seeds} seeds", budget_s, say)
+    results = train_runs(runs, "table2", f"{len(TABLE2)} rows x {len(COLUMNS)} columns x {seeds} seeds", budget_s, say, jobs)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     doc = Path(doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +243,6 @@ def table2_cli_main(argv: list[str]) -> int:
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(str(exc))
-    reproduce_table2(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table2"))
+    reproduce_table2(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table2"), jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

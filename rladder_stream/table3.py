@@ -289,13 +289,14 @@ def reproduce_table3(
     datasets: Sequence[str] = DATASET_NAMES,
     models: Sequence[str] = tuple(LABELS),
     stream: TextIO | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Train (or reuse) every run of Table 3 and write ``doc``; returns the results. Progress goes to ``stream``
+    """Train (or reuse) every run of Table 3 (``jobs`` at a time) and write ``doc``; returns the results. Progress goes to ``stream``
     (default: standard error)."""
     runs = plan_table3(seeds, size, budget_s, settings, out, datasets, models)
     say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
-    results = train_runs(runs, "table3", f"{len(runs) // seeds} (data set, model) cells x {seeds} seeds", budget_s, say)
+    results = train_runs(runs, "table3", f"{len(runs) // seeds} (data set, model) cells x {seeds} seeds", budget_s, say, jobs)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     doc = Path(doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +322,6 @@ def table3_cli_main(argv: list[str]) -> int:
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(str(exc))
-    reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, args.datasets, args.models)
+    reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, args.datasets, args.models, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

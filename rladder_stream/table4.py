@@ -31,6 +31,7 @@ from .reproduce import (
     Claim,
     Stat,
     _duration,
+    add_jobs_argument,
     claim_worse,
     doc_header,
     finished_results,
@@ -275,8 +276,10 @@ def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str 
 
 
 def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | os.PathLike,
-                moving_seeds: int = 0) -> tuple[list[TrainConfig], list[TrainConfig]]:
-    """The runs of Table 4 (block by block, model by model, seeds 0..seeds-1) and of Moving MNIST."""
+                moving_seeds: int = 0, moving_settings: Sequence[str] = ()) -> tuple[list[TrainConfig], list[TrainConfig]]:
+    """The runs of Table 4 (block by block, model by model, seeds 0..seeds-1) and of Moving MNIST;
+    ``moving_settings`` apply to the Moving MNIST runs only, after ``settings`` (its sequences are 19 frames
+    of 64x64 and K = 3 groups: at the gpu size about 1.5 GB of activations per sequence in float32)."""
     if seeds < 1 or moving_seeds < 0:
         raise ValueError(f"--seeds must be >= 1 and --moving-seeds >= 0, got {seeds} and {moving_seeds}")
     train_fields, model_fields = parse_overrides(list(settings))
@@ -291,11 +294,15 @@ def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequenc
                 table.append(TrainConfig(model=model.config, size=size, seed=seed, time_budget_s=budget_s, labelled=block.labelled,
                                          model_overrides=dict(model_fields), out=str(Path(out) / block.key / model.config / f"seed{seed}"),
                                          **train_fields))
+    moving_train, moving_model = parse_overrides(list(settings) + list(moving_settings))
+    for key, flag in FLAGGED.items():
+        if key in moving_train:
+            raise ValueError(f"{key} is set by {flag}, not --moving-set")
     for model in MOVING_MODELS if moving_seeds else ():
-        get_config(model.config, size=size, **model_fields)
+        get_config(model.config, size=size, **moving_model)
         for seed in range(moving_seeds):
-            moving.append(TrainConfig(model=model.config, size=size, seed=seed, time_budget_s=budget_s, model_overrides=dict(model_fields),
-                                      out=str(Path(out) / "moving-mnist" / model.config / f"seed{seed}"), **train_fields))
+            moving.append(TrainConfig(model=model.config, size=size, seed=seed, time_budget_s=budget_s, model_overrides=dict(moving_model),
+                                      out=str(Path(out) / "moving-mnist" / model.config / f"seed{seed}"), **moving_train))
     return table, moving
 
 
@@ -318,23 +325,34 @@ def table4_cli_main(argv: Sequence[str]) -> int:
     parser.add_argument("--out", default="runs/table4", help="folder of the runs (default runs/table4)")
     parser.add_argument("--doc", default="docs/results/table4.md", help="Table 4 document (default docs/results/table4.md)")
     parser.add_argument("--moving-doc", default="docs/results/moving_mnist.md", help="Moving MNIST document")
+    parser.add_argument("--moving-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="settings for the Moving MNIST runs only, after --set (e.g. batch_size=16: a gpu-size video "
+                             "model needs about 1.5 GB per sequence)")
+    add_jobs_argument(parser)
     args = parser.parse_args(list(argv))
     moving_seeds = args.seeds if args.moving_seeds is None else args.moving_seeds
     data = os.environ.get("RLADDER_STREAM_DATA")
     command = (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + shlex.join(["rladder-stream", "reproduce", "table4", *argv])
     try:  # bad settings and finished runs with other settings fail here, before any training
-        table, moving = plan_table4(args.seeds, args.size, args.budget_s, args.set, args.out, moving_seeds)
+        table, moving = plan_table4(args.seeds, args.size, args.budget_s, args.set, args.out, moving_seeds, args.moving_set)
         for cfg in table + moving:
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(str(exc))
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
-    results = train_runs(table, "table4", f"{len(table) // args.seeds} (block, model) cells x {args.seeds} seeds", args.budget_s, say)
+    shape = f"{len(table) // args.seeds} (block, model) cells x {args.seeds} seeds"
+    if args.jobs > 1 and moving:  # one pool for both, so that the Moving MNIST runs share the machine too
+        both = train_runs(table + moving, "table4 + moving-mnist", f"{shape} + {len(MOVING_MODELS)} models x {moving_seeds} seeds",
+                          args.budget_s, say, args.jobs)
+        results, moving_results = both[:len(table)], both[len(table):]
+    else:
+        results = train_runs(table, "table4", shape, args.budget_s, say, args.jobs)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"wrote {_write(args.doc, table4_markdown(results, command=command, budget_s=args.budget_s, generated=stamp))}")
     if moving:
-        moving_results = train_runs(moving, "moving-mnist", f"{len(MOVING_MODELS)} models x {moving_seeds} seeds", args.budget_s, say)
+        if args.jobs == 1:
+            moving_results = train_runs(moving, "moving-mnist", f"{len(MOVING_MODELS)} models x {moving_seeds} seeds", args.budget_s, say)
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         text = moving_mnist_markdown(moving_results, command=command, budget_s=args.budget_s, generated=stamp)
         print(f"wrote {_write(args.moving_doc, text)}")
