@@ -30,7 +30,7 @@ monitor=$!
 
 RUNS=runs/table4-$SIZE
 # The whole reproduce must end with room for the figures and the archive: training + evaluation + start-up.
-timeout $((BUDGET + 200)) python3 -m rladder_stream.cli reproduce table4 --size "$SIZE" --seeds 1 --moving-seeds 1 --jobs 9 \
+timeout $((BUDGET + 180)) python3 -m rladder_stream.cli reproduce table4 --size "$SIZE" --seeds 1 --moving-seeds 1 --jobs 9 \
     --budget-s "$BUDGET" \
     --set batch_size=128 epochs=100 train_sequences=12800 valid_sequences=1000 \
     --moving-set batch_size=8 train_sequences=800 valid_sequences=100 test_sequences=1000 eval_batch_size=50 \
@@ -41,7 +41,7 @@ kill $monitor 2>/dev/null
 
 mkdir -p "$RUNS/figures"
 for model in labelled-50k/tmnist-rtagger labelled-50k/tmnist-tagger moving-mnist/mmnist-rtagger; do
-    [ -f "$RUNS/$model/seed0/last.pt" ] && timeout 60 python3 -m rladder_stream.cli groups --model "$RUNS/$model/seed0/last.pt" \
+    [ -f "$RUNS/$model/seed0/last.pt" ] && timeout 30 python3 -m rladder_stream.cli groups --model "$RUNS/$model/seed0/last.pt" \
         --out "$RUNS/figures/${model//\//-}"
 done
 tar czf "$OUT_DIR/results.tgz" --exclude='*.pt' "$RUNS"
