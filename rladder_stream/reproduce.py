@@ -259,7 +259,8 @@ def provenance_lines(found: Sequence[Mapping[str, Any]], command: str | None, bu
     wall = sum(float(r.get("wall_time_s", r.get("train_time_s", 0.0))) for r in found)
     return lines + [
         f"- Hardware: {listed('hardware', '; ')}",
-        f"- Wall time of all {len(found)} runs together (training and evaluation): {_duration(wall) if found else NO_VALUE}",
+        f"- Wall time summed over the {len(found)} runs (training and evaluation; runs trained side by side each count): "
+        f"{_duration(wall) if found else NO_VALUE}",
         f"- Budget: {budget}; the learning-rate schedule follows the planned steps",
         f"- Model size: {listed('size')}; seeds: {', '.join(str(s) for s in sorted({r.get('seed') for r in found if r.get('seed') is not None})) or NO_VALUE}",
         f"- Data: {listed('data', '; ')}",
@@ -426,8 +427,8 @@ def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: flo
                jobs: int = 1) -> list[dict[str, Any]]:
     """Train every run of a table, reusing finished ones; returns their results in order.
 
-    ``jobs`` runs train at once, each in its own process (spawned, so CUDA works; torch threads split
-    between them): small models leave most of a GPU idle, and several runs share it better than one after
+    ``jobs`` runs train at once, each in its own process (spawned, so CUDA works; this process's torch threads
+    split between them): small models leave most of a GPU idle, and several runs share it better than one after
     another. Every run's settings, seed and results are the same as when they train one after another.
     Every finished run is checked (same settings) before anything trains; progress goes to ``say``: which
     run, runs left, elapsed time and an ETA from the mean of the runs trained so far."""
@@ -462,7 +463,9 @@ def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: flo
     import concurrent.futures
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
+    import torch
+
+    threads = max(1, torch.get_num_threads() // min(jobs, len(todo)))  # this process's threads, shared out
     errors = []
     with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
         submitted = {}

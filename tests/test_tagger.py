@@ -432,6 +432,13 @@ def test_table4_plan_and_cli_checks(tmp_path):
     assert len({c.out for c in table + moving}) == len(table) + 2
     with pytest.raises(ValueError, match="labelled"):
         plan_table4(1, "tiny", None, ["labelled=100"], tmp_path)
+    # settings for the video runs only: after --set, and not for the image runs
+    table, moving = plan_table4(1, "tiny", None, ["batch_size=32", "lr=0.001", "input_noise=0.2"], tmp_path, 1,
+                                ["batch_size=4", "input_noise=0.0"])
+    assert {(c.batch_size, c.lr, c.model_overrides["input_noise"]) for c in table} == {(32, 0.001, 0.2)}
+    assert {(c.batch_size, c.lr, c.model_overrides["input_noise"]) for c in moving} == {(4, 0.001, 0.0)}
+    with pytest.raises(ValueError, match="--seeds, not --moving-set"):
+        plan_table4(1, "tiny", None, [], tmp_path, 1, ["seed=3"])
     with pytest.raises(SystemExit):
         reproduce_cli_main(["table4", "--set", "bogus=1", "--out", str(tmp_path)])
 

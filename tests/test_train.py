@@ -12,6 +12,7 @@ from rladder_stream import load_checkpoint
 from rladder_stream.config import get_config, list_configs
 from rladder_stream.ladder import build_model
 from rladder_stream.losses import bernoulli_nll, classification_nll, ladder_costs
+from rladder_stream.reproduce import train_runs
 from rladder_stream.tasks import TASKS, task_for
 from rladder_stream.train import TrainConfig, parse_overrides, train, train_cli_main
 
@@ -167,3 +168,37 @@ def test_static_images_get_one_noise_draw_for_all_iterations(embedded_data):
     noisy = TASKS["omm"](occluded, TrainConfig()).add_input_noise(images, 0.5)
     assert not torch.equal(noisy[:, 0], noisy[:, 2])  # video: fresh noise every frame
     assert 0.4 < noisy.std().item() < 0.6
+
+
+def test_runs_trained_side_by_side_equal_runs_trained_one_after_another(tmp_path):
+    threads = torch.get_num_threads()
+    runs = lambda name: [_tiny(tmp_path, seed=seed, out=str(tmp_path / name / f"seed{seed}")) for seed in (0, 1)]  # noqa: E731
+    said = []
+    try:
+        torch.set_num_threads(2)  # one thread for each of the two workers
+        side_by_side = train_runs(runs("jobs2"), "test", "2 runs", None, said.append, jobs=2)
+        torch.set_num_threads(1)
+        one_by_one = train_runs(runs("jobs1"), "test", "2 runs", None, lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert "2 to train, 2 at a time" in said[0] and sum(": done;" in line for line in said) == 2
+    assert [r["seed"] for r in side_by_side] == [0, 1]  # in the order of the runs, whichever finished first
+    for a, b in zip(side_by_side, one_by_one):
+        assert a["steps"] == b["steps"] == 3 and a["test"] == b["test"]
+    assert side_by_side[0]["test"] != side_by_side[1]["test"]  # the seeds differ, so the comparison can fail
+    # finished runs are reused, not trained again
+    again = []
+    assert train_runs(runs("jobs2"), "test", "2 runs", None, again.append, jobs=2) == side_by_side
+    assert "0 to train" in again[0]
+
+
+def test_a_failing_run_side_by_side_lets_the_others_finish_then_raises(tmp_path):
+    good = _tiny(tmp_path, out=str(tmp_path / "good"))
+    bad = _tiny(tmp_path, data_dir=str(tmp_path / "no-such-folder"), out=str(tmp_path / "bad"))
+    said = []
+    with pytest.raises(FileNotFoundError):
+        train_runs([bad, good], "test", "2 runs", None, said.append, jobs=2)
+    assert (tmp_path / "good" / "results.json").exists() and not (tmp_path / "bad" / "results.json").exists()
+    assert any("failed: DataNotFoundError" in line for line in said) and "done; 0 runs left" in said[-1]
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        train_runs([good], "test", "1 run", None, said.append, jobs=0)
