@@ -48,7 +48,7 @@ table1)
     figures=(omm-rladder);;
 esac
 # The reproduce must end with room for the figures and the archive: training + start-up + evaluation.
-timeout $((BUDGET + 180)) $CLI reproduce "${reproduce[@]}" --size "$SIZE" --budget-s "$BUDGET" --out "$RUNS" 2>&1 \
+timeout $((BUDGET + 150)) $CLI reproduce "${reproduce[@]}" --size "$SIZE" --budget-s "$BUDGET" --out "$RUNS" 2>&1 \
     | tee "$OUT_DIR/$TABLE.log" | grep --line-buffered -v "\] step [0-9]"
 echo "reproduce exit status: ${PIPESTATUS[0]}"
 kill $monitor 2>/dev/null
