@@ -522,11 +522,6 @@ def add_table_arguments(parser: argparse.ArgumentParser, table: str, seeds: int 
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings for every run, as in 'rladder-stream train'")
     parser.add_argument("--out", default=f"runs/{table}", help=f"folder of the runs (default runs/{table})")
     parser.add_argument("--doc", default=f"docs/results/{table}.md", help=f"markdown file to write (default docs/results/{table}.md)")
-    add_jobs_argument(parser)
-
-
-def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
-    """``--jobs N``: how many runs train at once (one process each)."""
     parser.add_argument("--jobs", type=int, default=1, help="runs that train at once, one process each (default 1); "
                         "on a GPU several small runs share it better than one after another")
 

@@ -18,7 +18,6 @@ import argparse
 import datetime
 import math
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -31,12 +30,13 @@ from .reproduce import (
     Claim,
     Stat,
     _duration,
-    add_jobs_argument,
+    add_table_arguments,
     claim_worse,
     doc_header,
     finished_results,
     group_by_cell,
     provenance_lines,
+    reproduce_command,
     train_runs,
 )
 from .train import TrainConfig, parse_overrides
@@ -282,10 +282,10 @@ def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequenc
     of 64x64 and K = 3 groups: at the gpu size about 1.5 GB of activations per sequence in float32)."""
     if seeds < 1 or moving_seeds < 0:
         raise ValueError(f"--seeds must be >= 1 and --moving-seeds >= 0, got {seeds} and {moving_seeds}")
+    for option, pairs in (("--set", settings), ("--moving-set", moving_settings)):
+        for key in FLAGGED.keys() & parse_overrides(list(pairs))[0].keys():
+            raise ValueError(f"{key} is set by {FLAGGED[key]}, not {option}")
     train_fields, model_fields = parse_overrides(list(settings))
-    for key, flag in FLAGGED.items():
-        if key in train_fields:
-            raise ValueError(f"{key} is set by {flag}, not --set")
     table, moving = [], []
     for block in BLOCKS:
         for model in (m for m in MODELS if m.in_block(block.key)):
@@ -295,9 +295,6 @@ def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequenc
                                          model_overrides=dict(model_fields), out=str(Path(out) / block.key / model.config / f"seed{seed}"),
                                          **train_fields))
     moving_train, moving_model = parse_overrides(list(settings) + list(moving_settings))
-    for key, flag in FLAGGED.items():
-        if key in moving_train:
-            raise ValueError(f"{key} is set by {flag}, not --moving-set")
     for model in MOVING_MODELS if moving_seeds else ():
         get_config(model.config, size=size, **moving_model)
         for seed in range(moving_seeds):
@@ -317,22 +314,15 @@ def table4_cli_main(argv: Sequence[str]) -> int:
     """``rladder-stream reproduce table4 [--seeds N] [--moving-seeds M] [--size S] [--budget-s SEC] [--set k=v ...]``."""
     parser = argparse.ArgumentParser(prog="rladder-stream reproduce table4", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per model and block (default 5, as the paper)")
+    add_table_arguments(parser, "table4", seeds=5)  # 5 seeds, as the paper
     parser.add_argument("--moving-seeds", type=int, default=None, help="Moving MNIST seeds per model (default: --seeds; 0 skips)")
-    parser.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size (default cpu)")
-    parser.add_argument("--budget-s", type=float, default=None, help="training-time cap per run in seconds (default: none)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings for every run")
-    parser.add_argument("--out", default="runs/table4", help="folder of the runs (default runs/table4)")
-    parser.add_argument("--doc", default="docs/results/table4.md", help="Table 4 document (default docs/results/table4.md)")
     parser.add_argument("--moving-doc", default="docs/results/moving_mnist.md", help="Moving MNIST document")
     parser.add_argument("--moving-set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="settings for the Moving MNIST runs only, after --set (e.g. batch_size=16: a gpu-size video "
                              "model needs about 1.5 GB per sequence)")
-    add_jobs_argument(parser)
     args = parser.parse_args(list(argv))
     moving_seeds = args.seeds if args.moving_seeds is None else args.moving_seeds
-    data = os.environ.get("RLADDER_STREAM_DATA")
-    command = (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + shlex.join(["rladder-stream", "reproduce", "table4", *argv])
+    command = reproduce_command(argv, "table4")
     try:  # bad settings and finished runs with other settings fail here, before any training
         table, moving = plan_table4(args.seeds, args.size, args.budget_s, args.set, args.out, moving_seeds, args.moving_set)
         for cfg in table + moving:
