@@ -283,6 +283,7 @@ class EpisodeSource:
     env_name: str
     source: str
     labelled_rows: np.ndarray | None = None  # semi-supervised train split: the pool rows whose label is given
+    pool: DigitPool | None = None  # the digits drawn from, for renderers of the same episodes elsewhere
 
     @property
     def fixed(self) -> bool:

@@ -33,6 +33,24 @@ def resize_digits(digits: np.ndarray, size: int = DIGIT_SIZE) -> np.ndarray:
     return out
 
 
+def draw_trajectories(
+    rng: np.random.Generator | Sequence[np.random.Generator],
+    n_digits: int,
+    batch_size: int,
+    choice: np.ndarray | None = None,
+    n_frames: int = N_OBSERVED + 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The random part of :func:`generate_occluded_batch`: which digits (unless ``choice`` is given), and
+    their paths. Returns ``(choice [B], ys [B, T], xs [B, T], velocity [B, 2])``, int64. Renderers of the
+    same episodes elsewhere (the training's on-device one) start from this, so they see the same draws."""
+    draw = BatchRandom(rng, batch_size)
+    choice = draw.integers(0, n_digits) if choice is None else np.asarray(choice, dtype=np.int64)
+    start = draw.integers(0, LIMIT + 1, (2,))
+    velocity = VELOCITIES[draw.integers(0, len(VELOCITIES))]
+    path = bounce(start.astype(np.float64), velocity.astype(np.float64), n_frames, LIMIT)  # [B, 2, T]
+    return choice, path[:, 0].astype(np.int64), path[:, 1].astype(np.int64), velocity.astype(np.int64)
+
+
 def generate_occluded_batch(
     rng: np.random.Generator | Sequence[np.random.Generator],
     digits: np.ndarray,
@@ -60,13 +78,7 @@ def generate_occluded_batch(
         ``[B, T, 2]`` (top-left y, x); ``velocities`` int64 ``[B, 2]`` (vy, vx at tick 0); ``digits`` uint8
         ``[B, 16, 16]`` (the resized digit).
     """
-    draw = BatchRandom(rng, batch_size)
-    choice = draw.integers(0, len(digits)) if choice is None else np.asarray(choice, dtype=np.int64)
-    start = draw.integers(0, LIMIT + 1, (2,))
-    velocity = VELOCITIES[draw.integers(0, len(VELOCITIES))]
-    path = bounce(start.astype(np.float64), velocity.astype(np.float64), n_frames, LIMIT)  # [B, 2, T]
-    ys, xs = path[:, 0].astype(np.int64), path[:, 1].astype(np.int64)
-
+    choice, ys, xs, velocity = draw_trajectories(rng, len(digits), batch_size, choice, n_frames)
     small = resize_digits(digits[choice])
     ink = small.astype(np.float32) / 255.0
     clean = paste(ink[:, None], ys, xs, (FRAME_SIZE, FRAME_SIZE))
@@ -83,7 +95,7 @@ def generate_occluded_batch(
         "labels": np.asarray(labels)[choice].astype(np.int64),
         "indices": choice,
         "positions": np.stack([ys, xs], axis=-1),
-        "velocities": velocity.astype(np.int64),
+        "velocities": velocity,
         "digits": small,
     }
 
@@ -95,7 +107,7 @@ def episode_source(
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels)
-    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, pool.source, pool.labelled_rows)
+    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, pool.source, pool.labelled_rows, pool)
 
 
 class OccludedMovingMNISTEnv(PredictionEnv):

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-NORMS = ("layer", "batch", "none")
+NORMS = ("layer", "batch", "batch_stats", "none")
 
 
 # ----------------------------------------------------------------------------- layer helpers
@@ -46,12 +46,16 @@ def norm_layer(kind: str, channels: int, dims: int | None) -> nn.Module:
     """Normalisation over a feature map (``dims`` = 1 or 2) or a vector (``dims=None``).
 
     ``layer``: statistics over all features of one sample (GroupNorm with one group on maps), per-channel
-    affine. ``batch``: batch normalisation (RTagger). ``none``: identity (for ablations).
+    affine. ``batch``: batch normalisation, running statistics at evaluation. ``batch_stats``: batch
+    normalisation with the batch's own statistics in training and evaluation alike (the RTagger, as the
+    reference Tagger: its iterations have different statistics, which running averages pooled over them
+    would blur; a stream's output then depends on the batch it is evaluated in). ``none``: identity.
     """
     if kind == "layer":
         return nn.LayerNorm(channels) if dims is None else nn.GroupNorm(1, channels)
-    if kind == "batch":
-        return nn.BatchNorm1d(channels) if dims in (None, 1) else nn.BatchNorm2d(channels)
+    if kind in ("batch", "batch_stats"):
+        cls = nn.BatchNorm1d if dims in (None, 1) else nn.BatchNorm2d
+        return cls(channels, track_running_stats=kind == "batch")
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown normalisation {kind!r}; expected one of {NORMS}")
@@ -156,7 +160,7 @@ def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int
     if kind not in ENCODER_CELLS:
         raise ValueError(f"unknown encoder cell {kind!r}; expected one of {sorted(ENCODER_CELLS)}")
     if kind == "feedforward":
-        norm = "batch" if norm != "none" else "none"
+        norm = norm if norm in ("batch", "batch_stats", "none") else "batch"
     return ENCODER_CELLS[kind](in_ch, hidden, kernel, dims, norm)
 
 
@@ -167,19 +171,46 @@ def _per_unit(shape: tuple[int, ...], value: float) -> nn.Parameter:
     return nn.Parameter(torch.full(shape, value))
 
 
-class _Psi(nn.Module):
-    """The Ladder's element-wise form ``a1 σ(a2 x + a3) + a4 x + a5``, one set of weights per unit/channel.
+DECODER_INITS = ("open", "open_stable", "closed")
 
-    Initialised ``a2 = 1`` and the rest 0, as in Rasmus et al. (2015).
+
+class _Psi(nn.Module):
+    """The Ladder's element-wise form ``a1 σ(a2 x + a3) + a4 x + a5``, one set of weights per unit/channel;
+    with ``squash`` the whole expression goes through a sigmoid (the reference Tagger's ``gauss_stable_v``,
+    which keeps ``v`` in (0, 1)).
+
+    Starts at ``a2 = 1``, ``a4 = slope``, ``a5 = constant`` and the rest 0: ``slope = constant = 0`` is the
+    original Ladder's closed start (output 0, zero slope).
     """
 
-    def __init__(self, shape: tuple[int, ...]):
+    def __init__(self, shape: tuple[int, ...], slope: float = 0.0, constant: float = 0.0, squash: bool = False):
         super().__init__()
-        self.a = nn.ParameterList([_per_unit(shape, 1.0 if k == 1 else 0.0) for k in range(5)])
+        start = (0.0, 1.0, 0.0, slope, constant)
+        self.a = nn.ParameterList([_per_unit(shape, value) for value in start])
+        self.squash = squash
 
     def forward(self, x: Tensor) -> Tensor:
         a1, a2, a3, a4, a5 = self.a
-        return a1 * torch.sigmoid(a2 * x + a3) + a4 * x + a5
+        out = a1 * torch.sigmoid(a2 * x + a3) + a4 * x + a5
+        return torch.sigmoid(out) if self.squash else out
+
+
+def _mu_and_v(shape: tuple[int, ...], init: str) -> tuple[_Psi, _Psi]:
+    """The ``μ`` and ``v`` functions of a Gaussian combinator ``y = (z - μ) ⊙ v + μ`` (design.md, "The decoder
+    starts open").
+
+    ``open``: ``μ = 0.5 u`` and ``v = 0.5``, so ``y = 0.5 z + 0.25 u`` at init: both inputs reach the output, and
+    the bottom cost's gradient reaches every level above. ``open_stable``: the same start with ``v`` squashed
+    into (0, 1). ``closed``: the original Ladder's ``μ = v = 0`` (output 0, zero slope in ``u`` and ``z``), which
+    with a cost at the bottom only sends no gradient upward at init.
+    """
+    if init not in DECODER_INITS:
+        raise ValueError(f"unknown decoder init {init!r}; expected one of {DECODER_INITS}")
+    if init == "closed":
+        return _Psi(shape), _Psi(shape)
+    if init == "open":
+        return _Psi(shape, slope=0.5), _Psi(shape, constant=0.5)
+    return _Psi(shape, slope=0.5), _Psi(shape, squash=True)
 
 
 def _unit_shape(channels: int, dims: int | None) -> tuple[int, ...]:
@@ -209,10 +240,11 @@ class G1(DecoderCell):
     ``u = Norm(V u_in)``; ``μ = ψ_μ(u)``, ``v = ψ_v(u)``; ``y = (z - μ) ⊙ v + μ``.
     """
 
-    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3):
+    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3,
+                 init: str = "open"):
         super().__init__(project, channels, dims)
         self.norm = norm_layer(norm, channels, dims)
-        self.mu, self.v = _Psi(_unit_shape(channels, dims)), _Psi(_unit_shape(channels, dims))
+        self.mu, self.v = _mu_and_v(_unit_shape(channels, dims), init)
 
     def combine(self, u: Tensor, z: Tensor) -> Tensor:
         u = self.norm(u)
@@ -227,11 +259,12 @@ class ConvG1(G1):
 class ConvG2(DecoderCell):
     """``h = Norm(W * [u, z])`` split into ``(h_μ, h_v)``; ``μ = ψ(h_μ)``, ``v = ψ(h_v)``; ``y = (z - μ) ⊙ v + μ``."""
 
-    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3):
+    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3,
+                 init: str = "open"):
         super().__init__(project, channels, dims)
         self.mix = _linear(2 * channels, 2 * channels, bias=False) if dims is None else conv(dims, 2 * channels, 2 * channels, kernel, bias=False)
         self.norm = norm_layer(norm, 2 * channels, dims)
-        self.mu, self.v = _Psi(_unit_shape(channels, dims)), _Psi(_unit_shape(channels, dims))
+        self.mu, self.v = _mu_and_v(_unit_shape(channels, dims), init)
 
     def combine(self, u: Tensor, z: Tensor) -> Tensor:
         h_mu, h_v = self.norm(self.mix(torch.cat([u, z], dim=1))).chunk(2, dim=1)
@@ -240,9 +273,15 @@ class ConvG2(DecoderCell):
 
 
 class ConvG3(DecoderCell):
-    """``h = Norm(W * [u, z])`` split into (gate, candidate); ``y = σ(gate) ⊙ z + (1 - σ(gate)) ⊙ tanh(candidate)``."""
+    """``h = Norm(W * [u, z])`` split into (gate, candidate); ``y = σ(gate) ⊙ z + (1 - σ(gate)) ⊙ tanh(candidate)``.
 
-    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3):
+    Open by construction: the normalised gate is about 0 at init, so ``y`` blends ``z`` and a function of
+    ``(u, z)``; ``init`` is accepted for a uniform interface and changes nothing."""
+
+    def __init__(self, project: nn.Module, channels: int, dims: int | None, norm: str = "layer", kernel: int = 3,
+                 init: str = "open"):
+        if init not in DECODER_INITS:
+            raise ValueError(f"unknown decoder init {init!r}; expected one of {DECODER_INITS}")
         super().__init__(project, channels, dims)
         self.mix = _linear(2 * channels, 2 * channels, bias=False) if dims is None else conv(dims, 2 * channels, 2 * channels, kernel, bias=False)
         self.norm = norm_layer(norm, 2 * channels, dims)
@@ -256,11 +295,13 @@ class ConvG3(DecoderCell):
 DECODER_CELLS: dict[str, type[DecoderCell]] = {"g1": G1, "convg1": ConvG1, "convg2": ConvG2, "convg3": ConvG3}
 
 
-def make_decoder_cell(kind: str, project: nn.Module, channels: int, dims: int | None, norm: str, kernel: int = 3) -> DecoderCell:
-    """Decoder cell by name (``convg1``, ``convg2``, ``convg3``; on dense levels each acts on vectors)."""
+def make_decoder_cell(kind: str, project: nn.Module, channels: int, dims: int | None, norm: str, kernel: int = 3,
+                      init: str = "open") -> DecoderCell:
+    """Decoder cell by name (``convg1``, ``convg2``, ``convg3``; on dense levels each acts on vectors), started
+    ``open`` (default), ``open_stable`` or ``closed`` (see :func:`_mu_and_v`)."""
     if kind not in DECODER_CELLS:
         raise ValueError(f"unknown decoder cell {kind!r}; expected one of {sorted(DECODER_CELLS)}")
-    return DECODER_CELLS[kind](project, channels, dims, norm, kernel)
+    return DECODER_CELLS[kind](project, channels, dims, norm, kernel, init)
 
 
 class DenseToMap(nn.Module):

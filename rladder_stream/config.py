@@ -17,13 +17,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .cells import DECODER_CELLS, NORMS
+from .cells import DECODER_CELLS, DECODER_INITS, NORMS
 
 ENCODER_KINDS = ("lstm", "gru", "feedforward")
 SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")
-D2E_ENTRIES = ("input", "gates")
+D2E_ENTRIES = ("input", "gates", "normalised")
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,21 @@ class LadderConfig:
         top_pool: pooling of the highest map before it is flattened into the top level.
         decoder: build the decoder (off: hierarchical RNN, temporal baseline, static classifier).
         decoder_cell: ``convg1``, ``convg2`` or ``convg3`` (the top level always uses dense ``g1``).
+        decoder_init: how the Gaussian combinators start: ``open`` (``y = 0.5 z + 0.25 u``, so the bottom
+            cost's gradient reaches every level at init), ``open_stable`` (the same with ``v`` squashed into
+            (0, 1), the reference Tagger's ``gauss_stable_v``) or ``closed`` (the original Ladder's ``y = 0``,
+            which sends no gradient above the bottom at init; kept to reproduce earlier runs).
         decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (SPEC 2.1).
         decoder_to_encoder_entry: where ``d_l^{t-1}`` enters the encoder cell: ``input``, concatenated with
             the bottom-up input before the normalised input transform (SPEC 2.2), or ``gates``, through its
             own transform added to the gate pre-activations after the normalisation (the way ``W_h h``
-            enters), so the feedback cannot rescale the bottom-up signal (issue 4 investigation).
+            enters), so the feedback cannot rescale the bottom-up signal (issue 4 investigation), or
+            ``normalised``, through its own transform and its own normalisation added to the gates: one
+            normalisation per input, ``Norm(W_x x) + Norm(W_d d) + W_h h + b``.
         decoder_to_encoder_detach: stop the gradient through ``d_l^{t-1}``: the feedback is used as an
             input but not trained through (issue 4 investigation).
-        norm: ``layer`` (RLadder) or ``batch`` (RTagger) after input convolutions and in decoder cells.
+        norm: ``layer`` (RLadder), ``batch`` (running statistics at evaluation) or ``batch_stats`` (batch
+            statistics at evaluation too: the RTagger) after input convolutions and in decoder cells.
         n_classes: classes of the classification head; 0 for none.
         predict: next-observation head on the bottom decoder output (needs the decoder).
         probe: stopped-gradient readout of the clean input from the lowest decoder map (SPEC 2.4).
@@ -86,6 +93,7 @@ class LadderConfig:
     top_pool: int = 2
     decoder: bool = True
     decoder_cell: str = "convg2"
+    decoder_init: str = "open"
     decoder_to_encoder: bool = True
     decoder_to_encoder_entry: str = "input"
     decoder_to_encoder_detach: bool = False
@@ -158,6 +166,8 @@ class LadderConfig:
             )
         if self.top_kind not in ENCODER_KINDS:
             raise ValueError(f"top_kind={self.top_kind!r}; expected one of {ENCODER_KINDS}")
+        if self.decoder_init not in DECODER_INITS:
+            raise ValueError(f"decoder_init={self.decoder_init!r}; expected one of {DECODER_INITS}")
         if self.decoder_cell not in DECODER_CELLS:
             raise ValueError(f"decoder_cell={self.decoder_cell!r}; expected one of {sorted(DECODER_CELLS)}")
         if self.norm not in NORMS:
@@ -204,6 +214,7 @@ class LadderConfig:
         if unknown:
             raise ValueError(f"unknown config fields {sorted(unknown)}")
         data = dict(data)
+        data.setdefault("decoder_init", "closed")  # files written before the field existed were all closed
         data["levels"] = tuple(LevelConfig(**lv) for lv in data.get("levels", ()))
         data["obs_shape"] = tuple(data.get("obs_shape", (32, 32)))
         return cls(**data)
@@ -360,7 +371,7 @@ def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     fields.setdefault("top_kind", kind)
     fields.setdefault("prediction_weight", TAGGER_DENOISING_WEIGHT)
     fields.setdefault("input_noise", TAGGER_INPUT_NOISE)
-    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch", **fields)
+    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch_stats", **fields)
 
 
 @register_config("tmnist-rtagger", "RTagger on Brodatz-textured MNIST: 2 groups, conv-LSTM RLadder engine, denoising + class (Table 4)")
@@ -391,7 +402,7 @@ _MMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 
 def _mmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     levels = tuple(LevelConfig(c, kind, pool=p) for c, p in _MMNIST_LEVELS[size])
-    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
+    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch_stats", groups=3,
                         n_classes=0, class_weight=0.0, **fields)
 
 

@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .cells import DenseToMap, conv, make_decoder_cell, make_encoder_cell, max_pool, upsample
+from .cells import DenseToMap, conv, make_decoder_cell, make_encoder_cell, max_pool, norm_layer, upsample
 from .config import LadderConfig
 
 State = dict[str, Tensor]
@@ -72,17 +72,26 @@ class RLadder(nn.Module):
         self.top_pool = max_pool(dims, cfg.top_pool)
         top_in = cfg.top_input_features + (cfg.top_size if concat else 0)
         self.top_encoder = make_encoder_cell(cfg.top_kind, top_in, cfg.top_size, 1, None, cfg.norm)
-        # entry "gates": d^{t-1}'s own transform into each cell's gates (no parameters for the other entries)
+        # entries "gates" and "normalised": d^{t-1}'s own transform (normalised or not) into each cell's gates
         into_gates = d2e and not concat
+        normalised = cfg.decoder_to_encoder_entry == "normalised"
+
+        def feedback(transform: nn.Module, gate_channels: int, map_dims: int | None) -> nn.Module:
+            return nn.Sequential(transform, norm_layer(cfg.norm, gate_channels, map_dims)) if normalised else transform
+
         self.feedback = nn.ModuleList(
-            conv(dims, lv.channels, cell.gate_channels, lv.kernel, bias=False) for lv, cell in zip(cfg.levels, self.encoders)
+            feedback(conv(dims, lv.channels, cell.gate_channels, lv.kernel, bias=False), cell.gate_channels, dims)
+            for lv, cell in zip(cfg.levels, self.encoders)
         ) if into_gates else None
-        self.top_feedback = nn.Linear(cfg.top_size, self.top_encoder.gate_channels, bias=False) if into_gates else None
+        self.top_feedback = feedback(
+            nn.Linear(cfg.top_size, self.top_encoder.gate_channels, bias=False), self.top_encoder.gate_channels, None
+        ) if into_gates else None
 
         if cfg.decoder:
             n = len(cfg.levels)
             top_spatial = tuple(s // cfg.top_pool for s in cfg.level_spatial(n))
-            self.top_decoder = make_decoder_cell("g1", nn.Linear(cfg.top_size, cfg.top_size), cfg.top_size, None, cfg.norm)
+            self.top_decoder = make_decoder_cell("g1", nn.Linear(cfg.top_size, cfg.top_size), cfg.top_size, None, cfg.norm,
+                                                 init=cfg.decoder_init)
             # decoders[l] combines the signal from level l+1 with e_l, for l = 0..L (0 = observation).
             decoders = []
             for l in range(n + 1):
@@ -93,13 +102,14 @@ class RLadder(nn.Module):
                 else:
                     project = upsample(dims, channels[l + 1], channels[l], cfg.levels[l].pool)
                 kernel = cfg.levels[l].kernel if l < n else cfg.levels[-1].kernel
-                decoders.append(make_decoder_cell(cfg.decoder_cell, project, channels[l], dims, cfg.norm, kernel))
+                decoders.append(make_decoder_cell(cfg.decoder_cell, project, channels[l], dims, cfg.norm, kernel, cfg.decoder_init))
             self.decoders = nn.ModuleList(decoders)
             if cfg.predict and cfg.prediction_readout == "decoder":
                 self.prediction_head = Affine(cfg.in_channels, dims)
                 nn.init.constant_(self.prediction_head.shift, cfg.prediction_bias)
-            if cfg.probe:
-                self.probe_head = upsample(dims, channels[1], 1, cfg.levels[0].pool)
+            if cfg.probe:  # drawn from a forked generator: the model's other weights are the same with or without it
+                with torch.random.fork_rng(devices=[]):
+                    self.probe_head = upsample(dims, channels[1], 1, cfg.levels[0].pool)
         if cfg.n_classes:
             self.class_head = nn.Linear(cfg.top_size, cfg.n_classes)
         if cfg.predict and cfg.prediction_readout == "top":

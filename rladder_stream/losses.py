@@ -31,11 +31,12 @@ def bernoulli_nll(logits: Tensor, targets: Tensor, mask: Tensor | None = None) -
 
 
 def classification_nll(class_logits: Tensor, labels: Tensor) -> Tensor:
-    """Cross-entropy at the last tick over the labelled examples only (labels < 0 never reach the cost)."""
+    """Cross-entropy at the last tick over the labelled examples only (labels < 0 never reach the cost; a batch
+    without labels costs 0). Written without data-dependent shapes or branches, so a compiled training step
+    needs no host synchronisation here."""
+    per_example = F.cross_entropy(class_logits[:, -1].float(), labels.clamp_min(0), reduction="none")
     labelled = labels >= 0
-    if not labelled.any():
-        return class_logits.sum() * 0.0
-    return F.cross_entropy(class_logits[labelled, -1].float(), labels[labelled])
+    return torch.where(labelled, per_example, 0.0).sum() / labelled.sum().clamp_min(1).to(per_example.dtype)
 
 
 def ladder_costs(outputs: dict[str, Tensor], batch: dict[str, Tensor], config: LadderConfig) -> dict[str, Tensor]:

@@ -10,8 +10,8 @@ Reading one tick (iteration on a static image, frame on video) top to bottom (``
 3. The K groups are folded into the batch and the engine (an :class:`~rladder_stream.ladder.RLadder` over
    these 4 input channels) takes one step; its bottom decoder output h gives
    ``ẑ_k = c_1 Norm(W_z h) + b_1`` and ``m̂_k = softmax_k(c_2 Norm(W_m h))``, the next state's z and m.
-   The engine's bottom combinator starts as a pass-through of its input (:func:`pass_bottom_through`), so
-   from the first iteration h differs between groups (the default Ladder init would make it a constant).
+   The engine's combinators start open (``y = 0.5 z + 0.25 u``), so from the first iteration h differs
+   between groups; an engine started closed gets a pass-through bottom combinator (:func:`pass_bottom_through`).
 4. Class beliefs: each group's class probabilities over the classes plus a "none" class are summed over
    groups; "none" is dropped and the rest renormalised.
 
@@ -95,7 +95,8 @@ class RTagger(nn.Module):
         super().__init__()
         self.config = config
         self.engine = RLadder(engine_config(config))
-        pass_bottom_through(self.engine)
+        if config.decoder_init == "closed":
+            pass_bottom_through(self.engine)
         dims = config.dims
         self.z_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)
         self.m_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)

@@ -46,9 +46,11 @@ class Task:
     def add_input_noise(self, inputs: torch.Tensor, std: float) -> torch.Tensor:
         """Training inputs with Gaussian noise of ``std`` (torch's global generator, saved in checkpoints):
         fresh noise at every tick by default."""
-        return inputs + std * torch.randn(inputs.shape)
+        return inputs + std * torch.randn(inputs.shape).to(inputs.device)
 
-    def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
+    def train_batch(self, rng: np.random.Generator, batch_size: int, device: torch.device | None = None) -> Batch:
+        """A training batch, a pure function of ``rng``; with ``device``, its tensors on that device (a task
+        that can render its data there does so, with the same values as on the CPU)."""
         raise NotImplementedError
 
     def eval_size(self, split: str) -> int:
@@ -85,20 +87,28 @@ class EpisodeTask(Task):
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         raise NotImplementedError
 
-    def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
+    def train_sequences(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None,
+                        device: torch.device | None) -> Batch:
+        """Training sequences of the pool ``rows`` (random digits when ``None``) as a batch on ``device``;
+        a task with an on-device renderer overrides this."""
+        batch = self.to_batch(self.train_source.episodes(rng, batch_size, rows))
+        return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+    def train_batch(self, rng: np.random.Generator, batch_size: int, device: torch.device | None = None) -> Batch:
         """Fresh random training sequences (new trajectories every epoch), a pure function of ``rng``;
         semi-supervised: see the class docstring."""
         if self.labelled_rows is None:
-            return self.to_batch(self.train_source.episodes(rng, batch_size, None))
+            return self.train_sequences(rng, batch_size, None, device)
         if self.use_unlabelled:
             n_labelled = min(batch_size, max(1, round(batch_size * self.labelled_fraction)))
             rows = np.concatenate([rng.choice(self.labelled_rows, n_labelled),
                                    rng.choice(self.unlabelled_rows, batch_size - n_labelled)])
         else:
             rows = rng.choice(self.labelled_rows, batch_size)
-        seqs = self.train_source.episodes(rng, batch_size, rows)
-        seqs["labels"] = np.where(np.isin(rows, self.labelled_rows), seqs["labels"], -1)
-        return self.to_batch(seqs)
+        batch = self.train_sequences(rng, batch_size, rows, device)
+        labelled = torch.as_tensor(np.isin(rows, self.labelled_rows)).to(batch["labels"].device)
+        batch["labels"] = torch.where(labelled, batch["labels"], -1)
+        return batch
 
     def eval_size(self, split: str) -> int:
         """Number of fixed episodes of a split."""
@@ -130,8 +140,24 @@ class OccludedMNISTTask(EpisodeTask):
         labelled = train_config.labelled if train_config else None
         self.config = config
         self.n_observed = N_OBSERVED
+        self._renderer: OccludedRenderer | None = None
         evaluation = {split: episode_source(split, None, data_dir) for split in ("valid", "test")}
         self._use_sources(episode_source("train", labelled, data_dir), evaluation, train_config)
+
+    def train_sequences(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None,
+                        device: torch.device | None) -> Batch:
+        """The generator's episodes drawn with ``rng`` (:func:`envs.occluded_mnist.draw_trajectories`) and drawn
+        on ``device`` by :class:`OccludedRenderer`: the same values as the environment's generator, without a
+        per-batch resize on the CPU and a copy of every frame to the device. The static classifier's optimal
+        reconstruction and CPU batches take the generator itself."""
+        if device is None or self.config.input_view != "observed":
+            return super().train_sequences(rng, batch_size, rows, device)
+        from envs.occluded_mnist import draw_trajectories
+
+        if self._renderer is None or self._renderer.device != torch.device(device):
+            self._renderer = OccludedRenderer(self.train_source.pool.images, self.train_source.pool.labels, device)
+        choice, ys, xs, _ = draw_trajectories(rng, self.train_source.pool_size, batch_size, rows, self.n_observed + 1)
+        return self._renderer.batch(choice, ys, xs)
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> tensors: inputs, next-frame targets, clean frames (probe), labels."""
@@ -146,6 +172,38 @@ class OccludedMNISTTask(EpisodeTask):
             "clean": torch.as_tensor(seqs["clean"][:, :-1]),
             "labels": labels,
         }
+
+
+class OccludedRenderer:
+    """Occluded Moving MNIST frames drawn with torch on any device, from the same trajectories as the
+    environment's generator (:func:`envs.occluded_mnist.generate_occluded_batch` gives equal values; a test
+    checks it). The pool's digits are resized once, here, instead of at every batch."""
+
+    def __init__(self, digits: np.ndarray, labels: np.ndarray, device: torch.device | str):
+        from envs.occluded_mnist import DIGIT_SIZE, FRAME_SIZE, OCCLUDED, resize_digits
+
+        self.device = torch.device(device)
+        self.ink = torch.as_tensor(resize_digits(digits)).to(self.device)  # uint8 [N, 16, 16]
+        self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64)).to(self.device)
+        self.visible = torch.as_tensor(~OCCLUDED).to(self.device)
+        self.offsets = torch.arange(DIGIT_SIZE, device=self.device)
+        self.frame_size = FRAME_SIZE
+
+    def batch(self, choice: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> Batch:
+        """Inputs, next-frame targets, clean frames and labels of the episodes ``(choice [B], ys/xs [B, T])``."""
+        to = lambda a: torch.as_tensor(a).to(self.device, non_blocking=True)  # noqa: E731
+        choice, ys, xs = to(choice), to(ys), to(xs)
+        b, t = ys.shape
+        ink = self.ink[choice].float() / 255.0  # [B, 16, 16], the generator's float32 ink
+        rows = (ys[..., None] + self.offsets)[..., :, None]  # [B, T, 16, 1]
+        cols = (xs[..., None] + self.offsets)[..., None, :]  # [B, T, 1, 16]
+        clean = torch.zeros(b, t, self.frame_size, self.frame_size, device=self.device)
+        batch_index = torch.arange(b, device=self.device)[:, None, None, None]
+        tick_index = torch.arange(t, device=self.device)[None, :, None, None]
+        clean[batch_index, tick_index, rows, cols] = ink[:, None]
+        frames = clean * self.visible
+        return {"inputs": frames[:, :-1], "next_targets": frames[:, 1:], "clean": clean[:, :-1],
+                "labels": self.labels[choice]}
 
 
 class MusicTask(Task):
@@ -197,11 +255,12 @@ class MusicTask(Task):
         x, mask = torch.as_tensor(packed["x"]), torch.as_tensor(packed["mask"])
         return {"inputs": x[:, :-1], "next_targets": x[:, 1:], "mask": mask[:, 1:]}
 
-    def train_batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
+    def train_batch(self, rng: np.random.Generator, batch_size: int, device: torch.device | None = None) -> Batch:
         """Random crops of ``train_steps + 1`` steps (whole pieces when shorter), a pure function of ``rng``."""
         from envs.data.music import music_batches
 
-        return self.to_batch(music_batches(rng, self._splits["train"], batch_size, self.train_steps + 1))
+        batch = self.to_batch(music_batches(rng, self._splits["train"], batch_size, self.train_steps + 1))
+        return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     def eval_size(self, split: str) -> int:
         """Number of sequences in a split."""
@@ -294,7 +353,7 @@ class TexturedMNISTTask(_GroupingTask):
 
     def add_input_noise(self, inputs: torch.Tensor, std: float) -> torch.Tensor:
         """One noisy image for all iterations (Tagger: the iterations refine their view of one corrupted input)."""
-        return inputs + std * torch.randn((inputs.shape[0], 1, *inputs.shape[2:]))
+        return inputs + std * torch.randn((inputs.shape[0], 1, *inputs.shape[2:])).to(inputs.device)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from envs.textured_mnist import episode_source

@@ -67,6 +67,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the whole training forward (every tick, costs included)
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    channels_last: bool = False  # channels-last weights and activations (faster convolutions on tensor cores)
     data_dir: str | None = None
     labelled: int | None = None  # semi-supervised: number of labelled training digits (class-balanced, fixed)
     use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
@@ -79,7 +82,7 @@ class TrainConfig:
     dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
     out: str = "runs/default"
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
-    log_every: int = 20
+    log_every: int = 20  # steps; also how often the device's costs are read back (the only host sync)
     stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
 
     def __post_init__(self) -> None:
@@ -176,14 +179,12 @@ class TrainingDiverged(FloatingPointError):
 class _Progress:
     """A one-line progress report every ``every`` steps: step, costs, throughput, ETA (``stream=None``: silent)."""
 
-    def __init__(self, total: int, every: int, stream=sys.stderr):
+    def __init__(self, total: int, every: int, stream=sys.stderr, first_step: int = 0):
         self.total, self.every, self.stream = total, every, stream
         self.start = time.perf_counter()
-        self.first_step: int | None = None
+        self.first_step = first_step
 
     def update(self, step: int, sequences: int, costs: dict[str, float]) -> None:
-        if self.first_step is None:
-            self.first_step = step - 1
         if self.stream is None or (step % self.every and step != self.total):
             return
         elapsed = time.perf_counter() - self.start
@@ -255,6 +256,49 @@ class _WithCosts(torch.nn.Module):
         return {k: v if k == "total" else v.detach() for k, v in costs.items()}
 
 
+def _parameter_groups(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """(the model's parameters, the probe's). The probe reads the decoder without sending it gradients; kept in
+    a group of its own and out of the gradient clipping, it cannot change how the model trains."""
+    model_params, probe_params = [], []
+    for name, p in model.named_parameters():
+        (probe_params if name.startswith("probe_head.") else model_params).append(p)
+    return model_params, probe_params
+
+
+class _DivergenceGuard:
+    """Watches the training costs on the device, without a host synchronisation per step.
+
+    ``record`` marks a step whose total cost is not finite (on every rank at once under torchrun); from then on
+    :attr:`skip` tells the fused optimiser to apply nothing, so the weights stay those before that step.
+    ``check`` (every ``log_every`` steps, and before anything is evaluated or saved) brings the flag to the host
+    and raises :class:`TrainingDiverged` with the first bad step and its costs.
+    """
+
+    def __init__(self, device: torch.device):
+        self.skip = torch.zeros((), device=device)  # 1.0 once a non-finite cost was seen
+        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
+        self.bad_costs: torch.Tensor | None = None
+        self.names: list[str] = []
+
+    def record(self, step: int, costs: dict[str, torch.Tensor], all_ranks: bool = False) -> None:
+        self.names = list(costs)
+        values = torch.stack([costs[k].detach().float().reshape(()) for k in self.names])
+        bad = (~torch.isfinite(values[self.names.index("total")])).float()
+        if all_ranks:  # every rank skips and stops together
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        first = (bad > 0) & (self.skip == 0)
+        self.first_bad_step = torch.where(first, step, self.first_bad_step)
+        self.bad_costs = values if self.bad_costs is None else torch.where(first, values, self.bad_costs)
+        self.skip = torch.maximum(self.skip, bad)
+
+    def check(self, out: str | None, costs: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """Raise if a step diverged; else return ``costs`` as floats (the step's logged values)."""
+        first = int(self.first_bad_step.item())
+        if first >= 0:
+            raise TrainingDiverged(first, dict(zip(self.names, self.bad_costs.tolist())), out)
+        return {k: float(v.detach()) for k, v in (costs or {}).items()}
+
+
 def _init_distributed(device_name: str) -> tuple[int, int, torch.device, bool]:
     """Join the process group torchrun describes (NCCL on CUDA, Gloo on CPU), creating it unless the caller
     already did; returns (rank, world size, this rank's device, whether it was created here)."""
@@ -290,7 +334,13 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
 
     torch.manual_seed(cfg.seed)
     raw_model = build_model(model_cfg).to(device)
-    optimizer = torch.optim.AdamW(raw_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.channels_last:
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    model_params, probe_params = _parameter_groups(raw_model)
+    # Fused AdamW: one kernel for all parameters, and it skips a step on the device when told the step is bad
+    # (found_inf below), so no step needs the host to look at its cost first.
+    optimizer = torch.optim.AdamW([{"params": model_params}, {"params": probe_params}], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, fused=True)
     total = cfg.total_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total))
     step, train_time, wall_before, history = 0, 0.0, 0.0, []
@@ -320,6 +370,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         # static_graph: the same parameters get gradients every step (an ablation's zero-weighted head never does)
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+    forward = torch.compile(model, mode=None if cfg.compile_mode == "default" else cfg.compile_mode) if cfg.compile else model
 
     def save(path: Path) -> None:
         if not master:
@@ -341,12 +392,13 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         f"{f' x {world} processes' if ddp else ''}; data: {task.data_source}; {total} steps of {cfg.batch_size} sequences")
     scalars = _Scalars(out if master else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-    progress = _Progress(total, cfg.log_every, sys.stderr if master else None)
+    progress = _Progress(total, cfg.log_every, sys.stderr if master else None, first_step=step)
     model.train()
     interrupted = False
+    guard = _DivergenceGuard(device)
     while step < total:
         tick = time.perf_counter()
-        batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size)
+        batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size, device)
         clean_inputs = batch["inputs"]
         if model_cfg.input_noise > 0:
             batch["inputs"] = task.add_input_noise(clean_inputs, model_cfg.input_noise)
@@ -357,37 +409,38 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast:
             if teacher is not None:
-                costs = model(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step))
+                costs = forward(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step))
             else:
-                costs = model(batch)
-        values = {k: float(v.detach()) for k, v in costs.items()}  # this rank's rows (rank 0 logs)
-        finite = math.isfinite(values["total"])
-        if ddp:  # every rank stops together
-            flag = torch.tensor([float(finite)], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            finite = bool(flag.item())
-        if not finite:
-            raise TrainingDiverged(step, values, cfg.out)
+                costs = forward(batch)
+        guard.record(step, costs, all_ranks=ddp)
         optimizer.zero_grad(set_to_none=True)
         costs["total"].backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if cfg.grad_clip:  # the model's parameters only: the probe's own gradient must not set their clip factor
+            torch.nn.utils.clip_grad_norm_(model_params, cfg.grad_clip, foreach=True)
+        optimizer.found_inf = guard.skip  # a non-finite cost, now or earlier: the step changes nothing
         optimizer.step()
+        del optimizer.found_inf
         scheduler.step()
         if teacher is not None:
+            guard.check(cfg.out)  # the teacher's update is not guarded on the device
             teacher.update(raw_model, step)
         step += 1
-        train_time += time.perf_counter() - tick
-        progress.update(step, cfg.batch_size, values)
         epoch = step / cfg.steps_per_epoch
-        if step % cfg.log_every == 0:
-            scalars.write("train", step, epoch, train_time, scheduler.get_last_lr()[0], values)
         end_of_epoch = step % cfg.steps_per_epoch == 0
+        if step % cfg.log_every == 0 or end_of_epoch or step == total:  # the step's costs come back to the host here
+            values = guard.check(cfg.out, costs)
+            progress.update(step, cfg.batch_size, values)
+            if step % cfg.log_every == 0:
+                scalars.write("train", step, epoch, time.perf_counter() - tick + train_time, scheduler.get_last_lr()[0], values)
+        train_time += time.perf_counter() - tick
         out_of_time = cfg.time_budget_s is not None and train_time >= cfg.time_budget_s
         if ddp and cfg.time_budget_s is not None:  # every rank stops at the same step: rank 0's clock decides
             flag = torch.tensor([float(out_of_time)], device=device)
             dist.broadcast(flag, src=0)
             out_of_time = bool(flag.item())
+        if out_of_time or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or (
+                cfg.stop_after_steps is not None and step >= cfg.stop_after_steps):
+            guard.check(cfg.out)  # nothing is evaluated or saved after a non-finite cost
         if master and (end_of_epoch or out_of_time or step == total):
             metrics = evaluate(raw_model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device)
             if teacher is not None:

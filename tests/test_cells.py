@@ -61,3 +61,24 @@ def test_each_decoder_cell_learns_tiny_denoising(kind):
     noise_only = loss_fn(z, clean).item()  # what passing z through unchanged would score
     assert final < 0.2 * start, (start, final)
     assert final < 0.5 * noise_only, (noise_only, final)  # it used the signal from above, not just z
+
+
+@pytest.mark.parametrize("kind", ["g1", "convg1"])
+def test_gaussian_combinators_start_open_closed_or_stable_as_asked(kind):
+    """open: y = 0.5 z + 0.25 u (u the normalised projection); open_stable: the same start, v squashed into
+    (0, 1); closed: the original Ladder's y = 0 with zero slope in u and z."""
+    dims = None if kind == "g1" else 2
+    u_in, z, _, channels = _denoising_problem(dims, n=8)
+    project = nn.Linear(4, channels) if dims is None else upsample(2, channels, channels, 2)
+    for init in ("open", "open_stable"):
+        cell = make_decoder_cell(kind, project, channels, dims, "layer", init=init)
+        u = cell.norm(cell.project(u_in))
+        torch.testing.assert_close(cell(u_in, z), 0.5 * z + 0.25 * u)
+    stable = make_decoder_cell(kind, project, channels, dims, "layer", init="open_stable")
+    with torch.no_grad():
+        stable.v.a[4].fill_(50.0)  # however far v's pre-activation goes, v stays below 1
+    assert (stable.v(torch.randn(5, channels)) <= 1).all()
+    closed = make_decoder_cell(kind, project, channels, dims, "layer", init="closed")
+    assert torch.count_nonzero(closed(u_in, z)) == 0
+    with pytest.raises(ValueError, match="decoder init"):
+        make_decoder_cell(kind, project, channels, dims, "layer", init="ajar")

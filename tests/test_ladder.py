@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rladder_stream.config import LadderConfig, get_config
+from rladder_stream.config import LadderConfig, get_config, list_configs
 from rladder_stream.ladder import build_model
 
 
@@ -204,3 +204,53 @@ def test_config_round_trips_through_plain_data(tiny_config):
     assert LadderConfig.from_dict(tiny_config.to_dict()) == tiny_config
     with pytest.raises(ValueError, match="unknown config fields"):
         LadderConfig.from_dict({**tiny_config.to_dict(), "bogus": 1})
+
+
+def _level_of(name: str) -> str | None:
+    """The encoder or decoder level a parameter belongs to (``encoders.0``, ``top_encoder``, ``decoders.2``,
+    ``top_decoder``, with an RTagger's ``engine.`` prefix dropped), or None for heads and feedback transforms."""
+    name = name.removeprefix("engine.")
+    parts = name.split(".")
+    if parts[0] in ("encoders", "decoders"):
+        return ".".join(parts[:2])
+    if parts[0] in ("top_encoder", "top_decoder"):
+        return parts[0]
+    return None
+
+
+DECODER_CONFIGS = [n for n in list_configs() if get_config(n, size="tiny").decoder]
+
+
+@pytest.mark.parametrize("name", DECODER_CONFIGS)
+def test_at_init_the_low_level_cost_reaches_every_encoder_and_decoder_level(name):
+    """Open combinators (the default): the bottom cost alone (prediction or denoising, not the class cost) sends
+    gradient into the parameters of every encoder level and every decoder level at initialisation. Started
+    closed, it reached no level above the bottom (the Table 1 RLadder was its encoder plus a local predictor)."""
+    from rladder_stream.losses import bernoulli_nll
+    from rladder_stream.tagger import group_mixture_nll
+
+    torch.manual_seed(0)
+    model = build_model(get_config(name, size="tiny"))
+    cfg = model.config
+    x = torch.rand(4, 3, *cfg.obs_shape)
+    outputs, _ = model(x)
+    cost = group_mixture_nll(outputs, x) if cfg.groups else bernoulli_nll(outputs["prediction_logits"], x)
+    cost.backward()
+    norms: dict[str, float] = {}
+    for param_name, p in model.named_parameters():
+        level = _level_of(param_name)
+        if level is not None:
+            norms[level] = norms.get(level, 0.0) + (0.0 if p.grad is None else p.grad.norm().item() ** 2)
+    dead = sorted(level for level, n in norms.items() if not n > 0)
+    assert len(norms) >= 4 and not dead, f"levels without gradient at init: {dead}"
+
+
+def test_started_closed_the_low_level_cost_sends_no_gradient_above_the_bottom():
+    """The failure the open start fixes, kept as a known answer: closed combinators zero the gradient of every
+    level above the bottom decoder."""
+    from rladder_stream.losses import bernoulli_nll
+
+    model = build_model(get_config("omm-rladder", size="tiny", decoder_init="closed"))
+    x = torch.rand(2, 3, 32, 32)
+    bernoulli_nll(model(x)[0]["prediction_logits"], x).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for n, p in model.named_parameters() if n.startswith("encoders."))

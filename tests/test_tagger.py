@@ -101,15 +101,28 @@ def test_groups_are_interchangeable(name):
     assert not torch.allclose(out["groups"][:, :, 0], out["groups"][:, :, 1])  # the noise did break the symmetry
 
 
-def test_the_engine_passes_its_bottom_input_through_at_init():
-    """The bottom combinator starts as d_0 = e_0 (not the zero of the default ConvG1/ConvG2 init), so the
-    heads read each group's own inputs from the first step."""
+def test_a_closed_engine_passes_its_bottom_input_through_at_init():
+    """Started closed, the bottom combinator is made d_0 = e_0 (not the zero of the original Ladder init), so
+    the heads read each group's own inputs from the first step."""
+    for name in ("tmnist-rtagger", "tmnist-tagger", "mmnist-rtagger"):
+        engine = build_model(get_config(name, size="tiny", decoder_init="closed")).engine
+        bottom = engine.decoders[0]
+        e0 = torch.rand(3, 4, *engine.config.obs_shape)
+        d1 = torch.randn(3, engine.config.levels[0].channels, *engine.config.level_spatial(1))
+        torch.testing.assert_close(bottom(d1, e0), e0)
+
+
+def test_an_open_engine_mixes_its_bottom_input_with_the_signal_from_above():
+    """Started open (the default), the bottom combinator blends e_0 with what comes from above: both reach the
+    heads (a pass-through would cut the levels above off from the cost)."""
     for name in ("tmnist-rtagger", "tmnist-tagger", "mmnist-rtagger"):
         engine = build_model(get_config(name, size="tiny")).engine
         bottom = engine.decoders[0]
         e0 = torch.rand(3, 4, *engine.config.obs_shape)
         d1 = torch.randn(3, engine.config.levels[0].channels, *engine.config.level_spatial(1))
-        torch.testing.assert_close(bottom(d1, e0), e0)
+        y = bottom(d1, e0)
+        assert not torch.allclose(bottom(d1, e0 + 0.5), y, atol=1e-3)  # a function of e_0
+        assert not torch.allclose(bottom(2 * d1, e0), y, atol=1e-3)  # and of the signal from above
 
 
 @pytest.mark.parametrize("name", TAGGERS)

@@ -202,3 +202,49 @@ def test_a_failing_run_side_by_side_lets_the_others_finish_then_raises(tmp_path)
     assert any("failed: DataNotFoundError" in line for line in said) and "done; 0 runs left" in said[-1]
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         train_runs([good], "test", "1 run", None, said.append, jobs=0)
+
+
+def test_the_probe_does_not_change_how_the_model_trains(tmp_path):
+    """Same seed with and without the probe: bit-identical model weights after several steps (the probe reads
+    the decoder with its gradient stopped, is initialised from its own generator, and is outside the clipping)."""
+    quiet = lambda s: None  # noqa: E731
+    run = dict(epochs=1, train_sequences=32, grad_clip=0.5)  # a clip that binds: the probe's gradient is large
+    train(_tiny(tmp_path, out=str(tmp_path / "with"), **run), log=quiet)
+    train(_tiny(tmp_path, out=str(tmp_path / "without"), model_overrides={"probe": False}, **run), log=quiet)
+    with_cfg, with_probe, _ = load_checkpoint(tmp_path / "with" / "last.pt")
+    without_cfg, without_probe, _ = load_checkpoint(tmp_path / "without" / "last.pt")
+    assert with_cfg.probe and not without_cfg.probe
+    assert set(with_probe) - set(without_probe) == {"probe_head.weight", "probe_head.bias"}
+    for k, v in without_probe.items():
+        assert torch.equal(with_probe[k], v), k
+
+
+def test_the_on_device_renderer_draws_the_generators_episodes():
+    """The training's torch renderer gives exactly the environment generator's frames for the same draws."""
+    from envs.occluded_mnist import episode_source
+    from rladder_stream.tasks import OccludedMNISTTask
+
+    task = OccludedMNISTTask(get_config("omm-rladder", size="tiny"))
+    on_device = task.train_batch(np.random.default_rng([5, 9]), 12, device=torch.device("cpu"))
+    reference = task.to_batch(episode_source("train").episodes(np.random.default_rng([5, 9]), 12, None))
+    assert set(on_device) == set(reference)
+    for k in reference:
+        assert on_device[k].dtype == reference[k].dtype and torch.equal(on_device[k], reference[k]), k
+
+
+def _train_costs(out) -> dict[tuple[int, str], float]:
+    rows = [r.split(",") for r in (out / "log.csv").read_text().splitlines()[1:]]
+    return {(int(r[1]), r[5]): float(r[6]) for r in rows if r[0] == "train"}
+
+
+def test_compiled_training_follows_eager_training(tmp_path):
+    """torch.compile of the whole training forward (every tick and the costs) gives the eager costs, step by
+    step, to float tolerance (the kernels fuse differently, so not bit for bit)."""
+    quiet = lambda s: None  # noqa: E731
+    run = dict(epochs=1, train_sequences=48, model_overrides={"input_noise": 0.05})
+    train(_tiny(tmp_path, out=str(tmp_path / "eager"), **run), log=quiet)
+    train(_tiny(tmp_path, out=str(tmp_path / "compiled"), compile=True, **run), log=quiet)
+    eager, compiled = _train_costs(tmp_path / "eager"), _train_costs(tmp_path / "compiled")
+    assert set(eager) == set(compiled) and len({step for step, _ in eager}) == 6
+    for key, value in eager.items():
+        assert compiled[key] == pytest.approx(value, rel=2e-3, abs=1e-4), key
