@@ -1,68 +1,118 @@
 #!/usr/bin/env bash
-# One table of the paper at the gpu size, every run at once on one GPU, in one short lease of a device machine.
+# One short lease of a GPU machine, in one command: the throughput benchmark, then a table's runs side by side.
 #
 #   bash benchmarks/prepare_lease.sh                # once, on the machine that holds ../shared/data
-#   bash benchmarks/gpu_lease.sh OUT_DIR table4 [BUDGET_S]
+#   bash benchmarks/gpu_lease.sh OUT_DIR bench [BENCH_S]
 #   bash benchmarks/gpu_lease.sh OUT_DIR table1 [BUDGET_S]
+#   bash benchmarks/gpu_lease.sh OUT_DIR table4 [BUDGET_S]
 #
-# table4: the 7 Table 4 runs and the 2 Moving MNIST runs (seed 0) side by side (`reproduce table4 --jobs 9`),
-# a validation every 100 steps so that the AMI can be followed against its chance level; then Figures 6 and 7
-# of the trained RTaggers. table1: the 7 rows of Table 1 (seed 0) side by side (`reproduce table1 --jobs 7`),
-# 11 epochs of 60,000 sequences planned; then Figure 4 of the trained RLadder.
-# Each run trains for BUDGET_S seconds (default 300); the whole command takes about BUDGET_S + 100 s.
-# Writes under OUT_DIR: the documents, the full log, the GPU's utilisation and memory every 20 s, and
-# results.tgz (every run's results.json and log.csv, and the figures; no checkpoints).
+# bench: benchmarks/throughput.py at the gpu size, cut at BENCH_S seconds (default 230; rows are kept as they
+# come): the device's bf16 peak, training samples/s eager and compiled with their fraction of the peak
+# (omm-rladder, omm-hrnn, tmnist-rtagger), streaming latency and throughput per step mode (omm-rladder).
+# table1: the 7 rows of Table 1 (seed 0, `reproduce table1 --jobs 7`) and, beside them, RLadder variants of the
+# decoder's start and of the decoder-to-encoder entry (VARIANTS below), every run training for BUDGET_S seconds
+# (default 280), compiled when COMPILE=true (or, unset, when OUT_DIR/benchmarks.json measured compiled training at
+# least COMPILE_GAIN (default 2) times faster than eager); then the RLadder's weights in bf16 (about 12 MB) and
+# Figure 4. Two back-to-back calls (bench, then table1) fit one 15-minute lease.
+# table4: the 7 Table 4 runs and the 2 Moving MNIST runs side by side, then Figures 6 and 7.
+# Writes under OUT_DIR at most 8 files (what a lease brings back): gpu.txt, lease.log, benchmarks.json,
+# benchmarks.md, gpu_usage.csv, results.tgz (every run's results.json and log.csv, the documents, the figures;
+# no checkpoints) and, for table1, omm-rladder-gpu-bf16.pt.
 # SIZE=tiny tries the script on a CPU. The Python packages the device machine lacks travel as wheels in .whl/
 # and the data in .devdata/ (made by prepare_lease.sh; both ignored by git): name both in the lease's carry.
 set -uo pipefail
-OUT_DIR=${1:?usage: gpu_lease.sh OUT_DIR table1|table4 [BUDGET_S]}
-TABLE=${2:?usage: gpu_lease.sh OUT_DIR table1|table4 [BUDGET_S]}
-BUDGET=${3:-300}
+OUT_DIR=${1:?usage: gpu_lease.sh OUT_DIR bench|table1|table4 [SECONDS]}
+TABLE=${2:?usage: gpu_lease.sh OUT_DIR bench|table1|table4 [SECONDS]}
+BUDGET=${3:-280}
+BENCH=${3:-230}
 SIZE=${SIZE:-gpu}
-case $TABLE in table1|table4) ;; *) echo "unknown table $TABLE (table1 or table4)"; exit 2;; esac
+COMPILE_GAIN=${COMPILE_GAIN:-2}
+case $TABLE in bench|table1|table4) ;; *) echo "unknown mode $TABLE (bench, table1 or table4)"; exit 2;; esac
 mkdir -p "$OUT_DIR"
+exec > >(tee "$OUT_DIR/lease.log") 2>&1
 if [ -d .whl ] && ! python3 -c "import gymnasium, mido" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 [ -d .devdata ] && export RLADDER_STREAM_DATA=$PWD/.devdata
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT_DIR/gpu.txt"
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; nproc) | tee "$OUT_DIR/gpu.txt"
 python3 -c "import torch, gymnasium; print('torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())" \
     | tee -a "$OUT_DIR/gpu.txt" || exit 1
-(while sleep 20; do nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader; done) >"$OUT_DIR/gpu_usage.csv" 2>&1 &
+(while sleep 15; do nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader; done) >"$OUT_DIR/gpu_usage.csv" 2>&1 &
 monitor=$!
-
+started=$SECONDS
 RUNS=runs/$TABLE-$SIZE
 CLI="python3 -m rladder_stream.cli"
-case $TABLE in
-table4)
+mkdir -p "$RUNS/figures"
+
+if [ "$TABLE" = bench ]; then
+    # rows are written as they come, so a timeout loses only the unfinished ones
+    if [ "$SIZE" = tiny ]; then bench_extra=(--quick --steps 2 --ticks 20 --stream-batch 1 64); else bench_extra=(); fi
+    timeout "$BENCH" python3 benchmarks/throughput.py --size "$SIZE" --configs omm-rladder omm-hrnn tmnist-rtagger \
+        --train-modes eager compile --stream-configs omm-rladder --stream-modes none graph compile+graph --json "$OUT_DIR/benchmarks.json" --md "$OUT_DIR/benchmarks.md" \
+        "${bench_extra[@]}"
+    echo "benchmark exit status $? after $((SECONDS - started)) s"
+elif [ "$TABLE" = table1 ]; then
+    # compile the training when told to, or when the benchmark says it pays
+    compile=${COMPILE:-$(python3 - "$OUT_DIR/benchmarks.json" "$COMPILE_GAIN" <<'EOF'
+import json, sys
+try:
+    rows = [r for r in json.load(open(sys.argv[1])) if r["config"] == "omm-rladder" and r["mode"] == "train"]
+    rate = {r["variant"]: r for r in rows}
+    gain = rate["compile"]["samples_per_s"] / rate["eager"]["samples_per_s"]
+    print("true" if gain >= float(sys.argv[2]) and rate["compile"]["setup_s"] < 90 else "false")
+    print(f"compiled/eager training speed {gain:.2f}, compile setup {rate['compile']['setup_s']} s", file=sys.stderr)
+except Exception as exc:  # no benchmark rows: train eager
+    print("false"); print(f"no compile decision from the benchmark: {exc}", file=sys.stderr)
+EOF
+)}
+    echo "training with compile=$compile"
+    # the table's rows with the open decoder and the normalised feedback entry (ahead of the input entry in a
+    # 500-step CPU check); beside them the other starts and entries (seed 0)
+    settings=(epochs=11 train_sequences=60000 batch_size=256 compile=$compile log_every=50 decoder_to_encoder_entry=normalised)
+    VARIANTS=("input decoder_to_encoder_entry=input" "closed decoder_init=closed decoder_to_encoder_entry=input"
+              "gates decoder_to_encoder_entry=gates" "stable decoder_init=open_stable")
+    [ "$SIZE" = tiny ] && settings+=(train_sequences=512 batch_size=16 valid_sequences=32 eval_batch_size=32)
+    [ "$SIZE" = tiny ] || settings+=(valid_sequences=2000)
+    pids=()
+    mkdir -p "$RUNS/variants"
+    for variant in "${VARIANTS[@]}"; do
+        name=${variant%% *}; set_=${variant#* }
+        timeout $((BUDGET + 110)) $CLI train omm-rladder --out "$RUNS/variants/$name" \
+            --set size=$SIZE time_budget_s=$BUDGET seed=0 "${settings[@]}" $set_ >"$RUNS/variants/$name.log" 2>&1 &
+        pids+=($!)
+    done
+    timeout $((BUDGET + 110)) $CLI reproduce table1 --seeds 1 --jobs 7 --size "$SIZE" --budget-s "$BUDGET" --out "$RUNS" \
+        --set "${settings[@]}" --doc "$RUNS/table1-$SIZE.md" 2>&1 | grep --line-buffered -v "\] step [0-9]"
+    echo "reproduce exit status: ${PIPESTATUS[0]} after $((SECONDS - started)) s"
+    wait "${pids[@]}"
+    for variant in "${VARIANTS[@]}"; do name=${variant%% *}; echo "== variant $name"; grep -v "^step " "$RUNS/variants/$name.log" | tail -n 4; done
+    # (3) the RLadder's weights in bf16 and its Figure 4
+    python3 - "$RUNS/omm-rladder/seed0/last.pt" "$OUT_DIR/omm-rladder-$SIZE-bf16.pt" <<'EOF'
+import sys, torch
+from rladder_stream.checkpoint import load_checkpoint, save_checkpoint
+config, weights, extra = load_checkpoint(sys.argv[1])
+half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()}
+keep = {k: extra[k] for k in ("step", "train_time", "train_config") if k in extra}
+save_checkpoint(sys.argv[2], config, half, keep)
+print(f"wrote {sys.argv[2]} ({sum(v.numel() for v in half.values()):,} weights in bf16, step {extra.get('step')})")
+EOF
+    timeout 60 $CLI figure4 --model "$RUNS/omm-rladder/seed0/last.pt" --out "$RUNS/figures/omm-rladder"
+else
     reproduce=(table4 --seeds 1 --moving-seeds 1 --jobs 9
         --set batch_size=128 epochs=100 train_sequences=12800 valid_sequences=1000
         --moving-set batch_size=8 train_sequences=800 valid_sequences=100 test_sequences=1000 eval_batch_size=50
-        --doc "$OUT_DIR/table4-$SIZE.md" --moving-doc "$OUT_DIR/moving_mnist-$SIZE.md")
-    figures=(labelled-50k/tmnist-rtagger labelled-50k/tmnist-tagger moving-mnist/mmnist-rtagger);;
-table1)
-    reproduce=(table1 --seeds 1 --jobs 7 --set epochs=11 train_sequences=60000 batch_size=256 test_sequences=5000
-        --doc "$OUT_DIR/table1-$SIZE.md")
-    figures=(omm-rladder);;
-esac
-# The reproduce must end with room for the figures and the archive: training + start-up + evaluation.
-timeout $((BUDGET + 150)) $CLI reproduce "${reproduce[@]}" --size "$SIZE" --budget-s "$BUDGET" --out "$RUNS" 2>&1 \
-    | tee "$OUT_DIR/$TABLE.log" | grep --line-buffered -v "\] step [0-9]"
-echo "reproduce exit status: ${PIPESTATUS[0]}"
+        --doc "$RUNS/table4-$SIZE.md" --moving-doc "$RUNS/moving_mnist-$SIZE.md")
+    timeout $((BUDGET + 150)) $CLI reproduce "${reproduce[@]}" --size "$SIZE" --budget-s "$BUDGET" --out "$RUNS" 2>&1 \
+        | grep --line-buffered -v "\] step [0-9]"
+    echo "reproduce exit status: ${PIPESTATUS[0]}"
+    for model in labelled-50k/tmnist-rtagger labelled-50k/tmnist-tagger moving-mnist/mmnist-rtagger; do
+        checkpoint=$(ls "$RUNS"/$model/seed0/last.pt 2>/dev/null | head -n 1)
+        [ -n "$checkpoint" ] && timeout 30 $CLI groups --model "$checkpoint" --out "$RUNS/figures/${model//\//-}"
+    done
+fi
 kill $monitor 2>/dev/null
-
-mkdir -p "$RUNS/figures"
-for model in "${figures[@]}"; do
-    checkpoint=$(ls "$RUNS"/$model/seed0/last.pt 2>/dev/null | head -n 1)
-    [ -n "$checkpoint" ] || continue
-    name=${model//\//-}
-    if [ "$TABLE" = table1 ]; then
-        timeout 30 $CLI figure4 --model "$checkpoint" --out "$RUNS/figures/$name"
-    else
-        timeout 30 $CLI groups --model "$checkpoint" --out "$RUNS/figures/$name"
-    fi
-done
-tar czf "$OUT_DIR/results.tgz" --exclude='*.pt' "$RUNS"
+[ -d "$RUNS" ] && tar czf "$OUT_DIR/results.tgz" --exclude='*.pt' --exclude='tensorboard' "$RUNS"
+echo "lease script done after $((SECONDS - started)) s"
 ls -la "$OUT_DIR"

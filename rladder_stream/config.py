@@ -371,7 +371,7 @@ def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     fields.setdefault("top_kind", kind)
     fields.setdefault("prediction_weight", TAGGER_DENOISING_WEIGHT)
     fields.setdefault("input_noise", TAGGER_INPUT_NOISE)
-    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch_stats", **fields)
+    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch", **fields)
 
 
 @register_config("tmnist-rtagger", "RTagger on Brodatz-textured MNIST: 2 groups, conv-LSTM RLadder engine, denoising + class (Table 4)")
@@ -402,7 +402,7 @@ _MMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 
 def _mmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     levels = tuple(LevelConfig(c, kind, pool=p) for c, p in _MMNIST_LEVELS[size])
-    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch_stats", groups=3,
+    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
                         n_classes=0, class_weight=0.0, **fields)
 
 

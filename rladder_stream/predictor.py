@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_model, save_checkpoint
+from .fast_step import make_step
 from .ladder import RLadder, State
 from .outputs import StepOutput
 from .validation import validate_observation, validate_stream_ids
@@ -75,9 +76,13 @@ class Predictor:
         model: the network (put in eval mode; the predictor never trains it).
         n_streams: number of independent streams stepped together (a batch).
         device: where to run (``"cpu"``, ``"cuda"``...); defaults to the model's device.
+        step_mode: how the tick runs (:func:`rladder_stream.fast_step.make_step`): ``"none"`` (eager),
+            ``"compile"`` (torch.compile), and on CUDA ``"graph"`` or ``"compile+graph"`` (the tick replayed as
+            one CUDA graph, the state kept in its buffers on the device between calls).
     """
 
-    def __init__(self, model: RLadder, n_streams: int = 1, device: str | torch.device | None = None):
+    def __init__(self, model: RLadder, n_streams: int = 1, device: str | torch.device | None = None,
+                 step_mode: str = "none"):
         if n_streams < 1:
             raise ValueError(f"n_streams must be >= 1, got {n_streams}")
         self.model = model.eval() if device is None else model.to(device).eval()
@@ -86,6 +91,7 @@ class Predictor:
         self.device, self.dtype = param.device, param.dtype
         self.state: State = self.model.init_state(n_streams)
         self.ticks = np.zeros(n_streams, dtype=np.int64)
+        self._step = make_step(self.model, step_mode, n_streams)
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
@@ -114,7 +120,7 @@ class Predictor:
         same batching. On a ``ValueError`` the state is unchanged.
         """
         x, batched = self._validated(obs)
-        outputs, new_state = self.model.step(x, self.state)
+        outputs, new_state = self._step(x, self.state)
         self.state = new_state
         self.ticks += 1
         return to_step_output(outputs, batched)

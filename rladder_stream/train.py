@@ -235,7 +235,7 @@ class _Scalars:
                 sink.close()
 
 
-class _WithCosts(torch.nn.Module):
+class WithCosts(torch.nn.Module):
     """The training forward: a batch in, the costs out (only ``total`` carries gradients).
 
     DistributedDataParallel wraps this rather than the model: it must see the total cost, not every output,
@@ -265,7 +265,7 @@ def _parameter_groups(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter],
     return model_params, probe_params
 
 
-class _DivergenceGuard:
+class DivergenceGuard:
     """Watches the training costs on the device, without a host synchronisation per step.
 
     ``record`` marks a step whose total cost is not finite (on every rank at once under torchrun); from then on
@@ -297,6 +297,30 @@ class _DivergenceGuard:
         if first >= 0:
             raise TrainingDiverged(first, dict(zip(self.names, self.bad_costs.tolist())), out)
         return {k: float(v.detach()) for k, v in (costs or {}).items()}
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, list[torch.nn.Parameter]]:
+    """Fused AdamW over the model's parameters and, in a group of its own, the probe's; returns it and the
+    model's parameters (the ones the gradient clipping sees). Fused: one kernel for all parameters, and it
+    skips a step on the device when told the step is bad (``found_inf``), so no step waits for the host."""
+    model_params, probe_params = _parameter_groups(model)
+    optimizer = torch.optim.AdamW([{"params": model_params}, {"params": probe_params}], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, fused=True)
+    return optimizer, model_params
+
+
+def optimise(total: torch.Tensor, optimizer: torch.optim.Optimizer, model_params: list[torch.nn.Parameter],
+             grad_clip: float, guard: "DivergenceGuard") -> None:
+    """One optimiser step on ``total``: backward, clipping of the model's gradients (not the probe's: its own
+    gradient must not set the model's clip factor), and an update that changes nothing once ``guard`` saw a
+    non-finite cost."""
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model_params, grad_clip, foreach=True)
+    optimizer.found_inf = guard.skip
+    optimizer.step()
+    del optimizer.found_inf
 
 
 def _init_distributed(device_name: str) -> tuple[int, int, torch.device, bool]:
@@ -336,11 +360,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     raw_model = build_model(model_cfg).to(device)
     if cfg.channels_last:
         raw_model = raw_model.to(memory_format=torch.channels_last)
-    model_params, probe_params = _parameter_groups(raw_model)
-    # Fused AdamW: one kernel for all parameters, and it skips a step on the device when told the step is bad
-    # (found_inf below), so no step needs the host to look at its cost first.
-    optimizer = torch.optim.AdamW([{"params": model_params}, {"params": probe_params}], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, fused=True)
+    optimizer, model_params = build_optimizer(raw_model, cfg)
     total = cfg.total_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total))
     step, train_time, wall_before, history = 0, 0.0, 0.0, []
@@ -364,7 +384,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         wall_before = float(extra.get("wall_time", 0.0))
         log(f"resumed from {last} at step {step}/{total}")
 
-    model = _WithCosts(raw_model, task)
+    model = WithCosts(raw_model, task)
     if ddp:
         if device.type == "cuda":  # batch statistics over the global batch, as in one process
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -395,7 +415,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     progress = _Progress(total, cfg.log_every, sys.stderr if master else None, first_step=step)
     model.train()
     interrupted = False
-    guard = _DivergenceGuard(device)
+    guard = DivergenceGuard(device)
     while step < total:
         tick = time.perf_counter()
         batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size, device)
@@ -413,13 +433,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             else:
                 costs = forward(batch)
         guard.record(step, costs, all_ranks=ddp)
-        optimizer.zero_grad(set_to_none=True)
-        costs["total"].backward()
-        if cfg.grad_clip:  # the model's parameters only: the probe's own gradient must not set their clip factor
-            torch.nn.utils.clip_grad_norm_(model_params, cfg.grad_clip, foreach=True)
-        optimizer.found_inf = guard.skip  # a non-finite cost, now or earlier: the step changes nothing
-        optimizer.step()
-        del optimizer.found_inf
+        optimise(costs["total"], optimizer, model_params, cfg.grad_clip, guard)
         scheduler.step()
         if teacher is not None:
             guard.check(cfg.out)  # the teacher's update is not guarded on the device

@@ -68,7 +68,7 @@ def _random_model(name: str, seed: int = 0, scale: float = 0.1, forgetful: bool 
         for m in model.modules():
             if forgetful and isinstance(m, LSTMCell):
                 m.hidden_transform.bias[m.hidden : 2 * m.hidden] -= 1.0
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
                 m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=gen))
                 m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
     return model.eval()
@@ -142,13 +142,19 @@ def _assert_parity(worst: dict[str, float]) -> None:
     assert max(worst.values()) <= ATOL, worst
 
 
-FAST_PARITY = [("omm-rladder", 500), ("music-rladder", 500), ("omm-temporal", 60), ("omm-static", 60), ("tmnist-rtagger", 30)]
+# Long streams run with closed decoders: a random model with open ones is chaotic (the decoder-to-encoder loop
+# amplifies float32 rounding about tenfold every 50 ticks, measured on music-rladder: 1e-6 at tick 10, 1e-2 at tick
+# 200 between two correct runtimes), so a long open stream would test the weights, not the runtime. The open
+# decoders (the default) stream over 40 ticks, well before the rounding grows.
+FAST_PARITY = [("omm-rladder", 500, "closed"), ("music-rladder", 500, "closed"), ("omm-rladder", 40, "open"),
+               ("music-rladder", 40, "open"), ("omm-temporal", 60, "open"), ("omm-static", 60, "open"),
+               ("tmnist-rtagger", 30, "open")]
 
 
-@pytest.mark.parametrize("name, ticks", FAST_PARITY)
+@pytest.mark.parametrize("name, ticks, decoder_init", FAST_PARITY)
 @pytest.mark.parametrize("n_streams", [1, 7])
-def test_onnx_runtime_streams_like_pytorch(exported, name, ticks, n_streams):
-    model, path = exported(name)
+def test_onnx_runtime_streams_like_pytorch(exported, name, ticks, decoder_init, n_streams):
+    model, path = exported(name, decoder_init=decoder_init)
     worst = _stream_parity(model, path, ticks, n_streams)
     _assert_parity(worst)
 
