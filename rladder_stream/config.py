@@ -403,3 +403,29 @@ def _mmnist_rtagger(size: str) -> LadderConfig:
 @register_config("mmnist-tagger", "Tagger on two-digit Moving MNIST: the RTagger with a feed-forward Ladder engine (SPEC 6.5)")
 def _mmnist_tagger(size: str) -> LadderConfig:
     return _mmnist(size, kind="feedforward", decoder_to_encoder=False)
+
+
+# Shapes (the reference Tagger's own easiest grouping task; envs/shapes.py): 20x20 binary images of three shapes. ----
+
+# Level pools 1, 2 (20 -> 10) and, at cpu and gpu size, a third level pooling to 5x5, flattened whole into the top.
+_SHAPES_CHANNELS = {"tiny": (4, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
+_SHAPES_TOP = {"tiny": (16, 2), "cpu": (64, 1), "gpu": (256, 1)}  # (top units, top_pool): the top sees 5x5 maps
+SHAPES_INPUT_NOISE = 0.2  # the reference's corruption level (flip noise 0.2 on binary Shapes, sigma 0.2 on Gaussian data)
+
+
+def _shapes(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
+    levels = tuple(LevelConfig(c, kind, pool=1 if i == 0 else 2) for i, c in enumerate(_SHAPES_CHANNELS[size]))
+    top_size, top_pool = _SHAPES_TOP[size]
+    return LadderConfig(obs_shape=(20, 20), levels=levels, top_kind=kind, top_size=top_size, top_pool=top_pool,
+                        norm="batch", groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE, **fields)
+
+
+@register_config("shapes-rtagger", "RTagger on Shapes (3 binary shapes, 20x20): 4 groups, conv-LSTM RLadder engine, "
+                 "denoising only; the grouping sanity test")
+def _shapes_rtagger(size: str) -> LadderConfig:
+    return _shapes(size)
+
+
+@register_config("shapes-tagger", "Tagger on Shapes: the RTagger with a feed-forward Ladder engine (the reference's own task)")
+def _shapes_tagger(size: str) -> LadderConfig:
+    return _shapes(size, kind="feedforward", decoder_to_encoder=False)
