@@ -30,6 +30,11 @@ register(
     entry_point="envs.textured_mnist:TexturedMNISTEnv",
     vector_entry_point="envs.textured_mnist:TexturedMNISTVectorEnv",
 )
+register(
+    id="rladder_stream/Shapes-v0",
+    entry_point="envs.shapes:ShapesEnv",
+    vector_entry_point="envs.shapes:ShapesVectorEnv",
+)
 # Polyphonic music (envs/polyphonic_music.py) registers below.
 register(
     id="rladder_stream/PolyphonicMusic-v0",

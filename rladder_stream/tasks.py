@@ -391,7 +391,32 @@ class MovingMNISTTask(_GroupingTask):
                 "true_groups": torch.as_tensor(seqs["groups"][:, 1:])}
 
 
-TASKS: dict[str, type[Task]] = {"omm": OccludedMNISTTask, "music": MusicTask, "tmnist": TexturedMNISTTask, "mmnist": MovingMNISTTask}
+class ShapesTask(_GroupingTask):
+    """Shapes (the reference Tagger's easiest grouping task): the image of three binary shapes shown for
+    ``N_ITERATIONS`` ticks; the low-level target is the clean image (the training loop adds ``input_noise``
+    once per image: denoising); no class task; AMI over the shapes' pixels (background 0 and overlaps -1
+    ignored). The images are generated, so ``data_dir`` does not apply."""
+
+    name = "shapes"
+    ami_ignore = (-1, 0)  # as envs.shapes.AMI_IGNORE
+    add_input_noise = TexturedMNISTTask.add_input_noise  # one noisy image for all iterations
+
+    def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
+        from envs.shapes import episode_source
+
+        if labelled is not None:
+            raise ValueError("Shapes has no class task: 'labelled' does not apply")
+        return episode_source("train"), {s: episode_source(s) for s in ("valid", "test")}
+
+    def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
+        """Generator output -> the iterations' inputs, their clean targets and the groups of each tick."""
+        images = torch.as_tensor(seqs["frames"][:, :-1])
+        groups = torch.as_tensor(seqs["groups"]).unsqueeze(1).expand(-1, images.shape[1], -1, -1)
+        return {"inputs": images, "targets": images.clone(), "true_groups": groups.contiguous()}
+
+
+TASKS: dict[str, type[Task]] = {"omm": OccludedMNISTTask, "music": MusicTask, "tmnist": TexturedMNISTTask, "mmnist": MovingMNISTTask,
+                                "shapes": ShapesTask}
 
 
 def task_for(config: LadderConfig) -> str:

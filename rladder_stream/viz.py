@@ -424,12 +424,14 @@ def grouping_figures(record: GroupingRecord, out: str | os.PathLike, stem: str, 
     return [png, gif]
 
 
-GROUPING_ENVS = {"textured": "rladder_stream/TexturedMNIST-v0", "moving": "rladder_stream/MovingMNIST-v0"}
+# The environment an RTagger's task plays (task prefix -> id), and whether it reads a data folder.
+GROUPING_ENVS = {"tmnist": ("rladder_stream/TexturedMNIST-v0", True), "mmnist": ("rladder_stream/MovingMNIST-v0", True),
+                 "shapes": ("rladder_stream/Shapes-v0", False)}
 
 
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
-    Figure 6 (textured digits: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
+    Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
     import argparse
 
     import gymnasium as gym
@@ -437,9 +439,10 @@ def groups_cli_main(argv: list[str]) -> int:
     import envs  # noqa: F401  (registers the environments)
 
     from .predictor import Predictor
+    from .tasks import task_for
 
     parser = argparse.ArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
-    parser.add_argument("--model", required=True, help="RTagger checkpoint (tmnist-... or mmnist-... configuration)")
+    parser.add_argument("--model", required=True, help="RTagger checkpoint (tmnist-..., mmnist-... or shapes-... configuration)")
     parser.add_argument("--index", type=int, default=0, help="test episode (default 0)")
     parser.add_argument("--out", default="groups_out", help="output folder (default groups_out)")
     parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
@@ -452,12 +455,15 @@ def groups_cli_main(argv: list[str]) -> int:
         config = predictor.model.config
         if not config.groups:
             raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
-        kind = "moving" if config.obs_shape == (64, 64) else "textured"
-        env = gym.make(GROUPING_ENVS[kind], split="test", data_dir=args.data_dir)
+        kind = task_for(config)
+        if kind not in GROUPING_ENVS:
+            raise ValueError(f"{args.model} holds a {config.name!r} model; no grouping environment for its task {kind!r}")
+        env_id, reads_data = GROUPING_ENVS[kind]
+        env = gym.make(env_id, split="test", **({"data_dir": args.data_dir} if reads_data else {}))
         record = record_grouping(predictor, env, args.index)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
-    stem = f"{'figure7' if kind == 'moving' else 'figure6'}-{config.name}-test{args.index}"
+    stem = f"{'figure7' if kind == 'mmnist' else 'figure6'}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
     print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")
     return 0
