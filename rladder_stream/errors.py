@@ -48,7 +48,7 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-class ArgumentParser(argparse.ArgumentParser):
+class OneLineArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are one line, ``error: ... (see 'PROG --help')``, exit status 2."""
 
     def error(self, message: str) -> NoReturn:

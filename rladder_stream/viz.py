@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .outputs import StreamingPredictor
+from .errors import OneLineArgumentParser
 
 
 def to_uint8(image: np.ndarray, dark_on_light: bool = True) -> np.ndarray:
@@ -189,7 +190,6 @@ def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
 
 def figure4_cli_main(argv: list[str]) -> int:
     """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
-    import argparse
 
     import gymnasium as gym
 
@@ -197,7 +197,7 @@ def figure4_cli_main(argv: list[str]) -> int:
 
     from .cli import _load_predictor
 
-    parser = argparse.ArgumentParser(prog="rladder-stream figure4", description=figure4_cli_main.__doc__)
+    parser = OneLineArgumentParser(prog="rladder-stream figure4", description=figure4_cli_main.__doc__)
     parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
     parser.add_argument("--index", type=int, default=0, help="test episode of OccludedMovingMNIST-v0 (default 0)")
     parser.add_argument("--out", default="figure4_out", help="folder for figure4-test<I>.png and .gif (default figure4_out)")
@@ -430,7 +430,6 @@ GROUPING_ENVS = {"textured": "rladder_stream/TexturedMNIST-v0", "moving": "rladd
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-    import argparse
 
     import gymnasium as gym
 
@@ -438,7 +437,7 @@ def groups_cli_main(argv: list[str]) -> int:
 
     from .predictor import Predictor
 
-    parser = argparse.ArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
+    parser = OneLineArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
     parser.add_argument("--model", required=True, help="RTagger checkpoint (tmnist-... or mmnist-... configuration)")
     parser.add_argument("--index", type=int, default=0, help="test episode (default 0)")
     parser.add_argument("--out", default="groups_out", help="output folder (default groups_out)")

@@ -50,14 +50,15 @@ def test_type0_eighth_note_grid(tmp_path):
         (96, on(64)), (144, off(64)),  # E4, an eighth: step 2
         (240, on(67)), (288, off(67)),  # G4 after a rest: step 5
         (264, on(72)), (270, off(72, zero_velocity=True)),  # C5 inside step 5 (velocity-0 note_on ends it)
-        (300, on(48)), (300, off(48)),  # zero-length note: on in its step (6)
+        (300, on(48)), (300, off(48)),  # zero-length note: dropped, as pretty_midi drops it
+        (330, on(50)), (331, off(50)),  # one tick long: on in its step (6)
         (384, mido.MetaMessage("end_of_track")),  # 4 beats = 8 steps, the last two silent
     ]
     midi = mido.MidiFile(type=0, ticks_per_beat=tpb)
     midi.tracks.append(track_from(events))
     midi.save(tmp_path / "t0.mid")
     roll = midi_to_piano_roll(tmp_path / "t0.mid")
-    expected = roll_from({0: [60], 1: [60], 2: [64], 5: [67, 72], 6: [48]}, 8)
+    expected = roll_from({0: [60], 1: [60], 2: [64], 5: [67, 72], 6: [50]}, 8)
     assert roll.dtype == np.uint8 and roll.shape == (8, 88)
     np.testing.assert_array_equal(roll, expected)
 
@@ -98,14 +99,14 @@ def test_type1_tracks_channels_tempo_changes_percussion(tmp_path):
     assert roll[:, 36 - 21].sum() == 0 and roll[:, 42 - 21].sum() == 0  # percussion ignored
 
 
-def test_unclosed_note_lasts_to_the_end_and_steps_per_beat(tmp_path):
+def test_unclosed_note_is_dropped_and_steps_per_beat(tmp_path):
     midi = mido.MidiFile(type=1, ticks_per_beat=120)
-    midi.tracks.append(track_from([(0, on(60)), (60, on(62)), (90, off(62))]))  # 60 never closed
+    midi.tracks.append(track_from([(0, on(60)), (60, on(62)), (90, off(62))]))  # 60 never closed: dropped (pretty_midi)
     midi.tracks.append(track_from([(480, mido.MetaMessage("end_of_track"))]))  # other track ends later
     midi.save(tmp_path / "open.mid")
     roll = midi_to_piano_roll(tmp_path / "open.mid", steps_per_beat=4)  # sixteenths: 30 ticks
     assert roll.shape == (16, 88)
-    assert roll[:, 60 - 21].tolist() == [1] * 16
+    assert roll[:, 60 - 21].tolist() == [0] * 16
     assert roll[:, 62 - 21].tolist() == [0, 0, 1] + [0] * 13
 
 
