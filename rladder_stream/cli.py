@@ -59,29 +59,22 @@ def _load_predictor(model: str | None, seed: int, runtime: str | None = None):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stream a (pretrained) RLadder through Occluded Moving MNIST, print beliefs per tick, write a GIF."""
-    from .viz import prediction_frame, record_episode, save_gif, stack_vertically
+    from .viz import demo_figure, demo_frames, record_episode, save_gif
 
     predictor, source = _load_predictor(args.model, args.seed, args.runtime)
     env = make_env("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
     check_fits(predictor, env, args.model or "the shipped model")
     print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n")
-    correct, total_reward, ticks, pictures = 0, 0.0, 0, []
+    correct, total_reward, ticks, records = 0, 0.0, 0, []
     start = time.perf_counter()
     env.reset(seed=args.seed)
     for episode in range(args.episodes):
-        record = record_episode(predictor, env, index=episode)  # the SPEC 1.1 loop, test episode `episode`
+        record = record_episode(predictor, env, index=episode)  # the one streaming loop, test episode `episode`
+        records.append(record)
         for t, (probs, reward) in enumerate(zip(record.class_probs, record.rewards)):
             top = np.argsort(probs)[::-1][:3]
             beliefs = "  ".join(f"{k}:{probs[k]:.2f}" for k in top)
             print(f"episode {episode} tick {t}: beliefs {beliefs}   log-lik of next frame {reward:8.2f}")
-            if episode == 0:
-                pictures.append(
-                    prediction_frame(
-                        [("observed", record.observed[t]), ("predicted next", record.predicted[t]),
-                         ("actual next", record.observed[t + 1]), ("clean next", record.clean[t + 1])],
-                        caption=f"t={t}  belief {top[0]} ({probs[top[0]]:.2f})",
-                    )
-                )
         ticks += len(record.rewards)
         total_reward += float(record.rewards.sum())
         guess = int(np.argmax(record.class_probs[-1]))
@@ -90,9 +83,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"classification error {100 * (1 - correct / args.episodes):.1f}% over {args.episodes} episode(s); "
           f"mean log-likelihood per frame {total_reward / ticks:.2f}; {ticks / elapsed:.0f} ticks/s")
+    from envs.occluded_mnist import OCCLUDED
+
     out_dir = Path(args.out)
-    gif = save_gif(pictures, out_dir / "demo.gif")
-    stack_vertically(pictures).save(out_dir / "demo.png")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = Path(source.split(" (")[0]).name
+    title = f"{name} streaming OccludedMovingMNIST-v0 (test split)"
+    gif = save_gif(demo_frames(records, title, OCCLUDED), out_dir / "demo.gif", ms_per_frame=900)
+    demo_figure(records, title, OCCLUDED).save(out_dir / "demo.png")
     print(f"wrote {gif} and {out_dir / 'demo.png'}")
     return 0
 

@@ -170,7 +170,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
     from envs.data.midi import piano_roll_to_midi
 
-    from .viz import piano_roll_image
+    from .viz import piano_roll_figure
 
     parser = OneLineArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -236,11 +236,13 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     piano_roll_to_midi(written.astype(np.uint8), out, tempo=_first_tempo(midi), steps_per_beat=steps_per_beat)
     png = Path(args.png) if args.png else out.with_suffix(".png")
-    picture = piano_roll_image(
+    picture = piano_roll_figure(
         np.concatenate([record.roll, record.continuation]),
         np.concatenate([record.forecasts, record.continuation_forecasts]),
         split=len(record.roll),
-        caption=f"{midi.name}: input (black) | continuation (blue), grey = forecast",
+        title=f"{midi.name} streamed through {Path(source.split(' (')[0]).name}, then {args.continue_steps} steps "
+              f"continued ({how})",
+        steps_per_beat=steps_per_beat,
     )
     png.parent.mkdir(parents=True, exist_ok=True)
     picture.save(png)
