@@ -310,8 +310,11 @@ def export_cli_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.opset is not None and not MIN_OPSET <= args.opset <= max_opset():
         parser.error(f"--opset must be in {MIN_OPSET}..{max_opset()}, got {args.opset}")
-    print(f"exporting {args.checkpoint} to ONNX (takes 5-20 s) ...", file=sys.stderr, flush=True)
+    from rladder_stream.checkpoint import load_checkpoint
+
     try:
+        load_checkpoint(args.checkpoint)  # a bad file is said in one line, before the wait
+        print(f"exporting {args.checkpoint} to ONNX (takes 5-20 s) ...", file=sys.stderr, flush=True)
         path = export_onnx(args.checkpoint, args.out, opset=args.opset)
     except user_errors() as exc:  # a missing or bad checkpoint: one line; an exporter failure is a bug (traceback)
         return report(exc)

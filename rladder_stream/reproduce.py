@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from .config import get_config
 from .train import TrainConfig, TrainingDiverged, parse_overrides, train
-from .errors import OneLineArgumentParser
+from .errors import OneLineArgumentParser, one_line
 
 NO_VALUE = "—"
 
@@ -548,7 +548,7 @@ def reproduce_cli_main(argv: list[str]) -> int:
         for cfg in plan_table1(args.seeds, args.size, args.budget_s, args.set, args.out):
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     reproduce_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

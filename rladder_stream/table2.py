@@ -51,7 +51,7 @@ from .reproduce import (
     train_runs,
 )
 from .train import TrainConfig, parse_overrides
-from .errors import OneLineArgumentParser
+from .errors import OneLineArgumentParser, one_line
 
 LABELLED = 1000
 NOISE = 0.1
@@ -243,7 +243,7 @@ def table2_cli_main(argv: list[str]) -> int:
         for cfg in plan_table2(args.seeds, args.size, args.budget_s, args.set, args.out):
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     reproduce_table2(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table2"), jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

@@ -46,7 +46,7 @@ from .reproduce import (
 )
 from .tasks import MusicTask
 from .train import TrainConfig, parse_overrides
-from .errors import OneLineArgumentParser
+from .errors import OneLineArgumentParser, one_line
 
 METRIC = "prediction_nll"
 
@@ -322,7 +322,7 @@ def table3_cli_main(argv: list[str]) -> int:
         for cfg in plan_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.datasets, args.models):
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, args.datasets, args.models, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

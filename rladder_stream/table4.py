@@ -40,7 +40,7 @@ from .reproduce import (
     train_runs,
 )
 from .train import TrainConfig, parse_overrides
-from .errors import OneLineArgumentParser
+from .errors import OneLineArgumentParser, one_line
 
 SEMI_SUPERVISED_LABELLED = 1000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
 N_CLASSES = 10
@@ -329,7 +329,7 @@ def table4_cli_main(argv: Sequence[str]) -> int:
         for cfg in table + moving:
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
     shape = f"{len(table) // args.seeds} (block, model) cells x {args.seeds} seeds"

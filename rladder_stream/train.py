@@ -449,7 +449,7 @@ def train_cli_main(argv: list[str]) -> int:
     """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
     import argparse
 
-    from .errors import OneLineArgumentParser
+    from .errors import OneLineArgumentParser, one_line
 
     parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="a registered model configuration (see 'rladder-stream configs')")
@@ -468,7 +468,7 @@ def train_cli_main(argv: list[str]) -> int:
         cfg.resume_with_changes = cfg.resume_with_changes or args.resume_with_changes
         get_config(cfg.model, size=cfg.size, **cfg.model_overrides)  # fail fast on bad settings
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     results = train(cfg)
     if "rank" in results:  # a torchrun rank other than 0: rank 0 reports
         return 0

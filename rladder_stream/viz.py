@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .outputs import StreamingPredictor
-from .errors import OneLineArgumentParser
+from .errors import OneLineArgumentParser, one_line
 
 
 def to_uint8(image: np.ndarray, dark_on_light: bool = True) -> np.ndarray:
@@ -211,7 +211,7 @@ def figure4_cli_main(argv: list[str]) -> int:
         env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
         episode = record_episode(predictor, env, args.index)
     except (ValueError, FileNotFoundError) as exc:  # an index outside the split, no data in --data-dir
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     if episode.probe is None:
         print(f"note: {source} has no probe (config.probe is off): the probe row is left out", file=sys.stderr)
     out = Path(args.out)
@@ -456,7 +456,7 @@ def groups_cli_main(argv: list[str]) -> int:
         env = gym.make(GROUPING_ENVS[kind], split="test", data_dir=args.data_dir)
         record = record_grouping(predictor, env, args.index)
     except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     stem = f"{'figure7' if kind == 'moving' else 'figure6'}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
     print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")
