@@ -72,11 +72,11 @@ def test_resume_after_a_kill_repeats_no_rows_keeps_history_and_weights(tmp_path,
     real = OccludedMNISTTask.train_batch
     calls = []
 
-    def killed_at_the_sixth_batch(self, rng, batch_size):
+    def killed_at_the_sixth_batch(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 6:  # step 5 was done and logged; the last checkpoint is from step 4
             raise KeyboardInterrupt
-        return real(self, rng, batch_size)
+        return real(self, *args, **kwargs)
 
     monkeypatch.setattr(OccludedMNISTTask, "train_batch", killed_at_the_sixth_batch)
     with pytest.raises(KeyboardInterrupt):
