@@ -431,15 +431,13 @@ GROUPING_ENVS = {"textured": "rladder_stream/TexturedMNIST-v0", "moving": "rladd
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers the environments)
-
-    from .predictor import Predictor
+    from export.runtime import load_predictor
 
     parser = OneLineArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
-    parser.add_argument("--model", required=True, help="RTagger checkpoint (tmnist-... or mmnist-... configuration)")
+    parser.add_argument("--model", required=True, help="RTagger checkpoint or exported .onnx step (tmnist-... or mmnist-... configuration)")
     parser.add_argument("--index", type=int, default=0, help="test episode (default 0)")
     parser.add_argument("--out", default="groups_out", help="output folder (default groups_out)")
     parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
@@ -448,8 +446,8 @@ def groups_cli_main(argv: list[str]) -> int:
     if args.scale < 1:
         parser.error("--scale must be >= 1")
     try:
-        predictor = Predictor.from_checkpoint(args.model)
-        config = predictor.model.config
+        predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
+        config = predictor.config if hasattr(predictor, "config") else predictor.model.config
         if not config.groups:
             raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
         kind = "moving" if config.obs_shape == (64, 64) else "textured"
