@@ -185,12 +185,13 @@ def benchmark_cli_main(
     returns the exit status.
     """
     import envs  # noqa: F401  (registers the environments)
+    from rladder_stream.errors import OneLineArgumentParser, check_fits, make_env
 
-    parser = argparse.ArgumentParser(
-        prog="rladder-stream benchmark", description="Score a predictor in an environment (SPEC 1.1 loop)."
+    parser = OneLineArgumentParser(
+        prog="rladder-stream benchmark", description="Score a predictor in an environment (the one streaming loop)."
     )
     parser.add_argument("env", help="environment id, e.g. rladder_stream/PolyphonicMusic-v0 (prefix optional)")
-    parser.add_argument("--predictor", default="repeat", help="repeat, marginal, or a checkpoint path")
+    parser.add_argument("--predictor", default="repeat", help="repeat, marginal, or a model file (checkpoint or .onnx)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--env-arg", action="append", type=_parse_kwarg, default=[], metavar="KEY=VALUE",
@@ -198,22 +199,31 @@ def benchmark_cli_main(
     parser.add_argument("--eps", type=float, default=0.01, help="repeat: probability kept away from 0 and 1")
     parser.add_argument("--fit-split", default="train", help="marginal: the split to fit on")
     parser.add_argument("--fit-episodes", type=int, default=None, help="marginal: episodes to fit on")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                        help="checkpoint predictors: step with PyTorch or ONNX Runtime (a .onnx file needs onnx)")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                        help="checkpoint predictors: step with PyTorch (default) or ONNX Runtime; an .onnx file "
+                             "always runs on ONNX Runtime")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
 
     from envs.predictors import MarginalPredictor, RepeatLastPredictor
 
     env_id = _env_id(args.env)
     env_kwargs = dict(args.env_arg)
-    env = gym.make(env_id, **env_kwargs)
+    env = make_env(env_id, **env_kwargs)
     obs_shape = env.observation_space.shape
     if args.predictor == "repeat":
         predictor = RepeatLastPredictor(obs_shape, eps=args.eps)
     elif args.predictor == "marginal":
         fit_kwargs = {**env_kwargs, "split": args.fit_split}
-        predictor = MarginalPredictor.from_env(env_id, args.fit_episodes, seed=args.seed, **fit_kwargs)
+        fit_env = make_env(env_id, **fit_kwargs)  # a bad --fit-split is the user's mistake: one line
+        if args.fit_episodes is None and getattr(fit_env.unwrapped, "n_sequences", None) is None:
+            parser.error(f"--predictor marginal on {env_id} needs --fit-episodes N (no fixed number of training sequences)")
+        try:
+            predictor = MarginalPredictor.from_env(fit_env, args.fit_episodes, seed=args.seed)
+        finally:
+            fit_env.close()
     else:
         if load_checkpoint is None:
             from export.runtime import load_predictor
@@ -221,6 +231,7 @@ def benchmark_cli_main(
             predictor = load_predictor(args.predictor, args.runtime)
         else:
             predictor = load_checkpoint(args.predictor)
+        check_fits(predictor, env, args.predictor)
     try:
         result = benchmark(env, predictor, args.episodes, seed=args.seed)
     finally:

@@ -8,11 +8,21 @@
 """
 
 from .onnx import DEFAULT_OPSET, MIN_OPSET, export_cli_main, export_onnx, max_opset
-from .runtime import RUNTIMES, OnnxPredictor, OnnxStepInfo, cuda_usable, default_providers, load_predictor, read_step_info
+from .runtime import (
+    RUNTIMES,
+    OnnxModelError,
+    OnnxPredictor,
+    OnnxStepInfo,
+    cuda_usable,
+    default_providers,
+    load_predictor,
+    read_step_info,
+)
 
 __all__ = [
     "DEFAULT_OPSET",
     "MIN_OPSET",
+    "OnnxModelError",
     "OnnxPredictor",
     "OnnxStepInfo",
     "cuda_usable",

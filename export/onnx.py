@@ -29,7 +29,6 @@ needs the ``onnxscript`` package); the legacy TorchScript exporter is deprecated
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
@@ -50,6 +49,9 @@ from rladder_stream.ladder import RLadder
 from rladder_stream.tagger import RTagger
 
 FORMAT = "rladder-stream-onnx-step"
+#: Metadata key of the SHA-256 over the whole model (graph, weights, every other metadata entry); see
+#: :func:`model_digest`. Checked on every load, so a changed byte inside a weight is refused.
+DIGEST_KEY = "rladder_stream.sha256"
 FORMAT_VERSION = 1
 META_PREFIX = "rladder_stream."
 OBS_INPUT = "obs"
@@ -184,6 +186,23 @@ def build_metadata(model: nn.Module, output_shapes: dict[str, tuple[int, ...]]) 
     }
 
 
+def model_digest(proto: Any) -> str:
+    """SHA-256 of a model's deterministic serialisation without its own :data:`DIGEST_KEY` entry: it covers
+    the graph, every initializer (the weights) and the other metadata."""
+    import hashlib
+
+    import onnx
+
+    copy_ = onnx.ModelProto()
+    copy_.CopyFrom(proto)
+    kept = [(p.key, p.value) for p in copy_.metadata_props if p.key != DIGEST_KEY]
+    del copy_.metadata_props[:]
+    for key, value in kept:
+        entry = copy_.metadata_props.add()
+        entry.key, entry.value = key, value
+    return hashlib.sha256(copy_.SerializeToString(deterministic=True)).hexdigest()
+
+
 def export_onnx(
     model_or_checkpoint_path: nn.Module | str | os.PathLike,
     out_path: str | os.PathLike,
@@ -250,6 +269,9 @@ def export_onnx(
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_PREFIX + key, value
+    digest = model_digest(proto)  # before the entry that will hold it exists
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = DIGEST_KEY, digest
     onnx.checker.check_model(proto, full_check=True)
 
     if verify:
@@ -276,7 +298,9 @@ def _verify(proto: Any, obs: torch.Tensor, state: dict[str, torch.Tensor], want_
 
 def export_cli_main(argv: Sequence[str] | None = None) -> int:
     """``rladder-stream export CKPT out.onnx [--opset N]``: export a checkpoint's one-tick step to ONNX."""
-    parser = argparse.ArgumentParser(
+    from rladder_stream.errors import OneLineArgumentParser, report, user_errors
+
+    parser = OneLineArgumentParser(
         prog="rladder-stream export",
         description="Export the one-tick step of a checkpoint's model to ONNX (state as named inputs/outputs, dynamic batch).",
     )
@@ -286,11 +310,14 @@ def export_cli_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.opset is not None and not MIN_OPSET <= args.opset <= max_opset():
         parser.error(f"--opset must be in {MIN_OPSET}..{max_opset()}, got {args.opset}")
+    from rladder_stream.checkpoint import load_checkpoint
+
     try:
+        load_checkpoint(args.checkpoint)  # a bad file is said in one line, before the wait
+        print(f"exporting {args.checkpoint} to ONNX (takes 5-20 s) ...", file=sys.stderr, flush=True)
         path = export_onnx(args.checkpoint, args.out, opset=args.opset)
-    except (ValueError, TypeError, RuntimeError) as exc:  # CheckpointError is a ValueError
-        print(f"rladder-stream export: error: {exc}", file=sys.stderr)
-        return 1
+    except user_errors() as exc:  # a missing or bad checkpoint: one line; an exporter failure is a bug (traceback)
+        return report(exc)
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)

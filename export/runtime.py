@@ -31,20 +31,93 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from rladder_stream.config import LadderConfig
+from rladder_stream.errors import ModelFileError, UsageError
 from rladder_stream.outputs import StepOutput
 from rladder_stream.predictor import to_step_output
 from rladder_stream.validation import validate_observation, validate_stream_ids
 
-from .onnx import FORMAT, FORMAT_VERSION, META_PREFIX, OBS_INPUT
+from .onnx import DIGEST_KEY, FORMAT, FORMAT_VERSION, META_PREFIX, OBS_INPUT, model_digest
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+
+
+# ============================================================================ reading a file
+
+
+class OnnxModelError(ModelFileError):
+    """An ``.onnx`` file that cannot be used: missing, truncated, corrupted (its digest differs), not an
+    rladder-stream step, or refused by ONNX Runtime; the message names the file."""
+
+
+def read_verified_model(path: str | os.PathLike) -> tuple[bytes, Any]:
+    """The bytes and parsed ``ModelProto`` of an exported step, after checking its digest.
+
+    Raises :class:`OnnxModelError` for a missing, unparsable or altered file. A file without a digest
+    (exported before digests were written) loads with a ``UserWarning``: it cannot be checked.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxModelError(f"{path}: no such ONNX file")
+    data = path.read_bytes()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise OnnxModelError(f"{path}: not a readable ONNX file (truncated or corrupted?): {type(exc).__name__}: {exc}") from exc
+    if not proto.graph.node and not proto.graph.input:
+        raise OnnxModelError(f"{path}: not a readable ONNX file (no graph; truncated, empty or another kind of file?)")
+    recorded = {p.key: p.value for p in proto.metadata_props}.get(DIGEST_KEY)
+    if recorded is None:
+        if any(p.key.startswith(META_PREFIX) for p in proto.metadata_props):
+            warnings.warn(f"{path} has no {DIGEST_KEY} (exported before digests were written): its integrity cannot be checked; "
+                          "export it again", UserWarning, stacklevel=3)
+    elif recorded != model_digest(proto):
+        raise OnnxModelError(f"{path}: checksum mismatch: the ONNX file's graph or weights were changed after export "
+                             "(corrupted or tampered); export it again")
+    return data, proto
+
+
+def is_onnx_file(path: str | os.PathLike) -> bool:
+    """Whether a model path names an ONNX file: by its ``.onnx`` suffix, or by content (an ONNX model starts
+    with its IR version field, a checkpoint with a safetensors header or a zip signature)."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return True
+    try:
+        with path.open("rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    is_checkpoint = head[:2] == b"PK" or (len(head) == 9 and head[8:9] == b"{")
+    return len(head) >= 2 and head[0] == 0x08 and not is_checkpoint
+
+
+def resolve_runtime(path: str | os.PathLike, runtime: str | None) -> str:
+    """The runtime a model file runs on: ``onnx`` for an ONNX file (the only runtime that can), else
+    ``runtime`` (default ``torch``)."""
+    if is_onnx_file(path):
+        return "onnx"
+    return runtime or "torch"
+
+
+def describe_onnx(path: str | os.PathLike) -> dict[str, Any]:
+    """What ``rladder-stream info`` prints about an exported step (digest checked, metadata parsed)."""
+    info = read_step_info(path)
+    _, proto = read_verified_model(path)
+    return {"file": str(path), "format": f"ONNX step (format {FORMAT_VERSION}), opset "
+            f"{next((o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx')), '?')}",
+            "model_kind": info.model_kind, "config": info.config.to_dict(), "obs_shape": list(info.obs_shape),
+            "state": {k: list(v) for k, v in info.state_shapes.items()}, "outputs": list(info.output_names),
+            "exported_by": info.package_version}
 
 
 # ============================================================================ model description
@@ -135,11 +208,13 @@ def initial_state(info: OnnxStepInfo, batch: int, rng: np.random.Generator) -> d
 
 
 def read_step_info(path: str | os.PathLike) -> OnnxStepInfo:
-    """The metadata of an exported step, read with ``onnx`` (no session is created)."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return OnnxStepInfo.from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+    """The metadata of an exported step, read with ``onnx`` after checking the file's digest (no session is
+    created). Raises :class:`OnnxModelError`."""
+    _, proto = read_verified_model(path)
+    try:
+        return OnnxStepInfo.from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+    except ValueError as exc:
+        raise OnnxModelError(str(exc)) from exc
 
 
 # ============================================================================ providers
@@ -298,16 +373,21 @@ class OnnxPredictor:
         if n_streams < 1:
             raise ValueError(f"n_streams must be >= 1, got {n_streams}")
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such ONNX file")
+        data, proto = read_verified_model(self.path)
+        try:
+            self.info = OnnxStepInfo.from_metadata({p.key: p.value for p in proto.metadata_props}, str(self.path))
+        except ValueError as exc:
+            raise OnnxModelError(str(exc)) from exc
         requested = list(providers) if providers is not None else default_providers()
         wants_cuda = any(_provider_name(p) == CUDA for p in requested)
-        with _ort_logs_quiet() if providers is None else contextlib.nullcontext():
-            self.session = ort.InferenceSession(str(self.path), sess_options=session_options, providers=requested)
+        try:
+            with _ort_logs_quiet() if providers is None else contextlib.nullcontext():
+                self.session = ort.InferenceSession(data, sess_options=session_options, providers=requested)
+        except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, InvalidGraph, ...)
+            raise OnnxModelError(f"{self.path}: ONNX Runtime cannot load it: {type(exc).__name__}: {exc}") from exc
         self.providers: list[str] = self.session.get_providers()
         if providers is not None and wants_cuda and CUDA not in self.providers:
             warnings.warn(f"CUDAExecutionProvider was requested but could not be used; running on {self.providers}", RuntimeWarning, stacklevel=2)
-        self.info = OnnxStepInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(self.path))
         self._check_graph()
         self.n_streams = n_streams
         on_cuda = self.providers[0] == CUDA
@@ -330,7 +410,7 @@ class OnnxPredictor:
         want_in = [OBS_INPUT] + [info.state_inputs[n] for n in info.state_shapes]
         want_out = list(info.output_names) + [info.state_outputs[n] for n in info.state_shapes]
         if inputs != want_in or outputs != want_out:
-            raise ValueError(f"{self.path}: graph inputs/outputs {inputs} / {outputs} do not match its metadata {want_in} / {want_out}")
+            raise OnnxModelError(f"{self.path}: graph inputs/outputs {inputs} / {outputs} do not match its metadata {want_in} / {want_out}")
 
     # ------------------------------------------------------------------------------ description
     @property
@@ -435,29 +515,48 @@ class OnnxPredictor:
 RUNTIMES = ("torch", "onnx")
 
 
-def load_predictor(path: str | os.PathLike, runtime: str = "torch", n_streams: int = 1) -> Any:
-    """A streaming predictor for a checkpoint (``.pt``) or an exported step (``.onnx``) on either runtime.
+def onnx_cache_dir() -> Path:
+    """Where checkpoints exported for ONNX Runtime are kept: ``$XDG_CACHE_HOME/rladder-stream-onnx``
+    (default ``~/.cache/rladder-stream-onnx``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rladder-stream-onnx"
 
+
+def _tell(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_predictor(path: str | os.PathLike, runtime: str | None = None, n_streams: int = 1, *,
+                   progress: Callable[[str], None] | None = _tell) -> Any:
+    """A streaming predictor for a checkpoint or an exported step (``.onnx``) on either runtime.
+
+    ``runtime=None`` picks by file: ONNX Runtime for an ONNX file, PyTorch for a checkpoint.
     ``runtime="onnx"`` with a checkpoint exports it first (5-20 s), once: the export is kept in
-    ``$XDG_CACHE_HOME/rladder-stream-onnx`` (default ``~/.cache``) under the checkpoint's content hash. An
-    ``.onnx`` file can only run on ONNX Runtime.
+    :func:`onnx_cache_dir` under the checkpoint's content hash; ``progress`` (default: a line on stderr) is
+    told when an export starts and where it goes. An ONNX file can only run on ONNX Runtime.
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if runtime is not None and runtime not in RUNTIMES:
+        raise UsageError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     path = Path(path)
-    if path.suffix == ".onnx":
-        if runtime != "onnx":
-            raise ValueError(f"{path} is an ONNX model: use runtime='onnx' (or pass the .pt checkpoint)")
+    if is_onnx_file(path):
+        if runtime == "torch":
+            raise UsageError(f"{path} is an ONNX model: it runs on ONNX Runtime (runtime='onnx' or None), "
+                             "or pass the .pt checkpoint to run on PyTorch")
         return OnnxPredictor(path, n_streams=n_streams)
-    if runtime == "torch":
+    if runtime in (None, "torch"):
         from rladder_stream.predictor import Predictor
 
         return Predictor.from_checkpoint(path, n_streams=n_streams)
+    from rladder_stream.checkpoint import load_checkpoint
+
     from .onnx import export_onnx
 
+    load_checkpoint(path)  # a bad checkpoint fails here, with its own message, before any export
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rladder-stream-onnx"
-    target = cache / f"{path.stem}-{digest}.onnx"
+    target = onnx_cache_dir() / f"{path.stem}-{digest}.onnx"
     if not target.exists():
+        if progress is not None:
+            progress(f"exporting {path} to ONNX for ONNX Runtime (first use only, takes 5-20 s); cached as {target}")
         export_onnx(path, target)
     return OnnxPredictor(target, n_streams=n_streams)

@@ -4,7 +4,9 @@ The pieces, one module per idea: :mod:`~rladder_stream.config` (named configurat
 :mod:`~rladder_stream.cells` (encoder cells, decoder combinators), :mod:`~rladder_stream.ladder`
 (the pure one-tick step), :mod:`~rladder_stream.tagger` (RTagger: grouping with K copies of the step),
 :mod:`~rladder_stream.metrics` (AMI), :mod:`~rladder_stream.predictor` (stateful streaming),
-:mod:`~rladder_stream.checkpoint` (safe save/load).
+:mod:`~rladder_stream.stateless` (SB3-style ``predict(obs, state, episode_start)`` for callers who keep the
+state), :mod:`~rladder_stream.checkpoint` (safe save/load), :mod:`~rladder_stream.errors` (the errors a user
+can cause, reported by the command line as one line).
 """
 
 __version__ = "0.1.0"
@@ -14,6 +16,7 @@ from .config import LadderConfig, LevelConfig, get_config, list_configs  # noqa:
 from .ladder import RLadder, build_model  # noqa: E402
 from .outputs import StepOutput, StreamingPredictor  # noqa: E402
 from .predictor import Predictor  # noqa: E402
+from .stateless import StatelessPredictor  # noqa: E402
 from .tagger import RTagger  # noqa: E402
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "Predictor",
     "RLadder",
     "RTagger",
+    "StatelessPredictor",
     "StepOutput",
     "StreamingPredictor",
     "build_model",

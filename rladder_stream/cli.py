@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from importlib import resources
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from . import __version__
+from .errors import OneLineArgumentParser, UsageError, check_fits, make_env, report, user_errors
 
 PRETRAINED = "omm-rladder-cpu.pt"
 # Subcommands with their own parsers: name -> "module:function(argv)".
@@ -32,7 +36,8 @@ def pretrained_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _load_predictor(model: str | None, seed: int, runtime: str = "torch"):
+def _load_predictor(model: str | None, seed: int, runtime: str | None = None):
+    """A predictor for ``--model`` (a checkpoint or an ``.onnx`` file, recognised by itself) or the shipped model."""
     import torch
 
     from .config import get_config
@@ -41,11 +46,12 @@ def _load_predictor(model: str | None, seed: int, runtime: str = "torch"):
 
     path = Path(model) if model else pretrained_path()
     if path is not None:
-        from export.runtime import load_predictor
+        from export.runtime import load_predictor, resolve_runtime
 
+        runtime = resolve_runtime(path, runtime)
         return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
-    if runtime != "torch":
-        raise SystemExit("no pretrained checkpoint is installed: pass --model CKPT to stream on ONNX Runtime")
+    if runtime == "onnx":
+        raise UsageError("no pretrained checkpoint is installed: pass --model CKPT to stream on ONNX Runtime")
     torch.manual_seed(seed)
     print("note: no pretrained checkpoint is installed; streaming an UNTRAINED tiny RLadder", file=sys.stderr)
     return Predictor(build_model(get_config("omm-rladder", size="tiny"))), "untrained omm-rladder (tiny)"
@@ -53,32 +59,22 @@ def _load_predictor(model: str | None, seed: int, runtime: str = "torch"):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stream a (pretrained) RLadder through Occluded Moving MNIST, print beliefs per tick, write a GIF."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the environments)
-
-    from .viz import prediction_frame, record_episode, save_gif, stack_vertically
+    from .viz import demo_figure, demo_frames, record_episode, save_gif
 
     predictor, source = _load_predictor(args.model, args.seed, args.runtime)
-    env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
+    env = make_env("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
+    check_fits(predictor, env, args.model or "the shipped model")
     print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n")
-    correct, total_reward, ticks, pictures = 0, 0.0, 0, []
+    correct, total_reward, ticks, records = 0, 0.0, 0, []
     start = time.perf_counter()
     env.reset(seed=args.seed)
     for episode in range(args.episodes):
-        record = record_episode(predictor, env, index=episode)  # the SPEC 1.1 loop, test episode `episode`
+        record = record_episode(predictor, env, index=episode)  # the one streaming loop, test episode `episode`
+        records.append(record)
         for t, (probs, reward) in enumerate(zip(record.class_probs, record.rewards)):
             top = np.argsort(probs)[::-1][:3]
             beliefs = "  ".join(f"{k}:{probs[k]:.2f}" for k in top)
             print(f"episode {episode} tick {t}: beliefs {beliefs}   log-lik of next frame {reward:8.2f}")
-            if episode == 0:
-                pictures.append(
-                    prediction_frame(
-                        [("observed", record.observed[t]), ("predicted next", record.predicted[t]),
-                         ("actual next", record.observed[t + 1]), ("clean next", record.clean[t + 1])],
-                        caption=f"t={t}  belief {top[0]} ({probs[top[0]]:.2f})",
-                    )
-                )
         ticks += len(record.rewards)
         total_reward += float(record.rewards.sum())
         guess = int(np.argmax(record.class_probs[-1]))
@@ -87,9 +83,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"classification error {100 * (1 - correct / args.episodes):.1f}% over {args.episodes} episode(s); "
           f"mean log-likelihood per frame {total_reward / ticks:.2f}; {ticks / elapsed:.0f} ticks/s")
+    from envs.occluded_mnist import OCCLUDED
+
     out_dir = Path(args.out)
-    gif = save_gif(pictures, out_dir / "demo.gif")
-    stack_vertically(pictures).save(out_dir / "demo.png")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = Path(source.split(" (")[0]).name
+    title = f"{name} streaming OccludedMovingMNIST-v0 (test split)"
+    gif = save_gif(demo_frames(records, title, OCCLUDED), out_dir / "demo.gif", ms_per_frame=900)
+    demo_figure(records, title, OCCLUDED).save(out_dir / "demo.png")
     print(f"wrote {gif} and {out_dir / 'demo.png'}")
     return 0
 
@@ -107,36 +108,40 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Describe a checkpoint (verified on load)."""
+    """Describe a checkpoint or an exported ONNX step (verified the way loading verifies it)."""
     import json
 
-    from .checkpoint import load_checkpoint
+    from export.runtime import describe_onnx, is_onnx_file
 
-    config, state_dict, extra = load_checkpoint(args.checkpoint)
-    print(json.dumps({"config": config.to_dict(), "tensors": len(state_dict), "extra": sorted(extra)}, indent=2))
+    from .checkpoint import describe_checkpoint
+
+    path = Path(args.checkpoint)
+    print(json.dumps(describe_onnx(path) if is_onnx_file(path) else describe_checkpoint(path), indent=2))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rladder-stream", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineArgumentParser(prog="rladder-stream", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"rladder-stream {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
 
     demo = sub.add_parser("demo", help="stream a pretrained RLadder through Occluded Moving MNIST (the main job)")
-    demo.add_argument("--model", help="checkpoint to stream (default: the shipped pretrained model)")
+    demo.add_argument("--model", help="checkpoint or exported .onnx step to stream (default: the shipped pretrained model)")
     demo.add_argument("--episodes", type=int, default=3, help="number of test episodes (default 3)")
     demo.add_argument("--seed", type=int, default=0, help="seed for the environment (default 0)")
     demo.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded test digits)")
     demo.add_argument("--out", default="demo_out", help="folder for demo.gif and demo.png (default demo_out)")
-    demo.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                      help="step the model with PyTorch (default) or ONNX Runtime (exported once, then cached)")
+    demo.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                      help="step a checkpoint with PyTorch (default) or ONNX Runtime (exported once, then cached); "
+                           "an .onnx file always runs on ONNX Runtime")
     demo.set_defaults(func=cmd_demo)
 
     configs = sub.add_parser("configs", help="list the named model configurations")
     configs.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"])
     configs.set_defaults(func=cmd_configs)
 
-    info = sub.add_parser("info", help="describe a checkpoint")
-    info.add_argument("checkpoint")
+    info = sub.add_parser("info", help="describe a checkpoint or an exported .onnx step (verified)")
+    info.add_argument("checkpoint", help="a checkpoint (.pt) or an exported step (.onnx)")
     info.set_defaults(func=cmd_info)
 
     sub.add_parser("benchmark", help="benchmark predictors in environments (see 'rladder-stream benchmark --help')", add_help=False)
@@ -157,13 +162,21 @@ def _run_delegated(name: str, argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a user's mistake is one ``error: ...`` line on stderr and exit status 1 (argument
+    syntax: 2), a bug keeps its traceback (``RLADDER_STREAM_DEBUG=1`` shows it for user errors too)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        return _run_delegated(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
-    if getattr(args, "episodes", 1) < 1:
-        build_parser().error("--episodes must be >= 1")
-    return int(args.func(args) or 0)
+    try:
+        if argv and argv[0] in DELEGATED:
+            return _run_delegated(argv[0], argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "episodes", 1) < 1:
+            parser.error("--episodes must be >= 1")
+        return int(args.func(args) or 0)
+    except user_errors() as exc:
+        if os.environ.get("RLADDER_STREAM_DEBUG"):
+            raise
+        return report(exc)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from .config import get_config
 from .train import TrainConfig, TrainingDiverged, parse_overrides, train
+from .errors import OneLineArgumentParser, one_line
 
 NO_VALUE = "—"
 
@@ -70,7 +71,7 @@ OTHER_TABLES: dict[str, str] = {
     "table4": "rladder_stream.table4:table4_cli_main",
 }
 # Settings that change no result: a finished run is reused whatever they were.
-COSMETIC = {"log_every", "checkpoint_every", "stop_after_steps"}
+COSMETIC = {"log_every", "checkpoint_every", "stop_after_steps", "resume_with_changes"}
 
 
 # ============================================================================ statistics and claims
@@ -538,7 +539,7 @@ def reproduce_cli_main(argv: list[str]) -> int:
     if argv and argv[0] in OTHER_TABLES:  # each other table has its own module and parser
         module, function = OTHER_TABLES[argv[0]].split(":")
         return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
-    parser = argparse.ArgumentParser(prog="rladder-stream reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="rladder-stream reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", choices=["table1", *OTHER_TABLES], help="which table of the paper (SPEC 6)")
     add_table_arguments(parser, "table1")
     args = parser.parse_args(argv)
@@ -547,7 +548,7 @@ def reproduce_cli_main(argv: list[str]) -> int:
         for cfg in plan_table1(args.seeds, args.size, args.budget_s, args.set, args.out):
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     reproduce_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

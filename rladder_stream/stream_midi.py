@@ -21,7 +21,6 @@ piano-roll picture (``--png``).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from .errors import OneLineArgumentParser, report
 
 MUSIC_PRETRAINED = "music-rladder-jsb-cpu.pt"
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
@@ -147,12 +147,15 @@ def _first_tempo(path: Path) -> int:
     return 500_000
 
 
-def _load(model: str | None, runtime: str) -> tuple[Any, str]:
-    from export.runtime import load_predictor
+def _load(model: str | None, runtime: str | None) -> tuple[Any, str]:
+    from export.runtime import load_predictor, resolve_runtime
+
+    from .errors import UsageError
 
     path = Path(model) if model else music_pretrained_path()
     if path is None:
-        raise SystemExit("rladder-stream stream-midi: no music checkpoint is installed; pass --model CKPT")
+        raise UsageError("no music checkpoint is installed; pass --model CKPT")
+    runtime = resolve_runtime(path, runtime)
     return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
 
 
@@ -167,13 +170,14 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
     from envs.data.midi import piano_roll_to_midi
 
-    from .viz import piano_roll_image
+    from .viz import piano_roll_figure
 
-    parser = argparse.ArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
+    parser = OneLineArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("midi", help="a type-0 or type-1 MIDI file")
     parser.add_argument("--model", help=f"music checkpoint (.pt) or exported step (.onnx); default: the shipped {MUSIC_PRETRAINED}")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch", help="step with PyTorch (default) or ONNX Runtime")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                        help="step a checkpoint with PyTorch (default) or ONNX Runtime; an .onnx file always runs on ONNX Runtime")
     parser.add_argument("--continue", dest="continue_steps", type=int, default=0, metavar="N",
                         help="generate N steps (of the --steps-per-beat grid) after the file (default 0)")
     parser.add_argument("--out", help="MIDI file for the continuation (default: <FILE>-continued.mid when --continue is given)")
@@ -206,7 +210,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     try:
         predictor, source = _load(args.model, args.runtime)
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
-        print(f"rladder-stream stream-midi: error: {exc}", file=sys.stderr)
+        report(exc)
         return 2
     print(f"model: {source}\nfile: {midi} ({steps_per_beat} step{'s' * (steps_per_beat > 1)} per beat)")
 
@@ -218,7 +222,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
         record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show,
                              steps_per_beat=steps_per_beat)
     except ValueError as exc:  # MidiError (malformed file) is a ValueError; so is a non-music model
-        print(f"rladder-stream stream-midi: error: {exc}", file=sys.stderr)
+        report(exc)
         return 2
     print(f"{len(record.roll)} steps: NLL per time step {record.nll_per_step:.4f} nats (88-key Bernoulli, first step "
           f"from silence); {len(record.roll) + len(record.continuation)} ticks in {record.seconds:.2f} s = "
@@ -232,11 +236,13 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     piano_roll_to_midi(written.astype(np.uint8), out, tempo=_first_tempo(midi), steps_per_beat=steps_per_beat)
     png = Path(args.png) if args.png else out.with_suffix(".png")
-    picture = piano_roll_image(
+    picture = piano_roll_figure(
         np.concatenate([record.roll, record.continuation]),
         np.concatenate([record.forecasts, record.continuation_forecasts]),
         split=len(record.roll),
-        caption=f"{midi.name}: input (black) | continuation (blue), grey = forecast",
+        title=f"{midi.name} streamed through {Path(source.split(' (')[0]).name}, then {args.continue_steps} steps "
+              f"continued ({how})",
+        steps_per_beat=steps_per_beat,
     )
     png.parent.mkdir(parents=True, exist_ok=True)
     picture.save(png)

@@ -51,6 +51,7 @@ from .reproduce import (
     train_runs,
 )
 from .train import TrainConfig, parse_overrides
+from .errors import OneLineArgumentParser, one_line
 
 LABELLED = 1000
 NOISE = 0.1
@@ -234,7 +235,7 @@ def reproduce_table2(seeds: int = 2, size: str = "cpu", budget_s: float | None =
 
 def table2_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table2 [--seeds N] [--size S] [--budget-s SEC] [--set k=v ...] [--out DIR] [--doc FILE]``."""
-    parser = argparse.ArgumentParser(prog="rladder-stream reproduce table2", description=__doc__,
+    parser = OneLineArgumentParser(prog="rladder-stream reproduce table2", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_table_arguments(parser, "table2", seeds=2)
     args = parser.parse_args(argv)
@@ -242,7 +243,7 @@ def table2_cli_main(argv: list[str]) -> int:
         for cfg in plan_table2(args.seeds, args.size, args.budget_s, args.set, args.out):
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     reproduce_table2(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table2"), jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

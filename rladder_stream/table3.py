@@ -46,6 +46,7 @@ from .reproduce import (
 )
 from .tasks import MusicTask
 from .train import TrainConfig, parse_overrides
+from .errors import OneLineArgumentParser, one_line
 
 METRIC = "prediction_nll"
 
@@ -309,7 +310,7 @@ def reproduce_table3(
 def table3_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table3 [--seeds N] [--size S] [--budget-s SEC] [--datasets ...] [--models ...]
     [--set key=value ...] [--out DIR] [--doc FILE]``."""
-    parser = argparse.ArgumentParser(prog="rladder-stream reproduce table3", description=__doc__,
+    parser = OneLineArgumentParser(prog="rladder-stream reproduce table3", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_table_arguments(parser, "table3", seeds=2)
     parser.add_argument("--datasets", nargs="+", default=list(DATASET_NAMES), metavar="NAME",
@@ -321,7 +322,7 @@ def table3_cli_main(argv: list[str]) -> int:
         for cfg in plan_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.datasets, args.models):
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, args.datasets, args.models, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

@@ -40,6 +40,7 @@ from .reproduce import (
     train_runs,
 )
 from .train import TrainConfig, parse_overrides
+from .errors import OneLineArgumentParser, one_line
 
 SEMI_SUPERVISED_LABELLED = 1000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
 N_CLASSES = 10
@@ -312,7 +313,7 @@ def _write(path: str | os.PathLike, text: str) -> Path:
 
 def table4_cli_main(argv: Sequence[str]) -> int:
     """``rladder-stream reproduce table4 [--seeds N] [--moving-seeds M] [--size S] [--budget-s SEC] [--set k=v ...]``."""
-    parser = argparse.ArgumentParser(prog="rladder-stream reproduce table4", description=__doc__,
+    parser = OneLineArgumentParser(prog="rladder-stream reproduce table4", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_table_arguments(parser, "table4", seeds=5)  # 5 seeds, as the paper
     parser.add_argument("--moving-seeds", type=int, default=None, help="Moving MNIST seeds per model (default: --seeds; 0 skips)")
@@ -328,7 +329,7 @@ def table4_cli_main(argv: Sequence[str]) -> int:
         for cfg in table + moving:
             finished_results(cfg)
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
     shape = f"{len(table) // args.seeds} (block, model) cells x {args.seeds} seeds"

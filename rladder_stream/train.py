@@ -43,6 +43,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LadderConfig, get_config
 from .ladder import build_model
 from .mean_teacher import MeanTeacher, consistency_cost
+from .run_folder import check_resume, resumed_history
+from .settings import check_setting
 from .tasks import TASKS, Task, task_for
 
 
@@ -84,6 +86,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
     log_every: int = 20  # steps; also how often the device's costs are read back (the only host sync)
     stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
+    resume_with_changes: bool = False  # resume a run folder even though these settings differ from its own
 
     def __post_init__(self) -> None:
         if self.labelled is None and not self.use_unlabelled:
@@ -116,8 +119,10 @@ def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         except json.JSONDecodeError:
             value = text
         if key in train_fields:
+            check_setting(TrainConfig, key, value)
             train[key] = value
         elif key in model_fields:
+            check_setting(LadderConfig, key, value)
             model[key] = value
         else:
             raise ValueError(f"unknown setting {key!r}; training settings: {sorted(train_fields)}; model settings: {sorted(model_fields)}")
@@ -370,8 +375,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     last = out / "last.pt"
     if last.exists():  # resume exactly where the last checkpoint left off
         saved_cfg, state_dict, extra = load_checkpoint(last)
-        if saved_cfg != model_cfg:
-            raise ValueError(f"{last} holds a different model configuration; use another --out or delete it")
+        check_resume(last, saved_cfg, model_cfg, extra.get("train_config"), cfg, log)  # other settings: refused, listed
         raw_model.load_state_dict(state_dict)
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
@@ -382,6 +386,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             teacher.load_state_dict(extra["teacher"])
         step, train_time = int(extra["step"]), float(extra["train_time"])
         wall_before = float(extra.get("wall_time", 0.0))
+        history = resumed_history(out, step) if master else []  # log rows after this checkpoint go, history stays
         log(f"resumed from {last} at step {step}/{total}")
 
     model = WithCosts(raw_model, task)
@@ -511,10 +516,14 @@ def train_cli_main(argv: list[str]) -> int:
     """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .errors import OneLineArgumentParser, one_line
+
+    parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="a registered model configuration (see 'rladder-stream configs')")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings, e.g. epochs=3 lr=1e-3 decoder_cell=convg3")
     parser.add_argument("--out", help="run folder (checkpoints, log.csv, results.json); resumes if it holds last.pt")
+    parser.add_argument("--resume-with-changes", action="store_true",
+                        help="resume the --out run even though its settings differ from these (refused otherwise)")
     args = parser.parse_args(argv)
     try:
         train_fields, model_fields = parse_overrides(args.set)
@@ -523,9 +532,10 @@ def train_cli_main(argv: list[str]) -> int:
             cfg.out = args.out
         elif "out" not in train_fields:
             cfg.out = os.path.join("runs", f"{args.config}-{cfg.size}-seed{cfg.seed}")
+        cfg.resume_with_changes = cfg.resume_with_changes or args.resume_with_changes
         get_config(cfg.model, size=cfg.size, **cfg.model_overrides)  # fail fast on bad settings
     except (ValueError, KeyError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     results = train(cfg)
     if "rank" in results:  # a torchrun rank other than 0: rank 0 reports
         return 0

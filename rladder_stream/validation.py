@@ -17,8 +17,8 @@ def validate_observation(obs: Any, obs_shape: tuple[int, ...], n_streams: int, d
 
     Args:
         obs: ``obs_shape`` (one stream; only when ``n_streams == 1``) or ``(n_streams, *obs_shape)``;
-            a NumPy array, anything ``np.asarray`` accepts, or a torch tensor; floating point or bool,
-            finite, with values in [0, 1].
+            a NumPy array, anything ``np.asarray`` accepts, or a torch tensor; floating point of any width
+            (float16, bfloat16 and float64 are converted to ``dtype``) or bool, finite, with values in [0, 1].
         obs_shape: shape of one observation.
         n_streams: number of streams the predictor steps together.
         dtype: floating dtype of the returned array.
@@ -28,7 +28,10 @@ def validate_observation(obs: Any, obs_shape: tuple[int, ...], n_streams: int, d
     """
     obs_shape = tuple(obs_shape)
     if isinstance(obs, torch.Tensor):
-        obs = obs.detach().cpu().numpy()
+        obs = obs.detach()
+        if obs.is_floating_point() and obs.dtype not in (torch.float16, torch.float32, torch.float64):
+            obs = obs.float()  # bfloat16, float8: NumPy has no such dtype; float32 holds their values exactly
+        obs = obs.cpu().numpy()
     obs = np.asarray(obs)
     expected = f"{obs_shape}" + (f" or ({n_streams}, *{obs_shape})" if n_streams > 1 else f" or (1, *{obs_shape})")
     if obs.dtype.kind not in "fb":
@@ -52,10 +55,19 @@ def validate_observation(obs: Any, obs_shape: tuple[int, ...], n_streams: int, d
 
 
 def validate_stream_ids(stream_ids: Sequence[int] | None, n_streams: int) -> list[int]:
-    """The stream indices a ``reset`` names (all when ``None``); ``ValueError`` for any out of range."""
+    """The stream indices a ``reset`` names (all when ``None``); ``ValueError`` for any that is not an integer
+    (``1.5`` is not rounded to a stream, ``True`` is not stream 1) or is out of range."""
     if stream_ids is None:
         return list(range(n_streams))
-    ids = [int(i) for i in np.atleast_1d(np.asarray(stream_ids))]
+    if isinstance(stream_ids, torch.Tensor):
+        stream_ids = stream_ids.detach().cpu().numpy()
+    values = np.atleast_1d(np.asarray(stream_ids, dtype=object if isinstance(stream_ids, (list, tuple)) else None))
+    if values.ndim != 1:
+        raise ValueError(f"stream ids must be a flat sequence of integers, got shape {values.shape}")
+    bad_type = [v for v in values.tolist() if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+    if bad_type:
+        raise ValueError(f"stream ids must be integers, got {bad_type}")
+    ids = [int(i) for i in values.tolist()]
     bad = [i for i in ids if not 0 <= i < n_streams]
     if bad:
         raise ValueError(f"stream ids {bad} out of range for {n_streams} streams")

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .outputs import StreamingPredictor
+from .errors import OneLineArgumentParser, one_line
 
 
 def to_uint8(image: np.ndarray, dark_on_light: bool = True) -> np.ndarray:
@@ -189,7 +190,6 @@ def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
 
 def figure4_cli_main(argv: list[str]) -> int:
     """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
-    import argparse
 
     import gymnasium as gym
 
@@ -197,7 +197,7 @@ def figure4_cli_main(argv: list[str]) -> int:
 
     from .cli import _load_predictor
 
-    parser = argparse.ArgumentParser(prog="rladder-stream figure4", description=figure4_cli_main.__doc__)
+    parser = OneLineArgumentParser(prog="rladder-stream figure4", description=figure4_cli_main.__doc__)
     parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
     parser.add_argument("--index", type=int, default=0, help="test episode of OccludedMovingMNIST-v0 (default 0)")
     parser.add_argument("--out", default="figure4_out", help="folder for figure4-test<I>.png and .gif (default figure4_out)")
@@ -211,7 +211,7 @@ def figure4_cli_main(argv: list[str]) -> int:
         env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
         episode = record_episode(predictor, env, args.index)
     except (ValueError, FileNotFoundError) as exc:  # an index outside the split, no data in --data-dir
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     if episode.probe is None:
         print(f"note: {source} has no probe (config.probe is off): the probe row is left out", file=sys.stderr)
     out = Path(args.out)
@@ -232,6 +232,7 @@ def piano_roll_image(
     split: int | None = None,
     scale: int = 4,
     caption: str = "",
+    mark_split: bool = True,
 ) -> Image.Image:
     """A ``[T, 88]`` piano roll as a picture: time to the right, the highest key at the top.
 
@@ -262,7 +263,7 @@ def piano_roll_image(
     image = rgb.astype(np.uint8).transpose(1, 0, 2)[::-1]  # keys vertical, highest at the top
     height = max(1, scale // 2)
     image = np.repeat(np.repeat(image, height, axis=0), scale, axis=1)
-    if 0 < split < steps:
+    if mark_split and 0 < split < steps:
         image[:, split * scale - 1] = (220, 30, 30)
     picture = Image.fromarray(np.ascontiguousarray(image))
     if not caption:
@@ -432,17 +433,16 @@ GROUPING_ENVS = {"tmnist": ("rladder_stream/TexturedMNIST-v0", True), "mmnist": 
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-    import argparse
-
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers the environments)
+    from export.runtime import load_predictor
 
-    from .predictor import Predictor
     from .tasks import task_for
 
-    parser = argparse.ArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
-    parser.add_argument("--model", required=True, help="RTagger checkpoint (tmnist-..., mmnist-... or shapes-... configuration)")
+    parser = OneLineArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
+    parser.add_argument("--model", required=True,
+                        help="RTagger checkpoint or exported .onnx step (tmnist-..., mmnist-... or shapes-... configuration)")
     parser.add_argument("--index", type=int, default=0, help="test episode (default 0)")
     parser.add_argument("--out", default="groups_out", help="output folder (default groups_out)")
     parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
@@ -451,8 +451,8 @@ def groups_cli_main(argv: list[str]) -> int:
     if args.scale < 1:
         parser.error("--scale must be >= 1")
     try:
-        predictor = Predictor.from_checkpoint(args.model)
-        config = predictor.model.config
+        predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
+        config = predictor.config if hasattr(predictor, "config") else predictor.model.config
         if not config.groups:
             raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
         kind = task_for(config)
@@ -462,8 +462,180 @@ def groups_cli_main(argv: list[str]) -> int:
         env = gym.make(env_id, split="test", **({"data_dir": args.data_dir} if reads_data else {}))
         record = record_grouping(predictor, env, args.index)
     except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
+        parser.error(one_line(exc))
     stem = f"{'figure7' if kind == 'mmnist' else 'figure6'}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
     print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")
     return 0
+
+
+# ============================================================================ matplotlib figures: titles, legends, axes
+# Pillow's bitmap font is 11 px and has no axes; these pictures are read by people, so they use matplotlib
+# (rendered off-screen with the Agg canvas: no display, no pyplot global state).
+
+OCCLUDER_COLOUR = "#f28e2b"  # the bars of Occluded Moving MNIST, drawn over the frames that have them
+TRUE_CLASS_COLOUR = "#2ca02c"
+OTHER_CLASS_COLOUR = "#b0b0b0"
+DEMO_ROWS = ("observed frame t\n(bars hide the digit)", "forecast of\nframe t+1", "actual\nframe t+1",
+             "clean frame t+1\n(without bars)", "class belief\nafter frame t")
+
+
+def figure_to_image(fig: Any) -> Image.Image:
+    """Render a matplotlib ``Figure`` off-screen to an RGB Pillow image."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+
+
+def _frame(ax: Any, image: np.ndarray, occluder: np.ndarray | None = None) -> None:
+    """A frame dark ink on white (values in [0, 1]), with the occluding bars over it in colour."""
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(1.0 - np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if occluder is not None:
+        ax.imshow(np.ma.masked_where(~occluder, np.ones(occluder.shape)), cmap=ListedColormap([OCCLUDER_COLOUR]),
+                  alpha=0.45, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _belief(ax: Any, probs: np.ndarray | None, label: int) -> None:
+    """Class beliefs as bars, the true digit's bar green."""
+    if probs is None:
+        ax.axis("off")
+        return
+    colours = [TRUE_CLASS_COLOUR if k == label else OTHER_CLASS_COLOUR for k in range(len(probs))]
+    ax.bar(np.arange(len(probs)), probs, color=colours, width=0.8)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(np.arange(len(probs)))
+    ax.tick_params(labelsize=6, length=0)
+    ax.set_yticks([0, 1])
+    guess = int(np.argmax(probs))
+    ax.set_title(f"{guess}: {probs[guess]:.2f}", fontsize=7, pad=2)
+
+
+def _legend(fig: Any, with_beliefs: bool, loc: str = "lower center") -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=OCCLUDER_COLOUR, alpha=0.45, label="occluding bars (the model sees 0 there)"),
+               Patch(facecolor="black", label="ink = 1 (forecast: probability of ink)"),
+               Patch(facecolor="white", edgecolor="grey", label="background = 0")]
+    if with_beliefs:
+        handles += [Patch(facecolor=TRUE_CLASS_COLOUR, label="belief in the true digit"),
+                    Patch(facecolor=OTHER_CLASS_COLOUR, label="belief in the other digits")]
+    fig.legend(handles=handles, loc=loc, ncol=3, fontsize=7, frameon=False)
+
+
+def _episode_title(episode: EpisodeRecord) -> str:
+    text = f"test episode {episode.index}: digit {episode.label}"
+    if episode.class_probs is not None:
+        guess = int(np.argmax(episode.class_probs[-1]))
+        verdict = "correct" if guess == episode.label else "wrong"
+        text += f"; after the last frame the model says {guess} ({episode.class_probs[-1][guess]:.2f}, {verdict})"
+    return text + f"; log-likelihood of the next frames {episode.rewards.mean():.1f} per frame"
+
+
+def demo_figure(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndarray | None = None) -> Image.Image:
+    """Every streamed episode of the demo, one block each: per tick (column) the observed frame with the bars
+    drawn, the forecast of the next frame, the actual next frame, the clean next frame and the class belief."""
+    return figure_to_image(build_demo_figure(episodes, title, occluder))
+
+
+def build_demo_figure(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndarray | None = None) -> Any:
+    """The matplotlib ``Figure`` of :func:`demo_figure`."""
+    from matplotlib.figure import Figure
+
+    ticks = max(len(e.rewards) for e in episodes)
+    fig = Figure(figsize=(1.25 * ticks + 1.6, 6.3 * len(episodes) + 1.2), dpi=90)
+    header, *blocks, footer = fig.subfigures(len(episodes) + 2, 1, height_ratios=[0.5, *[6.3] * len(episodes), 0.7])
+    header.suptitle(f"{title}: each column is one tick", fontsize=10, y=0.7)
+    for block, episode in zip(blocks, episodes):
+        block.suptitle(_episode_title(episode), fontsize=8, x=0.02, ha="left")
+        axes = block.subplots(len(DEMO_ROWS), ticks, gridspec_kw={"height_ratios": [1, 1, 1, 1, 0.75],
+                                                                  "left": 0.17, "right": 0.98, "bottom": 0.06, "top": 0.9})
+        axes = np.asarray(axes).reshape(len(DEMO_ROWS), ticks)
+        for t in range(ticks):
+            _frame(axes[0, t], episode.observed[t], occluder)
+            axes[0, t].set_title(f"t = {t + 1}", fontsize=8)
+            if episode.predicted is not None:
+                _frame(axes[1, t], episode.predicted[t])
+            else:
+                axes[1, t].axis("off")
+            _frame(axes[2, t], episode.observed[t + 1], occluder)
+            _frame(axes[3, t], episode.clean[t + 1])
+            _belief(axes[4, t], None if episode.class_probs is None else episode.class_probs[t], episode.label)
+        for row, name in enumerate(DEMO_ROWS):
+            axes[row, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center", labelpad=6)
+    _legend(footer, any(e.class_probs is not None for e in episodes), loc="center")
+    return fig
+
+
+def demo_frames(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndarray | None = None) -> list[Image.Image]:
+    """The demo as an animation: one picture per tick of every episode, its panels titled, with the legend."""
+    from matplotlib.figure import Figure
+
+    frames = []
+    for episode in episodes:
+        for t in range(len(episode.rewards)):
+            fig = Figure(figsize=(9.5, 2.9), dpi=90)
+            fig.suptitle(f"{title}\ntest episode {episode.index}, digit {episode.label}: tick {t + 1} of "
+                         f"{len(episode.rewards)}, log-likelihood of the next frame {episode.rewards[t]:.1f}", fontsize=8)
+            axes = fig.subplots(1, 5, gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.24, "top": 0.68, "wspace": 0.25})
+            _frame(axes[0], episode.observed[t], occluder)
+            if episode.predicted is not None:
+                _frame(axes[1], episode.predicted[t])
+            else:
+                axes[1].axis("off")
+            _frame(axes[2], episode.observed[t + 1], occluder)
+            _frame(axes[3], episode.clean[t + 1])
+            _belief(axes[4], None if episode.class_probs is None else episode.class_probs[t], episode.label)
+            names = [f"observed frame {t + 1}\n(bars hide the digit)", f"forecast of frame {t + 2}", f"actual frame {t + 2}",
+                     f"clean frame {t + 2}\n(without bars)", f"class belief after frame {t + 1}"]
+            for ax, name in zip(axes, names):
+                ax.set_xlabel(name, fontsize=7)
+            _legend(fig, episode.class_probs is not None)
+            frames.append(figure_to_image(fig))
+    return frames
+
+
+def piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = None, split: int | None = None, title: str = "",
+                      steps_per_beat: int = 2) -> Image.Image:
+    """A ``[T, 88]`` piano roll with a pitch axis (C notes named, C4 = MIDI 60) and a time axis (steps and beats):
+    the input's notes black, a continuation's (from ``split`` on) blue, the forecast probability as grey shading."""
+    return figure_to_image(build_piano_roll_figure(roll, forecasts, split, title, steps_per_beat))
+
+
+def build_piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = None, split: int | None = None,
+                            title: str = "", steps_per_beat: int = 2) -> Any:
+    """The matplotlib ``Figure`` of :func:`piano_roll_figure`."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    picture = np.asarray(piano_roll_image(roll, forecasts, split, scale=1, mark_split=False))  # keys top-down, a pixel a cell
+    steps = len(roll)
+    fig = Figure(figsize=(min(16.0, 2.5 + steps * 0.06), 5.2), dpi=90)
+    ax = fig.add_axes((0.08, 0.2, 0.9, 0.64))
+    ax.imshow(picture, aspect="auto", interpolation="nearest", extent=(0, steps, 20.5, 108.5))
+    c_notes = list(range(24, 109, 12))
+    ax.set_yticks(c_notes, [f"C{n // 12 - 1}" for n in c_notes], fontsize=7)
+    ax.set_ylabel("pitch (MIDI note; C4 = 60)", fontsize=8)
+    ax.set_xlabel(f"time step ({steps_per_beat} per beat)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    if steps_per_beat > 1:
+        beats = ax.secondary_xaxis("top", functions=(lambda s: s / steps_per_beat, lambda b: b * steps_per_beat))
+        beats.set_xlabel("beat", fontsize=8)
+        beats.tick_params(labelsize=7)
+    if split is not None and 0 < split < steps:
+        ax.axvline(split, color=(220 / 255, 30 / 255, 30 / 255), linewidth=1.5)
+    if title:
+        fig.suptitle(title, fontsize=9, y=0.98)
+    handles = [Patch(facecolor="black", label="notes of the input")]
+    if split is not None and split < steps:
+        handles.append(Patch(facecolor=(20 / 255, 70 / 255, 220 / 255), label="notes of the continuation"))
+        handles.append(Patch(facecolor=(220 / 255, 30 / 255, 30 / 255), label="where the continuation starts"))
+    if forecasts is not None:
+        handles.append(Patch(facecolor=(0.57, 0.57, 0.57), label="grey: the model's forecast probability"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    return fig

@@ -265,3 +265,54 @@ def test_load_brodatz_full_and_embedded_crops():
 def test_embedded_files_are_small():
     total = sum(p.stat().st_size for p in brodatz.EMBEDDED_DIR.iterdir() if p.suffix in {".npz", ".png"})
     assert total < 1_000_000
+
+
+class _Response:
+    """A urlopen response with a Content-Length header."""
+
+    def __init__(self, payload: bytes):
+        import io
+
+        self.body, self.headers = io.BytesIO(payload), {"Content-Length": str(len(payload))}
+
+    def read(self, n: int = -1) -> bytes:
+        return self.body.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_reports_progress_and_where_it_goes(tmp_path, monkeypatch, capsys):
+    payload = bytes(range(256)) * 20_000  # 5 MB: progress lines at every 10 %
+    monkeypatch.setattr(paths, "_urlopen", lambda url, timeout=None: _Response(payload))
+    got = fetch("music/Big.mat", _sha(payload), None, "https://example.invalid/Big.mat")
+    err = capsys.readouterr().err.splitlines()
+    assert f"into {got}" in err[0] and "(5.1 MB)" in err[0]
+    assert any("%)" in line for line in err[1:-1]) and err[-1].endswith("5.1 MB downloaded")
+
+
+def test_download_tries_a_passing_failure_again_but_not_a_lasting_one(tmp_path, monkeypatch):
+    import time
+
+    payload = b"retry me" * 10
+    calls = []
+
+    def flaky(url, timeout=None):
+        calls.append(url)
+        if len(calls) == 1:
+            raise urllib.error.URLError(TimeoutError("timed out"))
+        return _Response(payload)
+
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    monkeypatch.setattr(paths, "_urlopen", flaky)
+    assert fetch("music/Flaky.mat", _sha(payload), None, "https://example.invalid/Flaky.mat").read_bytes() == payload
+    assert len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(paths, "_urlopen", lambda url, timeout=None: calls.append(url) or (_ for _ in ()).throw(
+        urllib.error.HTTPError(url, 404, "Not Found", {}, None)))
+    with pytest.raises(DataNotFoundError, match="404"):
+        fetch("music/Gone.mat", "ab" * 32, None, "https://example.invalid/Gone.mat")
+    assert len(calls) == 1

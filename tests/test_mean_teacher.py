@@ -156,5 +156,8 @@ def test_mean_teacher_changes_training_and_refuses_to_resume_a_plain_run(tmp_pat
     _, w_mt, _ = load_checkpoint(tmp_path / "mt" / "last.pt")
     assert any(not torch.equal(w_plain[k], w_mt[k]) for k in w_plain)
     assert plain["test"]["class_error"] >= 0 and "teacher_class_error" not in plain["test"]
-    with pytest.raises(ValueError, match="without Mean Teacher"):
+    with pytest.raises(ValueError, match="mean_teacher: False there, True now"):  # the run folder's settings differ
         train(_semi(tmp_path, "plain", epochs=2, mean_teacher=True, model_overrides={"input_noise": 0.1}), log=QUIET)
+    with pytest.raises(ValueError, match="without Mean Teacher"):  # and even when told to go on, there is no teacher
+        train(_semi(tmp_path, "plain", epochs=2, mean_teacher=True, resume_with_changes=True,
+                    model_overrides={"input_noise": 0.1}), log=QUIET)

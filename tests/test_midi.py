@@ -50,14 +50,15 @@ def test_type0_eighth_note_grid(tmp_path):
         (96, on(64)), (144, off(64)),  # E4, an eighth: step 2
         (240, on(67)), (288, off(67)),  # G4 after a rest: step 5
         (264, on(72)), (270, off(72, zero_velocity=True)),  # C5 inside step 5 (velocity-0 note_on ends it)
-        (300, on(48)), (300, off(48)),  # zero-length note: on in its step (6)
+        (300, on(48)), (300, off(48)),  # zero-length note: dropped, as pretty_midi drops it
+        (330, on(50)), (331, off(50)),  # one tick long: on in its step (6)
         (384, mido.MetaMessage("end_of_track")),  # 4 beats = 8 steps, the last two silent
     ]
     midi = mido.MidiFile(type=0, ticks_per_beat=tpb)
     midi.tracks.append(track_from(events))
     midi.save(tmp_path / "t0.mid")
     roll = midi_to_piano_roll(tmp_path / "t0.mid")
-    expected = roll_from({0: [60], 1: [60], 2: [64], 5: [67, 72], 6: [48]}, 8)
+    expected = roll_from({0: [60], 1: [60], 2: [64], 5: [67, 72], 6: [50]}, 8)
     assert roll.dtype == np.uint8 and roll.shape == (8, 88)
     np.testing.assert_array_equal(roll, expected)
 
@@ -98,14 +99,14 @@ def test_type1_tracks_channels_tempo_changes_percussion(tmp_path):
     assert roll[:, 36 - 21].sum() == 0 and roll[:, 42 - 21].sum() == 0  # percussion ignored
 
 
-def test_unclosed_note_lasts_to_the_end_and_steps_per_beat(tmp_path):
+def test_unclosed_note_is_dropped_and_steps_per_beat(tmp_path):
     midi = mido.MidiFile(type=1, ticks_per_beat=120)
-    midi.tracks.append(track_from([(0, on(60)), (60, on(62)), (90, off(62))]))  # 60 never closed
+    midi.tracks.append(track_from([(0, on(60)), (60, on(62)), (90, off(62))]))  # 60 never closed: dropped (pretty_midi)
     midi.tracks.append(track_from([(480, mido.MetaMessage("end_of_track"))]))  # other track ends later
     midi.save(tmp_path / "open.mid")
     roll = midi_to_piano_roll(tmp_path / "open.mid", steps_per_beat=4)  # sixteenths: 30 ticks
     assert roll.shape == (16, 88)
-    assert roll[:, 60 - 21].tolist() == [1] * 16
+    assert roll[:, 60 - 21].tolist() == [0] * 16
     assert roll[:, 62 - 21].tolist() == [0, 0, 1] + [0] * 13
 
 
@@ -238,3 +239,133 @@ def test_parse_speed_is_reasonable(tmp_path):
     start = time.perf_counter()
     midi_to_piano_roll(path)
     assert time.perf_counter() - start < 1.0
+
+
+# ---------------------------------------------------------------------------------------------- against pretty_midi
+
+pretty_midi = pytest.importorskip("pretty_midi", reason="the comparison with pretty_midi needs the dev extra")
+
+
+def _fold(pitch: int) -> int:
+    while pitch < 21:
+        pitch += 12
+    while pitch > 108:
+        pitch -= 12
+    return pitch
+
+
+def pretty_midi_roll(path: Path, n_steps: int, steps_per_beat: int = 2) -> np.ndarray:
+    """The roll pretty_midi's notes give on our grid: each non-drum note from its start tick to its end tick,
+    on in every step it overlaps (pretty_midi times are converted back to the file's ticks)."""
+    pm = pretty_midi.PrettyMIDI(str(path))
+    tpb = pm.resolution
+    roll = np.zeros((n_steps, 88), np.uint8)
+    for instrument in pm.instruments:
+        if instrument.is_drum:
+            continue
+        for note in instrument.notes:
+            start, end = pm.time_to_tick(note.start), pm.time_to_tick(note.end)
+            first, last = start * steps_per_beat // tpb, -(-end * steps_per_beat // tpb)
+            assert last <= n_steps, "pretty_midi has a note beyond our roll's length"
+            roll[first:last, _fold(note.pitch) - 21] = 1
+    return roll
+
+
+def _save(path: Path, tracks: list[list[tuple[int, mido.Message | mido.MetaMessage]]], tpb: int = 96) -> Path:
+    midi = mido.MidiFile(type=0 if len(tracks) == 1 else 1, ticks_per_beat=tpb)
+    for events in tracks:
+        track, now = mido.MidiTrack(), 0
+        for tick, msg in events:  # in the given order (ties keep it: note_off before or after note_on matters)
+            track.append(msg.copy(time=tick - now))
+            now = tick
+        midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+def _assert_same_as_pretty_midi(path: Path, steps_per_beat: int = 2) -> np.ndarray:
+    import warnings
+
+    ours = midi_to_piano_roll(path, steps_per_beat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pretty_midi warns about tempo events outside track 0
+        theirs = pretty_midi_roll(path, len(ours), steps_per_beat)
+    np.testing.assert_array_equal(ours, theirs)
+    return ours
+
+
+END = mido.MetaMessage("end_of_track")
+
+
+def test_a_key_struck_again_and_released_once_ends_both_notes(tmp_path):
+    """The issue's bug: a second note_on of a sounding key, then one note_off. pretty_midi ends both notes at that
+    note_off; pairing it with one note only left the other sounding to the end of the piece."""
+    path = _save(tmp_path / "retrigger.mid", [[(0, on(60)), (48, on(60)), (96, off(60)), (480, END)]])
+    roll = _assert_same_as_pretty_midi(path)
+    assert roll[:, 60 - 21].tolist() == [1, 1] + [0] * 8
+
+
+def test_overlapping_notes_of_one_key_end_at_the_first_release(tmp_path):
+    path = _save(tmp_path / "overlap.mid", [[(0, on(60)), (48, on(60)), (96, off(60)), (192, off(60)), (288, END)]])
+    roll = _assert_same_as_pretty_midi(path)
+    assert roll[:, 60 - 21].tolist() == [1, 1, 0, 0, 0, 0]  # the second note_off finds nothing open
+
+
+@pytest.mark.parametrize("order", ["off-then-on", "on-then-off"])
+def test_release_and_strike_at_the_same_tick(tmp_path, order):
+    """A note that starts at the tick of a note_off is not ended by it (pretty_midi keeps it open)."""
+    at_96 = [(96, off(60)), (96, on(60))] if order == "off-then-on" else [(96, on(60)), (96, off(60))]
+    path = _save(tmp_path / "same-tick.mid", [[(0, on(60)), *at_96, (192, off(60)), (288, END)]])
+    roll = _assert_same_as_pretty_midi(path)
+    assert roll[:, 60 - 21].tolist() == [1, 1, 1, 1, 0, 0]
+
+
+def test_channels_and_tracks_pair_separately_with_running_status(tmp_path):
+    """The same key on two channels and in two tracks: each (track, channel) pairs its own notes. mido writes
+    running status (one status byte for consecutive events of one kind and channel), which is read back."""
+    path = _save(tmp_path / "multi.mid", [
+        [(0, mido.MetaMessage("set_tempo", tempo=400_000)), (0, on(60, ch=0)), (10, on(60, ch=1)), (20, on(60, ch=0)),
+         (48, off(60, ch=1, zero_velocity=True)), (96, off(60, ch=0, zero_velocity=True)),
+         (200, mido.MetaMessage("set_tempo", tempo=900_000)), (300, END)],
+        [(0, on(64)), (144, on(64)), (240, off(64)), (380, END)],
+    ])
+    data = path.read_bytes()
+    note_ons = sum(m.type in ("note_on", "note_off") for t in mido.MidiFile(path).tracks for m in t)
+    assert data.count(b"\x90") + data.count(b"\x91") < note_ons  # running status in the file
+    roll = _assert_same_as_pretty_midi(path)
+    assert roll[:, 60 - 21].tolist()[:3] == [1, 1, 0] and roll[:, 64 - 21].tolist()[:6] == [1, 1, 1, 1, 1, 0]
+
+
+def _random_events(rng: np.random.Generator, tpb: int, with_tempo: bool) -> list[tuple[int, mido.Message | mido.MetaMessage]]:
+    """Notes on a few keys and channels with every awkward case: overlaps, retriggers, same-tick release and
+    strike, zero-length and never-ended notes, stray note_offs, velocity-0 note_ons, out-of-range pitches."""
+    events = []
+    horizon = 8 * tpb
+    for _ in range(int(rng.integers(5, 40))):
+        ch = int(rng.choice([0, 0, 1, 2, 9]))
+        pitch = int(rng.choice([60, 61, 62, 64, 12, 120])) if rng.random() < 0.9 else int(rng.integers(0, 128))
+        start = int(rng.integers(0, horizon))
+        length = int(rng.choice([0, 1, tpb // 4, tpb // 2, tpb, 3 * tpb]))
+        kind = rng.random()
+        events.append((start, on(pitch, ch, vel=int(rng.integers(1, 128)))))
+        if kind < 0.75:  # ended (sometimes by a velocity-0 note_on)
+            events.append((start + length, off(pitch, ch, zero_velocity=bool(rng.random() < 0.5))))
+        elif kind < 0.85:  # a stray note_off as well
+            events.append((int(rng.integers(0, horizon)), off(pitch, ch)))
+        # else: never ended
+    if with_tempo:
+        for _ in range(int(rng.integers(1, 4))):
+            events.append((int(rng.integers(0, horizon)), mido.MetaMessage("set_tempo", tempo=int(rng.integers(200_000, 1_500_000)))))
+    order = rng.permutation(len(events))  # ties in a random order, then a stable sort by tick
+    events = sorted((events[i] for i in order), key=lambda e: e[0])
+    return events + [(max(e[0] for e in events) + int(rng.integers(0, 2 * tpb)), END)]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_files_read_as_pretty_midi_reads_them(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    tpb = int(rng.choice([24, 96, 120, 480]))
+    tracks = [_random_events(rng, tpb, with_tempo=(i == 0)) for i in range(int(rng.integers(1, 4)))]
+    path = _save(tmp_path / f"random{seed}.mid", tracks, tpb)
+    for steps_per_beat in (1, 2, 4):
+        _assert_same_as_pretty_midi(path, steps_per_beat)

@@ -485,3 +485,93 @@ def test_rtagger_onnx_predictor_starts_and_resets_as_the_metadata_says(exported)
     a.reset([1])
     after = a.state
     assert not np.array_equal(after["m"][1], state["m"][1]) and (after["z"][1] == 0.5).all()
+
+
+# ------------------------------------------------------------------------------ damaged files
+
+
+def _largest_initializer(path: Path) -> bytes:
+    proto = onnx.load(str(path))
+    return max((i.raw_data for i in proto.graph.initializer), key=len)
+
+
+def test_a_flipped_byte_in_the_weights_is_refused(exported, tmp_path, capsys):
+    """The digest written at export covers graph and weights: one changed bit in a weight is refused, by the
+    predictor, by read_step_info and by the command line (one line)."""
+    from export import OnnxModelError
+    from rladder_stream.cli import main
+
+    _, path = exported("omm-rladder")
+    data = bytearray(path.read_bytes())
+    weights = _largest_initializer(path)
+    at = bytes(data).find(weights)
+    assert at > 0 and len(weights) > 100
+    data[at + len(weights) // 2] ^= 0x01
+    flipped = tmp_path / "flipped.onnx"
+    flipped.write_bytes(bytes(data))
+    onnx.load_model_from_string(bytes(data))  # still a well-formed model: only the digest can tell
+    for load in (lambda: _onnx(flipped), lambda: read_step_info(flipped)):
+        with pytest.raises(OnnxModelError, match="flipped.onnx: checksum mismatch"):
+            load()
+    assert main(["demo", "--model", str(flipped), "--episodes", "1", "--out", str(tmp_path / "demo")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "checksum mismatch" in err
+
+
+def test_truncated_or_foreign_onnx_files_raise_the_projects_error(exported, tmp_path):
+    from export import OnnxModelError
+
+    _, path = exported("omm-rladder")
+    data = path.read_bytes()
+    for cut in (0, 1, 100, len(data) // 2, len(data) - 7):
+        bad = tmp_path / f"cut{cut}.onnx"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(OnnxModelError, match=f"cut{cut}.onnx"):
+            _onnx(bad)
+    with pytest.raises(OnnxModelError, match="no such ONNX file"):
+        _onnx(tmp_path / "absent.onnx")
+
+
+def test_onnx_runtime_load_errors_become_the_projects_error(exported, tmp_path):
+    """A file that parses and carries a valid digest but that onnxruntime refuses (an unknown operator)."""
+    from export import OnnxModelError
+    from export.onnx import DIGEST_KEY, model_digest
+
+    _, path = exported("omm-static")
+    proto = onnx.load(str(path))
+    proto.graph.node[0].op_type = "NoSuchOperator"
+    for entry in proto.metadata_props:
+        if entry.key == DIGEST_KEY:
+            entry.value = model_digest(proto)
+    bad = tmp_path / "unknown-op.onnx"
+    bad.write_bytes(proto.SerializeToString())
+    with pytest.raises(OnnxModelError, match="unknown-op.onnx: ONNX Runtime cannot load it"):
+        _onnx(bad)
+
+
+def test_an_onnx_file_is_recognised_without_a_runtime_flag(exported, tmp_path, capsys, embedded_data):
+    from export import load_predictor
+    from rladder_stream.cli import main
+
+    _, path = exported("omm-rladder")
+    assert isinstance(load_predictor(path), OnnxPredictor)
+    unnamed = tmp_path / "model.bin"  # recognised by content too
+    unnamed.write_bytes(path.read_bytes())
+    assert isinstance(load_predictor(unnamed), OnnxPredictor)
+    assert main(["demo", "--model", str(path), "--episodes", "1", "--out", str(tmp_path / "demo")]) == 0
+    assert "(onnx runtime)" in capsys.readouterr().out
+    assert main(["info", str(path)]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["model_kind"] == "RLadder" and described["config"]["name"] == "omm-rladder"
+
+
+def test_export_to_onnx_runtime_says_what_it_does_and_where_it_caches(tmp_path, monkeypatch):
+    from export import load_predictor
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-static", size="tiny"), _random_model("omm-static").state_dict())
+    said = []
+    load_predictor(checkpoint, "onnx", progress=said.append)
+    assert len(said) == 1 and "exporting" in said[0] and str(tmp_path / "cache" / "rladder-stream-onnx") in said[0]
+    load_predictor(checkpoint, "onnx", progress=said.append)
+    assert len(said) == 1  # cached: nothing to wait for, nothing said

@@ -116,3 +116,43 @@ def test_torch_and_bool_inputs_are_accepted():
     predictor.reset()
     b = predictor.step(np.ones((32, 32), bool)).next_obs
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64, torch.float32])
+def test_every_float_tensor_is_converted_like_float16(dtype):
+    """bfloat16 has no NumPy dtype; it is converted (exactly) like float16 and float64, not refused with a TypeError."""
+    frames = torch.rand(3, 2, 32, 32).to(dtype)  # values representable in the dtype
+    model = _model()
+    reference, predictor = Predictor(model, n_streams=2), Predictor(model, n_streams=2)
+    for frame in frames:
+        want = reference.step(frame.float().numpy())
+        got = predictor.step(frame)
+        np.testing.assert_array_equal(got.next_obs, want.next_obs)
+        np.testing.assert_array_equal(got.class_probs, want.class_probs)
+
+
+def test_complex_and_bfloat16_out_of_range_inputs_are_value_errors():
+    predictor = Predictor(_model())
+    with pytest.raises(ValueError, match="dtype"):
+        predictor.step(torch.zeros(32, 32, dtype=torch.complex64))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        predictor.step(torch.full((32, 32), 2.0, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize("ids", [[1.5], [True], np.array([1.0]), ["1"], [[0, 1]]])
+def test_reset_ids_must_be_integers_and_a_bad_one_changes_nothing(ids):
+    predictor = Predictor(_model(), n_streams=2)
+    predictor.step(np.full((2, 32, 32), 0.3, np.float32))
+    before = {k: v.clone() for k, v in predictor.state.items()}
+    ticks = predictor.ticks.copy()
+    with pytest.raises(ValueError, match="stream ids must be"):
+        predictor.reset(ids)
+    assert all(torch.equal(before[k], predictor.state[k]) for k in before) and (predictor.ticks == ticks).all()
+
+
+@pytest.mark.parametrize("ids", [[1], (1,), np.array([1]), torch.tensor([1]), 1, np.int64(1)])
+def test_reset_accepts_integer_ids_in_any_container(ids):
+    predictor = Predictor(_model(), n_streams=2)
+    predictor.step(np.full((2, 32, 32), 0.3, np.float32))
+    predictor.reset(ids)
+    assert predictor.ticks.tolist() == [1, 0]

@@ -123,10 +123,15 @@ def test_continuation_is_valid_midi_of_the_requested_length(checkpoint, tmp_path
     assert midi.type == 0 and sum(msg.time for msg in midi.tracks[0]) == 24 * midi.ticks_per_beat // 2
     assert [m.tempo for m in midi.tracks[0] if m.type == "set_tempo"] == [450_000]  # the input's first tempo
     assert midi_to_piano_roll(out).shape == (24, 88)
-    image = np.asarray(Image.open(png).convert("RGB"))
-    assert image.shape[1] >= (20 + 24) * 4  # input and continuation, 4 pixels a step
-    assert (image[: 2 * 88, 20 * 4 - 1] == (220, 30, 30)).all()  # the red line where the continuation starts
-    assert ((image[: 2 * 88, 20 * 4 :] == (20, 70, 220)).all(-1)).any()  # continuation notes are blue
+    image = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    reddish = (r > 180) & (g < 140) & (b < 140)
+    red = reddish.sum(0)  # the line where the continuation starts: one or two columns
+    assert red.max() > 150 and (red > 150).sum() <= 3
+    plot_rows = np.flatnonzero(reddish[:, np.argmax(red)])  # the plot's height (the legend lies below it)
+    inside = image[plot_rows.min() : plot_rows.max()]
+    blue = np.flatnonzero(((inside[..., 2] > 180) & (inside[..., 0] < 100) & (inside[..., 1] < 130)).any(0))
+    assert blue.size and blue.min() > np.argmax(red)  # continuation notes are blue, right of the line
     # --include-input: the input first, then the same continuation (same seed).
     both = tmp_path / "both.mid"
     assert main(["stream-midi", str(song), "--model", str(checkpoint), "--continue", "24", "--out", str(both),

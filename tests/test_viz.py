@@ -121,3 +121,71 @@ def test_figure4_command_reads_the_data_folder_it_is_given(tmp_path, embedded_da
     assert "index" in capsys.readouterr().err
     assert cli_main([*beyond_embedded, "--data-dir", str(find_shared_data("mnist"))]) == 0
     assert (tmp_path / "fig" / "figure4-test5000.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------- demo and piano rolls
+
+
+@pytest.fixture(scope="module")
+def three_episodes():
+    import gymnasium as gym
+
+    from rladder_stream.cli import pretrained_path
+
+    predictor = Predictor.from_checkpoint(pretrained_path())
+    env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=None)
+    return [record_episode(predictor, env, i) for i in range(3)]
+
+
+def _texts(fig) -> str:
+    return " | ".join(t.get_text() for t in fig.findobj(match=lambda o: hasattr(o, "get_text")) if t.get_text())
+
+
+def test_demo_figure_has_a_title_every_episode_every_panel_named_and_a_legend(three_episodes, embedded_data):
+    from envs.occluded_mnist import OCCLUDED
+    from rladder_stream.viz import DEMO_ROWS, build_demo_figure
+
+    fig = build_demo_figure(three_episodes, "shipped model streaming", OCCLUDED)
+    text = _texts(fig)
+    assert "shipped model streaming" in text
+    for episode in three_episodes:  # every streamed episode has its block and its verdict
+        assert f"test episode {episode.index}: digit {episode.label}" in text
+    axes = [ax for sub in fig.subfigs for ax in sub.axes]
+    assert len(axes) == 3 * len(DEMO_ROWS) * 5
+    assert sum(ax.get_ylabel() in DEMO_ROWS for ax in axes) == 3 * len(DEMO_ROWS)  # every row named in every block
+    legend = " | ".join(t.get_text() for sub in fig.subfigs for lg in sub.legends for t in lg.get_texts())
+    for word in ("occluding bars", "ink", "background", "true digit"):
+        assert word in legend
+
+
+def test_demo_picture_draws_the_occluder(three_episodes, embedded_data):
+    from envs.occluded_mnist import OCCLUDED
+    from rladder_stream.viz import demo_figure
+
+    def orange(image):
+        rgb = np.asarray(image).astype(int)
+        return int(((abs(rgb[..., 0] - 249) < 8) & (abs(rgb[..., 1] - 204) < 12) & (abs(rgb[..., 2] - 159) < 14)).sum())
+
+    with_bars, without = demo_figure(three_episodes[:1], "x", OCCLUDED), demo_figure(three_episodes[:1], "x", None)
+    assert orange(with_bars) > 20 * orange(without) + 1000
+
+
+def test_demo_command_writes_every_episode_into_the_gif(tmp_path, embedded_data, capsys):
+    assert cli_main(["demo", "--episodes", "2", "--out", str(tmp_path)]) == 0
+    gif = Image.open(tmp_path / "demo.gif")
+    assert gif.n_frames == 2 * 5  # every tick of every streamed episode
+    assert Image.open(tmp_path / "demo.png").size[1] > 1.5 * Image.open(tmp_path / "demo.png").size[0]
+
+
+def test_piano_roll_figure_has_pitch_and_time_axes():
+    from rladder_stream.viz import build_piano_roll_figure
+
+    roll = np.zeros((40, 88), np.uint8)
+    roll[::4, 60 - 21] = 1
+    fig = build_piano_roll_figure(roll, np.full((40, 88), 0.1, np.float32), split=30, title="a song", steps_per_beat=2)
+    ax = fig.axes[0]
+    assert "pitch" in ax.get_ylabel() and "time step" in ax.get_xlabel()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "C4" in labels and "C8" in labels
+    assert ax.get_ylim() == (20.5, 108.5) and ax.get_xlim() == (0.0, 40.0)  # MIDI 21..108, one unit a step
+    assert "beat" in _texts(fig) and "a song" in _texts(fig)

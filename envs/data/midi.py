@@ -11,11 +11,14 @@ Reading rules (what :func:`midi_to_piano_roll` does, and why):
   events (120 BPM before the first one).
 * **Which notes.** Every track and every channel is folded onto one 88-key roll, except percussion (MIDI channel
   10, mido's ``channel == 9``), whose note numbers name drums, not pitches. ``note_on`` with velocity 0 is a
-  ``note_off``. A ``note_off`` closes the earliest still-open ``note_on`` of the same track, channel and pitch;
-  an unmatched ``note_off`` is ignored and a note still open at the end sounds until the end of the file.
+  ``note_off``. Notes are paired exactly as pretty_midi pairs them (``PrettyMIDI._load_instruments``), so a
+  roll equals the one pretty_midi's notes give on the same grid: within one track, a ``note_off`` ends *every*
+  still-open note of its channel and pitch that started at an earlier tick (a key struck again before it was
+  released, then released once, ends both notes there); a note started at the same tick as the ``note_off``
+  stays open if an earlier note was ended with it, and is dropped otherwise (a zero-length note). A
+  ``note_off`` with nothing open is ignored, and a note still open at the end of its track is dropped.
 * **When a note is on.** A note sounding during ``[start, end)`` ticks is on in every step whose interval it
-  overlaps by a positive amount (a note active at any point during a step counts as on for that step); a
-  zero-length note is on in the step that contains it, so short grace notes and staccato hits do not vanish.
+  overlaps by a positive amount (a note active at any point during a step counts as on for that step).
   Consecutive steps of one key cannot show a re-articulation: a roll is a set of sounding keys per step.
 * **Length.** ``ceil(last event tick / ticks per step)`` steps, the last event usually being the
   ``end_of_track``, so rests at the start and at the end are kept.
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections import defaultdict, deque
 from pathlib import Path
 
 import mido
@@ -151,14 +153,13 @@ def midi_to_piano_roll(
         raise MidiError(f"{path}: the header's time division is 0")
 
     starts: list[int] = []
-    ends: list[int] = []
+    ends: list[int] = []  # -1: never ended (dropped)
     pitches: list[int] = []
-    open_ends: list[int] = []  # indices of notes still open at the end of their track
     tempo_map: list[tuple[int, int]] = []
     end_tick = 0
     for track in midi.tracks:
         tick = 0
-        open_notes: dict[tuple[int, int], deque[int]] = defaultdict(deque)
+        open_notes: dict[tuple[int, int], list[int]] = {}  # (channel, pitch) -> indices of notes still sounding
         for msg in track:
             tick += msg.time
             kind = msg.type
@@ -167,19 +168,26 @@ def midi_to_piano_roll(
                     continue
                 key = (msg.channel, msg.note)
                 if kind == "note_on" and msg.velocity > 0:
-                    open_notes[key].append(len(starts))
+                    open_notes.setdefault(key, []).append(len(starts))
                     starts.append(tick)
-                    ends.append(tick)
+                    ends.append(-1)
                     pitches.append(msg.note)
-                elif open_notes.get(key):
-                    ends[open_notes[key].popleft()] = tick
+                elif key in open_notes:  # pretty_midi's rule (module docstring): end every earlier note of the key
+                    ended = [i for i in open_notes[key] if starts[i] != tick]
+                    same_tick = [i for i in open_notes[key] if starts[i] == tick]
+                    for i in ended:
+                        ends[i] = tick
+                    if ended and same_tick:
+                        open_notes[key] = same_tick
+                    else:
+                        del open_notes[key]
             elif kind == "set_tempo":
                 tempo_map.append((tick, msg.tempo))
         end_tick = max(end_tick, tick)
-        for queue in open_notes.values():
-            open_ends.extend(queue)
-    for i in open_ends:
-        ends[i] = end_tick
+    closed = [i for i, e in enumerate(ends) if e >= 0]
+    starts = [starts[i] for i in closed]
+    ends = [ends[i] for i in closed]
+    pitches = [pitches[i] for i in closed]
 
     if division > 0:  # metrical time: the grid is fixed in ticks (exact integer arithmetic)
         # Python ints first, so an absurd tick count is refused before any array exists.
@@ -204,11 +212,7 @@ def midi_to_piano_roll(
         first = np.floor(start_b + 1e-9).astype(np.int64)
         last = np.ceil(end_b - 1e-9).astype(np.int64)
 
-    last = np.maximum(last, first + 1)  # a zero-length note still sounds in its step
-    if last.size:
-        n_steps = max(n_steps, int(last.max()))  # a zero-length note at the very end adds its step
-        if n_steps > max_steps:
-            raise MidiError(f"{path}: {n_steps} steps exceed max_steps={max_steps}")
+    last = np.maximum(last, first + 1)  # every kept note lasts at least one tick: it is on in its first step
     pitch = _fold(np.asarray(pitches, dtype=np.int64), out_of_range, path)
     keep = pitch >= 0
     # Difference array: +1 where a note starts, -1 after it ends; a key is on where the running sum is > 0.

@@ -8,8 +8,9 @@ folder: ``mnist/train-images-idx3-ubyte.gz``, ``music/JSB Chorales.pickle``,
 ``brodatz/schlossvrl_300px/D1.png`` ...
 
 :func:`fetch` returns a verified file: it looks in the data folder, then in the cache folder, and otherwise
-downloads it (when a URL is known) into the cache folder, checking the sha256 before the file appears under
-its final name. Without a copy and without internet it raises :class:`DataNotFoundError`, whose message says
+downloads it (when a URL is known) into the cache folder with pooch, checking the sha256 before the file appears
+under its final name, reporting progress on stderr and trying a passing failure (timeout, dropped connection,
+HTTP 5xx) up to :data:`DOWNLOAD_ATTEMPTS` times. Without a copy and without internet it raises :class:`DataNotFoundError`, whose message says
 which file to get, from where, its checksum and the folder to put it in.
 """
 
@@ -20,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -158,25 +158,89 @@ def _candidates(relpath: str, uncompressed_sha256: bool) -> list[str]:
     return [relpath + ".gz", relpath]
 
 
+#: Attempts of a download that fails for a passing reason (a timeout, a dropped connection, an HTTP 5xx).
+DOWNLOAD_ATTEMPTS = 3
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a download error may go away when tried again."""
+    import http.client
+    import urllib.error
+
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500
+    if isinstance(exc, urllib.error.URLError):
+        return isinstance(exc.reason, (TimeoutError, ConnectionError))
+    return isinstance(exc, (TimeoutError, ConnectionError, http.client.IncompleteRead))
+
+
+class _ProgressDownloader:
+    """A pooch downloader that reads through :data:`_urlopen` and reports progress on stderr: a line when it
+    starts (with the size when the server says it), one every 10 % (or 10 MB), and one when done."""
+
+    def __init__(self, dest: Path, stream=None):
+        self.dest, self.name, self.stream = dest, dest.name, stream
+
+    def _say(self, text: str) -> None:
+        import sys
+
+        print(f"rladder-stream: {text}", file=self.stream or sys.stderr, flush=True)
+
+    def __call__(self, url: str, output_file: str, pooch_obj=None, check_only: bool = False) -> None:
+        import time
+
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                self._fetch(url, output_file)
+                return
+            except Exception as exc:  # noqa: BLE001 - sorted into passing and lasting failures
+                if attempt == DOWNLOAD_ATTEMPTS or not _transient(exc):
+                    raise
+                self._say(f"{self.name}: {type(exc).__name__}: {exc}; trying again ({attempt + 1}/{DOWNLOAD_ATTEMPTS})")
+                time.sleep(attempt)
+
+    def _fetch(self, url: str, output_file: str) -> None:
+        with _urlopen(url, timeout=60) as response, open(output_file, "wb") as out:
+            headers = getattr(response, "headers", None)
+            total = int(headers.get("Content-Length") or 0) if headers is not None else 0
+            self._say(f"downloading {url} into {self.dest}" + (f" ({total / 1e6:.1f} MB)" if total else ""))
+            done, reported, step = 0, 0, (total // 10 if total else 10_000_000) or 1
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+                done += len(block)
+                if done - reported >= step and done < (total or float("inf")):
+                    reported = done
+                    self._say(f"{self.name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB ({100 * done / total:.0f} %)" if total else ""))
+            self._say(f"{self.name}: {done / 1e6:.1f} MB downloaded")
+
+
 def _download(url: str, dest: Path, sha256: str, uncompressed_sha256: bool) -> None:
-    """Download ``url`` to a temporary file beside ``dest``, verify it, then rename it into place."""
+    """Download ``url`` to ``dest`` with pooch (a temporary file beside it, the checksum checked before the file
+    appears under its name), reporting progress on stderr and trying passing failures again."""
+    import pooch
+
     made = [p for p in [dest.parent, *dest.parent.parents] if not p.exists()]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    suffix_gz = uncompressed_sha256 and dest.suffix == ".gz"
     try:
-        with os.fdopen(fd, "wb") as out, _urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, out, 1 << 20)
-        suffix_gz = uncompressed_sha256 and dest.suffix == ".gz"
-        actual = file_sha256(tmp, uncompressed=False) if not suffix_gz else _gz_sha256(tmp)
-        if actual != sha256.lower():
-            raise ChecksumError(
-                f"checksum mismatch for the download of {dest.name!r} from {url}: expected sha256 "
-                f"{sha256.lower()}, got {actual}"
-            )
-        os.replace(tmp, dest)
+        logger = pooch.get_logger()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # its INFO lines repeat ours
+        try:
+            # A gz file's checksum is of its uncompressed bytes: pooch cannot check that one, we do below.
+            pooch.retrieve(url, known_hash=None if suffix_gz else f"sha256:{sha256.lower()}", fname=dest.name,
+                           path=dest.parent, downloader=_ProgressDownloader(dest), progressbar=False)
+        except ValueError as exc:  # pooch's checksum mismatch; it has removed the temporary file
+            raise ChecksumError(f"checksum mismatch for the download of {dest.name!r} from {url}: expected sha256 "
+                                f"{sha256.lower()} ({exc})") from exc
+        finally:
+            logger.setLevel(level)
+        if suffix_gz:
+            actual = _gz_sha256(dest)
+            if actual != sha256.lower():
+                dest.unlink()
+                raise ChecksumError(f"checksum mismatch for the download of {dest.name!r} from {url}: expected "
+                                    f"sha256 {sha256.lower()} of the uncompressed file, got {actual}")
     except BaseException:
-        tmp.unlink(missing_ok=True)
         for p in made:  # leave no empty cache folder behind (it would change resolve_data_dir's answer)
             try:
                 p.rmdir()
@@ -227,7 +291,6 @@ def fetch(
     if url is not None:
         dest = cache_dir() / relpath
         try:
-            log.info("downloading %s to %s", url, dest)
             _download(url, dest, sha256, uncompressed_sha256)
             _mark(_marker_key(dest, sha256))  # just checked while downloading
             return dest

@@ -1,0 +1,30 @@
+"""What an installed package offers besides its API: ``python -m rladder_stream``, ``--version``, ``py.typed``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rladder_stream
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_python_dash_m_runs_the_command_line_and_version_is_the_packages():
+    done = subprocess.run([sys.executable, "-m", "rladder_stream", "--version"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"rladder-stream {rladder_stream.__version__}"
+    metadata = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert metadata["project"]["version"] == rladder_stream.__version__
+
+
+@pytest.mark.parametrize("package", ["rladder_stream", "envs", "export"])
+def test_every_package_is_marked_typed_and_ships_the_marker(package):
+    assert (ROOT / package / "py.typed").is_file()
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data[package]

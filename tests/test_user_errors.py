@@ -1,0 +1,93 @@
+"""docs/errors.md, run: every mistake in its table prints one ``error:`` line with the message shown and exits
+with the status shown (the table and the program cannot drift apart)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+import envs.data.paths as paths
+from rladder_stream.cli import main, pretrained_path
+from rladder_stream.stream_midi import music_pretrained_path
+from rladder_stream.train import TrainConfig, train
+
+TABLE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+
+
+def _rows() -> list[tuple[str, str, int, str]]:
+    rows = []
+    for line in TABLE.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) == 4 and cells[1].startswith("`rladder-stream"):
+            mistake, command, status, message = cells
+            rows.append((mistake, command.strip("`"), int(status), message.strip("`")))
+    return rows
+
+
+ROWS = _rows()
+
+
+def test_the_table_covers_the_mistakes_of_the_issue():
+    commands = " ".join(command for _, command, _, _ in ROWS)
+    for needed in ("missing.pt", "{truncated.pt}", "{tampered.pt}", "Nope-v0", "split=tst", "{omm.pt}", "{music.pt}",
+                   "no-such-folder", "epochs=abc", "omm-hrnn", "lr=0.5", "{truncated.onnx}"):
+        assert needed in commands, needed
+    assert len(ROWS) >= 25
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """The files the table's commands name in braces."""
+    from test_checkpoint import _tamper
+
+    root = tmp_path_factory.mktemp("mistakes")
+    shipped = Path(pretrained_path())
+    made = {"omm.pt": shipped, "music.pt": Path(music_pretrained_path())}
+    data = shipped.read_bytes()
+    (root / "truncated.pt").write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[-100] ^= 0x01  # inside the last tensor's bytes
+    (root / "flipped.pt").write_bytes(bytes(flipped))
+    _tamper(shipped, root / "tampered.pt", lambda c: c["levels"][0].update(channels=12_000))
+    (root / "junk.pt").write_bytes(b"\x00" * 64)
+    (root / "truncated.onnx").write_bytes(b"\x08\x07\x12\x05abc")
+    (root / "not-midi.mid").write_bytes(b"hello")
+    (root / "empty").mkdir()
+    run = root / "run"
+    train(TrainConfig(model="omm-rladder", size="tiny", train_sequences=8, batch_size=8, valid_sequences=8, test_sequences=8,
+                      eval_batch_size=8, stop_after_steps=1, epochs=2, out=str(run)), log=lambda s: None)
+    for name in ("truncated.pt", "flipped.pt", "tampered.pt", "junk.pt", "truncated.onnx", "not-midi.mid", "empty", "run"):
+        made[name] = root / name
+    return made
+
+
+@pytest.mark.parametrize("mistake, command, status, message", ROWS, ids=[r[0] for r in ROWS])
+def test_each_mistake_is_one_error_line(mistake, command, status, message, files, tmp_path, monkeypatch, capsys, embedded_data):
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("offline (test)")
+
+    monkeypatch.setattr(paths, "_urlopen", offline)
+    monkeypatch.chdir(tmp_path)
+    original_run = files["run"]
+    if "{run}" in command:  # a fresh copy: a failed resume must not depend on an earlier row
+        shutil.copytree(original_run, tmp_path / "run")
+        files = {**files, "run": tmp_path / "run"}
+    argv = [re.sub(r"\{([^}]+)\}", lambda m: str(files[m.group(1)]), word) for word in shlex.split(command)[1:]]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse exits
+        code = exc.code
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0], (message, lines[0])
+    assert code == status
+    if "{run}" in command:  # refused before anything was trained or written
+        for name in ("last.pt", "log.csv"):
+            assert (tmp_path / "run" / name).read_bytes() == (original_run / name).read_bytes()
+        assert not (tmp_path / "run" / "results.json").exists()
