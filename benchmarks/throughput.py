@@ -10,7 +10,7 @@ matrix product (bf16 on a GPU, float32 on a CPU), and times
   step mode of :func:`rladder_stream.fast_step.make_step` that the device supports.
 
 It prints a table and writes the rows to ``docs/benchmarks.json`` (rows of other devices are kept) and the
-section "## Throughput against the device's peak" of ``docs/benchmarks.md``.
+section "## Throughput against the device's peak: DEVICE" of ``docs/benchmarks.md`` (other sections kept).
 
     python benchmarks/throughput.py --size cpu --configs omm-rladder      # CPU, a few minutes
     python benchmarks/throughput.py --size gpu                            # on a GPU
@@ -121,7 +121,7 @@ def training_setup(name: str, size: str, batch: int, device: torch.device, compi
 
 
 def bench_training(name: str, size: str, batch: int, device: torch.device, modes: list[str], steps: int, peak: float,
-                   say: Callable[[str], None]) -> list[dict[str, Any]]:
+                   say: Callable[[str], None], record: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
     rows = []
     for mode in modes:
         compile_mode = None if mode == "eager" else ("default" if mode == "compile" else mode.removeprefix("compile:"))
@@ -134,8 +134,9 @@ def bench_training(name: str, size: str, batch: int, device: torch.device, modes
         warm = time.perf_counter() - t0
         seconds = timed(step, device, steps)
         rate = batch / seconds
-        rows.append(row(device, name, size, "train", batch, rate, flops, peak, variant=mode, setup_s=warm,
+        rows.append(row(device, name, size, "train", batch, rate, flops, peak, variant=mode, setup_s=round(warm, 1),
                         parameters=sum(p.numel() for p in model.parameters())))
+        record([rows[-1]])
         say(format_row(rows[-1]))
         del model, step
         if device.type == "cuda":
@@ -144,7 +145,7 @@ def bench_training(name: str, size: str, batch: int, device: torch.device, modes
 
 
 def bench_streaming(name: str, size: str, batches: list[int], device: torch.device, modes: list[str], ticks: int,
-                    peak: float, say: Callable[[str], None]) -> list[dict[str, Any]]:
+                    peak: float, say: Callable[[str], None], record: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
     torch.manual_seed(0)
     model = build_model(get_config(name, size=size)).to(device).eval()
     rows = []
@@ -180,7 +181,8 @@ def bench_streaming(name: str, size: str, batches: list[int], device: torch.devi
             ms = np.asarray(samples) * 1e3
             rate = batch / float(np.mean(samples))
             extra = {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)}
-            rows.append(row(device, name, size, "stream", batch, rate, flops, peak, variant=mode, setup_s=warm, **extra))
+            rows.append(row(device, name, size, "stream", batch, rate, flops, peak, variant=mode, setup_s=round(warm, 1), **extra))
+            record([rows[-1]])
             say(format_row(rows[-1]))
     return rows
 
@@ -197,29 +199,29 @@ def row(device: torch.device, config: str, size: str, mode: str, batch: int, sam
     return {"device": device_name(device), "config": config, "size": size, "mode": mode, "batch": batch,
             "samples_per_s": round(samples_per_s, 2), "flops_per_sample": int(flops),
             "achieved_tflops": round(achieved / 1e12, 4), "fraction_of_peak": round(achieved / peak, 5),
-            **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in extra.items()}}
+            "mean_ms": round(1e3 * batch / samples_per_s, 4), **extra}
 
 
 def format_row(r: dict[str, Any]) -> str:
-    lat = f" p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms" if "p50_ms" in r else ""
+    lat = f" mean {r['mean_ms']:.3f} ms p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms" if "p50_ms" in r else ""
     return (f"{r['config']:<16} {r['size']:<4} {r['mode']:<6} {r.get('variant', ''):<22} batch {r['batch']:>5}: "
             f"{r['samples_per_s']:>10.1f}/s x {r['flops_per_sample'] / 1e9:.3f} GFLOP = {r['achieved_tflops']:.3f} TFLOP/s, "
             f"{100 * r['fraction_of_peak']:.2f} % of peak{lat} (setup {r.get('setup_s', 0):.0f} s)")
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [SECTION, "", f"- command: `{meta['command']}`", f"- date: {meta['date']}", f"- device: {meta['device']}",
+    lines = [f"{SECTION}: {meta['device']}", "", f"- command: `{meta['command']}`", f"- date: {meta['date']}", f"- device: {meta['device']}",
              f"- peak: {meta['peak_tflops']:.1f} TFLOP/s measured on a {meta['peak_kind']} in the same run",
-             f"- versions: torch {torch.__version__}; training under bf16 autocast on CUDA, float32 on CPU; "
+             f"- versions: torch {meta.get('torch', torch.__version__)}; training under bf16 autocast on CUDA, float32 on CPU; "
              "streaming in float32, inference mode",
              "- FLOPs: `torch.utils.flop_counter` (matrix products and convolutions; element-wise work is not counted), "
              "per training sample (forward + backward of the whole sequence) or per streamed tick", "",
-             "| config | size | mode | variant | batch | samples/s | GFLOP/sample | TFLOP/s | % of peak | p50 ms | p99 ms |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| config | size | mode | variant | batch | samples/s | GFLOP/sample | TFLOP/s | % of peak | mean ms | p50 ms | p99 ms |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['config']} | {r['size']} | {r['mode']} | {r.get('variant', '')} | {r['batch']} | "
                      f"{r['samples_per_s']:,.1f} | {r['flops_per_sample'] / 1e9:.3f} | {r['achieved_tflops']:.3f} | "
-                     f"{100 * r['fraction_of_peak']:.2f} | {r.get('p50_ms', '')} | {r.get('p99_ms', '')} |")
+                     f"{100 * r['fraction_of_peak']:.2f} | {r['mean_ms']:.3f} | {r.get('p50_ms', '')} | {r.get('p99_ms', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -230,8 +232,9 @@ def write_docs(rows: list[dict[str, Any]], meta: dict[str, Any], json_path: Path
     json_path.write_text(json.dumps(kept + [dict(r, date=meta["date"], command=meta["command"]) for r in rows], indent=1) + "\n")
     text = md_path.read_text() if md_path.exists() else "# Benchmarks\n"
     section = markdown(rows, meta)
-    if SECTION in text:
-        head, _, tail = text.partition(SECTION)
+    title = f"{SECTION}: {meta['device']}\n"
+    if title in text:
+        head, _, tail = text.partition(title)
         rest = tail.split("\n## ", 1)
         text = head + section + ("\n## " + rest[1] if len(rest) > 1 else "")
     else:
@@ -271,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"device {meta['device']}: peak {peak / 1e12:.1f} TFLOP/s ({peak_kind})")
     rows: list[dict[str, Any]] = []
 
-    def record(new: list[dict[str, Any]]) -> None:  # written as they come: a run cut short keeps its rows
+    def record(new: list[dict[str, Any]]) -> None:  # each row written as it comes: a run cut short keeps its rows
         rows.extend(new)
         if not args.no_write and new:
             write_docs(rows, meta, Path(args.json), Path(args.md))
@@ -281,12 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.configs:  # a config's training, then its streaming
         for batch in args.train_batch or ([256] if cuda else [32]):
             try:
-                record(bench_training(name, args.size, batch, device, args.train_modes, args.steps, peak, say))
+                bench_training(name, args.size, batch, device, args.train_modes, args.steps, peak, say, record)
             except Exception as exc:  # noqa: BLE001 - one failing config must not lose the others' rows
                 say(f"{name} train batch {batch}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
         if name in stream_configs:
-            record(bench_streaming(name, args.size, args.stream_batch or ([1, 4096] if cuda else [1, 256]), device, modes,
-                                   args.ticks, peak, say))
+            bench_streaming(name, args.size, args.stream_batch or ([1, 4096] if cuda else [1, 256]), device, modes,
+                            args.ticks, peak, say, record)
     if not args.no_write:
         say(f"wrote {args.json} and the section of {args.md}")
     return 0

@@ -59,12 +59,18 @@ def test_sequence_split_in_two_equals_whole_float64(name):
 
 def test_decoder_to_encoder_switch_removes_exactly_that_connection():
     on = build_model(get_config("omm-rladder", size="tiny"))
+    concatenated = build_model(get_config("omm-rladder", size="tiny", decoder_to_encoder_entry="input"))
     off = build_model(get_config("omm-rladder", size="tiny", decoder_to_encoder=False))
     cfg = on.config
     widths = [1] + [lv.channels for lv in cfg.levels]
-    for l, (enc_on, enc_off) in enumerate(zip(on.encoders, off.encoders)):
-        assert enc_off.input_transform.in_channels == widths[l]
-        assert enc_on.input_transform.in_channels == widths[l] + widths[l + 1]
+    for l, (enc_on, enc_cat, enc_off) in enumerate(zip(on.encoders, concatenated.encoders, off.encoders)):
+        assert enc_off.input_transform.in_channels == enc_on.input_transform.in_channels == widths[l]
+        assert enc_cat.input_transform.in_channels == widths[l] + widths[l + 1]
+        # the default entry: d^{t-1} through its own transform and its own normalisation into the gates
+        transform, norm = on.feedback[l]
+        assert transform.in_channels == widths[l + 1] and transform.out_channels == enc_on.gate_channels
+        assert isinstance(norm, torch.nn.GroupNorm)
+    assert off.feedback is None and concatenated.feedback is None
     assert not any(k.startswith(("dec", "top_dec")) for k in off.state_spec())
     assert off.top_encoder.input_transform.in_features == cfg.top_input_features
 

@@ -137,17 +137,18 @@ def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = F
     return worst
 
 
-def _assert_parity(worst: dict[str, float]) -> None:
+def _assert_parity(worst: dict[str, float], atol: float = ATOL, state_atol: float = ATOL) -> None:
     print(f"parity: {worst}")
-    assert max(worst.values()) <= ATOL, worst
+    assert max(worst["next_obs"], worst["class_probs"]) <= atol, worst
+    assert worst["state"] <= state_atol, worst
 
 
 # Long streams run with closed decoders: a random model with open ones is chaotic (the decoder-to-encoder loop
 # amplifies float32 rounding about tenfold every 50 ticks, measured on music-rladder: 1e-6 at tick 10, 1e-2 at tick
-# 200 between two correct runtimes), so a long open stream would test the weights, not the runtime. The open
-# decoders (the default) stream over 40 ticks, well before the rounding grows.
-FAST_PARITY = [("omm-rladder", 500, "closed"), ("music-rladder", 500, "closed"), ("omm-rladder", 40, "open"),
-               ("music-rladder", 40, "open"), ("omm-temporal", 60, "open"), ("omm-static", 60, "open"),
+# 200 between two correct runtimes; omm-rladder with 7 streams: 1e-3 at tick 40), so a long open stream would test
+# the weights, not the runtime. The open decoders (the default) stream over 15 ticks, before the rounding grows.
+FAST_PARITY = [("omm-rladder", 500, "closed"), ("music-rladder", 500, "closed"), ("omm-rladder", 15, "open"),
+               ("music-rladder", 15, "open"), ("omm-temporal", 60, "open"), ("omm-static", 60, "open"),
                ("tmnist-rtagger", 30, "open")]
 
 
@@ -184,7 +185,7 @@ def test_io_binding_path_streams_like_pytorch(exported):
 
 def test_pure_run_matches_step_on_every_raw_output(exported):
     """``OnnxPredictor.run`` against ``RLadder.step``: every raw output (probe logits too) and state, any batch."""
-    model, path = exported("omm-rladder")
+    model, path = exported("omm-rladder", decoder_init="closed")  # 50 ticks: closed (see FAST_PARITY)
     onnx_pred = _onnx(path)
     rng = np.random.default_rng(3)
     state_t = model.init_state(3)
@@ -426,7 +427,12 @@ def test_every_shipped_checkpoint_streams_like_pytorch(tmp_path_factory, embedde
         episodes = episode_source("test", None, None).episodes(None, 300, list(range(300)))["frames"][:, :N_OBSERVED]
         streams = [episodes[(k * 37) % 200 : (k * 37) % 200 + per_stream].reshape(-1, 32, 32) for k in range(n_streams)]
     frames = np.stack(streams, axis=1) if n_streams > 1 else streams[0]
-    _assert_parity(_stream_parity(model, path, 500, n_streams, frames=frames))
+    # The gpu-size model (6M parameters, 128-channel convolutions) sums ~10x more terms per output than the cpu
+    # ones: float32 rounding puts the runtimes' states ~3e-4 apart (relative) from tick 50 on, bounded, not growing
+    # (measured: 4e-5 at tick 5, 3e-4 at 50, 2e-4 at 500, one stream), and outputs ~1e-5 apart.
+    big = model.num_parameters() > 1_000_000
+    _assert_parity(_stream_parity(model, path, 500, n_streams, frames=frames), atol=1e-3 if big else ATOL,
+                   state_atol=1e-2 if big else ATOL)
 
 
 def test_load_predictor_picks_the_runtime(tmp_path, monkeypatch):
