@@ -23,6 +23,7 @@ ENCODER_KINDS = ("lstm", "gru", "feedforward")
 SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")
+TAGGER_INPUTS_KINDS = ("gaussian", "binary")
 D2E_ENTRIES = ("input", "gates", "normalised")
 
 
@@ -83,6 +84,15 @@ class LadderConfig:
             ``prediction_weight`` are the RTagger's low-level task (denoising or next-frame prediction).
         in_channels: channels of one observation fed to the bottom level (the RTagger's engine gets 4 per
             group; a plain model's observation has 1, without a channel axis).
+        tagger_input: the RTagger's input type: ``gaussian`` (grey levels, Gaussian corruption of std
+            ``input_noise``, a Gaussian mixture cost) or ``binary`` (near-binary images: each pixel flipped with
+            probability ``input_noise``, reconstructions through a sigmoid, the cross-entropy of the clean image
+            under the mixture; the reference Tagger's ``input_type='binary'``).
+        tagger_z_init: the value every group's reconstruction starts from (the data's mean pixel is a good one).
+        tagger_variance_init: the initial variance v² of the Gaussian groups (learned; the reference starts
+            soft, about 2.4).
+        tagger_projection: channels of a learned projection of the 4 Tagger inputs (1x1 convolution,
+            normalisation, ReLU) that becomes the engine's bottom level; 0: the engine reads the raw inputs.
     """
 
     name: str = "custom"
@@ -110,6 +120,10 @@ class LadderConfig:
     prediction_bias: float = 0.0
     groups: int = 0
     in_channels: int = 1
+    tagger_input: str = "gaussian"
+    tagger_z_init: float = 0.5
+    tagger_variance_init: float = 0.04
+    tagger_projection: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))
@@ -192,6 +206,14 @@ class LadderConfig:
         if self.groups and not (self.decoder and self.predict and self.prediction_readout == "decoder"):
             raise ValueError("an RTagger (groups > 0) reads its reconstructions and masks from the bottom decoder: "
                              "set decoder=True, predict=True and prediction_readout='decoder'")
+        if self.tagger_input not in TAGGER_INPUTS_KINDS:
+            raise ValueError(f"tagger_input={self.tagger_input!r}; expected one of {TAGGER_INPUTS_KINDS}")
+        if not 0.0 < self.tagger_z_init < 1.0 and self.tagger_input == "binary":
+            raise ValueError(f"tagger_z_init must be in (0, 1) for binary inputs, got {self.tagger_z_init}")
+        if self.tagger_variance_init <= 0 or self.tagger_projection < 0:
+            raise ValueError("tagger_variance_init must be > 0 and tagger_projection >= 0")
+        if self.tagger_input == "binary" and not 0.0 <= self.input_noise < 0.5:
+            raise ValueError(f"binary inputs flip each pixel with probability input_noise in [0, 0.5), got {self.input_noise}")
         if self.groups and self.in_channels != 1:
             raise ValueError(f"an RTagger observes one channel (in_channels=1), got in_channels={self.in_channels}")
 
@@ -424,13 +446,15 @@ def _mmnist_tagger(size: str) -> LadderConfig:
 # 5e-5 apart after three iterations in eval mode: test_tagger's check of the initial symmetry breaking.)
 _SHAPES_CHANNELS = {"tiny": (4, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
 _SHAPES_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
-SHAPES_INPUT_NOISE = 0.2  # the reference's corruption level (flip noise 0.2 on binary Shapes, sigma 0.2 on Gaussian data)
+SHAPES_INPUT_NOISE = 0.2  # the reference's corruption: each pixel flipped with probability 0.2
+SHAPES_MEAN_PIXEL = 0.28  # the share of ink pixels (envs/shapes.py, 50,000 training images): where z starts
 
 
 def _shapes(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     levels = tuple(LevelConfig(c, kind, pool=1 if i == 0 else 2) for i, c in enumerate(_SHAPES_CHANNELS[size]))
     return LadderConfig(obs_shape=(20, 20), levels=levels, top_kind=kind, top_size=_SHAPES_TOP[size], top_pool=1,
-                        norm="batch", groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE, **fields)
+                        norm="batch", groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE,
+                        tagger_input="binary", tagger_z_init=SHAPES_MEAN_PIXEL, **fields)
 
 
 @register_config("shapes-rtagger", "RTagger on Shapes (3 binary shapes, 20x20): 4 groups, conv-LSTM RLadder engine, "

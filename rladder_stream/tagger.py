@@ -4,9 +4,12 @@ Reading one tick (iteration on a static image, frame on video) top to bottom (``
 
 1. The state holds every group's current reconstruction ``z_k`` and mask ``m_k`` (Σ_k m_k = 1 per pixel)
    and the engine's state for the ``B*K`` group-streams.
-2. Tagger inputs per group, from the observation ``x``: ``z_k``, ``m_k``, ``δz_k = m_k (x - z_k)`` and the mask
-   likelihood ``L(m_k) = softmax_k(-ℓ_k)``, ``ℓ_k = ½ log(σ² + v²) + (z_k - x)² / (2(σ² + v²))``
-   (σ: the config's ``input_noise``; v: a learned reconstruction std).
+2. Tagger inputs per group, from the observation ``x``: ``z_k``, ``m_k``, the error signal ``δz_k`` and the mask
+   likelihood ``L(m_k) = softmax_k(-ℓ_k)``. Gaussian inputs: ``δz_k = m_k (x - z_k)``,
+   ``ℓ_k = ½ log(σ² + v²) + (z_k - x)² / (2(σ² + v²))`` (σ: the config's ``input_noise``; v: a learned std).
+   Binary inputs with flip noise n: ``q_k = z_k (1 - 2n) + n`` (the chance group k sees ink), ``ℓ_k`` the
+   cross-entropy of x under ``q_k``, and ``δz_k = m_k (1 - 2n) / (ξ - 1 + x)`` with ``ξ = Σ_k m_k q_k``: the
+   gradient of the mixture's log-likelihood of x in ``z_k``.
 3. The K groups are folded into the batch and the engine (an :class:`~rladder_stream.ladder.RLadder` over
    these 4 input channels) takes one step; its bottom decoder output h gives
    ``ẑ_k = c_1 Norm(W_z h) + b_1`` and ``m̂_k = softmax_k(c_2 Norm(W_m h))``, the next state's z and m.
@@ -28,13 +31,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .cells import conv
+from .cells import conv, norm_layer
 from .config import LadderConfig
 from .ladder import Outputs, RLadder, State
 
 TAGGER_INPUTS = 4  # z, m, δz, L(m) per group and pixel
-Z_INIT = 0.5  # the constant every group's reconstruction starts from
-V_INIT = 0.2  # initial reconstruction std v
 # The forecast Σ_k m̂_k ẑ_k is clipped to [ε, 1 - ε] before its logit: a logit's slope 1/(p(1-p)) near 0 or 1
 # would amplify float rounding (ONNX vs PyTorch) a thousandfold at ε = 1e-3 and ten-thousandfold at 1e-4.
 FORECAST_EPS = 1e-3
@@ -42,12 +43,13 @@ ENGINE_PREFIX = "engine."
 
 
 def engine_config(config: LadderConfig) -> LadderConfig:
-    """The configuration of the RLadder shared by the groups: 4 input channels, one extra "none" class,
-    its bottom-level readout kept (the RTagger's heads read it), no probe."""
+    """The configuration of the RLadder shared by the groups: the 4 Tagger inputs (or their learned projection's
+    ``tagger_projection`` channels), one extra "none" class, its bottom-level readout kept (the RTagger's heads
+    read it), no probe."""
     if config.groups < 2:
         raise ValueError(f"an RTagger needs groups >= 2, got {config.groups}")
     return config.replace(
-        name=f"{config.name}/engine", groups=0, in_channels=TAGGER_INPUTS, predict=True, probe=False,
+        name=f"{config.name}/engine", groups=0, in_channels=config.tagger_projection or TAGGER_INPUTS, predict=True, probe=False,
         n_classes=config.n_classes + 1 if config.n_classes else 0,
     )
 
@@ -98,14 +100,21 @@ class RTagger(nn.Module):
         if config.decoder_init == "closed":
             pass_bottom_through(self.engine)
         dims = config.dims
-        self.z_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)
-        self.m_head = conv(dims, TAGGER_INPUTS, 1, 1, bias=False)
+        bottom = self.engine.config.in_channels
+        # the reference's learned projection of the inputs: the engine's bottom lateral gets parameters of its own
+        self.projection = nn.Sequential(
+            conv(dims, TAGGER_INPUTS, bottom, 1, bias=False), norm_layer(config.norm, bottom, dims), nn.ReLU()
+        ) if config.tagger_projection else None
+        self.z_head = conv(dims, bottom, 1, 1, bias=False)
+        self.m_head = conv(dims, bottom, 1, 1, bias=False)
         self.z_norm = _norm_without_affine(config.norm, dims)
         self.m_norm = _norm_without_affine(config.norm, dims)
-        self.z_scale = nn.Parameter(torch.tensor(0.2))  # c_1
-        self.z_shift = nn.Parameter(torch.tensor(Z_INIT))  # b_1
+        self.binary = config.tagger_input == "binary"
+        z0 = config.tagger_z_init
+        self.z_scale = nn.Parameter(torch.tensor(1.0 if self.binary else 0.2))  # c_1
+        self.z_shift = nn.Parameter(torch.tensor(math.log(z0 / (1 - z0)) if self.binary else z0))  # b_1 (a logit if binary)
         self.m_scale = nn.Parameter(torch.tensor(1.0))  # c_2
-        self.log_variance = nn.Parameter(torch.tensor(2.0 * math.log(V_INIT)))  # log v²
+        self.log_variance = nn.Parameter(torch.tensor(math.log(config.tagger_variance_init)))  # log v²
 
     @property
     def groups(self) -> int:
@@ -127,7 +136,7 @@ class RTagger(nn.Module):
         dtype: torch.dtype | None = None,
         generator: torch.Generator | None = None,
     ) -> State:
-        """The state before the first tick: engine zeros, ``z`` the constant :data:`Z_INIT`, and ``m`` a
+        """The state before the first tick: engine zeros, ``z`` the constant ``tagger_z_init``, and ``m`` a
         softmax over groups of standard-normal noise drawn from ``generator`` (default: torch's global
         generator); the noise breaks the symmetry between the otherwise identical groups."""
         if batch < 1:
@@ -136,7 +145,7 @@ class RTagger(nn.Module):
         device, dtype = device or p.device, dtype or p.dtype
         state = {k: torch.zeros((batch, *shape), device=device, dtype=dtype) for k, shape in self.state_spec().items()}
         shape = (batch, self.groups, *self.config.obs_shape)
-        state["z"] = torch.full(shape, Z_INIT, device=device, dtype=dtype)
+        state["z"] = torch.full(shape, self.config.tagger_z_init, device=device, dtype=dtype)
         noise = torch.randn(shape, generator=generator, dtype=torch.float64)
         state["m"] = torch.softmax(noise, dim=1).to(device=device, dtype=dtype)
         return state
@@ -144,16 +153,28 @@ class RTagger(nn.Module):
     def state_initialisers(self) -> dict[str, str]:
         """How each state entry starts, for runtimes that have only the exported step (ONNX metadata):
         ``zeros``, ``constant:<value>`` or ``softmax_normal`` (softmax over the group axis of N(0, 1) noise)."""
-        return {name: "zeros" for name in self.state_spec()} | {"z": f"constant:{Z_INIT}", "m": "softmax_normal"}
+        return {name: "zeros" for name in self.state_spec()} | {"z": f"constant:{self.config.tagger_z_init}", "m": "softmax_normal"}
 
     # ------------------------------------------------------------------------------ one tick
     def tagger_inputs(self, obs: Tensor, z: Tensor, m: Tensor) -> Tensor:
-        """``(B, K, 4, *obs_shape)``: z, m, δz = m (x - z) and the mask likelihood L(m) per group."""
+        """``(B, K, 4, *obs_shape)``: z, m, the error signal δz and the mask likelihood L(m) per group (see the
+        module docstring for the Gaussian and the binary forms)."""
         x = obs.unsqueeze(1)
-        variance = self.config.input_noise**2 + self.log_variance.exp()
-        neg_log_lik = 0.5 * torch.log(variance) + (z - x).square() / (2 * variance)
+        if self.binary:
+            n = self.config.input_noise
+            ink = z * (1 - 2 * n) + n  # the chance group k sees ink in the (possibly flipped) input
+            ink = ink.clamp(1e-4, 1 - 1e-4)
+            neg_log_lik = -(x * torch.log(ink) + (1 - x) * torch.log1p(-ink))
+            mixture = (m * ink).sum(dim=1, keepdim=True)
+            denominator = mixture - 1 + x
+            denominator = torch.where(denominator >= 0, denominator.clamp_min(1e-4), denominator.clamp_max(-1e-4))
+            error = m * (1 - 2 * n) / denominator
+        else:
+            variance = self.config.input_noise**2 + self.log_variance.exp()
+            neg_log_lik = 0.5 * torch.log(variance) + (z - x).square() / (2 * variance)
+            error = m * (x - z)
         likelihood = torch.softmax(-neg_log_lik, dim=1)
-        return torch.stack([z, m, m * (x - z), likelihood], dim=2)
+        return torch.stack([z, m, error, likelihood], dim=2)
 
     def step(self, obs: Tensor, state: State) -> tuple[Outputs, State]:
         """Advance every stream by one tick (an iteration, or a frame). Pure: ``state`` is not modified.
@@ -173,10 +194,14 @@ class RTagger(nn.Module):
                              f"({b} streams, {k} groups)")
 
         inputs = self.tagger_inputs(obs, state["z"], state["m"]).flatten(0, 1)  # groups folded into the batch
+        if self.projection is not None:
+            inputs = self.projection(inputs)
         engine_state = {name: state[ENGINE_PREFIX + name].flatten(0, 1) for name in self.engine.state_spec()}
         engine_out, engine_next = self.engine.step(inputs, engine_state)
-        h = engine_out["prediction_logits"]  # the engine's bottom-level output, (B*K, 4, *obs_shape)
+        h = engine_out["prediction_logits"]  # the engine's bottom-level output, (B*K, channels, *obs_shape)
         z = (self.z_scale * self.z_norm(self.z_head(h)) + self.z_shift).reshape(b, k, *cfg.obs_shape)
+        if self.binary:
+            z = torch.sigmoid(z)
         m = torch.softmax((self.m_scale * self.m_norm(self.m_head(h))).reshape(b, k, *cfg.obs_shape), dim=1)
 
         outputs: Outputs = {}
@@ -197,6 +222,17 @@ class RTagger(nn.Module):
     # The loop over ``step`` and the parameter count are the RLadder's own (they use only the interface).
     forward = RLadder.forward
     num_parameters = RLadder.num_parameters
+
+
+def group_mixture_bce(outputs: Outputs, targets: Tensor) -> Tensor:
+    """The binary RTagger's low-level cost: the cross-entropy of the clean (or next) image under the mixture
+    ``Σ_k m̂_k ẑ_k``, summed over the pixels and averaged over (batch, tick)."""
+    masks, recon = outputs["groups"], outputs["reconstructions"]
+    if targets.shape != masks.shape[:2] + masks.shape[3:]:
+        raise ValueError(f"targets of shape {tuple(targets.shape)} do not match groups of shape {tuple(masks.shape)}")
+    mean = (masks.float() * recon.float()).sum(dim=2).clamp(1e-6, 1 - 1e-6)
+    per_pixel = -(targets.float() * torch.log(mean) + (1 - targets.float()) * torch.log1p(-mean))
+    return per_pixel.flatten(2).sum(-1).mean()
 
 
 def group_mixture_nll(outputs: Outputs, targets: Tensor) -> Tensor:

@@ -43,10 +43,17 @@ class Task:
         """Evaluation ``{metric: (sum, count)}`` of one batch, pooled exactly over batches."""
         return batch_metrics(outputs, batch)
 
+    one_noise_per_sequence = False  # static images shown for several iterations: one corruption for all of them
+
     def add_input_noise(self, inputs: torch.Tensor, std: float) -> torch.Tensor:
-        """Training inputs with Gaussian noise of ``std`` (torch's global generator, saved in checkpoints):
-        fresh noise at every tick by default."""
-        return inputs + std * torch.randn(inputs.shape).to(inputs.device)
+        """Corrupted training inputs (torch's global generator, saved in checkpoints): Gaussian noise of ``std``,
+        or, for a binary RTagger, each pixel flipped with probability ``std``; fresh at every tick unless
+        ``one_noise_per_sequence``."""
+        shape = (inputs.shape[0], 1, *inputs.shape[2:]) if self.one_noise_per_sequence else inputs.shape
+        if getattr(self.config, "tagger_input", "gaussian") == "binary":
+            flips = (torch.rand(shape) < std).to(inputs.dtype).to(inputs.device)
+            return inputs + flips * (1 - 2 * inputs)
+        return inputs + std * torch.randn(shape).to(inputs.device)
 
     def train_batch(self, rng: np.random.Generator, batch_size: int, device: torch.device | None = None) -> Batch:
         """A training batch, a pure function of ``rng``; with ``device``, its tensors on that device (a task
@@ -303,12 +310,13 @@ class _GroupingTask(EpisodeTask):
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """``low_level`` (the mixture NLL, weight ``prediction_weight``) and ``classification`` (weight ``class_weight``)."""
         from .losses import classification_nll
-        from .tagger import group_mixture_nll
+        from .tagger import group_mixture_bce, group_mixture_nll
 
         if "groups" not in outputs:
             return ladder_costs(outputs, batch, self.config)
         cfg = self.config
-        costs = {"low_level": group_mixture_nll(outputs, batch["targets"])}
+        mixture_cost = group_mixture_bce if cfg.tagger_input == "binary" else group_mixture_nll
+        costs = {"low_level": mixture_cost(outputs, batch["targets"])}
         if "class_logits" in outputs:
             costs["classification"] = classification_nll(outputs["class_logits"], batch["labels"])
         weights = {"low_level": cfg.prediction_weight, "classification": cfg.class_weight}
@@ -350,10 +358,7 @@ class TexturedMNISTTask(_GroupingTask):
     ``train_config.labelled`` gives the semi-supervised split (1,000 labelled + 49,000 unlabelled)."""
 
     name = "tmnist"
-
-    def add_input_noise(self, inputs: torch.Tensor, std: float) -> torch.Tensor:
-        """One noisy image for all iterations (Tagger: the iterations refine their view of one corrupted input)."""
-        return inputs + std * torch.randn((inputs.shape[0], 1, *inputs.shape[2:])).to(inputs.device)
+    one_noise_per_sequence = True  # the Tagger's iterations refine their view of one corrupted input
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from envs.textured_mnist import episode_source
@@ -399,7 +404,7 @@ class ShapesTask(_GroupingTask):
 
     name = "shapes"
     ami_ignore = (-1, 0)  # as envs.shapes.AMI_IGNORE
-    add_input_noise = TexturedMNISTTask.add_input_noise  # one noisy image for all iterations
+    one_noise_per_sequence = True  # one corrupted image for all iterations
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from envs.shapes import episode_source

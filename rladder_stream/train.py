@@ -59,10 +59,12 @@ class TrainConfig:
     train_sequences: int = 50_000  # per epoch (SPEC 4.1: fresh trajectories every epoch)
     batch_size: int = 64
     lr: float = 2e-3
+    lr_schedule: str = "cosine"  # cosine (warm-up, then decay to 5 % of lr) | constant (warm-up, then lr)
     warmup_steps: int = 100
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     time_budget_s: float | None = None  # stop (and evaluate) when training time exceeds this
+    class_cost_from_step: int = 0  # two phases (the reference Tagger): the low-level cost alone before this step
     valid_sequences: int = 2_000
     test_sequences: int | None = None  # None: the whole test split
     eval_batch_size: int = 500
@@ -95,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
         if not 0.0 <= self.consistency_rampup <= 1.0:
             raise ValueError(f"consistency_rampup must be in [0, 1], got {self.consistency_rampup}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -129,10 +133,15 @@ def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return train, model
 
 
-def _lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 5% of the peak."""
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def _lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak (or the peak, constant)."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -252,9 +261,11 @@ class WithCosts(torch.nn.Module):
         self.model, self.task = model, task
 
     def forward(self, batch: dict[str, torch.Tensor], teacher_probs: torch.Tensor | None = None,
-                consistency_weight: float = 0.0) -> dict[str, torch.Tensor]:
+                consistency_weight: float = 0.0, class_cost: bool = True) -> dict[str, torch.Tensor]:
         outputs, _ = self.model(batch["inputs"])
         costs = self.task.costs(outputs, batch)
+        if not class_cost and "classification" in costs:  # the first phase of a two-phase schedule
+            costs["total"] = costs["total"] - self.model.config.class_weight * costs["classification"]
         if teacher_probs is not None:  # Mean Teacher: on every sequence, labelled or not
             costs["consistency"] = consistency_cost(outputs["class_logits"][:, -1], teacher_probs)
             costs["total"] = costs["total"] + consistency_weight * costs["consistency"]
@@ -367,7 +378,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         raw_model = raw_model.to(memory_format=torch.channels_last)
     optimizer, model_params = build_optimizer(raw_model, cfg)
     total = cfg.total_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total, cfg.lr_schedule))
     step, train_time, wall_before, history = 0, 0.0, 0.0, []
     teacher = MeanTeacher(raw_model, round(cfg.consistency_rampup * total), cfg.consistency_weight,
                           cfg.ema_decay_rampup, cfg.ema_decay) if cfg.mean_teacher else None
@@ -433,10 +444,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             batch = {k: v[rank::world] for k, v in batch.items()}
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast:
+            class_cost = step >= cfg.class_cost_from_step
             if teacher is not None:
-                costs = forward(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step))
+                costs = forward(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step), class_cost)
             else:
-                costs = forward(batch)
+                costs = forward(batch, class_cost=class_cost)
         guard.record(step, costs, all_ranks=ddp)
         optimise(costs["total"], optimizer, model_params, cfg.grad_clip, guard)
         scheduler.step()

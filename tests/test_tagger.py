@@ -495,3 +495,59 @@ def test_benchmark_leaves_out_the_groups_the_environment_names():
     assert benchmark(env, _GroupsPredictor(), 2).ami == pytest.approx(0.5)
     env.ami_ignore = (-1, 0)  # as Moving MNIST: background left out; what is left is one group, matched exactly
     assert benchmark(env, _GroupsPredictor(), 2).ami == pytest.approx(1.0)
+
+
+def test_binary_error_signal_is_the_gradient_of_the_mixture_log_likelihood():
+    """Binary inputs: δz_k = m_k (1 - 2n) / (ξ - 1 + x) is d/dz_k of log p(x), p the flipped mixture's chance of x;
+    and L(m) is the softmax of each group's own log-likelihood of x. Checked against autograd."""
+    cfg = get_config("shapes-rtagger", size="tiny")
+    model = build_model(cfg)
+    n = cfg.input_noise
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, *cfg.obs_shape, generator=gen) < 0.3).float()
+    z = torch.rand(2, cfg.groups, *cfg.obs_shape, generator=gen).requires_grad_(True)
+    m = torch.softmax(torch.randn(2, cfg.groups, *cfg.obs_shape, generator=gen), dim=1)
+    inputs = model.tagger_inputs(x, z, m)
+    ink = (m * (z * (1 - 2 * n) + n)).sum(1)
+    log_p = torch.where(x > 0.5, torch.log(ink), torch.log1p(-ink)).sum()
+    (grad,) = torch.autograd.grad(log_p, z)
+    torch.testing.assert_close(inputs[:, :, 2], grad)
+    q = z.detach() * (1 - 2 * n) + n
+    own = torch.where(x.unsqueeze(1) > 0.5, q, 1 - q)
+    torch.testing.assert_close(inputs[:, :, 3], own / own.sum(1, keepdim=True))
+
+
+def test_binary_mixture_cost_is_the_cross_entropy_of_the_mixture_hand_computed():
+    from rladder_stream.tagger import group_mixture_bce
+
+    masks = torch.tensor([0.25, 0.75]).reshape(1, 1, 2, 1, 1).expand(1, 1, 2, 1, 2).contiguous()
+    recon = torch.tensor([[0.8, 0.1], [0.4, 0.6]]).reshape(1, 1, 2, 1, 2)
+    targets = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    mean = [0.25 * 0.8 + 0.75 * 0.4, 0.25 * 0.1 + 0.75 * 0.6]  # 0.5, 0.475
+    hand = -(math.log(mean[0]) + math.log(1 - mean[1]))
+    cost = group_mixture_bce({"groups": masks, "reconstructions": recon}, targets)
+    assert cost.item() == pytest.approx(hand, rel=1e-6)
+
+
+def test_flip_noise_flips_the_asked_share_of_pixels_once_per_image():
+    from rladder_stream.tasks import ShapesTask
+
+    task = ShapesTask(get_config("shapes-rtagger", size="tiny"))
+    x = (torch.rand(64, 3, 20, 20) < 0.3).float()
+    torch.manual_seed(0)
+    noisy = task.add_input_noise(x, 0.2)
+    assert set(noisy.unique().tolist()) <= {0.0, 1.0}
+    flipped = noisy != x
+    assert abs(flipped.float().mean().item() - 0.2) < 0.01
+    assert torch.equal(flipped[:, 0], flipped[:, 2])  # the same corruption at every iteration
+
+
+def test_the_learned_projection_is_the_engines_bottom_lateral_and_trains():
+    from rladder_stream.tagger import group_mixture_nll
+
+    cfg = get_config("tmnist-rtagger", size="tiny", tagger_projection=6)
+    model = build_model(cfg)
+    assert model.engine.config.in_channels == 6 and model.z_head.in_channels == 6
+    x = torch.rand(2, 3, *cfg.obs_shape)
+    group_mixture_nll(model(x)[0], x).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projection.parameters())
