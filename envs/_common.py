@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numpy.lib.stride_tricks import sliding_window_view
 
-from envs.data.mnist import load_mnist
+from .data.mnist import load_mnist
 
 EPS = 1e-6  # forecasts are clipped to [EPS, 1 - EPS] before the log
 N_CLASSES = 10

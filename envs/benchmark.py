@@ -181,10 +181,10 @@ def benchmark_cli_main(
     ``--predictor marginal`` fits the marginal on ``--fit-episodes`` episodes of the ``--fit-split`` split
     (default: one pass over the training split where the environment has a fixed number of sequences).
     Any other value is a checkpoint (``.pt``) or exported step (``.onnx``), loaded with ``load_checkpoint(path)``
-    (default :func:`export.runtime.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
+    (default :func:`rladder_stream.export.runtime.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
     returns the exit status.
     """
-    import envs  # noqa: F401  (registers the environments)
+    import rladder_stream.envs  # noqa: F401  (registers the environments)
     from rladder_stream.errors import OneLineArgumentParser, check_fits, make_env
 
     parser = OneLineArgumentParser(
@@ -207,7 +207,7 @@ def benchmark_cli_main(
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
 
-    from envs.predictors import MarginalPredictor, RepeatLastPredictor
+    from rladder_stream.envs.predictors import MarginalPredictor, RepeatLastPredictor
 
     env_id = _env_id(args.env)
     env_kwargs = dict(args.env_arg)
@@ -226,7 +226,7 @@ def benchmark_cli_main(
             fit_env.close()
     else:
         if load_checkpoint is None:
-            from export.runtime import load_predictor
+            from rladder_stream.export.runtime import load_predictor
 
             predictor = load_predictor(args.predictor, args.runtime)
         else:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from envs._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
+from ._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
 
 ENV_ID = "rladder_stream/MovingMNIST-v0"
 FRAME_SIZE = 64
@@ -37,7 +37,7 @@ def generate_moving_batch(
 
     Args:
         rng: all randomness (first digits if ``choice`` is None, second digits, starts, directions, speeds);
-            or one generator per row (see :class:`envs._common.BatchRandom`).
+            or one generator per row (see :class:`rladder_stream.envs._common.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]``.
         choice: optional ``[batch_size]`` rows of ``digits`` for the FIRST digit (the second is always drawn).
         n_frames: sequence length (20).
@@ -79,7 +79,7 @@ def generate_moving_batch(
 
 
 def episode_source(split: str = "train", data_dir: str | os.PathLike | None = None) -> EpisodeSource:
-    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`rladder_stream.envs._common.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID)
     generate = functools.partial(generate_moving_batch, digits=pool.images, labels=pool.labels)
@@ -105,7 +105,7 @@ class MovingMNISTEnv(PredictionEnv):
 
     ## Rewards
     The Bernoulli log-likelihood of the next frame under the forecast, summed over pixels, forecast clipped
-    to [1e-6, 1 - 1e-6] (:func:`envs._common.bernoulli_log_likelihood`).
+    to [1e-6, 1 - 1e-6] (:func:`rladder_stream.envs._common.bernoulli_log_likelihood`).
 
     ## Starting State
     Two digits of the split (train: random; valid/test: episode i's first digit is digit i, the second digit
@@ -115,7 +115,7 @@ class MovingMNISTEnv(PredictionEnv):
     ``reset`` returns frame 1; the 19th step returns frame 20 with ``terminated=True``. Never truncated.
 
     ## Arguments
-    - ``split``: ``"train"`` / ``"valid"`` / ``"test"`` as in :class:`envs.occluded_mnist.OccludedMovingMNISTEnv`
+    - ``split``: ``"train"`` / ``"valid"`` / ``"test"`` as in :class:`rladder_stream.envs.occluded_mnist.OccludedMovingMNISTEnv`
       (train: MNIST train 0-49,999; valid: 50,000-59,999; test: MNIST test; fixed episodes on valid/test,
       ``reset(options={"index": i})``, a seeded reset restarts the walk at 0).
     - ``data_dir``: folder with ``mnist/`` (default: ``$RLADDER_STREAM_DATA``, the cache, else embedded).
@@ -148,7 +148,7 @@ class MovingMNISTEnv(PredictionEnv):
 class MovingMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Moving MNIST episodes at once, from :func:`generate_moving_batch` with a batch of
     ``num_envs``; same arguments and contract as :class:`MovingMNISTEnv`, batched, with Gymnasium's
-    next-step autoreset (see :class:`envs._common.PredictionVectorEnv`)."""
+    next-step autoreset (see :class:`rladder_stream.envs._common.PredictionVectorEnv`)."""
 
     frame_shape = MovingMNISTEnv.frame_shape
     classify = MovingMNISTEnv.classify

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from envs._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
+from ._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
 
 ENV_ID = "rladder_stream/OccludedMovingMNIST-v0"
 FRAME_SIZE = 32
@@ -64,7 +64,7 @@ def generate_occluded_batch(
 
     Args:
         rng: all randomness comes from here (digit choice if ``choice`` is None, then start, then velocity);
-            or one generator per row (see :class:`envs._common.BatchRandom`).
+            or one generator per row (see :class:`rladder_stream.envs._common.BatchRandom`).
         digits: uint8 ``[N, 28, 28]`` MNIST digits to draw from; ``labels``: ``[N]`` (-1 = unlabelled).
         choice: optional ``[batch_size]`` rows of ``digits`` to use instead of random ones.
         n_frames: sequence length, 5 observed + 1 target by default.
@@ -103,7 +103,7 @@ def generate_occluded_batch(
 def episode_source(
     split: str = "train", labelled: int | None = None, data_dir: str | os.PathLike | None = None
 ) -> EpisodeSource:
-    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`rladder_stream.envs._common.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels)
@@ -130,7 +130,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
 
     ## Rewards
     The Bernoulli log-likelihood of the next observation under the forecast, summed over pixels, with the
-    forecast clipped to [1e-6, 1 - 1e-6] (:func:`envs._common.bernoulli_log_likelihood`). The return is
+    forecast clipped to [1e-6, 1 - 1e-6] (:func:`rladder_stream.envs._common.bernoulli_log_likelihood`). The return is
     minus the paper's prediction cost. Class beliefs are scored in ``info``, not in the reward.
 
     ## Starting State
@@ -152,7 +152,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
       class-balanced subset fixed by a seed; the pool is then MNIST train 0-59,999 and all other episodes
       are unlabelled.
     - ``data_dir``: folder with ``mnist/``; default ``$RLADDER_STREAM_DATA``, the cache, else the embedded
-      subset (test digits 0-299, valid digits 0-299, 1,000 train digits; see :mod:`envs.data.mnist`).
+      subset (test digits 0-299, valid digits 0-299, 1,000 train digits; see :mod:`rladder_stream.envs.data.mnist`).
     - ``render_mode``: ``None`` or ``"rgb_array"`` (observation beside the last forecast, 4x, dark on white).
 
     ## Info
@@ -186,7 +186,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
 class OccludedMovingMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Occluded Moving MNIST episodes at once, from :func:`generate_occluded_batch` with a batch
     of ``num_envs``; same arguments and contract as :class:`OccludedMovingMNISTEnv`, batched, with
-    Gymnasium's next-step autoreset (see :class:`envs._common.PredictionVectorEnv`)."""
+    Gymnasium's next-step autoreset (see :class:`rladder_stream.envs._common.PredictionVectorEnv`)."""
 
     frame_shape = OccludedMovingMNISTEnv.frame_shape
     classify = OccludedMovingMNISTEnv.classify

@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs._common import bernoulli_log_likelihood, parse_action
-from envs.data.midi import midi_to_piano_roll
-from envs.data.music import EMBEDDED, SPLITS, canonical_name, load_music, music_batches
-from envs.data.paths import resolve_data_dir
+from ._common import bernoulli_log_likelihood, parse_action
+from .data.midi import midi_to_piano_roll
+from .data.music import EMBEDDED, SPLITS, canonical_name, load_music, music_batches
+from .data.paths import resolve_data_dir
 
 __all__ = ["PolyphonicMusicEnv", "nll_per_step", "scored_steps"]
 
@@ -54,7 +54,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ``Box(0, 1, (88,), float32)``: the forecast probability of each key in the next step. A dict
     ``{"forecast": array, "class_probs": ...}`` (the form ``StepOutput.action()`` takes for models with class
-    beliefs) is accepted too; class beliefs are ignored here (``envs._common.parse_action``). An action of the
+    beliefs) is accepted too; class beliefs are ignored here (``rladder_stream.envs._common.parse_action``). An action of the
     wrong shape, with NaN, or outside [0, 1] raises ``ValueError`` and leaves the environment unchanged.
 
     ## Observation Space
@@ -64,7 +64,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Rewards
 
     The Bernoulli log-likelihood of the next step under the forecast, summed over the 88 keys (probabilities
-    clipped to [1e-6, 1 - 1e-6]; ``envs._common.bernoulli_log_likelihood``, the same for every environment of
+    clipped to [1e-6, 1 - 1e-6]; ``rladder_stream.envs._common.bernoulli_log_likelihood``, the same for every environment of
     the package). The sum of rewards over an episode is minus the NLL of the scored steps.
 
     **Which steps are scored (the NLL convention).** ``reset`` returns step 1, so by default the forecasts
@@ -82,7 +82,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     split's sequences in order 0, 1, 2, ... (cycling); ``reset(seed=...)`` restarts the walk at sequence 0, so
     ``reset(seed=s)`` then ``n`` more resets visit sequences 0..n in order whatever ``s`` is. With
     ``shuffle=True`` each reset draws a sequence (and, with ``seq_len``, a crop) with ``self.np_random``
-    through :func:`envs.data.music.music_batches`, the generator training uses; then the seed decides.
+    through :func:`rladder_stream.envs.data.music.music_batches`, the generator training uses; then the seed decides.
 
     ## Episode End
 
@@ -103,8 +103,8 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
       package), or ``None``: JSB Chorales if a data folder resolves, else the embedded excerpt.
     * ``split``: ``"train"``, ``"valid"`` or ``"test"``.
     * ``data_dir``: folder holding ``music/`` (default ``$RLADDER_STREAM_DATA``, then the cache folder; see
-      ``envs.data.paths``).
-    * ``midi_path``: stream this MIDI file instead (one sequence; ``envs.data.midi.midi_to_piano_roll``).
+      ``rladder_stream.envs.data.paths``).
+    * ``midi_path``: stream this MIDI file instead (one sequence; ``rladder_stream.envs.data.midi.midi_to_piano_roll``).
     * ``sequences``: stream these ``[T, 88]`` {0,1} rolls instead.
     * ``shuffle``: draw random sequences with ``self.np_random`` (training); ``seq_len``: crop length in that
       mode (``None``: whole sequences).

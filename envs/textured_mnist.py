@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 from scipy.ndimage import grey_dilation
 
-from envs._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, mnist_pool, paste
-from envs.data.brodatz import load_brodatz
+from ._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, mnist_pool, paste
+from .data.brodatz import load_brodatz
 
 ENV_ID = "rladder_stream/TexturedMNIST-v0"
 IMAGE_SIZE = 32
@@ -73,7 +73,7 @@ def generate_textured_batch(
 
     Args:
         rng: all randomness (digits if ``choice`` is None, offsets, textures, then crop parameters); or one
-            generator per row (see :class:`envs._common.BatchRandom`).
+            generator per row (see :class:`rladder_stream.envs._common.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]`` (-1 = unlabelled); ``textures``: float32
             ``[K, S, S]`` in [0, 1], K >= 2 (S >= 96 leaves room for rotated, shrunk crops).
         choice: optional ``[batch_size]`` rows of ``digits``.
@@ -133,7 +133,7 @@ def episode_source(
     data_dir: str | os.PathLike | None = None,
     n_iterations: int = N_ITERATIONS,
 ) -> EpisodeSource:
-    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`rladder_stream.envs._common.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits and textures (train crops augmented, valid/test not);
     ``episodes(rng, n, indices)`` returns a batch of sequences."""
     if n_iterations < 1:
@@ -184,7 +184,7 @@ class TexturedMNISTEnv(PredictionEnv):
     ## Arguments
     - ``split``: ``"train"`` (MNIST train 0-49,999) / ``"valid"`` (50,000-59,999) / ``"test"`` (MNIST test);
       fixed episodes, ``reset(options={"index": i})`` and the walk as in
-      :class:`envs.occluded_mnist.OccludedMovingMNISTEnv`.
+      :class:`rladder_stream.envs.occluded_mnist.OccludedMovingMNISTEnv`.
     - ``labelled``: semi-supervised training: the number of labelled digits (SPEC: 1000) among MNIST train
       0-49,999, class-balanced and fixed by a seed; the others are unlabelled.
     - ``n_iterations``: ticks per image (default 3).
@@ -222,7 +222,7 @@ class TexturedMNISTEnv(PredictionEnv):
 class TexturedMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Textured MNIST episodes at once, from :func:`generate_textured_batch` with a batch of
     ``num_envs``; same arguments and contract as :class:`TexturedMNISTEnv`, batched, with Gymnasium's
-    next-step autoreset (see :class:`envs._common.PredictionVectorEnv`)."""
+    next-step autoreset (see :class:`rladder_stream.envs._common.PredictionVectorEnv`)."""
 
     frame_shape = TexturedMNISTEnv.frame_shape
     classify = TexturedMNISTEnv.classify

@@ -1,9 +1,9 @@
 """ONNX export of the one-tick step and streaming inference with ONNX Runtime.
 
-* :func:`export_onnx` (:mod:`export.onnx`): a model or checkpoint -> an ``.onnx`` file whose graph is one
+* :func:`export_onnx` (:mod:`rladder_stream.export.onnx`): a model or checkpoint -> an ``.onnx`` file whose graph is one
   tick, ``(obs, state.*) -> (outputs, next_state.*)``, with a dynamic batch axis and the model's config and
   state layout in its metadata. ``export_cli_main`` is the ``rladder-stream export`` command.
-* :class:`OnnxPredictor` (:mod:`export.runtime`): the ``Predictor`` interface on ONNX Runtime, built from
+* :class:`OnnxPredictor` (:mod:`rladder_stream.export.runtime`): the ``Predictor`` interface on ONNX Runtime, built from
   the ``.onnx`` file alone; CUDA with the state kept on the GPU (I/O binding) when available, else CPU.
 """
 

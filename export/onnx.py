@@ -16,7 +16,7 @@ metadata (zeros for the RLadder; see :data:`STATE_INITS`).
 
 The model carries its own description as ``metadata_props`` (keys prefixed ``rladder_stream.``): the
 config JSON, the state layout (names, per-sample shapes, initial value), input and output names and
-per-sample shapes, the package version, so that :class:`export.runtime.OnnxPredictor` needs the ``.onnx``
+per-sample shapes, the package version, so that :class:`rladder_stream.export.runtime.OnnxPredictor` needs the ``.onnx``
 file alone.
 
 Export uses PyTorch's ``torch.export``-based ONNX exporter (``torch.onnx.export(..., dynamo=True)``, which

@@ -3,7 +3,7 @@
 ``OnnxPredictor`` has the interface of :class:`rladder_stream.Predictor` (``reset(stream_ids=None)``,
 ``step(obs) -> StepOutput``, ``n_streams`` batched streams, the same unbatched/batched conventions, the
 same observation checks and the same post-processing of the outputs) and is built from the ``.onnx`` file
-alone: configuration and state layout come from the model's metadata (see :mod:`export.onnx`).
+alone: configuration and state layout come from the model's metadata (see :mod:`rladder_stream.export.onnx`).
 
     >>> from export.runtime import OnnxPredictor
     >>> predictor = OnnxPredictor("omm.onnx", n_streams=1)   # doctest: +SKIP
@@ -349,7 +349,7 @@ class OnnxPredictor:
     """Online inference with an exported one-tick step in ONNX Runtime over ``n_streams`` streams.
 
     Args:
-        path: an ``.onnx`` file written by :func:`export.onnx.export_onnx`.
+        path: an ``.onnx`` file written by :func:`rladder_stream.export.onnx.export_onnx`.
         n_streams: number of independent streams stepped together (a batch).
         providers: onnxruntime execution providers (names or ``(name, options)`` pairs), e.g.
             ``["CPUExecutionProvider"]``; default: CUDA when onnxruntime-gpu finds a usable GPU, else CPU.

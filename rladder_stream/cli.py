@@ -20,12 +20,12 @@ from .errors import OneLineArgumentParser, UsageError, check_fits, make_env, rep
 PRETRAINED = "omm-rladder-cpu.pt"
 # Subcommands with their own parsers: name -> "module:function(argv)".
 DELEGATED = {
-    "benchmark": "envs.benchmark:benchmark_cli_main",
+    "benchmark": "rladder_stream.envs.benchmark:benchmark_cli_main",
     "train": "rladder_stream.train:train_cli_main",
     "reproduce": "rladder_stream.reproduce:reproduce_cli_main",
     "figure4": "rladder_stream.viz:figure4_cli_main",
     "groups": "rladder_stream.viz:groups_cli_main",
-    "export": "export.onnx:export_cli_main",
+    "export": "rladder_stream.export.onnx:export_cli_main",
     "stream-midi": "rladder_stream.stream_midi:stream_midi_cli_main",
 }
 
@@ -46,7 +46,7 @@ def _load_predictor(model: str | None, seed: int, runtime: str | None = None):
 
     path = Path(model) if model else pretrained_path()
     if path is not None:
-        from export.runtime import load_predictor, resolve_runtime
+        from rladder_stream.export.runtime import load_predictor, resolve_runtime
 
         runtime = resolve_runtime(path, runtime)
         return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
@@ -83,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"classification error {100 * (1 - correct / args.episodes):.1f}% over {args.episodes} episode(s); "
           f"mean log-likelihood per frame {total_reward / ticks:.2f}; {ticks / elapsed:.0f} ticks/s")
-    from envs.occluded_mnist import OCCLUDED
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Describe a checkpoint or an exported ONNX step (verified the way loading verifies it)."""
     import json
 
-    from export.runtime import describe_onnx, is_onnx_file
+    from rladder_stream.export.runtime import describe_onnx, is_onnx_file
 
     from .checkpoint import describe_checkpoint
 

@@ -31,9 +31,9 @@ class ModelFileError(RladderStreamError, ValueError):
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types the command line reports as one line: the project's own, the data layer's and
     the operating system's "no such file" family."""
-    from envs.data.midi import MidiError
-    from envs.data.mnist import IdxFormatError
-    from envs.data.paths import ChecksumError, DataNotFoundError
+    from rladder_stream.envs.data.midi import MidiError
+    from rladder_stream.envs.data.mnist import IdxFormatError
+    from rladder_stream.envs.data.paths import ChecksumError, DataNotFoundError
 
     from .train import TrainingDiverged
 
@@ -60,7 +60,7 @@ def make_env(env_id: str, **kwargs: Any) -> Any:
     :class:`UsageError` naming the environment."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the environments)
+    import rladder_stream.envs  # noqa: F401  (registers the environments)
 
     try:
         return gym.make(env_id, **kwargs)

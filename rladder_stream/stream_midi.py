@@ -3,7 +3,7 @@
     rladder-stream stream-midi song.mid                                   # per-step NLL with the shipped model
     rladder-stream stream-midi song.mid --continue 32 --out more.mid --seed 0   # then 32 sampled steps
 
-The file is read into an 88-key piano roll (:func:`envs.data.midi.midi_to_piano_roll`: a grid of
+The file is read into an 88-key piano roll (:func:`rladder_stream.envs.data.midi.midi_to_piano_roll`: a grid of
 ``--steps-per-beat`` steps per beat, 2 = eighth notes as SPEC 4.4, 1 = quarter notes as this project's JSB Chorales
 data and so the shipped model's default; every track and channel folded, percussion left out) and played through
 ``PolyphonicMusic-v0`` with ``score_first_step=True``: the predictor first hears silence, forecasts step 1,
@@ -93,8 +93,8 @@ def stream_midi(
 
     Args:
         predictor: a one-stream music predictor (``obs_shape == (88,)``), e.g. :class:`~rladder_stream.Predictor`
-            or :class:`export.runtime.OnnxPredictor`; it is reset first.
-        midi_path: a type-0 or type-1 MIDI file; a malformed one raises :class:`envs.data.midi.MidiError`.
+            or :class:`rladder_stream.export.runtime.OnnxPredictor`; it is reset first.
+        midi_path: a type-0 or type-1 MIDI file; a malformed one raises :class:`rladder_stream.envs.data.midi.MidiError`.
         continue_steps: how many steps to generate after the file.
         seed: seed of the Bernoulli draws of the continuation.
         threshold: instead of drawing, sound every key whose forecast is at least this (in (0, 1]).
@@ -102,8 +102,8 @@ def stream_midi(
         steps_per_beat: the grid the file is read on: 2 = eighth notes (SPEC 4.4), 1 = quarter notes (the
             grid of this project's JSB Chorales data, on which the shipped music model was trained).
     """
-    from envs.data.midi import midi_to_piano_roll
-    from envs.polyphonic_music import PolyphonicMusicEnv
+    from rladder_stream.envs.data.midi import midi_to_piano_roll
+    from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 
     if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
         raise ValueError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
@@ -148,7 +148,7 @@ def _first_tempo(path: Path) -> int:
 
 
 def _load(model: str | None, runtime: str | None) -> tuple[Any, str]:
-    from export.runtime import load_predictor, resolve_runtime
+    from rladder_stream.export.runtime import load_predictor, resolve_runtime
 
     from .errors import UsageError
 
@@ -160,7 +160,7 @@ def _load(model: str | None, runtime: str | None) -> tuple[Any, str]:
 
 
 def _notes(row: np.ndarray) -> str:
-    from envs.data.midi import LOWEST_NOTE
+    from rladder_stream.envs.data.midi import LOWEST_NOTE
 
     keys = np.flatnonzero(row) + LOWEST_NOTE
     return " ".join(str(k) for k in keys) if keys.size else "-"
@@ -168,7 +168,7 @@ def _notes(row: np.ndarray) -> str:
 
 def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
-    from envs.data.midi import piano_roll_to_midi
+    from rladder_stream.envs.data.midi import piano_roll_to_midi
 
     from .viz import piano_roll_figure
 

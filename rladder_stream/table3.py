@@ -53,7 +53,7 @@ METRIC = "prediction_nll"
 
 @dataclass(frozen=True)
 class Column:
-    """One data set of Table 3: its name in the data layer (:func:`envs.data.music.canonical_name`) and its run folder."""
+    """One data set of Table 3: its name in the data layer (:func:`rladder_stream.envs.data.music.canonical_name`) and its run folder."""
 
     dataset: str
     folder: str
@@ -250,7 +250,7 @@ def plan_table3(
 
     ``settings`` are ``key=value`` training and model settings on top of :data:`DEFAULT_SETTINGS`; a model
     setting that defines a row (a field in which it differs from ``music-rladder``) is not applied to it."""
-    from envs.data.music import canonical_name
+    from rladder_stream.envs.data.music import canonical_name
 
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")

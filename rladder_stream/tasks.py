@@ -15,7 +15,7 @@ from .config import LadderConfig
 from .losses import batch_metrics, ladder_costs
 
 if TYPE_CHECKING:
-    from envs._common import EpisodeSource
+    from rladder_stream.envs._common import EpisodeSource
 
     from .train import TrainConfig
 
@@ -68,7 +68,7 @@ class Task:
 
 
 class EpisodeTask(Task):
-    """A task whose sequences come from an environment's :class:`envs._common.EpisodeSource`: fresh random
+    """A task whose sequences come from an environment's :class:`rladder_stream.envs._common.EpisodeSource`: fresh random
     episodes for training, the fixed episodes of ``valid`` and ``test`` for evaluation.
 
     Semi-supervised (``train_config.labelled = n``, SPEC 3, 6.2 and 6.4): the training pool holds a
@@ -141,7 +141,7 @@ class OccludedMNISTTask(EpisodeTask):
     name = "omm"
 
     def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
-        from envs.occluded_mnist import N_OBSERVED, episode_source
+        from rladder_stream.envs.occluded_mnist import N_OBSERVED, episode_source
 
         data_dir = train_config.data_dir if train_config else None
         labelled = train_config.labelled if train_config else None
@@ -153,13 +153,13 @@ class OccludedMNISTTask(EpisodeTask):
 
     def train_sequences(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None,
                         device: torch.device | None) -> Batch:
-        """The generator's episodes drawn with ``rng`` (:func:`envs.occluded_mnist.draw_trajectories`) and drawn
+        """The generator's episodes drawn with ``rng`` (:func:`rladder_stream.envs.occluded_mnist.draw_trajectories`) and drawn
         on ``device`` by :class:`OccludedRenderer`: the same values as the environment's generator, without a
         per-batch resize on the CPU and a copy of every frame to the device. The static classifier's optimal
         reconstruction and CPU batches take the generator itself."""
         if device is None or self.config.input_view != "observed":
             return super().train_sequences(rng, batch_size, rows, device)
-        from envs.occluded_mnist import draw_trajectories
+        from rladder_stream.envs.occluded_mnist import draw_trajectories
 
         if self._renderer is None or self._renderer.device != torch.device(device):
             self._renderer = OccludedRenderer(self.train_source.pool.images, self.train_source.pool.labels, device)
@@ -183,11 +183,11 @@ class OccludedMNISTTask(EpisodeTask):
 
 class OccludedRenderer:
     """Occluded Moving MNIST frames drawn with torch on any device, from the same trajectories as the
-    environment's generator (:func:`envs.occluded_mnist.generate_occluded_batch` gives equal values; a test
+    environment's generator (:func:`rladder_stream.envs.occluded_mnist.generate_occluded_batch` gives equal values; a test
     checks it). The pool's digits are resized once, here, instead of at every batch."""
 
     def __init__(self, digits: np.ndarray, labels: np.ndarray, device: torch.device | str):
-        from envs.occluded_mnist import DIGIT_SIZE, FRAME_SIZE, OCCLUDED, resize_digits
+        from rladder_stream.envs.occluded_mnist import DIGIT_SIZE, FRAME_SIZE, OCCLUDED, resize_digits
 
         self.device = torch.device(device)
         self.ink = torch.as_tensor(resize_digits(digits)).to(self.device)  # uint8 [N, 16, 16]
@@ -218,7 +218,7 @@ class MusicTask(Task):
 
     ``train_config.dataset`` picks the data set (``"JSB Chorales"``, ``"Nottingham"``, ``"MuseData"``,
     ``"Piano-midi.de"``, the short forms ``jsb``, ``muse``, ``piano``, or ``"embedded"``; ``None``: JSB
-    Chorales when a data folder resolves, else the embedded excerpt), read by :func:`envs.data.music.load_music`.
+    Chorales when a data folder resolves, else the embedded excerpt), read by :func:`rladder_stream.envs.data.music.load_music`.
 
     The field's convention (Boulanger-Lewandowski et al. 2012; the paper's Table 3): NLL per time step is the
     Bernoulli NLL summed over the 88 keys and averaged over *all* time steps of a split, the first one
@@ -227,7 +227,7 @@ class MusicTask(Task):
     ``PolyphonicMusic-v0`` with ``score_first_step=True``. Evaluation runs whole sequences (the state is never
     reset inside one) in padded batches with masks; the metric ``prediction_nll`` pools the sum over every
     real step of the split. Training draws random crops of ``train_steps`` scored steps with
-    :func:`envs.data.music.music_batches` (the generator the environment's ``shuffle`` mode uses), so a crop
+    :func:`rladder_stream.envs.data.music.music_batches` (the generator the environment's ``shuffle`` mode uses), so a crop
     at the start of a piece also learns the first-step forecast.
     """
 
@@ -235,8 +235,8 @@ class MusicTask(Task):
     train_steps = 25  # scored steps per training crop (about 3 bars of 4/4; truncated backpropagation through time)
 
     def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
-        from envs.data.music import EMBEDDED, canonical_name, load_music
-        from envs.data.paths import resolve_data_dir
+        from rladder_stream.envs.data.music import EMBEDDED, canonical_name, load_music
+        from rladder_stream.envs.data.paths import resolve_data_dir
 
         if config.obs_shape != (88,):
             raise ValueError(f"music tasks need obs_shape (88,), got {config.obs_shape} in config {config.name!r}")
@@ -264,7 +264,7 @@ class MusicTask(Task):
 
     def train_batch(self, rng: np.random.Generator, batch_size: int, device: torch.device | None = None) -> Batch:
         """Random crops of ``train_steps + 1`` steps (whole pieces when shorter), a pure function of ``rng``."""
-        from envs.data.music import music_batches
+        from rladder_stream.envs.data.music import music_batches
 
         batch = self.to_batch(music_batches(rng, self._splits["train"], batch_size, self.train_steps + 1))
         return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -276,7 +276,7 @@ class MusicTask(Task):
     def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
         """Sequences ``0..limit-1`` of ``valid`` or ``test``, whole, longest first (batches of similar length
         waste little padding); pooled metrics do not depend on the order."""
-        from envs.data.music import music_eval_batches
+        from rladder_stream.envs.data.music import music_eval_batches
 
         rolls = self._splits[split][:limit]
         ordered = sorted(rolls, key=len, reverse=True)
@@ -285,7 +285,7 @@ class MusicTask(Task):
 
 
 class _GroupingTask(EpisodeTask):
-    """What the RTagger tasks share (SPEC 2.5): data from an environment's :class:`envs._common.EpisodeSource`,
+    """What the RTagger tasks share (SPEC 2.5): data from an environment's :class:`rladder_stream.envs._common.EpisodeSource`,
     the denoising or next-frame cost of the groups' mixture, the class cost at the last tick, and AMI.
 
     Subclasses set ``ami_ignore`` (ground-truth groups not scored) and implement ``_sources`` and ``to_batch``
@@ -361,7 +361,7 @@ class TexturedMNISTTask(_GroupingTask):
     one_noise_per_sequence = True  # the Tagger's iterations refine their view of one corrupted input
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
-        from envs.textured_mnist import episode_source
+        from rladder_stream.envs.textured_mnist import episode_source
 
         return episode_source("train", labelled, data_dir), {s: episode_source(s, None, data_dir) for s in ("valid", "test")}
 
@@ -383,7 +383,7 @@ class MovingMNISTTask(_GroupingTask):
     ami_ignore = (-1, 0)  # as envs.moving_mnist.AMI_IGNORE: digit pixels only (SPEC 4.2)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
-        from envs.moving_mnist import episode_source
+        from rladder_stream.envs.moving_mnist import episode_source
 
         if labelled is not None:
             raise ValueError("Moving MNIST has no class task: 'labelled' does not apply")
@@ -407,7 +407,7 @@ class ShapesTask(_GroupingTask):
     one_noise_per_sequence = True  # one corrupted image for all iterations
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
-        from envs.shapes import episode_source
+        from rladder_stream.envs.shapes import episode_source
 
         if labelled is not None:
             raise ValueError("Shapes has no class task: 'labelled' does not apply")

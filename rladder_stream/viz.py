@@ -193,7 +193,7 @@ def figure4_cli_main(argv: list[str]) -> int:
 
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the environments)
+    import rladder_stream.envs  # noqa: F401  (registers the environments)
 
     from .cli import _load_predictor
 
@@ -435,8 +435,8 @@ def groups_cli_main(argv: list[str]) -> int:
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the environments)
-    from export.runtime import load_predictor
+    import rladder_stream.envs  # noqa: F401  (registers the environments)
+    from rladder_stream.export.runtime import load_predictor
 
     from .tasks import task_for
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.data.music import load_music
-from envs.polyphonic_music import PolyphonicMusicEnv, nll_per_step
+from rladder_stream.envs.data.music import load_music
+from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv, nll_per_step
 from rladder_stream import Predictor
 from rladder_stream.config import get_config
 from rladder_stream.ladder import build_model

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
-from envs.data.music import load_music
+from rladder_stream.envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.data.music import load_music
 from rladder_stream import Predictor, build_model, get_config, save_checkpoint
 from rladder_stream.cli import main
 from rladder_stream.stream_midi import MUSIC_PRETRAINED, music_pretrained_path, stream_midi
@@ -171,7 +171,7 @@ def test_every_prints_every_kth_step(checkpoint, tmp_path, capsys):
 
 
 def test_runtime_flag_reaches_the_loader(checkpoint, tmp_path, monkeypatch, capsys):
-    import export.runtime
+    import rladder_stream.export.runtime
 
     seen = []
 
@@ -179,7 +179,7 @@ def test_runtime_flag_reaches_the_loader(checkpoint, tmp_path, monkeypatch, caps
         seen.append((str(path), runtime))
         return Predictor.from_checkpoint(path)
 
-    monkeypatch.setattr(export.runtime, "load_predictor", loader)
+    monkeypatch.setattr(rladder_stream.export.runtime, "load_predictor", loader)
     song = type0_file(tmp_path / "song.mid")
     for runtime in ("onnx", "torch"):
         assert main(["stream-midi", str(song), "--model", str(checkpoint), "--runtime", runtime, "--every", "0"]) == 0

@@ -305,7 +305,7 @@ def test_moving_task_scores_each_forecast_against_the_next_frame():
     # that truth score 1 there (and not 1 against their own)
     metrics = task.metrics({"groups": masks.roll(1, dims=0)}, batch)
     assert metrics["ami_shuffled"] == (pytest.approx(2.0), 2.0) and metrics["ami_19"][0] < 2.0
-    from envs.moving_mnist import AMI_IGNORE, MovingMNISTEnv
+    from rladder_stream.envs.moving_mnist import AMI_IGNORE, MovingMNISTEnv
 
     assert task.ami_ignore == AMI_IGNORE == MovingMNISTEnv.ami_ignore  # the benchmark scores the same pixels
     with pytest.raises(ValueError, match="labelled"):
@@ -467,7 +467,7 @@ def test_grouping_pictures(tmp_path, env_id, name):
     import gymnasium as gym
     from PIL import Image
 
-    import envs  # noqa: F401  (registers the environments)
+    import rladder_stream.envs  # noqa: F401  (registers the environments)
     from rladder_stream.viz import colour_by_group, grouping_figures, record_grouping
 
     model = build_model(get_config(name, size="tiny"))
@@ -488,7 +488,7 @@ def test_grouping_pictures(tmp_path, env_id, name):
 def test_benchmark_leaves_out_the_groups_the_environment_names():
     from test_predictors_benchmark import _GroupsEnv, _GroupsPredictor
 
-    from envs.benchmark import benchmark
+    from rladder_stream.envs.benchmark import benchmark
 
     env = _GroupsEnv()
     env.correct = True

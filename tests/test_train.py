@@ -221,7 +221,7 @@ def test_the_probe_does_not_change_how_the_model_trains(tmp_path):
 
 def test_the_on_device_renderer_draws_the_generators_episodes():
     """The training's torch renderer gives exactly the environment generator's frames for the same draws."""
-    from envs.occluded_mnist import episode_source
+    from rladder_stream.envs.occluded_mnist import episode_source
     from rladder_stream.tasks import OccludedMNISTTask
 
     task = OccludedMNISTTask(get_config("omm-rladder", size="tiny"))

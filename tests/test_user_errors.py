@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import envs.data.paths as paths
+import rladder_stream.envs.data.paths as paths
 from rladder_stream.cli import main, pretrained_path
 from rladder_stream.stream_midi import music_pretrained_path
 from rladder_stream.train import TrainConfig, train

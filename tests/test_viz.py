@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-import envs  # noqa: F401  (registers the environments)
+import rladder_stream.envs  # noqa: F401  (registers the environments)
 from rladder_stream import Predictor, build_model, get_config
 from rladder_stream.cli import main as cli_main
 from shared_data import find_shared_data, needs_shared
@@ -142,7 +142,7 @@ def _texts(fig) -> str:
 
 
 def test_demo_figure_has_a_title_every_episode_every_panel_named_and_a_legend(three_episodes, embedded_data):
-    from envs.occluded_mnist import OCCLUDED
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
     from rladder_stream.viz import DEMO_ROWS, build_demo_figure
 
     fig = build_demo_figure(three_episodes, "shipped model streaming", OCCLUDED)
@@ -159,7 +159,7 @@ def test_demo_figure_has_a_title_every_episode_every_panel_named_and_a_legend(th
 
 
 def test_demo_picture_draws_the_occluder(three_episodes, embedded_data):
-    from envs.occluded_mnist import OCCLUDED
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
     from rladder_stream.viz import demo_figure
 
     def orange(image):

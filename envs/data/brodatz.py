@@ -1,6 +1,6 @@
 """Brodatz textures for Textured MNIST: the 20 plates of SPEC 4.3, with a small embedded default.
 
-With a data folder (see :mod:`envs.data.paths`) the plates are read from
+With a data folder (see :mod:`rladder_stream.envs.data.paths`) the plates are read from
 ``<folder>/brodatz/schlossvrl_300px/D<n>.png`` (300x300 8-bit grayscale, whole plates scaled down; checksums
 from the shared data's brodatz/SOURCE.md) or downloaded into the cache. Without one, :func:`load_brodatz`
 returns 4 plates embedded in the package (``envs/embedded/brodatz_D<n>.png``, made by
@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from envs.data.paths import fetch, resolve_data_dir
+from .paths import fetch, resolve_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def load_brodatz(
     Args:
         plates: plate names; default: the SPEC's 20 (:data:`BRODATZ_PLATES`) when a data folder resolves,
             else the 4 embedded ones (:data:`EMBEDDED_PLATES`).
-        data_dir: folder holding ``brodatz/schlossvrl_300px/``; default as in :func:`envs.data.resolve_data_dir`.
+        data_dir: folder holding ``brodatz/schlossvrl_300px/``; default as in :func:`rladder_stream.envs.data.resolve_data_dir`.
     """
     root = resolve_data_dir(data_dir)
     if plates is None:

@@ -3,7 +3,7 @@
 A sequence is a ``[T, 88]`` uint8 array of {0, 1}; column k is MIDI note ``21 + k`` (A0..C8); a row is one
 eighth-note time step. :func:`load_music` returns ``{"train": [...], "valid": [...], "test": [...]}``.
 
-Where the data comes from (see :mod:`envs.data.paths` for the folder lookup and checksums):
+Where the data comes from (see :mod:`rladder_stream.envs.data.paths` for the folder lookup and checksums):
 
 * ``<data folder>/music/<name>.pickle``: the Boulanger-Lewandowski layout (a dict of splits, each a list of
   sequences, each a list of time steps, each a tuple of MIDI note numbers), read with a restricted unpickler
@@ -32,7 +32,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from envs.data.paths import DataNotFoundError, fetch, resolve_data_dir
+from .paths import DataNotFoundError, fetch, resolve_data_dir
 
 __all__ = [
     "DATASETS",
@@ -273,7 +273,7 @@ def load_music(
     Args:
         dataset: ``"JSB Chorales"``, ``"Nottingham"``, ``"MuseData"``, ``"Piano-midi.de"`` (aliases accepted,
             see :func:`canonical_name`), ``"embedded"`` for the shipped excerpt, or ``None``: JSB Chorales when
-            a data folder resolves (:func:`envs.data.paths.resolve_data_dir`), else the embedded excerpt.
+            a data folder resolves (:func:`rladder_stream.envs.data.paths.resolve_data_dir`), else the embedded excerpt.
         data_dir: folder with the ``music/`` subfolder; default: ``$RLADDER_STREAM_DATA``, then the cache.
         form: ``"pickle"``, ``"mat"``, or ``"auto"``: the pickle if it is on disk, else the ``.mat`` file
             (downloaded with checksum if missing and the network allows).
