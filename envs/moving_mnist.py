@@ -8,7 +8,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
+from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
+from .drawing import bounce, paste
+from .randomness import BatchRandom
+from .splits import mnist_pool
 
 ENV_ID = "rladder_stream/MovingMNIST-v0"
 FRAME_SIZE = 64
@@ -37,7 +40,7 @@ def generate_moving_batch(
 
     Args:
         rng: all randomness (first digits if ``choice`` is None, second digits, starts, directions, speeds);
-            or one generator per row (see :class:`rladder_stream.envs._common.BatchRandom`).
+            or one generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]``.
         choice: optional ``[batch_size]`` rows of ``digits`` for the FIRST digit (the second is always drawn).
         n_frames: sequence length (20).
@@ -79,7 +82,7 @@ def generate_moving_batch(
 
 
 def episode_source(split: str = "train", data_dir: str | os.PathLike | None = None) -> EpisodeSource:
-    """The :class:`rladder_stream.envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID)
     generate = functools.partial(generate_moving_batch, digits=pool.images, labels=pool.labels)
@@ -105,7 +108,7 @@ class MovingMNISTEnv(PredictionEnv):
 
     ## Rewards
     The Bernoulli log-likelihood of the next frame under the forecast, summed over pixels, forecast clipped
-    to [1e-6, 1 - 1e-6] (:func:`rladder_stream.envs._common.bernoulli_log_likelihood`).
+    to [1e-6, 1 - 1e-6] (:func:`~rladder_stream.envs.scoring.bernoulli_log_likelihood`).
 
     ## Starting State
     Two digits of the split (train: random; valid/test: episode i's first digit is digit i, the second digit
@@ -148,7 +151,7 @@ class MovingMNISTEnv(PredictionEnv):
 class MovingMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Moving MNIST episodes at once, from :func:`generate_moving_batch` with a batch of
     ``num_envs``; same arguments and contract as :class:`MovingMNISTEnv`, batched, with Gymnasium's
-    next-step autoreset (see :class:`rladder_stream.envs._common.PredictionVectorEnv`)."""
+    next-step autoreset (see :class:`~rladder_stream.envs.base.PredictionVectorEnv`)."""
 
     frame_shape = MovingMNISTEnv.frame_shape
     classify = MovingMNISTEnv.classify

@@ -9,7 +9,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
+from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
+from .drawing import bounce, paste
+from .randomness import BatchRandom
+from .splits import mnist_pool
 
 ENV_ID = "rladder_stream/OccludedMovingMNIST-v0"
 FRAME_SIZE = 32
@@ -64,7 +67,7 @@ def generate_occluded_batch(
 
     Args:
         rng: all randomness comes from here (digit choice if ``choice`` is None, then start, then velocity);
-            or one generator per row (see :class:`rladder_stream.envs._common.BatchRandom`).
+            or one generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]`` MNIST digits to draw from; ``labels``: ``[N]`` (-1 = unlabelled).
         choice: optional ``[batch_size]`` rows of ``digits`` to use instead of random ones.
         n_frames: sequence length, 5 observed + 1 target by default.
@@ -103,7 +106,7 @@ def generate_occluded_batch(
 def episode_source(
     split: str = "train", labelled: int | None = None, data_dir: str | os.PathLike | None = None
 ) -> EpisodeSource:
-    """The :class:`rladder_stream.envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels)
@@ -130,7 +133,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
 
     ## Rewards
     The Bernoulli log-likelihood of the next observation under the forecast, summed over pixels, with the
-    forecast clipped to [1e-6, 1 - 1e-6] (:func:`rladder_stream.envs._common.bernoulli_log_likelihood`). The return is
+    forecast clipped to [1e-6, 1 - 1e-6] (:func:`~rladder_stream.envs.scoring.bernoulli_log_likelihood`). The return is
     minus the paper's prediction cost. Class beliefs are scored in ``info``, not in the reward.
 
     ## Starting State
@@ -186,7 +189,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
 class OccludedMovingMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Occluded Moving MNIST episodes at once, from :func:`generate_occluded_batch` with a batch
     of ``num_envs``; same arguments and contract as :class:`OccludedMovingMNISTEnv`, batched, with
-    Gymnasium's next-step autoreset (see :class:`rladder_stream.envs._common.PredictionVectorEnv`)."""
+    Gymnasium's next-step autoreset (see :class:`~rladder_stream.envs.base.PredictionVectorEnv`)."""
 
     frame_shape = OccludedMovingMNISTEnv.frame_shape
     classify = OccludedMovingMNISTEnv.classify

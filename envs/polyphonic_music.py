@@ -8,15 +8,16 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
-from ._common import bernoulli_log_likelihood, parse_action
-from .data.midi import midi_to_piano_roll
+from .actions import parse_action
+from .data.midi import N_KEYS, midi_to_piano_roll
 from .data.music import EMBEDDED, SPLITS, canonical_name, load_music, music_batches
 from .data.paths import resolve_data_dir
+from .scoring import bernoulli_log_likelihood
 
-__all__ = ["PolyphonicMusicEnv", "nll_per_step", "scored_steps"]
-
-N_KEYS = 88
+__all__ = ["PolyphonicMusicEnv", "PolyphonicMusicVectorEnv", "nll_per_step", "scored_steps"]
 
 
 def scored_steps(lengths: Sequence[int], score_first_step: bool = False) -> int:
@@ -54,7 +55,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ``Box(0, 1, (88,), float32)``: the forecast probability of each key in the next step. A dict
     ``{"forecast": array, "class_probs": ...}`` (the form ``StepOutput.action()`` takes for models with class
-    beliefs) is accepted too; class beliefs are ignored here (``rladder_stream.envs._common.parse_action``). An action of the
+    beliefs) is accepted too; class beliefs are ignored here (``rladder_stream.envs.actions.parse_action``). An action of the
     wrong shape, with NaN, or outside [0, 1] raises ``ValueError`` and leaves the environment unchanged.
 
     ## Observation Space
@@ -64,7 +65,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Rewards
 
     The Bernoulli log-likelihood of the next step under the forecast, summed over the 88 keys (probabilities
-    clipped to [1e-6, 1 - 1e-6]; ``rladder_stream.envs._common.bernoulli_log_likelihood``, the same for every environment of
+    clipped to [1e-6, 1 - 1e-6]; ``rladder_stream.envs.scoring.bernoulli_log_likelihood``, the same for every environment of
     the package). The sum of rewards over an episode is minus the NLL of the scored steps.
 
     **Which steps are scored (the NLL convention).** ``reset`` returns step 1, so by default the forecasts
@@ -125,6 +126,10 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     ``rgb_array``: an ``(2 * 88, 4 * render_steps, 3)`` uint8 strip of the last ``render_steps`` steps, time
     to the right, high keys at the top. A sounding key is black, turning green the more probability the
     forecast gave it; a silent key is white, turning red the more probability the forecast wasted on it.
+
+    ## Vectorised
+
+    ``gym.make_vec(..., vectorization_mode="vector_entry_point")``: :class:`PolyphonicMusicVectorEnv`.
 
     ## Version History
 
@@ -200,6 +205,26 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
         """Number of sequences in the stream's split."""
         return len(self.sequences)
 
+    def choose_sequence(self, rng: np.random.Generator, index: int | None = None,
+                        restart: bool = False) -> tuple[int, int, np.ndarray]:
+        """The next episode's ``(index, crop start, roll)``: sequence ``index`` when given; else, with
+        ``shuffle``, a draw from ``rng`` (:func:`~rladder_stream.envs.data.music.music_batches`); else the next
+        sequence of the walk 0, 1, 2, ... (from 0 again after ``restart``)."""
+        if index is not None:
+            if not (isinstance(index, (int, np.integer)) and 0 <= index < len(self.sequences)):
+                raise ValueError(f"index must be an int in [0, {len(self.sequences)}), got {index!r}")
+            self._cursor = int(index) + 1
+            return int(index), 0, self.sequences[int(index)]
+        if self.shuffle:
+            batch = music_batches(rng, self.sequences, 1, self.seq_len)
+            index, start, length = int(batch["index"][0]), int(batch["start"][0]), int(batch["length"][0])
+            return index, start, self.sequences[index][start : start + length]
+        if restart:
+            self._cursor = 0
+        index = self._cursor % len(self.sequences)
+        self._cursor = index + 1
+        return index, 0, self.sequences[index]
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -208,23 +233,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
         requested = options.pop("index", None)
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; known: 'index'")
-        start = 0
-        if requested is not None:
-            if not (isinstance(requested, (int, np.integer)) and 0 <= requested < len(self.sequences)):
-                raise ValueError(f"index must be an int in [0, {len(self.sequences)}), got {requested!r}")
-            index = int(requested)
-            roll = self.sequences[index]
-            self._cursor = index + 1
-        elif self.shuffle:
-            batch = music_batches(self.np_random, self.sequences, 1, self.seq_len)
-            index, start, length = int(batch["index"][0]), int(batch["start"][0]), int(batch["length"][0])
-            roll = self.sequences[index][start : start + length]
-        else:
-            if seed is not None:
-                self._cursor = 0
-            index = self._cursor % len(self.sequences)
-            self._cursor = index + 1
-            roll = self.sequences[index]
+        index, start, roll = self.choose_sequence(self.np_random, requested, restart=seed is not None)
         self._roll = roll.astype(np.float32)
         self._index = index
         self._t = -1 if self.score_first_step else 0
@@ -278,3 +287,79 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
         img = np.where(on, heard, silent).astype(np.uint8)  # [time, key, rgb]
         img = img.transpose(1, 0, 2)[::-1]  # keys vertical, highest at the top
         return np.repeat(np.repeat(img, 2, axis=0), 4, axis=1)
+
+
+class PolyphonicMusicVectorEnv(VectorEnv):
+    """``num_envs`` music streams advanced together: the arguments and contract of :class:`PolyphonicMusicEnv`
+    (the sequences, the reward, which steps are scored), batched, with Gymnasium's next-step autoreset as the
+    digit vector environments have it: the step after a sub-environment terminates starts its next sequence,
+    ignores its action and returns the first observation with reward 0. In the default sequential mode the
+    sub-environments take the split's sequences 0, 1, 2, ... in turn (``reset(seed=...)`` restarts at 0); with
+    ``shuffle=True`` every sequence is drawn from the vector environment's generator. ``info`` holds ``index``
+    and ``t`` per sub-environment, each with its ``_key`` mask. No rendering.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, dataset: str | None = None, split: str = "test", **kwargs: Any) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if kwargs.get("render_mode") is not None:
+            raise ValueError("the vector music environment does not render; make single environments to render")
+        self.stream = PolyphonicMusicEnv(dataset, split, **kwargs)  # checks the arguments, holds the sequences
+        self.num_envs = num_envs
+        self.single_observation_space, self.single_action_space = self.stream.observation_space, self.stream.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._rolls: list[np.ndarray] = [np.zeros((0, N_KEYS), np.float32)] * num_envs
+        self._index = np.full(num_envs, -1, dtype=np.int64)
+        self._t = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._started = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; known: 'reset_mask'")
+        rows = np.arange(self.num_envs)
+        if mask is not None and self._started:
+            mask = np.asarray(mask)
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
+                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},) with a True")
+            rows = np.flatnonzero(mask)
+        for k, row in enumerate(rows):
+            self._new_episode(row, restart=seed is not None and k == 0)
+        self._started = True
+        return self._observations(), self._infos()
+
+    def step(self, actions: Any):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        forecasts, _ = parse_action(actions, (N_KEYS,), with_classes=False, batch=self.num_envs)
+        rewards, terminated = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=bool)
+        for row in range(self.num_envs):
+            if self._autoreset[row]:
+                self._new_episode(row)
+                continue
+            rewards[row] = bernoulli_log_likelihood(self._rolls[row][self._t[row] + 1], forecasts[row])
+            self._t[row] += 1
+            terminated[row] = self._t[row] == len(self._rolls[row]) - 1
+        self._autoreset = terminated.copy()
+        return self._observations(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), self._infos()
+
+    def _new_episode(self, row: int, restart: bool = False) -> None:
+        index, _, roll = self.stream.choose_sequence(self.np_random, restart=restart)
+        self._rolls[row] = roll.astype(np.float32)
+        self._index[row] = index
+        self._t[row] = -1 if self.stream.score_first_step else 0
+        self._autoreset[row] = False
+
+    def _observations(self) -> np.ndarray:
+        silent = np.zeros(N_KEYS, np.float32)
+        return np.stack([silent if t < 0 else roll[t] for roll, t in zip(self._rolls, self._t)])
+
+    def _infos(self) -> dict[str, Any]:
+        every = np.ones(self.num_envs, dtype=bool)
+        return {"index": self._index.copy(), "_index": every, "t": self._t.copy(), "_t": every.copy()}

@@ -13,13 +13,13 @@ from gymnasium.envs.registration import register, registry
 NAMESPACE = "rladder_stream"
 _PACKAGE = __name__.rsplit(".", 1)[0]  # rladder_stream.envs
 
-#: name -> (module, environment class, vector environment class)
+#: name -> (module, environment class, vector environment class: what gym.make_vec builds by default)
 ENVIRONMENTS = {
     "OccludedMovingMNIST-v0": ("occluded_mnist", "OccludedMovingMNISTEnv", "OccludedMovingMNISTVectorEnv"),
     "MovingMNIST-v0": ("moving_mnist", "MovingMNISTEnv", "MovingMNISTVectorEnv"),
     "TexturedMNIST-v0": ("textured_mnist", "TexturedMNISTEnv", "TexturedMNISTVectorEnv"),
     "Shapes-v0": ("shapes", "ShapesEnv", "ShapesVectorEnv"),
-    "PolyphonicMusic-v0": ("polyphonic_music", "PolyphonicMusicEnv", None),
+    "PolyphonicMusic-v0": ("polyphonic_music", "PolyphonicMusicEnv", "PolyphonicMusicVectorEnv"),
 }
 
 
@@ -37,5 +37,5 @@ def register_envs() -> None:
         register(
             id=env_id,
             entry_point=f"{_PACKAGE}.{module}:{env_class}",
-            vector_entry_point=f"{_PACKAGE}.{module}:{vector_class}" if vector_class else None,
+            vector_entry_point=f"{_PACKAGE}.{module}:{vector_class}",
         )

@@ -7,9 +7,11 @@ import os
 from typing import Sequence
 
 import numpy as np
-from scipy.ndimage import grey_dilation
 
-from ._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, mnist_pool, paste
+from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
+from .drawing import paste
+from .randomness import BatchRandom
+from .splits import mnist_pool
 from .data.brodatz import load_brodatz
 
 ENV_ID = "rladder_stream/TexturedMNIST-v0"
@@ -23,8 +25,11 @@ SEMI_SUPERVISED_END = 50_000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
 
 
 def thicken(digits: np.ndarray) -> np.ndarray:
-    """3x3 grey dilation of each digit in ``[B, 28, 28]`` (max over the 3x3 neighbourhood)."""
-    return grey_dilation(digits, size=(1, 3, 3), mode="constant", cval=0)
+    """3x3 grey dilation of each digit in ``[B, 28, 28]``: the max over each pixel's 3x3 neighbourhood, zero
+    outside the image (SciPy's ``grey_dilation(size=(1, 3, 3), mode="constant")``, which a test compares)."""
+    height, width = digits.shape[-2:]
+    padded = np.pad(digits, ((0, 0), (1, 1), (1, 1)))
+    return np.max([padded[:, dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0)
 
 
 def crop_textures(
@@ -73,7 +78,7 @@ def generate_textured_batch(
 
     Args:
         rng: all randomness (digits if ``choice`` is None, offsets, textures, then crop parameters); or one
-            generator per row (see :class:`rladder_stream.envs._common.BatchRandom`).
+            generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]`` (-1 = unlabelled); ``textures``: float32
             ``[K, S, S]`` in [0, 1], K >= 2 (S >= 96 leaves room for rotated, shrunk crops).
         choice: optional ``[batch_size]`` rows of ``digits``.
@@ -133,7 +138,7 @@ def episode_source(
     data_dir: str | os.PathLike | None = None,
     n_iterations: int = N_ITERATIONS,
 ) -> EpisodeSource:
-    """The :class:`rladder_stream.envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits and textures (train crops augmented, valid/test not);
     ``episodes(rng, n, indices)`` returns a batch of sequences."""
     if n_iterations < 1:
@@ -222,7 +227,7 @@ class TexturedMNISTEnv(PredictionEnv):
 class TexturedMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Textured MNIST episodes at once, from :func:`generate_textured_batch` with a batch of
     ``num_envs``; same arguments and contract as :class:`TexturedMNISTEnv`, batched, with Gymnasium's
-    next-step autoreset (see :class:`rladder_stream.envs._common.PredictionVectorEnv`)."""
+    next-step autoreset (see :class:`~rladder_stream.envs.base.PredictionVectorEnv`)."""
 
     frame_shape = TexturedMNISTEnv.frame_shape
     classify = TexturedMNISTEnv.classify

@@ -20,7 +20,7 @@ from .errors import OneLineArgumentParser, UsageError, check_fits, make_env, rep
 PRETRAINED = "omm-rladder-cpu.pt"
 # Subcommands with their own parsers: name -> "module:function(argv)".
 DELEGATED = {
-    "benchmark": "rladder_stream.envs.benchmark:benchmark_cli_main",
+    "benchmark": "rladder_stream.apps.benchmark:benchmark_cli_main",
     "train": "rladder_stream.train:train_cli_main",
     "reproduce": "rladder_stream.reproduce:reproduce_cli_main",
     "figure4": "rladder_stream.viz:figure4_cli_main",

@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from rladder_stream.envs.data.midi import N_KEYS
+
 from .errors import OneLineArgumentParser, report
 
 MUSIC_PRETRAINED = "music-rladder-jsb-cpu.pt"
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
-N_KEYS = 88
 
 
 def music_pretrained_path() -> Path | None:

@@ -15,7 +15,7 @@ from .config import LadderConfig
 from .losses import batch_metrics, ladder_costs
 
 if TYPE_CHECKING:
-    from rladder_stream.envs._common import EpisodeSource
+    from rladder_stream.envs.base import EpisodeSource
 
     from .train import TrainConfig
 
@@ -68,7 +68,7 @@ class Task:
 
 
 class EpisodeTask(Task):
-    """A task whose sequences come from an environment's :class:`rladder_stream.envs._common.EpisodeSource`: fresh random
+    """A task whose sequences come from an environment's :class:`~rladder_stream.envs.base.EpisodeSource`: fresh random
     episodes for training, the fixed episodes of ``valid`` and ``test`` for evaluation.
 
     Semi-supervised (``train_config.labelled = n``, SPEC 3, 6.2 and 6.4): the training pool holds a
@@ -285,7 +285,7 @@ class MusicTask(Task):
 
 
 class _GroupingTask(EpisodeTask):
-    """What the RTagger tasks share (SPEC 2.5): data from an environment's :class:`rladder_stream.envs._common.EpisodeSource`,
+    """What the RTagger tasks share (SPEC 2.5): data from an environment's :class:`~rladder_stream.envs.base.EpisodeSource`,
     the denoising or next-frame cost of the groups' mixture, the class cost at the last tick, and AMI.
 
     Subclasses set ``ami_ignore`` (ground-truth groups not scored) and implement ``_sources`` and ``to_batch``

@@ -12,7 +12,7 @@ from shared_data import find_shared_data, needs_shared
 from gymnasium.utils.env_checker import check_env
 
 import rladder_stream.envs  # noqa: F401  (registers the ids)
-from rladder_stream.envs._common import bernoulli_log_likelihood
+from rladder_stream.envs.scoring import bernoulli_log_likelihood
 from rladder_stream.envs.data import load_mnist
 from rladder_stream.envs.moving_mnist import INK_THRESHOLD, generate_moving_batch
 from rladder_stream.envs.occluded_mnist import BARS, OCCLUDED, generate_occluded_batch

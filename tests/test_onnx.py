@@ -456,7 +456,7 @@ def test_load_predictor_picks_the_runtime(tmp_path, monkeypatch):
 
 
 def test_runtime_flag_of_demo_and_benchmark(tmp_path, monkeypatch, capsys, embedded_data):
-    from rladder_stream.envs.benchmark import benchmark_cli_main
+    from rladder_stream.apps.benchmark import benchmark_cli_main
     from rladder_stream.cli import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

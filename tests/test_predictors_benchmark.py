@@ -11,10 +11,10 @@ import pytest
 from gymnasium import spaces
 
 import rladder_stream.envs  # noqa: F401  (registers the environment ids)
-from rladder_stream.envs.benchmark import BenchmarkResult, benchmark, benchmark_cli_main, format_table
+from rladder_stream.apps.benchmark import BenchmarkResult, benchmark, benchmark_cli_main, format_table
 from rladder_stream.metrics import grouping_ami as _ami
 from rladder_stream.envs.data.music import load_music
-from rladder_stream.envs.predictors import MarginalPredictor, RepeatLastPredictor
+from rladder_stream.baselines import MarginalPredictor, RepeatLastPredictor
 from rladder_stream.outputs import StepOutput, StreamingPredictor
 
 ENV_ID = "rladder_stream/PolyphonicMusic-v0"

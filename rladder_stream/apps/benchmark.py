@@ -1,7 +1,7 @@
 """Score any predictor in any environment of the package with the SPEC 1.1 loop, and print a table.
 
-    >>> from envs.benchmark import benchmark, format_table
-    >>> from envs.predictors import RepeatLastPredictor
+    >>> from rladder_stream.apps.benchmark import benchmark, format_table
+    >>> from rladder_stream.baselines import RepeatLastPredictor
     >>> result = benchmark("rladder_stream/PolyphonicMusic-v0", RepeatLastPredictor((88,)), 4, dataset="embedded")
     >>> print(format_table([result]))  # doctest: +SKIP
 
@@ -34,7 +34,11 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from rladder_stream.metrics import grouping_ami
+import rladder_stream.envs  # noqa: F401  (registers the environments)
+
+from ..baselines import MarginalPredictor, RepeatLastPredictor
+from ..errors import OneLineArgumentParser, check_fits, make_env
+from ..metrics import grouping_ami
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
 
@@ -184,9 +188,6 @@ def benchmark_cli_main(
     (default :func:`rladder_stream.export.runtime.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
     returns the exit status.
     """
-    import rladder_stream.envs  # noqa: F401  (registers the environments)
-    from rladder_stream.errors import OneLineArgumentParser, check_fits, make_env
-
     parser = OneLineArgumentParser(
         prog="rladder-stream benchmark", description="Score a predictor in an environment (the one streaming loop)."
     )
@@ -207,8 +208,6 @@ def benchmark_cli_main(
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
 
-    from rladder_stream.envs.predictors import MarginalPredictor, RepeatLastPredictor
-
     env_id = _env_id(args.env)
     env_kwargs = dict(args.env_arg)
     env = make_env(env_id, **env_kwargs)
@@ -226,7 +225,7 @@ def benchmark_cli_main(
             fit_env.close()
     else:
         if load_checkpoint is None:
-            from rladder_stream.export.runtime import load_predictor
+            from ..export.runtime import load_predictor
 
             predictor = load_predictor(args.predictor, args.runtime)
         else:
