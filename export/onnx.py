@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rladder_stream import __version__
+from rladder_stream.version import __version__
 from rladder_stream.fileio import atomic_write_bytes
 from rladder_stream.ladder import RLadder
 from rladder_stream.tagger import RTagger

@@ -24,7 +24,7 @@ import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 if not os.path.isdir(os.path.join(os.path.dirname(__file__), "envs")):  # a source checkout: envs/ is beside us
     from pathlib import Path
@@ -36,7 +36,7 @@ if not os.path.isdir(os.path.join(os.path.dirname(__file__), "envs")):  # a sour
 #: public name -> the module that defines it
 _PUBLIC = {
     "LadderConfig": "config", "LevelConfig": "config",
-    "get_config": "config", "list_configs": "config", "register_config": "config", "build_model": "ladder",
+    "get_config": "registry", "list_configs": "registry", "register_config": "registry", "build_model": "registry",
     "RLadder": "ladder", "RTagger": "tagger",
     "StepOutput": "outputs", "StreamingPredictor": "outputs",
     "Predictor": "predictor", "StatelessPredictor": "stateless",
@@ -63,11 +63,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-    from .config import LadderConfig, LevelConfig, get_config, list_configs, register_config
+    from .config import LadderConfig, LevelConfig
     from .export.onnx import export_onnx
     from .export.runtime import OnnxModelError, OnnxPredictor, load_predictor
-    from .ladder import RLadder, build_model
+    from .ladder import RLadder
     from .outputs import StepOutput, StreamingPredictor
     from .predictor import Predictor
+    from .registry import build_model, get_config, list_configs, register_config
     from .stateless import StatelessPredictor
     from .tagger import RTagger

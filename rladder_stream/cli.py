@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import OneLineArgumentParser, UsageError, check_fits, make_env, report, user_errors
 
 PRETRAINED = "omm-rladder-cpu.pt"
@@ -40,8 +40,8 @@ def _load_predictor(model: str | None, seed: int, runtime: str | None = None):
     """A predictor for ``--model`` (a checkpoint or an ``.onnx`` file, recognised by itself) or the shipped model."""
     import torch
 
-    from .config import get_config
-    from .ladder import build_model
+    from .registry import get_config
+    from .registry import build_model
     from .predictor import Predictor
 
     path = Path(model) if model else pretrained_path()
@@ -97,8 +97,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_configs(args: argparse.Namespace) -> int:
     """List the registered configurations with their parameter counts."""
-    from .config import get_config, list_configs
-    from .ladder import build_model
+    from ..registry import get_config, list_configs
+    from .registry import build_model
 
     print(f"{'name':32s} {'params':>10s}  description")
     for name, description in sorted(list_configs().items()):

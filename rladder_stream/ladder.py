@@ -213,15 +213,3 @@ class RLadder(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def build_model(config: LadderConfig) -> nn.Module:
-    """The model for a configuration (the single factory every entry point uses): an :class:`RLadder`, or
-    an :class:`~rladder_stream.tagger.RTagger` around one when ``config.groups > 0``."""
-    if config.groups:
-        from .tagger import RTagger  # tagger.py builds on this module
-
-        return RTagger(config)
-    return RLadder(config)
-
-

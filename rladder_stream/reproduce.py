@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from .config import get_config
+from .registry import get_config
 from .train import TrainConfig, TrainingDiverged, parse_overrides, train
 from .errors import OneLineArgumentParser, one_line
 

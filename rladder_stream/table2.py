@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import get_config
+from .registry import get_config
 from .reproduce import (
     CLASS,
     FLAGGED,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .config import get_config
+from .registry import get_config
 from .reproduce import (
     NO_VALUE,
     Claim,

@@ -13,11 +13,12 @@ import torch
 
 from .config import LadderConfig
 from .losses import batch_metrics, ladder_costs
+from .registry import REGISTRY, registered
+from .settings import DataSettings
 
 if TYPE_CHECKING:
     from rladder_stream.envs.base import EpisodeSource
 
-    from .train import TrainConfig
 
 Batch = dict[str, torch.Tensor]
 
@@ -25,7 +26,8 @@ Batch = dict[str, torch.Tensor]
 class Task:
     """What the training loop needs from a task: batches, and the costs and metrics of the model's outputs.
 
-    A task is built as ``TaskClass(model_config, train_config)``; the training settings say which data
+    A task is built as ``TaskClass(model_config, train_config)``; the training settings' data group
+    (:class:`~rladder_stream.settings.DataSettings`, which a ``TrainConfig`` is) says which data
     (``data_dir``, ``labelled``, ``dataset``). Subclasses set ``name`` and ``data_source`` and implement ``train_batch``, ``eval_size`` and ``eval_batches``.
     The default costs and metrics are the RLadder's (:func:`~rladder_stream.losses.ladder_costs`,
     :func:`~rladder_stream.losses.batch_metrics`); a task whose model has other outputs overrides them.
@@ -80,7 +82,7 @@ class EpisodeTask(Task):
     Subclasses call :meth:`_use_sources` in their constructor and implement ``to_batch``.
     """
 
-    def _use_sources(self, train: "EpisodeSource", evaluation: dict[str, "EpisodeSource"], train_config: "TrainConfig | None") -> None:
+    def _use_sources(self, train: "EpisodeSource", evaluation: dict[str, "EpisodeSource"], train_config: DataSettings | None) -> None:
         self.train_source, self._eval_sources = train, evaluation
         self.data_source = train.source
         self.labelled_rows = train.labelled_rows  # None: every training sequence is labelled
@@ -140,7 +142,7 @@ class OccludedMNISTTask(EpisodeTask):
 
     name = "omm"
 
-    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
+    def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
         from rladder_stream.envs.occluded_mnist import N_OBSERVED, episode_source
 
         data_dir = train_config.data_dir if train_config else None
@@ -234,7 +236,7 @@ class MusicTask(Task):
     name = "music"
     train_steps = 25  # scored steps per training crop (about 3 bars of 4/4; truncated backpropagation through time)
 
-    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
+    def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
         from rladder_stream.envs.data.music import EMBEDDED, canonical_name, load_music
         from rladder_stream.envs.data.paths import resolve_data_dir
 
@@ -295,7 +297,7 @@ class _GroupingTask(EpisodeTask):
 
     ami_ignore: tuple[int, ...] = (-1,)
 
-    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
+    def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
         data_dir = train_config.data_dir if train_config else None
         labelled = train_config.labelled if train_config else None
         self.config = config
@@ -425,8 +427,8 @@ TASKS: dict[str, type[Task]] = {"omm": OccludedMNISTTask, "music": MusicTask, "t
 
 
 def task_for(config: LadderConfig) -> str:
-    """The task a configuration trains on, from its name prefix (``omm-...``, ``music-...``)."""
-    prefix = config.name.split("-")[0]
-    if prefix not in TASKS:
-        raise ValueError(f"no training task for config {config.name!r}; known task prefixes: {sorted(TASKS)}")
-    return prefix
+    """The task a configuration trains on, as the registry records it for the configuration's name."""
+    if config.name not in REGISTRY:
+        raise ValueError(f"no training task for config {config.name!r}: not a registered name "
+                         f"(see 'rladder-stream configs'); tasks: {sorted(TASKS)}")
+    return registered(config.name).task

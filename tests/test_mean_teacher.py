@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from rladder_stream import load_checkpoint
-from rladder_stream.config import get_config
-from rladder_stream.ladder import build_model
+from rladder_stream.registry import get_config
+from rladder_stream.registry import build_model
 from rladder_stream.mean_teacher import (
     MeanTeacher,
     consistency_cost,

@@ -16,8 +16,8 @@ from rladder_stream.envs.randomness import episode_rng
 from rladder_stream.envs.scoring import bernoulli_log_likelihood
 from rladder_stream.envs.shapes import (AMI_IGNORE, ENV_ID, SQUARE, TEMPLATES, TRIANGLE_DOWN, TRIANGLE_UP, ShapesEnv, episode_source,
                          generate_shapes_batch)
-from rladder_stream.config import get_config
-from rladder_stream.ladder import build_model
+from rladder_stream.registry import get_config
+from rladder_stream.registry import build_model
 from rladder_stream.tasks import TASKS, ShapesTask, task_for
 
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from rladder_stream import Predictor
-from rladder_stream.config import get_config, list_configs
-from rladder_stream.ladder import RLadder, build_model
+from rladder_stream.registry import get_config, list_configs
+from rladder_stream.ladder import RLadder
+from rladder_stream.registry import build_model
 from rladder_stream.tagger import RTagger, engine_config, group_mixture_nll
 from rladder_stream.tasks import MovingMNISTTask, TexturedMNISTTask
 
