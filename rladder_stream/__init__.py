@@ -43,7 +43,7 @@ _PUBLIC = {
     "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
     "save_checkpoint": "checkpoint",
     "OnnxPredictor": "export.runtime", "OnnxModelError": "export.runtime", "export_onnx": "export.onnx",
-    "load_predictor": "export.runtime",
+    "load_predictor": "apps.loading",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]
@@ -62,10 +62,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
+    from .apps.loading import load_predictor
     from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
     from .config import LadderConfig, LevelConfig
     from .export.onnx import export_onnx
-    from .export.runtime import OnnxModelError, OnnxPredictor, load_predictor
+    from .export.runtime import OnnxModelError, OnnxPredictor
     from .ladder import RLadder
     from .outputs import StepOutput, StreamingPredictor
     from .predictor import Predictor

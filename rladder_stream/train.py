@@ -1,7 +1,7 @@
 """Training, top to bottom: one loop a researcher can read and modify (nanoGPT style).
 
     rladder-stream train omm-rladder --set size=cpu epochs=2 batch_size=64 --out runs/omm
-    torchrun --standalone --nproc_per_node 2 -m rladder_stream.cli train omm-rladder --set size=gpu ...
+    torchrun --standalone --nproc_per_node 2 -m rladder_stream train omm-rladder --set size=gpu ...
 
 Batches come from the environments' generators (:mod:`rladder_stream.tasks`) and are a pure function of
 ``(seed, step)``; checkpoints hold the model, optimiser, schedule, step and torch RNG, so a run resumed

@@ -51,7 +51,7 @@ def _torchrun(args: list[str]) -> None:
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, embedded_data):
     cli_settings = [f"{k}={v}" for k, v in SETTINGS.items()] + ["input_noise=0.1"]
-    _torchrun(["-m", "rladder_stream.cli", "train", CLI_CONFIG, "--out", str(tmp_path / f"ddp-{CLI_CONFIG}"), "--set", *cli_settings])
+    _torchrun(["-m", "rladder_stream", "train", CLI_CONFIG, "--out", str(tmp_path / f"ddp-{CLI_CONFIG}"), "--set", *cli_settings])
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     _torchrun([str(driver), json.dumps([_settings(name, str(tmp_path / f"ddp-{name}")) for name in DRIVER_CONFIGS])])

@@ -436,7 +436,7 @@ def test_every_shipped_checkpoint_streams_like_pytorch(tmp_path_factory, embedde
 
 
 def test_load_predictor_picks_the_runtime(tmp_path, monkeypatch):
-    from rladder_stream.export import load_predictor
+    from rladder_stream import load_predictor
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-rladder", size="tiny"), _random_model("omm-rladder").state_dict())
@@ -457,7 +457,7 @@ def test_load_predictor_picks_the_runtime(tmp_path, monkeypatch):
 
 def test_runtime_flag_of_demo_and_benchmark(tmp_path, monkeypatch, capsys, embedded_data):
     from rladder_stream.apps.benchmark import benchmark_cli_main
-    from rladder_stream.cli import main
+    from rladder_stream.apps.cli import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-rladder", size="tiny"), _random_model("omm-rladder").state_dict())
@@ -505,7 +505,7 @@ def test_a_flipped_byte_in_the_weights_is_refused(exported, tmp_path, capsys):
     """The digest written at export covers graph and weights: one changed bit in a weight is refused, by the
     predictor, by read_step_info and by the command line (one line)."""
     from rladder_stream.export import OnnxModelError
-    from rladder_stream.cli import main
+    from rladder_stream.apps.cli import main
 
     _, path = exported("omm-rladder")
     data = bytearray(path.read_bytes())
@@ -556,8 +556,8 @@ def test_onnx_runtime_load_errors_become_the_projects_error(exported, tmp_path):
 
 
 def test_an_onnx_file_is_recognised_without_a_runtime_flag(exported, tmp_path, capsys, embedded_data):
-    from rladder_stream.export import load_predictor
-    from rladder_stream.cli import main
+    from rladder_stream import load_predictor
+    from rladder_stream.apps.cli import main
 
     _, path = exported("omm-rladder")
     assert isinstance(load_predictor(path), OnnxPredictor)
@@ -572,7 +572,7 @@ def test_an_onnx_file_is_recognised_without_a_runtime_flag(exported, tmp_path, c
 
 
 def test_export_to_onnx_runtime_says_what_it_does_and_where_it_caches(tmp_path, monkeypatch):
-    from rladder_stream.export import load_predictor
+    from rladder_stream import load_predictor
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-static", size="tiny"), _random_model("omm-static").state_dict())

@@ -236,7 +236,7 @@ def test_groups_cli_draws_a_shapes_model(tmp_path, capsys):
     from PIL import Image
 
     from rladder_stream.checkpoint import save_checkpoint
-    from rladder_stream.viz import groups_cli_main
+    from rladder_stream.apps.figures import groups_cli_main
 
     cfg = get_config("shapes-rtagger", size="tiny")
     save_checkpoint(tmp_path / "m.pt", cfg, build_model(cfg).state_dict())

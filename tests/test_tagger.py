@@ -370,7 +370,7 @@ def _row(markdown: str, block: str, label: str) -> list[str]:
 
 
 def test_table4_markdown_is_a_pure_function_of_results():
-    from rladder_stream.table4 import table4_markdown
+    from rladder_stream.reproduce.table4 import table4_markdown
 
     def with_chance(result: dict, chance: float) -> dict:
         result["test"]["ami_shuffled"] = chance
@@ -414,7 +414,7 @@ def test_table4_markdown_is_a_pure_function_of_results():
 
 
 def test_moving_mnist_markdown_sits_beside_the_paper():
-    from rladder_stream.table4 import moving_mnist_markdown
+    from rladder_stream.reproduce.table4 import moving_mnist_markdown
 
     results = [{"model": "mmnist-rtagger", "seed": s, "steps": 10, "test": {"ami": a, "ami_19": a + 0.1, "prediction_mse": 0.01}}
                for s, a in enumerate((0.4, 0.6))]
@@ -437,7 +437,7 @@ def test_moving_mnist_markdown_sits_beside_the_paper():
 
 def test_table4_plan_and_cli_checks(tmp_path):
     from rladder_stream.reproduce import reproduce_cli_main
-    from rladder_stream.table4 import plan_table4
+    from rladder_stream.reproduce.table4 import plan_table4
 
     table, moving = plan_table4(2, "tiny", 30.0, ["epochs=2"], tmp_path, moving_seeds=1)
     assert len(table) == (2 * 3 + 1) * 2 and len(moving) == 2 * 1  # + the RTagger without class task; 2 models on video
@@ -469,7 +469,7 @@ def test_grouping_pictures(tmp_path, env_id, name):
     from PIL import Image
 
     import rladder_stream.envs  # noqa: F401  (registers the environments)
-    from rladder_stream.viz import colour_by_group, grouping_figures, record_grouping
+    from rladder_stream.apps.figures import colour_by_group, grouping_figures, record_grouping
 
     model = build_model(get_config(name, size="tiny"))
     record = record_grouping(Predictor(model), gym.make(env_id, split="test"), index=1)

@@ -12,7 +12,7 @@ from rladder_stream import load_checkpoint
 from rladder_stream.registry import get_config, list_configs
 from rladder_stream.registry import build_model
 from rladder_stream.losses import bernoulli_nll, classification_nll, ladder_costs
-from rladder_stream.reproduce import train_runs
+from rladder_stream.reproduce.common import train_runs
 from rladder_stream.tasks import TASKS, task_for
 from rladder_stream.train import TrainConfig, parse_overrides, train, train_cli_main
 
@@ -52,7 +52,7 @@ def test_resumed_training_equals_uninterrupted(tmp_path, model, dataset, monkeyp
 
 
 def test_a_non_finite_cost_stops_training_before_that_step_changes_anything(tmp_path, monkeypatch):
-    from rladder_stream.reproduce import train_runs
+    from rladder_stream.reproduce.common import train_runs
     from rladder_stream.tasks import OccludedMNISTTask
     from rladder_stream.train import TrainingDiverged
 

@@ -39,6 +39,7 @@ import rladder_stream.envs  # noqa: F401  (registers the environments)
 from ..baselines import MarginalPredictor, RepeatLastPredictor
 from ..errors import OneLineArgumentParser, check_fits, make_env
 from ..metrics import grouping_ami
+from .loading import load_predictor
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
 
@@ -185,7 +186,7 @@ def benchmark_cli_main(
     ``--predictor marginal`` fits the marginal on ``--fit-episodes`` episodes of the ``--fit-split`` split
     (default: one pass over the training split where the environment has a fixed number of sequences).
     Any other value is a checkpoint (``.pt``) or exported step (``.onnx``), loaded with ``load_checkpoint(path)``
-    (default :func:`rladder_stream.export.runtime.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
+    (default :func:`rladder_stream.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
     returns the exit status.
     """
     parser = OneLineArgumentParser(
@@ -200,7 +201,7 @@ def benchmark_cli_main(
     parser.add_argument("--eps", type=float, default=0.01, help="repeat: probability kept away from 0 and 1")
     parser.add_argument("--fit-split", default="train", help="marginal: the split to fit on")
     parser.add_argument("--fit-episodes", type=int, default=None, help="marginal: episodes to fit on")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                         help="checkpoint predictors: step with PyTorch (default) or ONNX Runtime; an .onnx file "
                              "always runs on ONNX Runtime")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -225,8 +226,6 @@ def benchmark_cli_main(
             fit_env.close()
     else:
         if load_checkpoint is None:
-            from ..export.runtime import load_predictor
-
             predictor = load_predictor(args.predictor, args.runtime)
         else:
             predictor = load_checkpoint(args.predictor)

@@ -19,36 +19,40 @@ steps of the same batches (150 steps of 32 crops of 25 steps); ``--budget-s`` is
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from .registry import get_config
-from .reproduce import (
+from rladder_stream.envs.data.music import canonical_name
+
+from ..registry import get_config
+from ..tasks import MusicTask
+from ..train import TrainConfig, parse_overrides
+from .common import (
+    FLAGGED,
     NO_VALUE,
     Claim,
     Stat,
-    _duration,
-    add_table_arguments,
+    checked_plan,
     claim_worse,
     doc_header,
-    finished_results,
+    duration,
+    format_stat,
+    format_value,
     group_by_cell,
     provenance_lines,
+    refuse_flagged,
     reproduce_command,
+    reproduce_table,
     row_model_overrides,
-    train_runs,
+    table_parser,
+    timestamp,
 )
-from .tasks import MusicTask
-from .train import TrainConfig, parse_overrides
-from .errors import OneLineArgumentParser, one_line
 
 METRIC = "prediction_nll"
+DIGITS = 3  # decimals of the NLLs in the document
+CLAIM_DIGITS = 5  # and of the differences the claims weigh
 
 
 @dataclass(frozen=True)
@@ -98,17 +102,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "eval_batch_size": 128,
     "log_every": 25,
 }
-FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out", "dataset": "--datasets"}
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.3f}"
-
-
-def _fmt_stat(stat: Stat | None) -> str:
-    if stat is None:
-        return NO_VALUE
-    return _fmt(stat.mean) if stat.n < 2 else f"{_fmt(stat.mean)} ± {_fmt(stat.std)}"
+TABLE3_FLAGGED = {**FLAGGED, "dataset": "--datasets"}
 
 
 # ============================================================================ the document
@@ -153,7 +147,7 @@ def table3_markdown(
     ]
     for config, label in ROWS:
         params = sorted({int(r["parameters"]) for r in found if r.get("model") == config and "parameters" in r})
-        cells = [_fmt_stat(stats.get((config, c.dataset))) for c in COLUMNS]
+        cells = [format_stat(stats.get((config, c.dataset)), DIGITS) for c in COLUMNS]
         lines.append(f"| {label} `{config}` | {', '.join(f'{p:,}' for p in params) or NO_VALUE} | " + " | ".join(cells) + " |")
     for label, numbers in PAPER:
         lines.append(f"| paper: {label} | | " + " | ".join(n or NO_VALUE for n in numbers) + " |")
@@ -191,9 +185,9 @@ def table3_markdown(
         planned = int(tc["epochs"]) * max(1, int(tc["train_sequences"]) // int(tc["batch_size"]))
         valid = (r.get("valid_history") or [{}])[-1].get(METRIC)
         lines.append(
-            f"| {tc['dataset']} | `{r['model']}` | {r.get('seed')} | {_fmt(r['test'][METRIC]) if METRIC in r.get('test', {}) else NO_VALUE} | "
-            f"{_fmt(valid) if valid is not None else NO_VALUE} | {r.get('steps', NO_VALUE)} / {planned} | "
-            f"{_duration(float(r.get('train_time_s', 0.0)))} | {_duration(float(r.get('wall_time_s', 0.0)))} |"
+            f"| {tc['dataset']} | `{r['model']}` | {r.get('seed')} | {format_value(r['test'][METRIC], DIGITS) if METRIC in r.get('test', {}) else NO_VALUE} | "
+            f"{format_value(valid, DIGITS) if valid is not None else NO_VALUE} | {r.get('steps', NO_VALUE)} / {planned} | "
+            f"{duration(float(r.get('train_time_s', 0.0)))} | {duration(float(r.get('wall_time_s', 0.0)))} |"
         )
 
     keys = ("epochs", "train_sequences", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "valid_sequences", "test_sequences")
@@ -219,7 +213,7 @@ def table3_claims(stats: Mapping[tuple[str, str], Stat]) -> list[Claim]:
         rladder = ("RLadder", stats.get(("music-rladder", d)))
         for config, short in (("music-lstm", "LSTM"), ("music-gru", "GRU")):
             claims.append(claim_worse(f"{d}: the RLadder's NLL is below the same-protocol {short}'s",
-                                      (short, stats.get((config, d))), rladder, METRIC))
+                                      (short, stats.get((config, d))), rladder, CLAIM_DIGITS))
     beaten = [c.dataset for c in COLUMNS if ("music-rladder", c.dataset) in stats
               and stats[("music-rladder", c.dataset)].mean < TP_LSTM_NADE[c.dataset]]
     have = [c.dataset for c in COLUMNS if ("music-rladder", c.dataset) in stats]
@@ -250,8 +244,6 @@ def plan_table3(
 
     ``settings`` are ``key=value`` training and model settings on top of :data:`DEFAULT_SETTINGS`; a model
     setting that defines a row (a field in which it differs from ``music-rladder``) is not applied to it."""
-    from rladder_stream.envs.data.music import canonical_name
-
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     chosen = [canonical_name(d) for d in datasets]
@@ -262,9 +254,7 @@ def plan_table3(
     if bad_models:
         raise ValueError(f"Table 3 rows are {', '.join(LABELS)}; got {bad_models}")
     train_fields, model_fields = parse_overrides(list(settings))
-    for key, flag in FLAGGED.items():
-        if key in train_fields:
-            raise ValueError(f"set {key} with {flag}, not --set")
+    refuse_flagged(train_fields, flagged=TABLE3_FLAGGED)
     fields = {**DEFAULT_SETTINGS, **train_fields}
     runs = []
     for column in COLUMNS:
@@ -295,34 +285,23 @@ def reproduce_table3(
     """Train (or reuse) every run of Table 3 (``jobs`` at a time) and write ``doc``; returns the results. Progress goes to ``stream``
     (default: standard error)."""
     runs = plan_table3(seeds, size, budget_s, settings, out, datasets, models)
-    say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
-    started = time.perf_counter()
-    results = train_runs(runs, "table3", f"{len(runs) // seeds} (data set, model) cells x {seeds} seeds", budget_s, say, jobs)
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    doc = Path(doc)
-    doc.parent.mkdir(parents=True, exist_ok=True)
     machine = f"a {os.cpu_count()}-core machine"
-    doc.write_text(table3_markdown(results, command=command, budget_s=budget_s, generated=generated, machine=machine))
-    say(f"table3: wrote {doc} ({_duration(time.perf_counter() - started)} this session)")
-    return results
+    document = lambda results: table3_markdown(results, command=command, budget_s=budget_s, generated=timestamp(),  # noqa: E731
+                                               machine=machine)
+    return reproduce_table("table3", runs, f"{len(runs) // seeds} (data set, model) cells x {seeds} seeds", budget_s, document,
+                           doc, stream, jobs)
 
 
 def table3_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table3 [--seeds N] [--size S] [--budget-s SEC] [--datasets ...] [--models ...]
     [--set key=value ...] [--out DIR] [--doc FILE]``."""
-    parser = OneLineArgumentParser(prog="rladder-stream reproduce table3", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_table_arguments(parser, "table3", seeds=2)
+    parser = table_parser("table3", __doc__, seeds=2)
     parser.add_argument("--datasets", nargs="+", default=list(DATASET_NAMES), metavar="NAME",
                         help="data sets to run (default: all four; short forms jsb, nottingham, muse, piano)")
     parser.add_argument("--models", nargs="+", default=list(LABELS), choices=list(LABELS), help="rows to run (default: all)")
     args = parser.parse_args(argv)
-    command = reproduce_command(argv, "table3")
-    try:  # bad settings and finished runs with other settings fail here, before any training
-        for cfg in plan_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.datasets, args.models):
-            finished_results(cfg)
-    except (ValueError, KeyError, TypeError) as exc:
-        parser.error(one_line(exc))
-    reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, args.datasets, args.models, jobs=args.jobs)
+    checked_plan(parser, lambda: plan_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.datasets, args.models))
+    reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table3"),
+                     args.datasets, args.models, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

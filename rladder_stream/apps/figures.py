@@ -1,18 +1,26 @@
-"""Pictures people would rather look at than read: prediction strips, GIFs and the paper's Figure 4 (Pillow only)."""
+"""Pictures people would rather look at than read: prediction strips, GIFs, the paper's Figures 4, 6 and 7, the
+demo's figure and piano rolls (Pillow for pixels, matplotlib where text and axes must be legible)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 from PIL import Image, ImageDraw
 
-from .outputs import StreamingPredictor
-from .errors import OneLineArgumentParser, one_line
+import rladder_stream.envs  # noqa: F401  (registers the environments)
+
+from ..errors import OneLineArgumentParser, one_line
+from ..outputs import StreamingPredictor
+from ..registry import REGISTRY
+from .loading import load_predictor, predictor_for
 
 
 def to_uint8(image: np.ndarray, dark_on_light: bool = True) -> np.ndarray:
@@ -191,12 +199,6 @@ def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
 def figure4_cli_main(argv: list[str]) -> int:
     """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
 
-    import gymnasium as gym
-
-    import rladder_stream.envs  # noqa: F401  (registers the environments)
-
-    from .cli import _load_predictor
-
     parser = OneLineArgumentParser(prog="rladder-stream figure4", description=figure4_cli_main.__doc__)
     parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
     parser.add_argument("--index", type=int, default=0, help="test episode of OccludedMovingMNIST-v0 (default 0)")
@@ -206,7 +208,7 @@ def figure4_cli_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.scale < 1:
         parser.error("--scale must be >= 1")
-    predictor, source = _load_predictor(args.model, seed=0)
+    predictor, source = predictor_for(args.model, untrained="omm-rladder", seed=0)
     try:
         env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
         episode = record_episode(predictor, env, args.index)
@@ -425,21 +427,19 @@ def grouping_figures(record: GroupingRecord, out: str | os.PathLike, stem: str, 
     return [png, gif]
 
 
-# The environment an RTagger's task plays (task prefix -> id), and whether it reads a data folder.
-GROUPING_ENVS = {"tmnist": ("rladder_stream/TexturedMNIST-v0", True), "mmnist": ("rladder_stream/MovingMNIST-v0", True),
-                 "shapes": ("rladder_stream/Shapes-v0", False)}
+# The paper's figure of each grouping environment's groupings (Shapes, not in the paper, is drawn as Figure 6 is).
+PAPER_FIGURES = {"rladder_stream/TexturedMNIST-v0": "figure6", "rladder_stream/MovingMNIST-v0": "figure7"}
+
+
+def env_arguments(env_id: str, **wanted: Any) -> dict[str, Any]:
+    """Of ``wanted``, the keyword arguments the environment's constructor takes (``None`` values left out)."""
+    parameters = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
+    return {k: v for k, v in wanted.items() if v is not None and k in parameters}
 
 
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-    import gymnasium as gym
-
-    import rladder_stream.envs  # noqa: F401  (registers the environments)
-    from rladder_stream.export.runtime import load_predictor
-
-    from .tasks import task_for
-
     parser = OneLineArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
     parser.add_argument("--model", required=True,
                         help="RTagger checkpoint or exported .onnx step (tmnist-..., mmnist-... or shapes-... configuration)")
@@ -455,15 +455,14 @@ def groups_cli_main(argv: list[str]) -> int:
         config = predictor.config if hasattr(predictor, "config") else predictor.model.config
         if not config.groups:
             raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
-        kind = task_for(config)
-        if kind not in GROUPING_ENVS:
-            raise ValueError(f"{args.model} holds a {config.name!r} model; no grouping environment for its task {kind!r}")
-        env_id, reads_data = GROUPING_ENVS[kind]
-        env = gym.make(env_id, split="test", **({"data_dir": args.data_dir} if reads_data else {}))
+        if config.name not in REGISTRY:
+            raise ValueError(f"{args.model} holds a {config.name!r} model; no environment is registered for it")
+        env_id = REGISTRY[config.name].env_id
+        env = gym.make(env_id, split="test", **env_arguments(env_id, data_dir=args.data_dir))
         record = record_grouping(predictor, env, args.index)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(one_line(exc))
-    stem = f"{'figure7' if kind == 'mmnist' else 'figure6'}-{config.name}-test{args.index}"
+    stem = f"{PAPER_FIGURES.get(env_id, 'figure6')}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
     print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")
     return 0

@@ -23,24 +23,23 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from rladder_stream.envs.data.midi import N_KEYS
+from rladder_stream.envs.data.midi import LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 
-from .errors import OneLineArgumentParser, report
+from ..errors import OneLineArgumentParser, report
+from .loading import MUSIC_PRETRAINED, pretrained_path, predictor_for
 
-MUSIC_PRETRAINED = "music-rladder-jsb-cpu.pt"
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
 
 
 def music_pretrained_path() -> Path | None:
     """The music RLadder checkpoint shipped with the package, if this installation has one."""
-    path = Path(str(resources.files("rladder_stream") / "pretrained" / MUSIC_PRETRAINED))
-    return path if path.is_file() else None
+    return pretrained_path(MUSIC_PRETRAINED)
 
 
 @dataclass(frozen=True)
@@ -104,9 +103,6 @@ def stream_midi(
         steps_per_beat: the grid the file is read on: 2 = eighth notes (SPEC 4.4), 1 = quarter notes (the
             grid of this project's JSB Chorales data, on which the shipped music model was trained).
     """
-    from rladder_stream.envs.data.midi import midi_to_piano_roll
-    from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
-
     if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
         raise ValueError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
     if continue_steps < 0:
@@ -149,36 +145,20 @@ def _first_tempo(path: Path) -> int:
     return 500_000
 
 
-def _load(model: str | None, runtime: str | None) -> tuple[Any, str]:
-    from rladder_stream.export.runtime import load_predictor, resolve_runtime
-
-    from .errors import UsageError
-
-    path = Path(model) if model else music_pretrained_path()
-    if path is None:
-        raise UsageError("no music checkpoint is installed; pass --model CKPT")
-    runtime = resolve_runtime(path, runtime)
-    return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
-
-
 def _notes(row: np.ndarray) -> str:
-    from rladder_stream.envs.data.midi import LOWEST_NOTE
-
     keys = np.flatnonzero(row) + LOWEST_NOTE
     return " ".join(str(k) for k in keys) if keys.size else "-"
 
 
 def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
-    from rladder_stream.envs.data.midi import piano_roll_to_midi
-
-    from .viz import piano_roll_figure
+    from .figures import piano_roll_figure
 
     parser = OneLineArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("midi", help="a type-0 or type-1 MIDI file")
     parser.add_argument("--model", help=f"music checkpoint (.pt) or exported step (.onnx); default: the shipped {MUSIC_PRETRAINED}")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                         help="step a checkpoint with PyTorch (default) or ONNX Runtime; an .onnx file always runs on ONNX Runtime")
     parser.add_argument("--continue", dest="continue_steps", type=int, default=0, metavar="N",
                         help="generate N steps (of the --steps-per-beat grid) after the file (default 0)")
@@ -210,7 +190,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
         parser.error(f"{midi}: no such file")
 
     try:
-        predictor, source = _load(args.model, args.runtime)
+        predictor, source = predictor_for(args.model, args.runtime, shipped=MUSIC_PRETRAINED)
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
         report(exc)
         return 2
