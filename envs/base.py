@@ -66,6 +66,26 @@ class EpisodeSource:
         return self.generate(rng=rngs, batch_size=n, choice=np.asarray(indices, dtype=np.int64))
 
 
+def reset_option(options: Mapping[str, Any] | None, name: str) -> Any:
+    """The one ``reset`` option an environment knows (``None`` when not given); ``ValueError`` for any other."""
+    options = dict(options or {})
+    value = options.pop(name, None)
+    if options:
+        raise ValueError(f"unknown reset options {sorted(options)}; known: {name!r}")
+    return value
+
+
+def rows_to_reset(mask: Any, num_envs: int, started: bool) -> np.ndarray:
+    """The sub-environments a vector ``reset`` starts again: all of them, or the rows ``reset_mask`` marks once
+    every sub-environment has started."""
+    if mask is None or not started:
+        return np.arange(num_envs)
+    mask = np.asarray(mask)
+    if mask.shape != (num_envs,) or mask.dtype != np.bool_ or not mask.any():
+        raise ValueError(f"reset_mask must be a bool array of shape ({num_envs},) with a True")
+    return np.flatnonzero(mask)
+
+
 class PredictionSpec:
     """What an environment declares: frame shape, which generator keys go into ``info``, whether it classifies."""
 
@@ -73,7 +93,7 @@ class PredictionSpec:
     classify: bool = True  # a digit label per episode; class beliefs scored at the last step
     tick_info: Mapping[str, str] = {}  # info key -> generator key [B, T, ...]: the value at the current tick
     static_info: Mapping[str, str] = {}  # info key -> generator key [B, ...]: the same value every tick
-    ami_ignore: tuple[int, ...] = (-1,)  # ground-truth groups that AMI leaves out (SPEC 5): -1 = ignore
+    ami_ignore: tuple[int, ...] = (-1,)  # ground-truth groups that AMI leaves out (docs/design.md#ami): -1 = ignore
 
     def _spaces(self) -> tuple[spaces.Space, spaces.Space]:
         obs = spaces.Box(0.0, 1.0, self.frame_shape, np.float32)
@@ -109,10 +129,7 @@ class PredictionEnv(PredictionSpec, gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        index = options.pop("index", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; known: 'index'")
+        index = reset_option(options, "index")
         src = self.episode_source
         if seed is not None:
             self._next_index = 0  # a seeded reset restarts the walk through a fixed split
@@ -214,20 +231,10 @@ class PredictionVectorEnv(PredictionSpec, VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; known: 'reset_mask'")
+        mask = reset_option(options, "reset_mask")
         if seed is not None:
             self._next_index = 0
-        if mask is None or self._seq is None:
-            rows = np.arange(self.num_envs)
-        else:
-            mask = np.asarray(mask)
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},) with a True")
-            rows = np.flatnonzero(mask)
-        self._new_episodes(rows)
+        self._new_episodes(rows_to_reset(mask, self.num_envs, started=self._seq is not None))
         all_rows = np.arange(self.num_envs)
         obs = self._seq["frames"][all_rows, self._t].copy()
         return obs, self._infos(np.zeros(self.num_envs, dtype=bool), None)

@@ -1,4 +1,4 @@
-"""Moving MNIST with segmentation ground truth (SPEC 4.2): two digits bounce around a 64x64 frame."""
+"""Moving MNIST with segmentation ground truth (docs/design.md#moving-mnist): two digits bounce around a 64x64 frame."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ N_FRAMES = 20
 LIMIT = FRAME_SIZE - DIGIT_SIZE  # top-left corners 0..36
 SPEED_RANGE = (2.0, 5.0)  # px/frame
 INK_THRESHOLD = 127  # uint8: a digit "inks" a pixel when its value / 255 > 0.5
-AMI_IGNORE = (-1, 0)  # SPEC 4.2: AMI over digit pixels only (overlaps and the background left out)
+AMI_IGNORE = (-1, 0)  # docs/design.md#moving-mnist: AMI over digit pixels only (overlaps and the background left out)
 
 
 def generate_moving_batch(
@@ -95,7 +95,7 @@ class MovingMNISTEnv(PredictionEnv):
     Two 28x28 MNIST digits move in a 64x64 frame, each with its own constant speed (2-5 px/frame) and
     direction, bouncing off the edges; where they overlap the brighter ink wins (max). The task is to
     forecast the next frame; ``info["groups"]`` gives the per-pixel segmentation the RTagger is scored on
-    (AMI over non-background, non-ignored pixels; SPEC 4.2).
+    (AMI over non-background, non-ignored pixels; docs/design.md#moving-mnist).
 
     ## Action Space
     ``Box(0, 1, (64, 64), float32)``: the probability of ink at every pixel of the NEXT observation. A dict

@@ -1,4 +1,4 @@
-"""Occluded Moving MNIST (SPEC 4.1): a small digit moves behind a fixed grid of bars."""
+"""Occluded Moving MNIST (docs/design.md#occluded-moving-mnist): a small digit moves behind a fixed grid of bars."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ LIMIT = FRAME_SIZE - DIGIT_SIZE  # top-left corners 0..16
 BARS = (np.arange(FRAME_SIZE) % 12) >= 8  # rows / columns 8-11 and 20-23
 OCCLUDED = BARS[:, None] | BARS[None, :]  # [32, 32] True under a bar
 VELOCITIES = np.array([(s * dy, s * dx) for s in (1, 2) for dy in (1, -1) for dx in (1, -1)])  # (vy, vx)
-SEMI_SUPERVISED_END = 60_000  # SPEC 4.1: 1,000 labelled + 59,000 unlabelled training sequences
+SEMI_SUPERVISED_END = 60_000  # docs/design.md#occluded-moving-mnist: 1,000 labelled + 59,000 unlabelled training sequences
 
 
 def resize_digits(digits: np.ndarray, size: int = DIGIT_SIZE) -> np.ndarray:
@@ -119,7 +119,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
     A 16x16 MNIST digit moves with constant velocity in a 32x32 frame, bouncing off the edges, behind a fixed
     grid of horizontal and vertical bars 4 px wide with 8 visible px between them (row or column i is
     hidden when ``i % 12`` is 8, 9, 10 or 11). The predictor sees 5 frames, forecasts each next frame, and
-    says which digit it is after the 5th (RLadder paper, section 3; SPEC 4.1).
+    says which digit it is after the 5th (RLadder paper, section 3; docs/design.md#occluded-moving-mnist).
 
     ## Action Space
     ``Dict({"forecast": Box(0, 1, (32, 32), float32), "class_probs": Box(0, 1, (10,), float32)})``: the
@@ -151,7 +151,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
       digit i with a trajectory seeded only by (split, i); ``reset()`` walks 0, 1, 2, ... (wrapping), a
       seeded ``reset(seed=...)`` restarts the walk at 0, and ``reset(options={"index": i})`` picks one (on
       train it picks the digit, the trajectory stays random).
-    - ``labelled``: semi-supervised training (train only): the number of labelled digits (SPEC: 1000), a
+    - ``labelled``: semi-supervised training (train only): the number of labelled digits (the paper's: 1000), a
       class-balanced subset fixed by a seed; the pool is then MNIST train 0-59,999 and all other episodes
       are unlabelled.
     - ``data_dir``: folder with ``mnist/``; default ``$RLADDER_STREAM_DATA``, the cache, else the embedded

@@ -1,4 +1,4 @@
-"""Polyphonic music as a prediction stream: ``rladder_stream/PolyphonicMusic-v0`` (SPEC 4.4)."""
+"""Polyphonic music as a prediction stream: ``rladder_stream/PolyphonicMusic-v0`` (docs/design.md#polyphonic-music)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .actions import parse_action
+from .base import reset_option, rows_to_reset
 from .data.midi import N_KEYS, midi_to_piano_roll
 from .data.music import EMBEDDED, SPLITS, canonical_name, load_music, music_batches
 from .data.paths import resolve_data_dir
@@ -70,7 +71,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
 
     **Which steps are scored (the NLL convention).** ``reset`` returns step 1, so by default the forecasts
     score steps 2..T: T - 1 rewards per sequence, and ``nll_per_step(sum of rewards, number of steps)`` is
-    the NLL per predicted step. The field's number (SPEC 4.4; Boulanger-Lewandowski et al. and the RLadder
+    the NLL per predicted step. The field's number (docs/design.md#polyphonic-music; Boulanger-Lewandowski et al. and the RLadder
     paper) averages the 88-key Bernoulli NLL over *all* T steps of every sequence of the split, the first one
     predicted from an empty context. ``score_first_step=True`` reproduces that exactly: ``reset`` then returns
     an all-zero observation standing for "nothing heard yet" (``info["t"] == -1``) and the episode scores
@@ -229,10 +230,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        options = dict(options or {})
-        requested = options.pop("index", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; known: 'index'")
+        requested = reset_option(options, "index")
         index, start, roll = self.choose_sequence(self.np_random, requested, restart=seed is not None)
         self._roll = roll.astype(np.float32)
         self._index = index
@@ -319,16 +317,7 @@ class PolyphonicMusicVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; known: 'reset_mask'")
-        rows = np.arange(self.num_envs)
-        if mask is not None and self._started:
-            mask = np.asarray(mask)
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},) with a True")
-            rows = np.flatnonzero(mask)
+        rows = rows_to_reset(reset_option(options, "reset_mask"), self.num_envs, self._started)
         for k, row in enumerate(rows):
             self._new_episode(row, restart=seed is not None and k == 0)
         self._started = True

@@ -1,4 +1,4 @@
-"""Which MNIST digits each split plays (SPEC 4.1): the digit pools of train, valid and test, and the
+"""Which MNIST digits each split plays (docs/design.md#occluded-moving-mnist): the digit pools of train, valid and test, and the
 class-balanced labelled subset of a semi-supervised train split."""
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def mnist_pool(
     train_end: int = 50_000,
     semi_supervised_end: int = 50_000,
 ) -> DigitPool:
-    """The digits of an environment split (SPEC 4.1): train = MNIST train ``[0, train_end)``, valid = MNIST
+    """The digits of an environment split (docs/design.md#occluded-moving-mnist): train = MNIST train ``[0,
+    train_end)``, valid = MNIST
     train ``[50000, 60000)``, test = MNIST test. With ``labelled=n`` (train only) the pool is MNIST train
     ``[0, semi_supervised_end)`` and all but a class-balanced ``n`` of them have label -1."""
     if split not in SPLITS:

@@ -1,4 +1,4 @@
-"""Brodatz-textured MNIST (SPEC 4.3): a thickened digit cut out of one texture, pasted on another."""
+"""Brodatz-textured MNIST (docs/design.md#brodatz-textured-mnist): a thickened digit cut out of one texture, pasted on another."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ N_ITERATIONS = 3  # ticks the same image is shown (the RTagger's inference itera
 ROTATION_RANGE = (0.0, 2.0 * np.pi)
 SCALE_RANGE = (0.7, 1.4)
 MASK_LOW, MASK_HIGH = 0.1, 0.9  # groups: background below, digit above, ignored between
-SEMI_SUPERVISED_END = 50_000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
+SEMI_SUPERVISED_END = 50_000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
 
 
 def thicken(digits: np.ndarray) -> np.ndarray:
@@ -163,7 +163,7 @@ class TexturedMNISTEnv(PredictionEnv):
     intensity about 0.5), so only texture tells digit from background. The same 32x32 image is offered for
     ``n_iterations`` ticks, the RTagger's inference iterations: since the next observation equals the
     current one, each forecast is a reconstruction of the image. The RTagger's grouping is scored against
-    ``info["groups"]`` (AMI), its class beliefs after the last iteration (SPEC 4.3).
+    ``info["groups"]`` (AMI), its class beliefs after the last iteration (docs/design.md#brodatz-textured-mnist).
 
     ## Action Space
     ``Dict({"forecast": Box(0, 1, (32, 32), float32), "class_probs": Box(0, 1, (10,), float32)})``; a bare
@@ -190,10 +190,11 @@ class TexturedMNISTEnv(PredictionEnv):
     - ``split``: ``"train"`` (MNIST train 0-49,999) / ``"valid"`` (50,000-59,999) / ``"test"`` (MNIST test);
       fixed episodes, ``reset(options={"index": i})`` and the walk as in
       :class:`rladder_stream.envs.occluded_mnist.OccludedMovingMNISTEnv`.
-    - ``labelled``: semi-supervised training: the number of labelled digits (SPEC: 1000) among MNIST train
+    - ``labelled``: semi-supervised training: the number of labelled digits (the paper's: 1000) among MNIST train
       0-49,999, class-balanced and fixed by a seed; the others are unlabelled.
     - ``n_iterations``: ticks per image (default 3).
-    - ``data_dir``: folder with ``mnist/`` and ``brodatz/schlossvrl_300px/`` (the 20 plates of SPEC 4.3);
+    - ``data_dir``: folder with ``mnist/`` and ``brodatz/schlossvrl_300px/`` (the 20 plates of
+    docs/design.md#brodatz-textured-mnist);
       default ``$RLADDER_STREAM_DATA``, the cache, else the embedded subset (4 plates, 128x128 crops).
     - ``render_mode``: ``None`` or ``"rgb_array"``.
 

@@ -1,6 +1,6 @@
 """ONNX export of the one-tick step: ``(obs, state) -> (outputs, next_state)`` as one ONNX graph.
 
-The graph is the model's pure ``step`` (SPEC 2.1) with its state as named inputs and outputs:
+The graph is the model's pure ``step`` (docs/design.md#one-tick) with its state as named inputs and outputs:
 
 ================================  ==========================================================
 inputs                            ``obs`` ``(batch, *obs_shape)``, then ``state.<name>`` for each

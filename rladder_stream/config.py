@@ -52,7 +52,7 @@ class LadderConfig:
             cost's gradient reaches every level at init), ``open_stable`` (the same with ``v`` squashed into
             (0, 1), the reference Tagger's ``gauss_stable_v``) or ``closed`` (the original Ladder's ``y = 0``,
             which sends no gradient above the bottom at init; kept to reproduce earlier runs).
-        decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (SPEC 2.1).
+        decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (docs/design.md#one-tick).
         decoder_to_encoder_entry: where ``d_l^{t-1}`` enters the encoder cell: ``normalised`` (default),
             through its own transform and its own normalisation added to the gates, one normalisation per
             input as the paper's appendix has it: ``Norm(W_x x) + Norm(W_d d) + W_h h + b``; ``gates``, through
@@ -65,7 +65,7 @@ class LadderConfig:
             statistics at evaluation too: the RTagger) after input convolutions and in decoder cells.
         n_classes: classes of the classification head; 0 for none.
         predict: next-observation head on the bottom decoder output (needs the decoder).
-        probe: stopped-gradient readout of the clean input from the lowest decoder map (SPEC 2.4).
+        probe: stopped-gradient readout of the clean input from the lowest decoder map (docs/design.md#baselines-and-ablations).
         prediction_weight, class_weight, probe_weight: cost weights; an ablation sets one to zero.
         input_noise: std of Gaussian noise added to observations during training.
         input_view: what the model is fed: ``observed`` frames, or the ``optimal_reconstruction`` of the
@@ -76,7 +76,7 @@ class LadderConfig:
         prediction_bias: initial bias of the prediction head's logits. 0 (probability 0.5) by default; sparse
             data such as piano rolls (about 4 of 88 keys on) start at the log-odds of the base rate, because
             the RLadder's readout has a single shift to learn it with, which Adam moves by about ``lr`` a step.
-        groups: RTagger (SPEC 2.5): the number K of groups; 0 builds a plain RLadder. With K > 0 this
+        groups: RTagger (docs/design.md#the-rtagger): the number K of groups; 0 builds a plain RLadder. With K > 0 this
             configuration is the RLadder engine shared by the K groups (``decoder_to_encoder`` and recurrent
             levels give the RTagger, feed-forward levels without them the Tagger), and ``predict`` /
             ``prediction_weight`` are the RTagger's low-level task (denoising or next-frame prediction).

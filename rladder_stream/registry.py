@@ -2,7 +2,7 @@
 
 A registered name knows everything about itself: the factory ``size -> LadderConfig``, a one-line description,
 the training task it belongs to and the environment its models stream through. Baselines and ablations of
-the paper (SPEC 2.4) are configurations here, not copies of code::
+the paper (docs/design.md#baselines-and-ablations) are configurations here, not copies of code::
 
     >>> from rladder_stream.registry import build_model, get_config, registered
     >>> cfg = get_config("omm-rladder", size="cpu")
@@ -79,7 +79,7 @@ def build_model(config: LadderConfig) -> nn.Module:
     return RTagger(config) if config.groups else RLadder(config)
 
 
-# Occluded Moving MNIST (SPEC 4.1, 6.1): one ladder, its ablations and baselines. --------------
+# Occluded Moving MNIST (docs/design.md#occluded-moving-mnist, #table-1): one ladder, its ablations and baselines. --------------
 
 OMM = {"task": "omm", "env_id": "rladder_stream/OccludedMovingMNIST-v0"}
 
@@ -138,14 +138,14 @@ def _omm_static(size: str) -> LadderConfig:
     )
 
 
-# Polyphonic music (SPEC 4.4, 6.3): convolutions over the pitch axis. ------------------------
+# Polyphonic music (docs/design.md#polyphonic-music, #table-3): convolutions over the pitch axis. ------------------------
 
 MUSIC = {"task": "music", "env_id": "rladder_stream/PolyphonicMusic-v0"}
 
 # The paper's music RLadder has 18 layers with five conv-LSTMs and a fully connected LSTM on top. Ours: the
 # gpu size has five conv-LSTM levels (pitch axis pooled 88 -> 11) and a dense LSTM; the cpu and tiny sizes keep
 # two conv-LSTM levels so that a Table 3 run trains in about a minute on one CPU core (docs/results/table3.md).
-# No non-recurrent layers sit between the cells, and the decoder is ConvG2 (SPEC 2.3).
+# No non-recurrent layers sit between the cells, and the decoder is ConvG2 (docs/design.md#decoder-cells).
 _MUSIC_LEVELS = {
     "tiny": ((4, 5, 1), (8, 5, 2)),
     "cpu": ((8, 5, 1), (16, 5, 2)),
@@ -185,7 +185,8 @@ def _music_gru(size: str) -> LadderConfig:
     return _music_baseline(size, "gru")
 
 
-# RTagger (SPEC 2.5, 4.2, 4.3, 6.4, 6.5): perceptual grouping; the Tagger and the ConvNet are configurations. ------
+# RTagger (docs/design.md#the-rtagger, #table-4, #moving-mnist-grouping): perceptual grouping; the Tagger and the
+# ConvNet are configurations. -----------------------------------------------------------------------------------
 
 TEXTURED = {"task": "tmnist", "env_id": "rladder_stream/TexturedMNIST-v0"}
 MOVING = {"task": "mmnist", "env_id": "rladder_stream/MovingMNIST-v0"}
@@ -213,7 +214,7 @@ def _tmnist_rtagger(size: str) -> LadderConfig:
 
 
 @register_config("tmnist-rtagger-noclass", "RTagger on Brodatz-textured MNIST without the class task (denoising only): "
-                 "does the class task speed up training? (SPEC 6.4)", **TEXTURED)
+                 "does the class task speed up training? (Table 4)", **TEXTURED)
 def _tmnist_rtagger_no_class(size: str) -> LadderConfig:
     return _tmnist(size, groups=2, class_weight=0.0)
 
@@ -239,12 +240,12 @@ def _mmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
                         n_classes=0, class_weight=0.0, **fields)
 
 
-@register_config("mmnist-rtagger", "RTagger on two-digit Moving MNIST: 3 groups, next-frame prediction, no class task (SPEC 6.5)", **MOVING)
+@register_config("mmnist-rtagger", "RTagger on two-digit Moving MNIST: 3 groups, next-frame prediction, no class task", **MOVING)
 def _mmnist_rtagger(size: str) -> LadderConfig:
     return _mmnist(size)
 
 
-@register_config("mmnist-tagger", "Tagger on two-digit Moving MNIST: the RTagger with a feed-forward Ladder engine (SPEC 6.5)", **MOVING)
+@register_config("mmnist-tagger", "Tagger on two-digit Moving MNIST: the RTagger with a feed-forward Ladder engine", **MOVING)
 def _mmnist_tagger(size: str) -> LadderConfig:
     return _mmnist(size, kind="feedforward", decoder_to_encoder=False)
 

@@ -37,7 +37,7 @@ class DataSettings:
 
     dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
     data_dir: str | None = None
-    train_sequences: int = 50_000  # per epoch (SPEC 4.1: fresh trajectories every epoch)
+    train_sequences: int = 50_000  # per epoch (docs/design.md#occluded-moving-mnist: fresh trajectories every epoch)
     valid_sequences: int = 2_000
     test_sequences: int | None = None  # None: the whole test split
     eval_batch_size: int = 500
@@ -86,10 +86,11 @@ class ScheduleSettings:
 
 @dataclass
 class MeanTeacherSettings:
-    """Mean Teacher (SPEC 3; :mod:`rladder_stream.mean_teacher`): on or off, the consistency cost's weight and
+    """Mean Teacher (docs/design.md#costs-and-mean-teacher; :mod:`rladder_stream.mean_teacher`): on or off, the
+    consistency cost's weight and
     ramp-up, the teacher's averaging."""
 
-    mean_teacher: bool = False  # Mean Teacher consistency cost at the top (SPEC 3)
+    mean_teacher: bool = False  # Mean Teacher consistency cost at the top (docs/design.md#costs-and-mean-teacher)
     consistency_weight: float = 10.0  # its maximum weight, reached after the ramp-up
     consistency_rampup: float = 0.3  # ramp-up length as a fraction of the planned steps
     ema_decay_rampup: float = 0.99  # teacher EMA decay during the ramp-up

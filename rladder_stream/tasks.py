@@ -73,7 +73,8 @@ class EpisodeTask(Task):
     """A task whose sequences come from an environment's :class:`~rladder_stream.envs.base.EpisodeSource`: fresh random
     episodes for training, the fixed episodes of ``valid`` and ``test`` for evaluation.
 
-    Semi-supervised (``train_config.labelled = n``, SPEC 3, 6.2 and 6.4): the training pool holds a
+    Semi-supervised (``train_config.labelled = n``, docs/design.md#costs-and-mean-teacher, #table-2 and 6.4): the
+    training pool holds a
     class-balanced ``n`` labelled digits (fixed by a seed) and unlabelled ones. With ``use_unlabelled`` a batch
     holds ``labelled_fraction`` labelled sequences and the rest unlabelled ones; without it, labelled ones
     only. A sequence's label reaches the batch only when its digit is one of the labelled rows (the rest get
@@ -133,7 +134,8 @@ class EpisodeTask(Task):
 
 
 class OccludedMNISTTask(EpisodeTask):
-    """Occluded Moving MNIST (SPEC 4.1): 5 observed frames, each forecasting the next; label at the end.
+    """Occluded Moving MNIST (docs/design.md#occluded-moving-mnist): 5 observed frames, each forecasting the next;
+    label at the end.
 
     ``config.input_view == "optimal_reconstruction"`` feeds the static classifier (gold standard of
     Table 1) the optimal reconstruction after the 5th frame as a single tick instead. Semi-supervised
@@ -216,7 +218,7 @@ class OccludedRenderer:
 
 
 class MusicTask(Task):
-    """Polyphonic music (SPEC 4.4, 6.3): forecast the next 88-key step of a piano-roll benchmark.
+    """Polyphonic music (docs/design.md#polyphonic-music, #table-3): forecast the next 88-key step of a piano-roll benchmark.
 
     ``train_config.dataset`` picks the data set (``"JSB Chorales"``, ``"Nottingham"``, ``"MuseData"``,
     ``"Piano-midi.de"``, the short forms ``jsb``, ``muse``, ``piano``, or ``"embedded"``; ``None``: JSB
@@ -287,7 +289,8 @@ class MusicTask(Task):
 
 
 class _GroupingTask(EpisodeTask):
-    """What the RTagger tasks share (SPEC 2.5): data from an environment's :class:`~rladder_stream.envs.base.EpisodeSource`,
+    """What the RTagger tasks share (docs/design.md#the-rtagger): data from an environment's
+    :class:`~rladder_stream.envs.base.EpisodeSource`,
     the denoising or next-frame cost of the groups' mixture, the class cost at the last tick, and AMI.
 
     Subclasses set ``ami_ignore`` (ground-truth groups not scored) and implement ``_sources`` and ``to_batch``
@@ -354,7 +357,8 @@ class _GroupingTask(EpisodeTask):
 
 
 class TexturedMNISTTask(_GroupingTask):
-    """Brodatz-textured MNIST (SPEC 4.3, Table 4): the image shown for ``N_ITERATIONS`` ticks (the RTagger's
+    """Brodatz-textured MNIST (docs/design.md#brodatz-textured-mnist, Table 4): the image shown for ``N_ITERATIONS``
+    ticks (the RTagger's
     iterations); the low-level target is the clean image (the training loop adds ``input_noise``: denoising),
     the label is classified after the last iteration; AMI against background / digit, ``-1`` ignored.
     ``train_config.labelled`` gives the semi-supervised split (1,000 labelled + 49,000 unlabelled)."""
@@ -377,12 +381,13 @@ class TexturedMNISTTask(_GroupingTask):
 
 
 class MovingMNISTTask(_GroupingTask):
-    """Two-digit Moving MNIST (SPEC 4.2, 6.5): frames are the ticks; each tick's groups and reconstructions
+    """Two-digit Moving MNIST (docs/design.md#moving-mnist, #moving-mnist-grouping): frames are the ticks; each
+    tick's groups and reconstructions
     are the forecast of the next frame (next-frame prediction replaces denoising), so they are scored against
     the next frame's segmentation; AMI over digit pixels (background 0 and overlaps -1 ignored). No class task."""
 
     name = "mmnist"
-    ami_ignore = (-1, 0)  # as envs.moving_mnist.AMI_IGNORE: digit pixels only (SPEC 4.2)
+    ami_ignore = (-1, 0)  # as envs.moving_mnist.AMI_IGNORE: digit pixels only (docs/design.md#moving-mnist)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from rladder_stream.envs.moving_mnist import episode_source

@@ -33,7 +33,7 @@ from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv, nll_per_ste
 ENV_ID = "rladder_stream/PolyphonicMusic-v0"
 SHARED = find_shared_data("music")
 needs_data = needs_shared("music")
-PUBLISHED = {  # SPEC 4.4 / SOURCE.md: sequences per split, then time steps per split
+PUBLISHED = {  # docs/design.md#polyphonic-music / SOURCE.md: sequences per split, then time steps per split
     "JSB Chorales": ((229, 76, 77), (13807, 4602, 4725)),
     "Nottingham": ((694, 173, 170), (176561, 45513, 44463)),
     "MuseData": ((524, 135, 124), (245202, 82755, 64339)),

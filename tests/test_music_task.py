@@ -1,4 +1,5 @@
-"""Music training task (SPEC 4.4, 6.3): the field's NLL convention, agreement with PolyphonicMusic-v0, the
+"""Music training task (docs/design.md#polyphonic-music, #table-3): the field's NLL convention, agreement with
+PolyphonicMusic-v0, the
 same-protocol LSTM/GRU baselines as configurations of the same code."""
 
 from __future__ import annotations

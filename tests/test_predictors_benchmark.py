@@ -178,7 +178,7 @@ def test_ami_helper():
     perfect[:, 1, 1] = [1, 0, 0]  # the ignored pixel may be anything
     assert _ami(truth, perfect) == pytest.approx(1.0)
     assert _ami(np.full((2, 2), -1), np.ones((1, 2, 2))) is None
-    # SPEC 5: max normalisation, which differs from scikit-learn's default (arithmetic) on a partial match
+    # docs/design.md#ami: max normalisation, which differs from scikit-learn's default (arithmetic) on a partial match
     from sklearn.metrics import adjusted_mutual_info_score
 
     true, pred = np.array([0, 0, 0, 1, 1, 1, 2, 2]), np.array([0, 0, 1, 1, 1, 1, 1, 0])

@@ -1,4 +1,4 @@
-"""RTagger (SPEC 2.5): masks, interchangeable groups, step = sequence, the Tagger and ConvNet configurations,
+"""RTagger (docs/design.md#the-rtagger): masks, interchangeable groups, step = sequence, the Tagger and ConvNet configurations,
 its costs and tasks, and streaming groupings through ``Predictor``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The four polyphonic-music benchmarks (SPEC 4.4) as piano rolls, and the batch generator training shares.
+"""The four polyphonic-music benchmarks (docs/design.md#polyphonic-music) as piano rolls, and the batch generator training shares.
 
 A sequence is a ``[T, 88]`` uint8 array of {0, 1}; column k is MIDI note ``21 + k`` (A0..C8); a row is one
 eighth-note time step. :func:`load_music` returns ``{"train": [...], "valid": [...], "test": [...]}``.

@@ -1,4 +1,5 @@
-"""Score any predictor in any environment of the package with the SPEC 1.1 loop, and print a table.
+"""Score any predictor in any environment of the package with the one streaming loop of
+docs/design.md#the-environments-contract, and print a table.
 
     >>> from rladder_stream.apps.benchmark import benchmark, format_table
     >>> from rladder_stream.baselines import RepeatLastPredictor
@@ -11,11 +12,11 @@ Metrics (each over every ``env.step`` of every episode):
 * NLL per step: ``-(sum of rewards) / (number of env.step calls)``, in nats. For music this is the NLL per
   time step over the scored steps (see ``PolyphonicMusicEnv`` for which steps are scored);
 * MSE per pixel: the mean over steps of the mean squared difference between the forecast and the observation
-  that followed it (SPEC 4.1 "prediction error");
+  that followed it (docs/design.md#occluded-moving-mnist "prediction error");
 * classification error %: where the final ``info`` of an episode has ``class_correct``;
 * AMI: where the predictor's output has ``groups`` (``(K, *obs_shape)``) and the ``info`` that comes with the
   *next* observation has ``groups`` (int, -1 = ignore): an RTagger's groups on video are those of the frame it
-  forecasts (on a static image every tick has the same groups); SPEC 5, max normalisation, leaving out
+  forecasts (on a static image every tick has the same groups); docs/design.md#ami, max normalisation, leaving out
   the groups the environment's ``ami_ignore`` names (default -1; Moving MNIST also the background), averaged
   over every such tick;
 * ticks per second: ``env.step`` calls per second of wall time, predictor and environment together.
@@ -77,7 +78,8 @@ def benchmark(
     seed: int = 0,
     **env_kwargs: Any,
 ) -> BenchmarkResult:
-    """Run ``n_episodes`` episodes of the SPEC 1.1 loop and measure (see the module docstring).
+    """Run ``n_episodes`` episodes of the one streaming loop of docs/design.md#the-environments-contract and measure
+    (see the module docstring).
 
     The first ``reset`` gets ``seed``, later ones continue from there (for the music and fixed valid/test
     digit splits: episodes 0, 1, 2, ... of the split in order). ``predictor`` follows

@@ -107,7 +107,7 @@ class EpisodeRecord:
 
 def record_episode(predictor: StreamingPredictor, env: Any, index: int = 0) -> EpisodeRecord:
     """Play fixed episode ``index`` of a (test-split) Occluded Moving MNIST environment through a single-stream
-    predictor with the one loop of SPEC 1.1, keeping what Figure 4 shows."""
+    predictor with the one streaming loop of docs/design.md#the-environments-contract, keeping what Figure 4 shows."""
     obs, info = env.reset(options={"index": index})
     predictor.reset()
     clean, observed, predicted, probe, beliefs, rewards = [info["clean_frame"]], [obs], [], [], [], []
@@ -196,18 +196,31 @@ def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
     return [figure4(episode, scale, ticks=k) for k in range(1, len(episode.clean) + 1)]
 
 
-def figure4_cli_main(argv: list[str]) -> int:
-    """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
+def figure_parser(command: str, description: str | None, out: str, out_help: str, index: str) -> OneLineArgumentParser:
+    """The options the figure commands share: --index, --out, --scale, --data-dir."""
+    parser = OneLineArgumentParser(prog=f"rladder-stream {command}", description=description)
+    parser.add_argument("--index", type=int, default=0, help=f"{index} (default 0)")
+    parser.add_argument("--out", default=out, help=f"{out_help} (default {out})")
+    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
+    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded data)")
+    return parser
 
-    parser = OneLineArgumentParser(prog="rladder-stream figure4", description=figure4_cli_main.__doc__)
-    parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
-    parser.add_argument("--index", type=int, default=0, help="test episode of OccludedMovingMNIST-v0 (default 0)")
-    parser.add_argument("--out", default="figure4_out", help="folder for figure4-test<I>.png and .gif (default figure4_out)")
-    parser.add_argument("--scale", type=int, default=3, help="pixels per frame pixel (default 3)")
-    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded test digits)")
+
+def parsed(parser: OneLineArgumentParser, argv: list[str]) -> Any:
+    """The parsed arguments of a figure command; a scale below 1 is an argument error."""
     args = parser.parse_args(argv)
     if args.scale < 1:
         parser.error("--scale must be >= 1")
+    return args
+
+
+def figure4_cli_main(argv: list[str]) -> int:
+    """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
+
+    parser = figure_parser("figure4", figure4_cli_main.__doc__, "figure4_out", "folder for figure4-test<I>.png and .gif",
+                           index="test episode of OccludedMovingMNIST-v0")
+    parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
+    args = parsed(parser, argv)
     predictor, source = predictor_for(args.model, untrained="omm-rladder", seed=0)
     try:
         env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
@@ -347,7 +360,8 @@ class GroupingRecord:
 
 def record_grouping(predictor: StreamingPredictor, env: Any, index: int = 0) -> GroupingRecord:
     """Play fixed episode ``index`` of a (test-split) TexturedMNIST or MovingMNIST environment through a
-    single-stream RTagger predictor with the SPEC 1.1 loop, keeping its groupings."""
+    single-stream RTagger predictor with the one streaming loop of docs/design.md#the-environments-contract, keeping
+    its groupings."""
     obs, info = env.reset(options={"index": index})
     predictor.reset()
     observed, truth, groups, recon, predicted, beliefs = [obs], [info.get("groups")], [], [], [], []
@@ -440,16 +454,10 @@ def env_arguments(env_id: str, **wanted: Any) -> dict[str, Any]:
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-    parser = OneLineArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
+    parser = figure_parser("groups", groups_cli_main.__doc__, "groups_out", "output folder", index="test episode")
     parser.add_argument("--model", required=True,
                         help="RTagger checkpoint or exported .onnx step (tmnist-..., mmnist-... or shapes-... configuration)")
-    parser.add_argument("--index", type=int, default=0, help="test episode (default 0)")
-    parser.add_argument("--out", default="groups_out", help="output folder (default groups_out)")
-    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
-    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded data)")
-    args = parser.parse_args(argv)
-    if args.scale < 1:
-        parser.error("--scale must be >= 1")
+    args = parsed(parser, argv)
     try:
         predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
         config = predictor.config if hasattr(predictor, "config") else predictor.model.config

@@ -4,11 +4,14 @@
     rladder-stream stream-midi song.mid --continue 32 --out more.mid --seed 0   # then 32 sampled steps
 
 The file is read into an 88-key piano roll (:func:`rladder_stream.envs.data.midi.midi_to_piano_roll`: a grid of
-``--steps-per-beat`` steps per beat, 2 = eighth notes as SPEC 4.4, 1 = quarter notes as this project's JSB Chorales
+``--steps-per-beat`` steps per beat, 2 = eighth notes as docs/design.md#polyphonic-music, 1 = quarter notes as this
+project's JSB Chorales
 data and so the shipped model's default; every track and channel folded, percussion left out) and played through
 ``PolyphonicMusic-v0`` with ``score_first_step=True``: the predictor first hears silence, forecasts step 1,
-hears step 1, forecasts step 2, and so on (the SPEC 1.1 loop), so the NLL per time step printed at the end is
-the field's number for this piece (SPEC 4.4), the same the training code reports. Every forecast goes through
+hears step 1, forecasts step 2, and so on (the one streaming loop of docs/design.md#the-environments-contract), so
+the NLL per time step printed at the end is
+the field's number for this piece (docs/design.md#polyphonic-music), the same the training code reports. Every
+forecast goes through
 the predictor's ``step`` (:class:`~rladder_stream.predictor.Predictor`, or ONNX Runtime with ``--runtime onnx``).
 
 With ``--continue N`` the predictor then runs free for N steps: each step's notes are drawn from its forecast
@@ -64,7 +67,7 @@ class StreamRecord:
 
     @property
     def nll_per_step(self) -> float:
-        """The field's NLL per time step of the file (SPEC 4.4): mean over all T steps."""
+        """The field's NLL per time step of the file (docs/design.md#polyphonic-music): mean over all T steps."""
         return float(self.nll.mean())
 
     @property
@@ -100,7 +103,7 @@ def stream_midi(
         seed: seed of the Bernoulli draws of the continuation.
         threshold: instead of drawing, sound every key whose forecast is at least this (in (0, 1]).
         on_step: called as ``on_step(t, notes, nll)`` after each step of the file is scored.
-        steps_per_beat: the grid the file is read on: 2 = eighth notes (SPEC 4.4), 1 = quarter notes (the
+        steps_per_beat: the grid the file is read on: 2 = eighth notes (docs/design.md#polyphonic-music), 1 = quarter notes (the
             grid of this project's JSB Chorales data, on which the shipped music model was trained).
     """
     if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
@@ -117,7 +120,7 @@ def stream_midi(
     started = time.perf_counter()
     obs, _ = env.reset(options={"index": 0})  # silence: "nothing heard yet"
     t, terminated = 0, False
-    while not terminated:  # the SPEC 1.1 loop
+    while not terminated:  # the one streaming loop of docs/design.md#the-environments-contract
         forecasts[t] = _forecast(predictor, obs)
         obs, reward, terminated, _, _ = env.step(forecasts[t])
         nll[t] = -reward

@@ -1,4 +1,5 @@
-"""Reproducing the paper's tables (SPEC 6): one module per table and one registry of them.
+"""Reproducing the paper's tables (docs/design.md#the-results-to-reproduce): one module per table and one registry
+of them.
 
 Adding a table is one module with a ``<name>_cli_main(argv)`` and one line in :data:`TABLES`; what the tables
 share (statistics, the number formatter, claims, documents, training the runs) is :mod:`.common`.
@@ -25,6 +26,7 @@ def reproduce_cli_main(argv: list[str]) -> int:
         module, function = TABLES[argv[0]].split(":")
         return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
     parser = OneLineArgumentParser(prog="rladder-stream reproduce", description=__doc__)
-    parser.add_argument("table", choices=list(TABLES), help="which table of the paper (SPEC 6); 'TABLE --help' for its options")
+    parser.add_argument("table", choices=list(TABLES), help="which table of the paper (docs/design.md#the-results-to-reproduce); "
+                        "'TABLE --help' for its options")
     parser.parse_args(argv[:1])
     return 2  # not reached: an unknown or missing table is an argument error

@@ -1,4 +1,4 @@
-"""Reproduce the paper's Table 1 (SPEC 6.1): train every row for several seeds, then write the table.
+"""Reproduce the paper's Table 1 (docs/design.md#table-1): train every row for several seeds, then write the table.
 
     rladder-stream reproduce table1 --seeds 3 --size cpu --budget-s 900 --out runs/table1 \\
         --doc docs/results/table1.md --set train_sequences=50000 epochs=4
@@ -24,27 +24,9 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from ..registry import get_config
 from ..train import TrainConfig, parse_overrides
-from .common import (
-    NO_VALUE,
-    Claim,
-    Stat,
-    checked_plan,
-    claim_reaches,
-    claim_worse,
-    doc_header,
-    duration,
-    format_stat,
-    format_value,
-    group_by_cell,
-    planned_steps,
-    provenance_lines,
-    refuse_flagged,
-    reproduce_command,
-    reproduce_table,
-    row_model_overrides,
-    table_parser,
-    timestamp,
-)
+from .common import (NO_VALUE, Claim, Stat, checked_plan, claim_reaches, claim_worse, doc_header, duration,
+                     format_stat, format_value, group_by_cell, planned_steps, provenance_lines, refuse_flagged,
+                     reproduce_command, reproduce_table, row_model_overrides, table_parser, timestamp)
 
 
 @dataclass(frozen=True)
@@ -59,7 +41,7 @@ class Row:
     prediction: bool  # the row reports prediction error (its prediction cost is on)
 
 
-# The paper's row order (SPEC 6.1).
+# The paper's row order (docs/design.md#table-1).
 TABLE1 = (
     Row("omm-static", "Optimal reconstruction and static classifier (gold standard)", "gold standard", "0.71 ± 0.03", True, False),
     Row("omm-temporal", "Temporal baseline", "temporal baseline", "2.02 ± 0.16", True, False),
@@ -75,7 +57,7 @@ DIGITS = {CLASS: 2, PREDICTION: 5}  # decimals of each metric in the document
 
 
 def table1_claims(stats: Mapping[str, Mapping[str, Stat]]) -> list[Claim]:
-    """The paper's Table 1 claims (SPEC 6.1) judged on ``stats[config][metric]``."""
+    """The paper's Table 1 claims (docs/design.md#table-1) judged on ``stats[config][metric]``."""
 
     def get(config: str, metric: str) -> tuple[str, Stat | None]:
         return ROWS[config].short, stats.get(config, {}).get(metric)
@@ -123,7 +105,8 @@ def table1_markdown(
     """Table 1 as markdown from the runs' results dicts (as ``train()`` returns and writes them).
 
     Per row: mean ± sample standard deviation over seeds of the test classification error (%) and the
-    test prediction error (MSE per pixel, SPEC 4.1) where the row has the task, the paper's number, wall
+    test prediction error (MSE per pixel, docs/design.md#occluded-moving-mnist) where the row has the task, the
+    paper's number, wall
     time; then every seed's values, and the paper's claims judged on these numbers. Pure: no files, no clock.
     """
     grouped = group_results(results)
@@ -132,10 +115,11 @@ def table1_markdown(
     lines = doc_header("Table 1: Occluded Moving MNIST, fully supervised", "table1", generated)
     lines += [
         "Test classification error (%) after the 5th frame and test prediction error (mean squared error per pixel",
-        "between the predicted and the actual next occluded frame, averaged over predicted frames; SPEC 4.1).",
+        "between the predicted and the actual next occluded frame, averaged over predicted frames;",
+        "docs/design.md#occluded-moving-mnist).",
         "Values are mean ± **sample** standard deviation over seeds (n − 1 denominator); with one seed only the",
         f"value is shown. {NO_VALUE}: the row does not have the task, or no run reported it.",
-        "Paper numbers are [unverified] (SPEC 6.1): targets, not facts.",
+        "Paper numbers are [unverified] (docs/design.md#table-1): targets, not facts.",
         "",
         "| Row | config | seeds | classification error % | prediction error (MSE/pixel) | paper: classification error % [unverified] | wall time (all seeds) |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -148,7 +132,7 @@ def table1_markdown(
             f"{format_stat(stats[row.config].get(PREDICTION), DIGITS[PREDICTION])} | {row.paper} | {duration(wall) if runs else NO_VALUE} |"
         )
 
-    lines += ["", "## Claims (SPEC 6.1) at this budget", "",
+    lines += ["", "## Claims (docs/design.md#table-1) at this budget", "",
               "A difference counts when the means differ by more than the sum of the two standard deviations;",
               "with one seed there is no spread, and nothing can be told.", ""]
     for claim in table1_claims(stats):
@@ -194,17 +178,9 @@ def plan_table1(seeds: int, size: str, budget_s: float | None, settings: Sequenc
     return runs
 
 
-def reproduce_table1(
-    seeds: int = 3,
-    size: str = "cpu",
-    budget_s: float | None = None,
-    settings: Sequence[str] = (),
-    out: str | os.PathLike = "runs/table1",
-    doc: str | os.PathLike = "docs/results/table1.md",
-    command: str | None = None,
-    stream: TextIO | None = None,
-    jobs: int = 1,
-) -> list[dict[str, Any]]:
+def reproduce_table1(seeds: int = 3, size: str = "cpu", budget_s: float | None = None, settings: Sequence[str] = (),
+                     out: str | os.PathLike = "runs/table1", doc: str | os.PathLike = "docs/results/table1.md",
+                     command: str | None = None, stream: TextIO | None = None, jobs: int = 1) -> list[dict[str, Any]]:
     """Train (or reuse) every run of Table 1 (``jobs`` at a time), write the markdown document ``doc``; returns
     all results. Progress (which run, elapsed time, ETA) goes to ``stream`` (default: standard error)."""
     runs = plan_table1(seeds, size, budget_s, settings, out)

@@ -1,4 +1,4 @@
-"""Reproduce the paper's Table 2 (SPEC 6.2): semi-supervised Occluded Moving MNIST, with and without Mean Teacher.
+"""Reproduce the paper's Table 2 (docs/design.md#table-2): semi-supervised Occluded Moving MNIST, with and without Mean Teacher.
 
     rladder-stream reproduce table2 --seeds 2 --size cpu --budget-s 300 --out runs/table2
 
@@ -30,23 +30,9 @@ from typing import Any, Mapping, Sequence
 
 from ..registry import get_config
 from ..train import TrainConfig, parse_overrides
-from .common import (
-    NO_VALUE,
-    Stat,
-    checked_plan,
-    claim_worse,
-    doc_header,
-    duration,
-    format_stat,
-    format_value,
-    group_by_cell,
-    provenance_lines,
-    refuse_flagged,
-    reproduce_command,
-    reproduce_table,
-    table_parser,
-    timestamp,
-)
+from .common import (NO_VALUE, Stat, checked_plan, claim_worse, doc_header, duration, format_stat, format_value,
+                     group_by_cell, provenance_lines, refuse_flagged, reproduce_command, reproduce_table,
+                     table_parser, timestamp)
 
 LABELLED = 1000
 NOISE = 0.1
@@ -147,13 +133,13 @@ def cell_stats(results: Sequence[Mapping[str, Any]], metric: str = CLASS) -> dic
 def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
                     generated: str | None = None) -> str:
     """Table 2 as markdown from the runs' results dicts: test classification error (%) per row and column,
-    mean ± sample std over seeds, the paper's numbers, the claims of SPEC 6.2, every seed. Pure."""
+    mean ± sample std over seeds, the paper's numbers, the claims of docs/design.md#table-2, every seed. Pure."""
     student, teacher = cell_stats(results), cell_stats(results, f"teacher_{CLASS}")
     lines = doc_header("Table 2: semi-supervised Occluded Moving MNIST", "table2", generated)
     lines += [
         "Test classification error (%) after the 5th frame; mean ± **sample** standard deviation over seeds. The",
         "Mean Teacher column gives the student (the trained network) and, after the slash, its teacher (the",
-        "exponential moving average of the student's weights). Paper numbers are [unverified] (SPEC 6.2).",
+        "exponential moving average of the student's weights). Paper numbers are [unverified] (docs/design.md#table-2).",
         "",
         "| Row | " + " | ".join(c.label for c in COLUMNS) + " | paper: " + " / ".join(c.key for c in COLUMNS) + " [unverified] |",
         "|---|" + "---:|" * len(COLUMNS) + "---:|",
@@ -182,7 +168,7 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
         claim_worse("With Mean Teacher the temporal baseline is clearly outperformed by the RLadder",
                     cell("omm-temporal", "mean-teacher"), cell("omm-rladder", "mean-teacher"), DIGITS),
     ]
-    lines += ["", "## Claims (SPEC 6.2) at this budget", "",
+    lines += ["", "## Claims (docs/design.md#table-2) at this budget", "",
               "Judged on the students. A difference counts when the means differ by more than the sum of the two",
               "standard deviations; with one seed nothing can be told.", ""]
     lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in claims]

@@ -1,4 +1,4 @@
-"""Reproduce the paper's Table 3 (SPEC 6.3): polyphonic music, NLL per time step on the four benchmarks.
+"""Reproduce the paper's Table 3 (docs/design.md#table-3): polyphonic music, NLL per time step on the four benchmarks.
 
     RLADDER_STREAM_DATA=../shared/data rladder-stream reproduce table3 --seeds 2 --size cpu --out runs/table3
 
@@ -9,7 +9,8 @@ on the same batches. Columns are the data sets in the paper's order. Each run is
 :func:`rladder_stream.train.train` run in ``OUT/<data set>/<config>/seed<k>``, reused when finished and
 resumed when interrupted (:func:`rladder_stream.reproduce.train_runs`).
 
-The metric is the field's (SPEC 4.4): test-set Bernoulli NLL summed over the 88 keys, averaged over every time
+The metric is the field's (docs/design.md#polyphonic-music): test-set Bernoulli NLL summed over the 88 keys, averaged
+over every time
 step of the split including the first one, in nats. :func:`table3_markdown` writes the document as a pure
 function of the runs' results, with the paper's printed numbers beside ours.
 
@@ -29,26 +30,9 @@ from rladder_stream.envs.data.music import canonical_name
 from ..registry import get_config
 from ..tasks import MusicTask
 from ..train import TrainConfig, parse_overrides
-from .common import (
-    FLAGGED,
-    NO_VALUE,
-    Claim,
-    Stat,
-    checked_plan,
-    claim_worse,
-    doc_header,
-    duration,
-    format_stat,
-    format_value,
-    group_by_cell,
-    provenance_lines,
-    refuse_flagged,
-    reproduce_command,
-    reproduce_table,
-    row_model_overrides,
-    table_parser,
-    timestamp,
-)
+from .common import (FLAGGED, NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat,
+                     format_value, group_by_cell, provenance_lines, refuse_flagged, reproduce_command,
+                     reproduce_table, row_model_overrides, table_parser, timestamp)
 
 METRIC = "prediction_nll"
 DIGITS = 3  # decimals of the NLLs in the document
@@ -63,7 +47,7 @@ class Column:
     folder: str
 
 
-# The paper's column order (SPEC 6.3).
+# The paper's column order (docs/design.md#table-3).
 COLUMNS = (
     Column("Piano-midi.de", "piano-midi"),
     Column("Nottingham", "nottingham"),
@@ -72,7 +56,7 @@ COLUMNS = (
 )
 DATASET_NAMES = tuple(c.dataset for c in COLUMNS)
 
-# Our rows: registered configurations (SPEC 2.4: baselines are configurations, not copies).
+# Our rows: registered configurations (docs/design.md#baselines-and-ablations: baselines are configurations, not copies).
 ROWS = (
     ("music-rladder", "RLadder (ours)"),
     ("music-lstm", "LSTM, marginal outputs (ours, same protocol)"),
@@ -80,7 +64,7 @@ ROWS = (
 )
 LABELS = dict(ROWS)
 
-# Printed in the paper (SPEC 6.3), columns in COLUMNS order; None where the paper has no number.
+# Printed in the paper (docs/design.md#table-3), columns in COLUMNS order; None where the paper has no number.
 PAPER: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     ("RNN", ("7.88", "3.87", "7.43", "8.76")),
     ("LSTM", ("6.866", "3.492", None, None)),
@@ -91,7 +75,7 @@ PAPER: tuple[tuple[str, tuple[str | None, ...]], ...] = (
 )
 TP_LSTM_NADE = dict(zip(DATASET_NAMES, (5.49, 1.64, 4.34, 5.92)))
 
-# Same for every row: the protocol (SPEC 6.3: "same-protocol" baselines). --set overrides any of them.
+# Same for every row: the protocol (docs/design.md#table-3: "same-protocol" baselines). --set overrides any of them.
 DEFAULT_SETTINGS: dict[str, Any] = {
     "epochs": 1,
     "train_sequences": 4800,  # 150 steps of 32 crops of 25 steps
@@ -138,9 +122,9 @@ def table3_markdown(
     lines += [
         "Test-set negative log-likelihood per time step in nats: the Bernoulli NLL summed over the 88 keys, averaged",
         "over **all** time steps of the test split, the first step of each piece predicted from the initial state",
-        "(the field's convention, SPEC 4.4). Ours: mean ± **sample** standard deviation over seeds (n − 1); lower is",
-        f"better. {NO_VALUE}: no run, or no number in the paper. The paper's rows are as printed (SPEC 6.3); its RLadder",
-        "row is [unverified].",
+        "(the field's convention, docs/design.md#polyphonic-music). Ours: mean ± **sample** standard deviation over",
+        f"seeds (n − 1); lower is better. {NO_VALUE}: no run, or no number in the paper. The paper's rows are as printed",
+        "(docs/design.md#table-3); its RLadder row is [unverified].",
         "",
         "| Model | params | " + " | ".join(c.dataset for c in COLUMNS) + " |",
         "|---|---:|" + "---:|" * len(COLUMNS),
@@ -157,7 +141,8 @@ def table3_markdown(
         "## Our models and the paper's",
         "",
         "- The paper's RLadder has 18 layers: five conv-LSTMs over the pitch axis and a fully connected LSTM on top,",
-        "  trained to convergence, 10 seeds. Ours (`music-rladder`, SPEC 2): conv-LSTM levels with layer norm after",
+        "  trained to convergence, 10 seeds. Ours (`music-rladder`, docs/design.md#the-model-and-its-state): conv-LSTM",
+        "  levels with layer norm after",
         "  the input convolution, a dense LSTM on top, ConvG2 decoder cells, decoder-to-encoder connections, and the",
         "  next step read out of the bottom decoder. Size `cpu`: two conv-LSTM levels (8 and 16 channels, kernel 5",
         "  over the keys, pitch pooled by 2, then by 4 into a 64-unit top LSTM); size `gpu`: five conv-LSTM levels",
@@ -170,7 +155,7 @@ def table3_markdown(
         "  counts here is with our rows.",
     ]
 
-    lines += ["", "## Claims (SPEC 6.3) at this budget", "",
+    lines += ["", "## Claims (docs/design.md#table-3) at this budget", "",
               "A difference counts when the means differ by more than the sum of the two standard deviations;",
               "with one seed nothing can be told.", ""]
     for claim in table3_claims(stats):
@@ -205,7 +190,7 @@ def table3_markdown(
 
 
 def table3_claims(stats: Mapping[tuple[str, str], Stat]) -> list[Claim]:
-    """The paper's Table 3 claim (SPEC 6.3), per data set: the RLadder is best among the marginal models (here:
+    """The paper's Table 3 claim (docs/design.md#table-3), per data set: the RLadder is best among the marginal models (here:
     below our same-protocol LSTM and GRU), and it does not beat the joint TP-LSTM-NADE (the paper's number)."""
     claims = []
     for column in COLUMNS:
@@ -231,15 +216,8 @@ def table3_claims(stats: Mapping[tuple[str, str], Stat]) -> list[Claim]:
 # ============================================================================ running the rows
 
 
-def plan_table3(
-    seeds: int,
-    size: str,
-    budget_s: float | None,
-    settings: Sequence[str],
-    out: str | Path,
-    datasets: Sequence[str] = DATASET_NAMES,
-    models: Sequence[str] = tuple(LABELS),
-) -> list[TrainConfig]:
+def plan_table3(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | Path,
+                datasets: Sequence[str] = DATASET_NAMES, models: Sequence[str] = tuple(LABELS)) -> list[TrainConfig]:
     """The runs of Table 3: data set by data set (paper order), row by row, seeds 0..seeds-1.
 
     ``settings`` are ``key=value`` training and model settings on top of :data:`DEFAULT_SETTINGS`; a model
@@ -269,19 +247,11 @@ def plan_table3(
     return runs
 
 
-def reproduce_table3(
-    seeds: int = 2,
-    size: str = "cpu",
-    budget_s: float | None = None,
-    settings: Sequence[str] = (),
-    out: str | Path = "runs/table3",
-    doc: str | Path = "docs/results/table3.md",
-    command: str | None = None,
-    datasets: Sequence[str] = DATASET_NAMES,
-    models: Sequence[str] = tuple(LABELS),
-    stream: TextIO | None = None,
-    jobs: int = 1,
-) -> list[dict[str, Any]]:
+def reproduce_table3(seeds: int = 2, size: str = "cpu", budget_s: float | None = None, settings: Sequence[str] = (),
+                     out: str | Path = "runs/table3", doc: str | Path = "docs/results/table3.md",
+                     command: str | None = None, datasets: Sequence[str] = DATASET_NAMES,
+                     models: Sequence[str] = tuple(LABELS), stream: TextIO | None = None,
+                     jobs: int = 1) -> list[dict[str, Any]]:
     """Train (or reuse) every run of Table 3 (``jobs`` at a time) and write ``doc``; returns the results. Progress goes to ``stream``
     (default: standard error)."""
     runs = plan_table3(seeds, size, budget_s, settings, out, datasets, models)

@@ -1,4 +1,5 @@
-"""Reproduce the paper's Table 4 (SPEC 6.4) and the RTagger's Moving MNIST AMI (SPEC 6.5).
+"""Reproduce the paper's Table 4 (docs/design.md#table-4) and the RTagger's Moving MNIST AMI
+(docs/design.md#moving-mnist-grouping).
 
     rladder-stream reproduce table4 --seeds 2 --size cpu --budget-s 300 --out runs/table4 \\
         --set train_sequences=6400 batch_size=32
@@ -24,27 +25,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..registry import get_config
 from ..train import TrainConfig, parse_overrides
-from .common import (
-    FLAGGED,
-    NO_VALUE,
-    Claim,
-    Stat,
-    checked_plan,
-    claim_worse,
-    doc_header,
-    duration,
-    format_stat,
-    group_by_cell,
-    provenance_lines,
-    refuse_flagged,
-    reproduce_command,
-    table_parser,
-    timestamp,
-    train_runs,
-    write_document,
-)
+from .common import (FLAGGED, NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat,
+                     group_by_cell, provenance_lines, refuse_flagged, reproduce_command, table_parser, timestamp,
+                     train_runs, write_document)
 
-SEMI_SUPERVISED_LABELLED = 1000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
+SEMI_SUPERVISED_LABELLED = 1000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
 N_CLASSES = 10
 # A run "trained" (the paper: the Tagger trained in 2 of 5 seeds) when its test class error is at least 10
 # points below chance (90 %) and, for a grouping model, its last-iteration test AMI is above 0.1 (chance: 0).
@@ -139,7 +124,7 @@ def group_table4(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], 
 
 
 def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], block: str) -> list[Claim]:
-    """The paper's Table 4 claims (SPEC 6.4) in one block. AMI comparisons are "higher is better": the claim
+    """The paper's Table 4 claims (docs/design.md#table-4) in one block. AMI comparisons are "higher is better": the claim
     holds when the better model's mean exceeds the other's by more than the sum of the stds. The claims are
     about models that trained: where no seed of a model trained (see :func:`trained`), the claim cannot be told."""
     models = {m.config: m for m in MODELS}
@@ -179,11 +164,11 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
     grouped = group_table4(results)
     lines = doc_header("Table 4: Brodatz-textured MNIST (AMI and classification error %)", "table4", generated)
     lines += [
-        "Test-set AMI (SPEC 5: max normalisation, ignored pixels dropped, mean over test images) and classification",
+        "Test-set AMI (docs/design.md#ami: max normalisation, ignored pixels dropped, mean over test images) and classification",
         "error (%), mean ± **sample** standard deviation over the seeds that finished; with one seed only the value.",
         f"\"trained\": seeds whose test class error is below {TRAINED_MAX_CLASS_ERROR:g} % and, for grouping models, whose",
         f"last-iteration AMI is above {TRAINED_MIN_AMI:g} (chance level is 0). The paper gives no numbers for this table",
-        "(SPEC 6.4), only claims.",
+        "(docs/design.md#table-4), only claims.",
         "",
     ]
     models = {m.config: m for m in MODELS}
@@ -205,8 +190,8 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
                 chance = format_stat(_stat(runs, "ami_shuffled"), DIGITS["ami"]) if last else NO_VALUE
                 error = format_stat(_stat(runs, error_key), DIGITS["class_error"]) if model.classifies else NO_VALUE
                 lines.append(f"| {name} | `{model.config}` | {ok} / {len(runs)} | {ami} | {chance} | {error} |")
-        lines += ["", f"Claims (SPEC 6.4), {block.label}: a difference counts when the means differ by more than the sum",
-                  "of the two standard deviations.", ""]
+        lines += ["", f"Claims (docs/design.md#table-4), {block.label}: a difference counts when the means differ by",
+                  "more than the sum of the two standard deviations.", ""]
         lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in table4_claims(grouped, block.key)] + [""]
 
     lines += ["## Per seed", "", "| Block | Model | seed | trained | AMI per iteration | class error % | steps | wall time |",
@@ -239,14 +224,16 @@ def _moving_outcome(result: Mapping[str, Any]) -> str:
 
 def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
                           generated: str | None = None) -> str:
-    """The RTagger's and the Tagger's Moving MNIST AMI (SPEC 6.5) beside the paper's 0.75 (RTagger) and its
+    """The RTagger's and the Tagger's Moving MNIST AMI (docs/design.md#moving-mnist-grouping) beside the paper's 0.75
+    (RTagger) and its
     count of Tagger seeds that trained (1 of 3). Pure: no files, no clock."""
     cells = [m.config for m in MOVING_MODELS]
     grouped = group_by_cell(results, lambda r: r.get("model") if r.get("model") in cells else None, cells)
-    lines = doc_header("RTagger on two-digit Moving MNIST (SPEC 4.2, 6.5)", "table4", generated)
+    lines = doc_header("RTagger on two-digit Moving MNIST (docs/design.md#moving-mnist-grouping)", "table4", generated)
     lines += [
         "Test-set AMI of the predicted grouping of each next frame against that frame's segmentation, over digit pixels",
-        "(background and overlaps ignored; SPEC 4.2, 5), averaged over the 19 predicted frames and the test sequences;",
+        "(background and overlaps ignored; docs/design.md#moving-mnist, #ami), averaged over the 19 predicted frames and",
+        "the test sequences;",
         f"mean ± sample standard deviation over seeds. \"trained\": seeds with AMI above {TRAINED_MIN_AMI} (chance: 0).",
         "",
         "| Model | config | seeds trained / finished | AMI (all frames) | AMI (last frame) | AMI by chance (last frame, "
