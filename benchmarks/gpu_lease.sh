@@ -4,6 +4,7 @@
 #   bash benchmarks/prepare_lease.sh                # once, on the machine that holds ../shared/data
 #   bash benchmarks/gpu_lease.sh OUT_DIR bench [BENCH_S]
 #   bash benchmarks/gpu_lease.sh OUT_DIR table1 [BUDGET_S]
+#   bash benchmarks/gpu_lease.sh OUT_DIR tagger [BUDGET_S]
 #   bash benchmarks/gpu_lease.sh OUT_DIR table4 [BUDGET_S]
 #
 # bench: benchmarks/throughput.py at the gpu size, cut at BENCH_S seconds (default 230; rows are kept as they
@@ -14,6 +15,9 @@
 # (default 280), compiled when COMPILE=true (or, unset, when OUT_DIR/benchmarks.json measured compiled training at
 # least COMPILE_GAIN (default 2) times faster than eager); then the RLadder's weights in bf16 (about 12 MB) and
 # Figure 4. Two back-to-back calls (bench, then table1) fit one 15-minute lease.
+# tagger: the grouping sanity test at the gpu size: shapes-rtagger and shapes-tagger, seeds 0-2, side by side
+# (the reference Tagger's Shapes recipe: batch 100, Adam 4e-4 constant, no clipping), BUDGET_S seconds each,
+# then Figure 6 of the RTagger (seed 0).
 # table4: the 7 Table 4 runs and the 2 Moving MNIST runs side by side, then Figures 6 and 7.
 # Writes under OUT_DIR at most 8 files (what a lease brings back): gpu.txt, lease.log, benchmarks.json,
 # benchmarks.md, gpu_usage.csv, results.tgz (every run's results.json and log.csv, the documents, the figures;
@@ -27,7 +31,7 @@ BUDGET=${3:-280}
 BENCH=${3:-230}
 SIZE=${SIZE:-gpu}
 COMPILE_GAIN=${COMPILE_GAIN:-2}
-case $TABLE in bench|table1|table4) ;; *) echo "unknown mode $TABLE (bench, table1 or table4)"; exit 2;; esac
+case $TABLE in bench|table1|tagger|table4) ;; *) echo "unknown mode $TABLE (bench, table1, tagger or table4)"; exit 2;; esac
 mkdir -p "$OUT_DIR"
 exec > >(tee "$OUT_DIR/lease.log") 2>&1
 if [ -d .whl ] && ! python3 -c "import gymnasium, mido" 2>/dev/null; then
@@ -99,6 +103,22 @@ save_checkpoint(sys.argv[2], config, half, keep)
 print(f"wrote {sys.argv[2]} ({sum(v.numel() for v in half.values()):,} weights in bf16, step {extra.get('step')})")
 EOF
     timeout 60 $CLI figure4 --model "$RUNS/omm-rladder/seed0/last.pt" --out "$RUNS/figures/omm-rladder"
+elif [ "$TABLE" = tagger ]; then
+    settings=(epochs=100 train_sequences=50000 batch_size=100 lr=0.0004 lr_schedule=constant grad_clip=0
+              valid_sequences=1000 test_sequences=2000 eval_batch_size=500 log_every=50)
+    [ "$SIZE" = tiny ] && settings+=(train_sequences=400 valid_sequences=50 test_sequences=50)
+    pids=()
+    for model in shapes-rtagger shapes-tagger; do
+        for seed in 0 1 2; do
+            mkdir -p "$RUNS/$model"
+            timeout $((BUDGET + 110)) $CLI train $model --out "$RUNS/$model/seed$seed" \
+                --set size=$SIZE time_budget_s=$BUDGET seed=$seed "${settings[@]}" >"$RUNS/$model/seed$seed.log" 2>&1 &
+            pids+=($!)
+        done
+    done
+    wait "${pids[@]}"
+    for log in "$RUNS"/shapes-*/seed*.log; do echo "== $log"; grep -v "^step " "$log" | tail -n 3; done
+    timeout 60 $CLI groups --model "$RUNS/shapes-rtagger/seed0/last.pt" --out "$RUNS/figures/shapes-rtagger"
 else
     reproduce=(table4 --seeds 1 --moving-seeds 1 --jobs 9
         --set batch_size=128 epochs=100 train_sequences=12800 valid_sequences=1000

@@ -552,3 +552,19 @@ def test_the_learned_projection_is_the_engines_bottom_lateral_and_trains():
     x = torch.rand(2, 3, *cfg.obs_shape)
     group_mixture_nll(model(x)[0], x).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projection.parameters())
+
+
+def test_batch_statistics_norm_evaluates_as_it_trains():
+    """norm=batch_stats: the batch's own statistics in training and evaluation alike (the reference Tagger's
+    test-time batch norm), so eval mode gives the training forward's outputs exactly and keeps no running averages
+    pooled over iterations whose statistics differ."""
+    torch.manual_seed(0)
+    model = build_model(get_config("tmnist-rtagger", size="tiny", norm="batch_stats"))
+    assert not any(m.track_running_stats for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    x = torch.rand(4, 3, 32, 32)
+    state = model.init_state(4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        train_out, _ = model.train()(x, state)
+        eval_out, _ = model.eval()(x, state)
+    for k in ("groups", "reconstructions", "class_logits"):
+        torch.testing.assert_close(eval_out[k], train_out[k], rtol=0, atol=0)
