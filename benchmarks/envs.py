@@ -22,10 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import envs  # noqa: E402,F401  (registers the environments)
-from rladder_stream.config import get_config  # noqa: E402
-from rladder_stream.ladder import build_model  # noqa: E402
+import rladder_stream.envs  # noqa: E402,F401  (registers the environments)
 from rladder_stream.losses import ladder_costs  # noqa: E402
+from rladder_stream.registry import build_model, get_config  # noqa: E402
 from rladder_stream.tasks import OccludedMNISTTask  # noqa: E402
 
 DIGIT_ENVS = {

@@ -47,7 +47,7 @@ python3 -c "import torch, gymnasium; print('torch', torch.__version__, 'cuda', t
 monitor=$!
 started=$SECONDS
 RUNS=runs/$TABLE-$SIZE
-CLI="python3 -m rladder_stream.cli"
+CLI="python3 -m rladder_stream"
 mkdir -p "$RUNS/figures"
 
 if [ "$TABLE" = bench ]; then

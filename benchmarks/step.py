@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
     import torch
 
-    from export.onnx import export_onnx
-    from export.runtime import OnnxPredictor
+    from rladder_stream.export.onnx import export_onnx
+    from rladder_stream.export.runtime import OnnxPredictor
     from rladder_stream import Predictor
 
     if args.threads:

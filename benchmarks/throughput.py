@@ -35,9 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rladder_stream.config import get_config  # noqa: E402
 from rladder_stream.fast_step import make_step  # noqa: E402
-from rladder_stream.ladder import build_model  # noqa: E402
+from rladder_stream.registry import build_model, get_config  # noqa: E402
 from rladder_stream.tasks import TASKS, task_for  # noqa: E402
 from rladder_stream.train import DivergenceGuard, TrainConfig, WithCosts, build_optimizer, optimise  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Moving MNIST with segmentation ground truth (SPEC 4.2): two digits bounce around a 64x64 frame."""
+"""Moving MNIST with segmentation ground truth (docs/design.md#moving-mnist): two digits bounce around a 64x64 frame."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Sequence
 
 import numpy as np
 
-from envs._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
+from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
+from .drawing import bounce, paste
+from .randomness import BatchRandom
+from .splits import mnist_pool
 
 ENV_ID = "rladder_stream/MovingMNIST-v0"
 FRAME_SIZE = 64
@@ -17,7 +20,7 @@ N_FRAMES = 20
 LIMIT = FRAME_SIZE - DIGIT_SIZE  # top-left corners 0..36
 SPEED_RANGE = (2.0, 5.0)  # px/frame
 INK_THRESHOLD = 127  # uint8: a digit "inks" a pixel when its value / 255 > 0.5
-AMI_IGNORE = (-1, 0)  # SPEC 4.2: AMI over digit pixels only (overlaps and the background left out)
+AMI_IGNORE = (-1, 0)  # docs/design.md#moving-mnist: AMI over digit pixels only (overlaps and the background left out)
 
 
 def generate_moving_batch(
@@ -37,7 +40,7 @@ def generate_moving_batch(
 
     Args:
         rng: all randomness (first digits if ``choice`` is None, second digits, starts, directions, speeds);
-            or one generator per row (see :class:`envs._common.BatchRandom`).
+            or one generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]``.
         choice: optional ``[batch_size]`` rows of ``digits`` for the FIRST digit (the second is always drawn).
         n_frames: sequence length (20).
@@ -79,7 +82,7 @@ def generate_moving_batch(
 
 
 def episode_source(split: str = "train", data_dir: str | os.PathLike | None = None) -> EpisodeSource:
-    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID)
     generate = functools.partial(generate_moving_batch, digits=pool.images, labels=pool.labels)
@@ -92,7 +95,7 @@ class MovingMNISTEnv(PredictionEnv):
     Two 28x28 MNIST digits move in a 64x64 frame, each with its own constant speed (2-5 px/frame) and
     direction, bouncing off the edges; where they overlap the brighter ink wins (max). The task is to
     forecast the next frame; ``info["groups"]`` gives the per-pixel segmentation the RTagger is scored on
-    (AMI over non-background, non-ignored pixels; SPEC 4.2).
+    (AMI over non-background, non-ignored pixels; docs/design.md#moving-mnist).
 
     ## Action Space
     ``Box(0, 1, (64, 64), float32)``: the probability of ink at every pixel of the NEXT observation. A dict
@@ -105,7 +108,7 @@ class MovingMNISTEnv(PredictionEnv):
 
     ## Rewards
     The Bernoulli log-likelihood of the next frame under the forecast, summed over pixels, forecast clipped
-    to [1e-6, 1 - 1e-6] (:func:`envs._common.bernoulli_log_likelihood`).
+    to [1e-6, 1 - 1e-6] (:func:`~rladder_stream.envs.scoring.bernoulli_log_likelihood`).
 
     ## Starting State
     Two digits of the split (train: random; valid/test: episode i's first digit is digit i, the second digit
@@ -115,7 +118,7 @@ class MovingMNISTEnv(PredictionEnv):
     ``reset`` returns frame 1; the 19th step returns frame 20 with ``terminated=True``. Never truncated.
 
     ## Arguments
-    - ``split``: ``"train"`` / ``"valid"`` / ``"test"`` as in :class:`envs.occluded_mnist.OccludedMovingMNISTEnv`
+    - ``split``: ``"train"`` / ``"valid"`` / ``"test"`` as in :class:`rladder_stream.envs.occluded_mnist.OccludedMovingMNISTEnv`
       (train: MNIST train 0-49,999; valid: 50,000-59,999; test: MNIST test; fixed episodes on valid/test,
       ``reset(options={"index": i})``, a seeded reset restarts the walk at 0).
     - ``data_dir``: folder with ``mnist/`` (default: ``$RLADDER_STREAM_DATA``, the cache, else embedded).
@@ -148,7 +151,7 @@ class MovingMNISTEnv(PredictionEnv):
 class MovingMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Moving MNIST episodes at once, from :func:`generate_moving_batch` with a batch of
     ``num_envs``; same arguments and contract as :class:`MovingMNISTEnv`, batched, with Gymnasium's
-    next-step autoreset (see :class:`envs._common.PredictionVectorEnv`)."""
+    next-step autoreset (see :class:`~rladder_stream.envs.base.PredictionVectorEnv`)."""
 
     frame_shape = MovingMNISTEnv.frame_shape
     classify = MovingMNISTEnv.classify

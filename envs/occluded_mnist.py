@@ -1,4 +1,4 @@
-"""Occluded Moving MNIST (SPEC 4.1): a small digit moves behind a fixed grid of bars."""
+"""Occluded Moving MNIST (docs/design.md#occluded-moving-mnist): a small digit moves behind a fixed grid of bars."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from envs._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, bounce, mnist_pool, paste
+from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
+from .drawing import bounce, paste
+from .randomness import BatchRandom
+from .splits import mnist_pool
 
 ENV_ID = "rladder_stream/OccludedMovingMNIST-v0"
 FRAME_SIZE = 32
@@ -19,7 +22,7 @@ LIMIT = FRAME_SIZE - DIGIT_SIZE  # top-left corners 0..16
 BARS = (np.arange(FRAME_SIZE) % 12) >= 8  # rows / columns 8-11 and 20-23
 OCCLUDED = BARS[:, None] | BARS[None, :]  # [32, 32] True under a bar
 VELOCITIES = np.array([(s * dy, s * dx) for s in (1, 2) for dy in (1, -1) for dx in (1, -1)])  # (vy, vx)
-SEMI_SUPERVISED_END = 60_000  # SPEC 4.1: 1,000 labelled + 59,000 unlabelled training sequences
+SEMI_SUPERVISED_END = 60_000  # docs/design.md#occluded-moving-mnist: 1,000 labelled + 59,000 unlabelled training sequences
 
 
 def resize_digits(digits: np.ndarray, size: int = DIGIT_SIZE) -> np.ndarray:
@@ -64,7 +67,7 @@ def generate_occluded_batch(
 
     Args:
         rng: all randomness comes from here (digit choice if ``choice`` is None, then start, then velocity);
-            or one generator per row (see :class:`envs._common.BatchRandom`).
+            or one generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]`` MNIST digits to draw from; ``labels``: ``[N]`` (-1 = unlabelled).
         choice: optional ``[batch_size]`` rows of ``digits`` to use instead of random ones.
         n_frames: sequence length, 5 observed + 1 target by default.
@@ -103,7 +106,7 @@ def generate_occluded_batch(
 def episode_source(
     split: str = "train", labelled: int | None = None, data_dir: str | os.PathLike | None = None
 ) -> EpisodeSource:
-    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels)
@@ -116,7 +119,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
     A 16x16 MNIST digit moves with constant velocity in a 32x32 frame, bouncing off the edges, behind a fixed
     grid of horizontal and vertical bars 4 px wide with 8 visible px between them (row or column i is
     hidden when ``i % 12`` is 8, 9, 10 or 11). The predictor sees 5 frames, forecasts each next frame, and
-    says which digit it is after the 5th (RLadder paper, section 3; SPEC 4.1).
+    says which digit it is after the 5th (RLadder paper, section 3; docs/design.md#occluded-moving-mnist).
 
     ## Action Space
     ``Dict({"forecast": Box(0, 1, (32, 32), float32), "class_probs": Box(0, 1, (10,), float32)})``: the
@@ -130,7 +133,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
 
     ## Rewards
     The Bernoulli log-likelihood of the next observation under the forecast, summed over pixels, with the
-    forecast clipped to [1e-6, 1 - 1e-6] (:func:`envs._common.bernoulli_log_likelihood`). The return is
+    forecast clipped to [1e-6, 1 - 1e-6] (:func:`~rladder_stream.envs.scoring.bernoulli_log_likelihood`). The return is
     minus the paper's prediction cost. Class beliefs are scored in ``info``, not in the reward.
 
     ## Starting State
@@ -148,11 +151,11 @@ class OccludedMovingMNISTEnv(PredictionEnv):
       digit i with a trajectory seeded only by (split, i); ``reset()`` walks 0, 1, 2, ... (wrapping), a
       seeded ``reset(seed=...)`` restarts the walk at 0, and ``reset(options={"index": i})`` picks one (on
       train it picks the digit, the trajectory stays random).
-    - ``labelled``: semi-supervised training (train only): the number of labelled digits (SPEC: 1000), a
+    - ``labelled``: semi-supervised training (train only): the number of labelled digits (the paper's: 1000), a
       class-balanced subset fixed by a seed; the pool is then MNIST train 0-59,999 and all other episodes
       are unlabelled.
     - ``data_dir``: folder with ``mnist/``; default ``$RLADDER_STREAM_DATA``, the cache, else the embedded
-      subset (test digits 0-299, valid digits 0-299, 1,000 train digits; see :mod:`envs.data.mnist`).
+      subset (test digits 0-299, valid digits 0-299, 1,000 train digits; see :mod:`rladder_stream.envs.data.mnist`).
     - ``render_mode``: ``None`` or ``"rgb_array"`` (observation beside the last forecast, 4x, dark on white).
 
     ## Info
@@ -186,7 +189,7 @@ class OccludedMovingMNISTEnv(PredictionEnv):
 class OccludedMovingMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Occluded Moving MNIST episodes at once, from :func:`generate_occluded_batch` with a batch
     of ``num_envs``; same arguments and contract as :class:`OccludedMovingMNISTEnv`, batched, with
-    Gymnasium's next-step autoreset (see :class:`envs._common.PredictionVectorEnv`)."""
+    Gymnasium's next-step autoreset (see :class:`~rladder_stream.envs.base.PredictionVectorEnv`)."""
 
     frame_shape = OccludedMovingMNISTEnv.frame_shape
     classify = OccludedMovingMNISTEnv.classify

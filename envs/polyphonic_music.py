@@ -1,4 +1,4 @@
-"""Polyphonic music as a prediction stream: ``rladder_stream/PolyphonicMusic-v0`` (SPEC 4.4)."""
+"""Polyphonic music as a prediction stream: ``rladder_stream/PolyphonicMusic-v0`` (docs/design.md#polyphonic-music)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
-from envs._common import bernoulli_log_likelihood, parse_action
-from envs.data.midi import midi_to_piano_roll
-from envs.data.music import EMBEDDED, SPLITS, canonical_name, load_music, music_batches
-from envs.data.paths import resolve_data_dir
+from .actions import parse_action
+from .base import reset_option, rows_to_reset
+from .data.midi import N_KEYS, midi_to_piano_roll
+from .data.music import EMBEDDED, SPLITS, canonical_name, load_music, music_batches
+from .data.paths import resolve_data_dir
+from .scoring import bernoulli_log_likelihood
 
-__all__ = ["PolyphonicMusicEnv", "nll_per_step", "scored_steps"]
-
-N_KEYS = 88
+__all__ = ["PolyphonicMusicEnv", "PolyphonicMusicVectorEnv", "nll_per_step", "scored_steps"]
 
 
 def scored_steps(lengths: Sequence[int], score_first_step: bool = False) -> int:
@@ -54,7 +56,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ``Box(0, 1, (88,), float32)``: the forecast probability of each key in the next step. A dict
     ``{"forecast": array, "class_probs": ...}`` (the form ``StepOutput.action()`` takes for models with class
-    beliefs) is accepted too; class beliefs are ignored here (``envs._common.parse_action``). An action of the
+    beliefs) is accepted too; class beliefs are ignored here (``rladder_stream.envs.actions.parse_action``). An action of the
     wrong shape, with NaN, or outside [0, 1] raises ``ValueError`` and leaves the environment unchanged.
 
     ## Observation Space
@@ -64,12 +66,12 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Rewards
 
     The Bernoulli log-likelihood of the next step under the forecast, summed over the 88 keys (probabilities
-    clipped to [1e-6, 1 - 1e-6]; ``envs._common.bernoulli_log_likelihood``, the same for every environment of
+    clipped to [1e-6, 1 - 1e-6]; ``rladder_stream.envs.scoring.bernoulli_log_likelihood``, the same for every environment of
     the package). The sum of rewards over an episode is minus the NLL of the scored steps.
 
     **Which steps are scored (the NLL convention).** ``reset`` returns step 1, so by default the forecasts
     score steps 2..T: T - 1 rewards per sequence, and ``nll_per_step(sum of rewards, number of steps)`` is
-    the NLL per predicted step. The field's number (SPEC 4.4; Boulanger-Lewandowski et al. and the RLadder
+    the NLL per predicted step. The field's number (docs/design.md#polyphonic-music; Boulanger-Lewandowski et al. and the RLadder
     paper) averages the 88-key Bernoulli NLL over *all* T steps of every sequence of the split, the first one
     predicted from an empty context. ``score_first_step=True`` reproduces that exactly: ``reset`` then returns
     an all-zero observation standing for "nothing heard yet" (``info["t"] == -1``) and the episode scores
@@ -82,7 +84,7 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     split's sequences in order 0, 1, 2, ... (cycling); ``reset(seed=...)`` restarts the walk at sequence 0, so
     ``reset(seed=s)`` then ``n`` more resets visit sequences 0..n in order whatever ``s`` is. With
     ``shuffle=True`` each reset draws a sequence (and, with ``seq_len``, a crop) with ``self.np_random``
-    through :func:`envs.data.music.music_batches`, the generator training uses; then the seed decides.
+    through :func:`rladder_stream.envs.data.music.music_batches`, the generator training uses; then the seed decides.
 
     ## Episode End
 
@@ -103,8 +105,8 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
       package), or ``None``: JSB Chorales if a data folder resolves, else the embedded excerpt.
     * ``split``: ``"train"``, ``"valid"`` or ``"test"``.
     * ``data_dir``: folder holding ``music/`` (default ``$RLADDER_STREAM_DATA``, then the cache folder; see
-      ``envs.data.paths``).
-    * ``midi_path``: stream this MIDI file instead (one sequence; ``envs.data.midi.midi_to_piano_roll``).
+      ``rladder_stream.envs.data.paths``).
+    * ``midi_path``: stream this MIDI file instead (one sequence; ``rladder_stream.envs.data.midi.midi_to_piano_roll``).
     * ``sequences``: stream these ``[T, 88]`` {0,1} rolls instead.
     * ``shuffle``: draw random sequences with ``self.np_random`` (training); ``seq_len``: crop length in that
       mode (``None``: whole sequences).
@@ -125,6 +127,10 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     ``rgb_array``: an ``(2 * 88, 4 * render_steps, 3)`` uint8 strip of the last ``render_steps`` steps, time
     to the right, high keys at the top. A sounding key is black, turning green the more probability the
     forecast gave it; a silent key is white, turning red the more probability the forecast wasted on it.
+
+    ## Vectorised
+
+    ``gym.make_vec(..., vectorization_mode="vector_entry_point")``: :class:`PolyphonicMusicVectorEnv`.
 
     ## Version History
 
@@ -200,31 +206,32 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
         """Number of sequences in the stream's split."""
         return len(self.sequences)
 
+    def choose_sequence(self, rng: np.random.Generator, index: int | None = None,
+                        restart: bool = False) -> tuple[int, int, np.ndarray]:
+        """The next episode's ``(index, crop start, roll)``: sequence ``index`` when given; else, with
+        ``shuffle``, a draw from ``rng`` (:func:`~rladder_stream.envs.data.music.music_batches`); else the next
+        sequence of the walk 0, 1, 2, ... (from 0 again after ``restart``)."""
+        if index is not None:
+            if not (isinstance(index, (int, np.integer)) and 0 <= index < len(self.sequences)):
+                raise ValueError(f"index must be an int in [0, {len(self.sequences)}), got {index!r}")
+            self._cursor = int(index) + 1
+            return int(index), 0, self.sequences[int(index)]
+        if self.shuffle:
+            batch = music_batches(rng, self.sequences, 1, self.seq_len)
+            index, start, length = int(batch["index"][0]), int(batch["start"][0]), int(batch["length"][0])
+            return index, start, self.sequences[index][start : start + length]
+        if restart:
+            self._cursor = 0
+        index = self._cursor % len(self.sequences)
+        self._cursor = index + 1
+        return index, 0, self.sequences[index]
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        options = dict(options or {})
-        requested = options.pop("index", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; known: 'index'")
-        start = 0
-        if requested is not None:
-            if not (isinstance(requested, (int, np.integer)) and 0 <= requested < len(self.sequences)):
-                raise ValueError(f"index must be an int in [0, {len(self.sequences)}), got {requested!r}")
-            index = int(requested)
-            roll = self.sequences[index]
-            self._cursor = index + 1
-        elif self.shuffle:
-            batch = music_batches(self.np_random, self.sequences, 1, self.seq_len)
-            index, start, length = int(batch["index"][0]), int(batch["start"][0]), int(batch["length"][0])
-            roll = self.sequences[index][start : start + length]
-        else:
-            if seed is not None:
-                self._cursor = 0
-            index = self._cursor % len(self.sequences)
-            self._cursor = index + 1
-            roll = self.sequences[index]
+        requested = reset_option(options, "index")
+        index, start, roll = self.choose_sequence(self.np_random, requested, restart=seed is not None)
         self._roll = roll.astype(np.float32)
         self._index = index
         self._t = -1 if self.score_first_step else 0
@@ -278,3 +285,70 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
         img = np.where(on, heard, silent).astype(np.uint8)  # [time, key, rgb]
         img = img.transpose(1, 0, 2)[::-1]  # keys vertical, highest at the top
         return np.repeat(np.repeat(img, 2, axis=0), 4, axis=1)
+
+
+class PolyphonicMusicVectorEnv(VectorEnv):
+    """``num_envs`` music streams advanced together: the arguments and contract of :class:`PolyphonicMusicEnv`
+    (the sequences, the reward, which steps are scored), batched, with Gymnasium's next-step autoreset as the
+    digit vector environments have it: the step after a sub-environment terminates starts its next sequence,
+    ignores its action and returns the first observation with reward 0. In the default sequential mode the
+    sub-environments take the split's sequences 0, 1, 2, ... in turn (``reset(seed=...)`` restarts at 0); with
+    ``shuffle=True`` every sequence is drawn from the vector environment's generator. ``info`` holds ``index``
+    and ``t`` per sub-environment, each with its ``_key`` mask. No rendering.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, dataset: str | None = None, split: str = "test", **kwargs: Any) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if kwargs.get("render_mode") is not None:
+            raise ValueError("the vector music environment does not render; make single environments to render")
+        self.stream = PolyphonicMusicEnv(dataset, split, **kwargs)  # checks the arguments, holds the sequences
+        self.num_envs = num_envs
+        self.single_observation_space, self.single_action_space = self.stream.observation_space, self.stream.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._rolls: list[np.ndarray] = [np.zeros((0, N_KEYS), np.float32)] * num_envs
+        self._index = np.full(num_envs, -1, dtype=np.int64)
+        self._t = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._started = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rows = rows_to_reset(reset_option(options, "reset_mask"), self.num_envs, self._started)
+        for k, row in enumerate(rows):
+            self._new_episode(row, restart=seed is not None and k == 0)
+        self._started = True
+        return self._observations(), self._infos()
+
+    def step(self, actions: Any):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        forecasts, _ = parse_action(actions, (N_KEYS,), with_classes=False, batch=self.num_envs)
+        rewards, terminated = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=bool)
+        for row in range(self.num_envs):
+            if self._autoreset[row]:
+                self._new_episode(row)
+                continue
+            rewards[row] = bernoulli_log_likelihood(self._rolls[row][self._t[row] + 1], forecasts[row])
+            self._t[row] += 1
+            terminated[row] = self._t[row] == len(self._rolls[row]) - 1
+        self._autoreset = terminated.copy()
+        return self._observations(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), self._infos()
+
+    def _new_episode(self, row: int, restart: bool = False) -> None:
+        index, _, roll = self.stream.choose_sequence(self.np_random, restart=restart)
+        self._rolls[row] = roll.astype(np.float32)
+        self._index[row] = index
+        self._t[row] = -1 if self.stream.score_first_step else 0
+        self._autoreset[row] = False
+
+    def _observations(self) -> np.ndarray:
+        silent = np.zeros(N_KEYS, np.float32)
+        return np.stack([silent if t < 0 else roll[t] for roll, t in zip(self._rolls, self._t)])
+
+    def _infos(self) -> dict[str, Any]:
+        every = np.ones(self.num_envs, dtype=bool)
+        return {"index": self._index.copy(), "_index": every, "t": self._t.copy(), "_t": every.copy()}

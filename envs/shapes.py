@@ -8,8 +8,11 @@ from typing import Sequence
 
 import numpy as np
 
-from envs._common import SPLITS, BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, paste
-from envs.textured_mnist import N_ITERATIONS
+from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
+from .drawing import paste
+from .randomness import BatchRandom
+from .splits import SPLITS
+from .textured_mnist import N_ITERATIONS
 
 ENV_ID = "rladder_stream/Shapes-v0"
 IMAGE_SIZE = 20
@@ -69,7 +72,7 @@ def generate_shapes_batch(
 
     Args:
         rng: all randomness (templates, then rows, then columns of the top-left corners); or one generator
-            per row (see :class:`envs._common.BatchRandom`).
+            per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         choice: optional ``[batch_size]`` episode numbers, returned as ``indices``; they choose nothing
             (every image comes from ``rng``).
         n_ticks: length of ``frames`` (the image repeated: ``N_ITERATIONS`` observations + the target).
@@ -106,7 +109,7 @@ def generate_shapes_batch(
 
 
 def episode_source(split: str = "train", n_iterations: int = N_ITERATIONS) -> EpisodeSource:
-    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     with the split's size (50,000 / 10,000 / 10,000); ``episodes(rng, n, indices)`` returns a batch. No data
     files: every image is drawn, valid/test episode i from a seed derived from (split, i)."""
     if split not in SPLITS:
@@ -180,7 +183,7 @@ class ShapesEnv(PredictionEnv):
 class ShapesVectorEnv(PredictionVectorEnv):
     """``num_envs`` Shapes episodes at once, from :func:`generate_shapes_batch` with a batch of ``num_envs``;
     same arguments and contract as :class:`ShapesEnv`, batched, with Gymnasium's next-step autoreset (see
-    :class:`envs._common.PredictionVectorEnv`)."""
+    :class:`~rladder_stream.envs.base.PredictionVectorEnv`)."""
 
     frame_shape = ShapesEnv.frame_shape
     classify = ShapesEnv.classify

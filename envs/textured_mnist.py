@@ -1,4 +1,4 @@
-"""Brodatz-textured MNIST (SPEC 4.3): a thickened digit cut out of one texture, pasted on another."""
+"""Brodatz-textured MNIST (docs/design.md#brodatz-textured-mnist): a thickened digit cut out of one texture, pasted on another."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import os
 from typing import Sequence
 
 import numpy as np
-from scipy.ndimage import grey_dilation
 
-from envs._common import BatchRandom, EpisodeSource, PredictionEnv, PredictionVectorEnv, mnist_pool, paste
-from envs.data.brodatz import load_brodatz
+from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
+from .drawing import paste
+from .randomness import BatchRandom
+from .splits import mnist_pool
+from .data.brodatz import load_brodatz
 
 ENV_ID = "rladder_stream/TexturedMNIST-v0"
 IMAGE_SIZE = 32
@@ -19,12 +21,15 @@ N_ITERATIONS = 3  # ticks the same image is shown (the RTagger's inference itera
 ROTATION_RANGE = (0.0, 2.0 * np.pi)
 SCALE_RANGE = (0.7, 1.4)
 MASK_LOW, MASK_HIGH = 0.1, 0.9  # groups: background below, digit above, ignored between
-SEMI_SUPERVISED_END = 50_000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
+SEMI_SUPERVISED_END = 50_000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
 
 
 def thicken(digits: np.ndarray) -> np.ndarray:
-    """3x3 grey dilation of each digit in ``[B, 28, 28]`` (max over the 3x3 neighbourhood)."""
-    return grey_dilation(digits, size=(1, 3, 3), mode="constant", cval=0)
+    """3x3 grey dilation of each digit in ``[B, 28, 28]``: the max over each pixel's 3x3 neighbourhood, zero
+    outside the image (SciPy's ``grey_dilation(size=(1, 3, 3), mode="constant")``, which a test compares)."""
+    height, width = digits.shape[-2:]
+    padded = np.pad(digits, ((0, 0), (1, 1), (1, 1)))
+    return np.max([padded[:, dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0)
 
 
 def crop_textures(
@@ -73,7 +78,7 @@ def generate_textured_batch(
 
     Args:
         rng: all randomness (digits if ``choice`` is None, offsets, textures, then crop parameters); or one
-            generator per row (see :class:`envs._common.BatchRandom`).
+            generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]`` (-1 = unlabelled); ``textures``: float32
             ``[K, S, S]`` in [0, 1], K >= 2 (S >= 96 leaves room for rotated, shrunk crops).
         choice: optional ``[batch_size]`` rows of ``digits``.
@@ -133,7 +138,7 @@ def episode_source(
     data_dir: str | os.PathLike | None = None,
     n_iterations: int = N_ITERATIONS,
 ) -> EpisodeSource:
-    """The :class:`envs._common.EpisodeSource` the environment plays (training uses it too): the generator
+    """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits and textures (train crops augmented, valid/test not);
     ``episodes(rng, n, indices)`` returns a batch of sequences."""
     if n_iterations < 1:
@@ -158,7 +163,7 @@ class TexturedMNISTEnv(PredictionEnv):
     intensity about 0.5), so only texture tells digit from background. The same 32x32 image is offered for
     ``n_iterations`` ticks, the RTagger's inference iterations: since the next observation equals the
     current one, each forecast is a reconstruction of the image. The RTagger's grouping is scored against
-    ``info["groups"]`` (AMI), its class beliefs after the last iteration (SPEC 4.3).
+    ``info["groups"]`` (AMI), its class beliefs after the last iteration (docs/design.md#brodatz-textured-mnist).
 
     ## Action Space
     ``Dict({"forecast": Box(0, 1, (32, 32), float32), "class_probs": Box(0, 1, (10,), float32)})``; a bare
@@ -184,11 +189,12 @@ class TexturedMNISTEnv(PredictionEnv):
     ## Arguments
     - ``split``: ``"train"`` (MNIST train 0-49,999) / ``"valid"`` (50,000-59,999) / ``"test"`` (MNIST test);
       fixed episodes, ``reset(options={"index": i})`` and the walk as in
-      :class:`envs.occluded_mnist.OccludedMovingMNISTEnv`.
-    - ``labelled``: semi-supervised training: the number of labelled digits (SPEC: 1000) among MNIST train
+      :class:`rladder_stream.envs.occluded_mnist.OccludedMovingMNISTEnv`.
+    - ``labelled``: semi-supervised training: the number of labelled digits (the paper's: 1000) among MNIST train
       0-49,999, class-balanced and fixed by a seed; the others are unlabelled.
     - ``n_iterations``: ticks per image (default 3).
-    - ``data_dir``: folder with ``mnist/`` and ``brodatz/schlossvrl_300px/`` (the 20 plates of SPEC 4.3);
+    - ``data_dir``: folder with ``mnist/`` and ``brodatz/schlossvrl_300px/`` (the 20 plates of
+    docs/design.md#brodatz-textured-mnist);
       default ``$RLADDER_STREAM_DATA``, the cache, else the embedded subset (4 plates, 128x128 crops).
     - ``render_mode``: ``None`` or ``"rgb_array"``.
 
@@ -222,7 +228,7 @@ class TexturedMNISTEnv(PredictionEnv):
 class TexturedMNISTVectorEnv(PredictionVectorEnv):
     """``num_envs`` Textured MNIST episodes at once, from :func:`generate_textured_batch` with a batch of
     ``num_envs``; same arguments and contract as :class:`TexturedMNISTEnv`, batched, with Gymnasium's
-    next-step autoreset (see :class:`envs._common.PredictionVectorEnv`)."""
+    next-step autoreset (see :class:`~rladder_stream.envs.base.PredictionVectorEnv`)."""
 
     frame_shape = TexturedMNISTEnv.frame_shape
     classify = TexturedMNISTEnv.classify

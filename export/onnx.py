@@ -1,6 +1,6 @@
 """ONNX export of the one-tick step: ``(obs, state) -> (outputs, next_state)`` as one ONNX graph.
 
-The graph is the model's pure ``step`` (SPEC 2.1) with its state as named inputs and outputs:
+The graph is the model's pure ``step`` (docs/design.md#one-tick) with its state as named inputs and outputs:
 
 ================================  ==========================================================
 inputs                            ``obs`` ``(batch, *obs_shape)``, then ``state.<name>`` for each
@@ -16,7 +16,7 @@ metadata (zeros for the RLadder; see :data:`STATE_INITS`).
 
 The model carries its own description as ``metadata_props`` (keys prefixed ``rladder_stream.``): the
 config JSON, the state layout (names, per-sample shapes, initial value), input and output names and
-per-sample shapes, the package version, so that :class:`export.runtime.OnnxPredictor` needs the ``.onnx``
+per-sample shapes, the package version, so that :class:`rladder_stream.export.runtime.OnnxPredictor` needs the ``.onnx``
 file alone.
 
 Export uses PyTorch's ``torch.export``-based ONNX exporter (``torch.onnx.export(..., dynamo=True)``, which
@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rladder_stream import __version__
+from rladder_stream.version import __version__
 from rladder_stream.fileio import atomic_write_bytes
 from rladder_stream.ladder import RLadder
 from rladder_stream.tagger import RTagger

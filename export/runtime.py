@@ -3,7 +3,7 @@
 ``OnnxPredictor`` has the interface of :class:`rladder_stream.Predictor` (``reset(stream_ids=None)``,
 ``step(obs) -> StepOutput``, ``n_streams`` batched streams, the same unbatched/batched conventions, the
 same observation checks and the same post-processing of the outputs) and is built from the ``.onnx`` file
-alone: configuration and state layout come from the model's metadata (see :mod:`export.onnx`).
+alone: configuration and state layout come from the model's metadata (see :mod:`rladder_stream.export.onnx`).
 
     >>> from export.runtime import OnnxPredictor
     >>> predictor = OnnxPredictor("omm.onnx", n_streams=1)   # doctest: +SKIP
@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from rladder_stream.config import LadderConfig
-from rladder_stream.errors import ModelFileError, UsageError
+from rladder_stream.errors import ModelFileError
 from rladder_stream.outputs import StepOutput
 from rladder_stream.predictor import to_step_output
 from rladder_stream.validation import validate_observation, validate_stream_ids
@@ -99,14 +98,6 @@ def is_onnx_file(path: str | os.PathLike) -> bool:
         return False
     is_checkpoint = head[:2] == b"PK" or (len(head) == 9 and head[8:9] == b"{")
     return len(head) >= 2 and head[0] == 0x08 and not is_checkpoint
-
-
-def resolve_runtime(path: str | os.PathLike, runtime: str | None) -> str:
-    """The runtime a model file runs on: ``onnx`` for an ONNX file (the only runtime that can), else
-    ``runtime`` (default ``torch``)."""
-    if is_onnx_file(path):
-        return "onnx"
-    return runtime or "torch"
 
 
 def describe_onnx(path: str | os.PathLike) -> dict[str, Any]:
@@ -349,7 +340,7 @@ class OnnxPredictor:
     """Online inference with an exported one-tick step in ONNX Runtime over ``n_streams`` streams.
 
     Args:
-        path: an ``.onnx`` file written by :func:`export.onnx.export_onnx`.
+        path: an ``.onnx`` file written by :func:`rladder_stream.export.onnx.export_onnx`.
         n_streams: number of independent streams stepped together (a batch).
         providers: onnxruntime execution providers (names or ``(name, options)`` pairs), e.g.
             ``["CPUExecutionProvider"]``; default: CUDA when onnxruntime-gpu finds a usable GPU, else CPU.
@@ -510,53 +501,3 @@ class OnnxPredictor:
     def __repr__(self) -> str:
         return (f"OnnxPredictor({str(self.path)!r}, n_streams={self.n_streams}, providers={self.providers}, "
                 f"io_binding={self.io_binding}, model={self.info.model_kind} {self.config.name!r})")
-
-
-RUNTIMES = ("torch", "onnx")
-
-
-def onnx_cache_dir() -> Path:
-    """Where checkpoints exported for ONNX Runtime are kept: ``$XDG_CACHE_HOME/rladder-stream-onnx``
-    (default ``~/.cache/rladder-stream-onnx``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rladder-stream-onnx"
-
-
-def _tell(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
-
-
-def load_predictor(path: str | os.PathLike, runtime: str | None = None, n_streams: int = 1, *,
-                   progress: Callable[[str], None] | None = _tell) -> Any:
-    """A streaming predictor for a checkpoint or an exported step (``.onnx``) on either runtime.
-
-    ``runtime=None`` picks by file: ONNX Runtime for an ONNX file, PyTorch for a checkpoint.
-    ``runtime="onnx"`` with a checkpoint exports it first (5-20 s), once: the export is kept in
-    :func:`onnx_cache_dir` under the checkpoint's content hash; ``progress`` (default: a line on stderr) is
-    told when an export starts and where it goes. An ONNX file can only run on ONNX Runtime.
-    """
-    if runtime is not None and runtime not in RUNTIMES:
-        raise UsageError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
-    path = Path(path)
-    if is_onnx_file(path):
-        if runtime == "torch":
-            raise UsageError(f"{path} is an ONNX model: it runs on ONNX Runtime (runtime='onnx' or None), "
-                             "or pass the .pt checkpoint to run on PyTorch")
-        return OnnxPredictor(path, n_streams=n_streams)
-    if runtime in (None, "torch"):
-        from rladder_stream.predictor import Predictor
-
-        return Predictor.from_checkpoint(path, n_streams=n_streams)
-    from rladder_stream.checkpoint import load_checkpoint
-
-    from .onnx import export_onnx
-
-    load_checkpoint(path)  # a bad checkpoint fails here, with its own message, before any export
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    target = onnx_cache_dir() / f"{path.stem}-{digest}.onnx"
-    if not target.exists():
-        if progress is not None:
-            progress(f"exporting {path} to ONNX for ONNX Runtime (first use only, takes 5-20 s); cached as {target}")
-        export_onnx(path, target)
-    return OnnxPredictor(target, n_streams=n_streams)

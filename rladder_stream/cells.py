@@ -1,4 +1,4 @@
-"""Building blocks of the Recurrent Ladder: encoder cells and decoder combinators (SPEC 2.2-2.3).
+"""Building blocks of the Recurrent Ladder: encoder cells and decoder combinators (docs/design.md#encoder-cells, #decoder-cells).
 
 Every block works on 1-D (music: pitch axis) or 2-D (images) feature maps, chosen by ``dims``.
 Encoder cells are recurrent (state in, state out) or feed-forward; decoder cells are stateless
@@ -80,7 +80,7 @@ def _gate_transforms(in_ch: int, hidden: int, gates: int, kernel: int, dims: int
 
 
 class LSTMCell(nn.Module):
-    """LSTM with normalisation after the input transform (SPEC 2.2), conv (``dims`` 1/2) or dense (``None``).
+    """LSTM with normalisation after the input transform (docs/design.md#encoder-cells), conv (``dims`` 1/2) or dense (``None``).
 
     ``[i,f,o,g] = Norm(W_x x) + W_h h + b [+ side]``; ``c' = σ(f) c + σ(i) tanh(g)``; ``h' = σ(o) tanh(c')``.
     ``side`` (``gate_channels`` maps, optional) is an input already transformed by the caller, added after
@@ -136,7 +136,7 @@ class GRUCell(nn.Module):
 
 
 class FeedForwardCell(nn.Module):
-    """Non-recurrent encoder layer: transform, batch normalisation (SPEC 2.2), [+ side], ReLU. Stateless."""
+    """Non-recurrent encoder layer: transform, batch normalisation (docs/design.md#encoder-cells), [+ side], ReLU. Stateless."""
 
     state_names: tuple[str, ...] = ()
 

@@ -26,10 +26,11 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from .config import LadderConfig
 from .errors import ModelFileError
 from .fileio import atomic_write_bytes
+from .registry import build_model
+from .version import __version__
 
 FORMAT = "rladder-stream-checkpoint"
 FORMAT_VERSION = 2  # safetensors; 1 was a torch.save zip (still read)
@@ -191,8 +192,6 @@ def _parse_config(config_dict: Any, path: Path) -> LadderConfig:
 def check_config_matches(config: LadderConfig, shapes: dict[str, tuple[int, ...]], path: str | os.PathLike) -> None:
     """Refuse a configuration that does not describe exactly the stored tensors (names and shapes), or whose
     per-stream state would be absurdly large, building the model on the ``meta`` device (nothing allocated)."""
-    from .ladder import build_model
-
     if len(config.levels) > len(shapes):  # every level has weights: more levels than tensors is a lie
         raise CheckpointError(f"{path}: the configuration has {len(config.levels)} levels but the file holds "
                               f"{len(shapes)} tensors: weights do not match the configuration")
@@ -299,8 +298,6 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[LadderConfig, dict[str, to
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> "torch.nn.Module":
     """Build the model a checkpoint describes and load its weights (in eval mode)."""
-    from .ladder import build_model
-
     config, state_dict, _ = load_checkpoint(path)
     model = build_model(config)
     try:

@@ -1,11 +1,9 @@
-"""Model configurations as plain data, and the one registry of named configurations.
+"""Model configurations as plain data: everything needed to build a model (the observation shape, the
+encoder levels, the top level, the decoder and its switches, the task heads and the cost weights), checked
+when made. The named configurations are in :mod:`rladder_stream.registry`::
 
-A configuration says everything needed to build a model: the observation shape, the encoder levels,
-the top level, the decoder and its switches, the task heads and the cost weights. Baselines and
-ablations of the paper (SPEC 2.4) are configurations here, not copies of code::
-
-    >>> from rladder_stream.config import get_config, list_configs
-    >>> cfg = get_config("omm-rladder", size="cpu")
+    >>> from rladder_stream.config import LadderConfig, LevelConfig
+    >>> cfg = LadderConfig(obs_shape=(32, 32), levels=(LevelConfig(8), LevelConfig(16, pool=2)))
     >>> cfg.replace(decoder_to_encoder=False).decoder_to_encoder
     False
 """
@@ -15,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .cells import DECODER_CELLS, DECODER_INITS, NORMS
 
@@ -54,7 +52,7 @@ class LadderConfig:
             cost's gradient reaches every level at init), ``open_stable`` (the same with ``v`` squashed into
             (0, 1), the reference Tagger's ``gauss_stable_v``) or ``closed`` (the original Ladder's ``y = 0``,
             which sends no gradient above the bottom at init; kept to reproduce earlier runs).
-        decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (SPEC 2.1).
+        decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (docs/design.md#one-tick).
         decoder_to_encoder_entry: where ``d_l^{t-1}`` enters the encoder cell: ``normalised`` (default),
             through its own transform and its own normalisation added to the gates, one normalisation per
             input as the paper's appendix has it: ``Norm(W_x x) + Norm(W_d d) + W_h h + b``; ``gates``, through
@@ -67,7 +65,7 @@ class LadderConfig:
             statistics at evaluation too: the RTagger) after input convolutions and in decoder cells.
         n_classes: classes of the classification head; 0 for none.
         predict: next-observation head on the bottom decoder output (needs the decoder).
-        probe: stopped-gradient readout of the clean input from the lowest decoder map (SPEC 2.4).
+        probe: stopped-gradient readout of the clean input from the lowest decoder map (docs/design.md#baselines-and-ablations).
         prediction_weight, class_weight, probe_weight: cost weights; an ablation sets one to zero.
         input_noise: std of Gaussian noise added to observations during training.
         input_view: what the model is fed: ``observed`` frames, or the ``optimal_reconstruction`` of the
@@ -78,7 +76,7 @@ class LadderConfig:
         prediction_bias: initial bias of the prediction head's logits. 0 (probability 0.5) by default; sparse
             data such as piano rolls (about 4 of 88 keys on) start at the log-odds of the base rate, because
             the RLadder's readout has a single shift to learn it with, which Adam moves by about ``lr`` a step.
-        groups: RTagger (SPEC 2.5): the number K of groups; 0 builds a plain RLadder. With K > 0 this
+        groups: RTagger (docs/design.md#the-rtagger): the number K of groups; 0 builds a plain RLadder. With K > 0 this
             configuration is the RLadder engine shared by the K groups (``decoder_to_encoder`` and recurrent
             levels give the RTagger, feed-forward levels without them the Tagger), and ``predict`` /
             ``prediction_weight`` are the RTagger's low-level task (denoising or next-frame prediction).
@@ -241,228 +239,3 @@ class LadderConfig:
         data["levels"] = tuple(LevelConfig(**lv) for lv in data.get("levels", ()))
         data["obs_shape"] = tuple(data.get("obs_shape", (32, 32)))
         return cls(**data)
-
-
-# ============================================================================ registry
-
-_REGISTRY: dict[str, Callable[[str], LadderConfig]] = {}
-_DESCRIPTIONS: dict[str, str] = {}
-
-
-def register_config(name: str, description: str) -> Callable[[Callable[[str], LadderConfig]], Callable[[str], LadderConfig]]:
-    """Decorator: register a factory ``size -> LadderConfig`` under ``name``."""
-
-    def wrap(factory: Callable[[str], LadderConfig]) -> Callable[[str], LadderConfig]:
-        if name in _REGISTRY:
-            raise ValueError(f"config {name!r} registered twice")
-        _REGISTRY[name] = factory
-        _DESCRIPTIONS[name] = description
-        return factory
-
-    return wrap
-
-
-def list_configs() -> dict[str, str]:
-    """Names of all registered configurations with a one-line description."""
-    return dict(_DESCRIPTIONS)
-
-
-def get_config(name: str, size: str = "cpu", **overrides: Any) -> LadderConfig:
-    """The named configuration at ``size`` (``tiny`` for tests, ``cpu``, ``gpu``), with field overrides."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown config {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
-    return _REGISTRY[name](size).replace(name=name, **overrides)
-
-
-# Occluded Moving MNIST (SPEC 4.1, 6.1): one ladder, its ablations and baselines. --------------
-
-_OMM_CHANNELS = {"tiny": (4, 8, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
-_OMM_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
-
-
-# The prediction cost is summed over 1,024 pixels (~30 nats per frame once trained) against a class cost of a
-# few nats: weighted 1:1 it drowns the class gradient. 0.02 gave 53% vs 70% validation error after 6 CPU
-# minutes (one seed each, docs/results/cost_balance.md); the balance is a setting, not a fixed truth.
-OMM_PREDICTION_WEIGHT = 0.02
-
-
-def _omm(size: str, kind: str = "lstm", top_kind: str = "lstm", **fields: Any) -> LadderConfig:
-    c1, c2, c3 = _OMM_CHANNELS[size]
-    levels = (LevelConfig(c1, kind), LevelConfig(c2, kind, pool=2), LevelConfig(c3, kind, pool=2))
-    fields.setdefault("prediction_weight", OMM_PREDICTION_WEIGHT)
-    return LadderConfig(obs_shape=(32, 32), levels=levels, top_kind=top_kind, top_size=_OMM_TOP[size], **fields)
-
-
-@register_config("omm-rladder", "RLadder for Occluded Moving MNIST: conv-LSTM encoder, ConvG2 decoder, prediction + classification")
-def _omm_rladder(size: str) -> LadderConfig:
-    return _omm(size, probe=True)
-
-
-@register_config("omm-rladder-no-d2e", "RLadder without decoder-to-encoder connections (Table 1 ablation)")
-def _omm_no_d2e(size: str) -> LadderConfig:
-    return _omm(size, decoder_to_encoder=False)
-
-
-@register_config("omm-rladder-no-prediction", "RLadder without the prediction task (cost weight 0; Table 1 ablation)")
-def _omm_no_pred(size: str) -> LadderConfig:
-    return _omm(size, prediction_weight=0.0)
-
-
-@register_config("omm-rladder-no-classification", "RLadder without the classification task (cost weight 0; Table 1 ablation)")
-def _omm_no_class(size: str) -> LadderConfig:
-    return _omm(size, class_weight=0.0)
-
-
-@register_config("omm-hrnn", "Hierarchical RNN: the RLadder's encoder alone (no decoder)")
-def _omm_hrnn(size: str) -> LadderConfig:
-    return _omm(size, decoder=False, decoder_to_encoder=False, predict=False)
-
-
-@register_config("omm-temporal", "Temporal baseline: feed-forward conv encoder with a recurrent top level only")
-def _omm_temporal(size: str) -> LadderConfig:
-    return _omm(size, kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False)
-
-
-@register_config("omm-static", "Static classifier (feed-forward encoder, dense top); fed the optimal reconstruction")
-def _omm_static(size: str) -> LadderConfig:
-    return _omm(
-        size, kind="feedforward", top_kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False,
-        input_view="optimal_reconstruction",
-    )
-
-
-# Polyphonic music (SPEC 4.4, 6.3): convolutions over the pitch axis. ------------------------
-
-# The paper's music RLadder has 18 layers with five conv-LSTMs and a fully connected LSTM on top. Ours: the
-# gpu size has five conv-LSTM levels (pitch axis pooled 88 -> 11) and a dense LSTM; the cpu and tiny sizes keep
-# two conv-LSTM levels so that a Table 3 run trains in about a minute on one CPU core (docs/results/table3.md).
-# No non-recurrent layers sit between the cells, and the decoder is ConvG2 (SPEC 2.3).
-_MUSIC_LEVELS = {
-    "tiny": ((4, 5, 1), (8, 5, 2)),
-    "cpu": ((8, 5, 1), (16, 5, 2)),
-    "gpu": ((32, 5, 1), (32, 5, 1), (64, 5, 2), (64, 5, 2), (128, 3, 2)),
-}  # (channels, kernel over pitch, pool) per conv-LSTM level, bottom first
-_MUSIC_TOP = {"tiny": (16, 2), "cpu": (64, 4), "gpu": (512, 1)}  # (top LSTM units, top_pool)
-# Every music model's forecasts start at the base rate of the four benchmarks, about 4 of 88 keys on a step
-# (log-odds of 0.045): from 0.5, the RLadder's one-shift readout spent its first ~100 steps getting there.
-MUSIC_PREDICTION_BIAS = -3.0
-# The same-protocol marginal baselines (Table 3): one dense LSTM or GRU on the 88 keys, a dense sigmoid readout,
-# sized to about the RLadder's parameter count at each size (tiny 23k, cpu 119k, gpu 7.4M parameters).
-_MUSIC_BASELINE_TOP = {"lstm": {"tiny": 40, "cpu": 126, "gpu": 1320}, "gru": {"tiny": 48, "cpu": 150, "gpu": 1530}}
-
-
-@register_config("music-rladder", "RLadder for 88-key piano rolls: conv-LSTMs over the pitch axis, dense LSTM on top")
-def _music_rladder(size: str) -> LadderConfig:
-    levels = tuple(LevelConfig(channels, kernel=kernel, pool=pool) for channels, kernel, pool in _MUSIC_LEVELS[size])
-    top_size, top_pool = _MUSIC_TOP[size]
-    return LadderConfig(obs_shape=(88,), levels=levels, top_size=top_size, top_pool=top_pool, n_classes=0,
-                        prediction_bias=MUSIC_PREDICTION_BIAS)
-
-
-def _music_baseline(size: str, kind: str) -> LadderConfig:
-    return LadderConfig(
-        obs_shape=(88,), levels=(), top_kind=kind, top_size=_MUSIC_BASELINE_TOP[kind][size], top_pool=1, decoder=False,
-        decoder_to_encoder=False, n_classes=0, prediction_readout="top", prediction_bias=MUSIC_PREDICTION_BIAS,
-    )
-
-
-@register_config("music-lstm", "Table 3 baseline: one dense LSTM on the 88 keys with marginal (sigmoid) note outputs")
-def _music_lstm(size: str) -> LadderConfig:
-    return _music_baseline(size, "lstm")
-
-
-@register_config("music-gru", "Table 3 baseline: one dense GRU on the 88 keys with marginal (sigmoid) note outputs")
-def _music_gru(size: str) -> LadderConfig:
-    return _music_baseline(size, "gru")
-
-
-# RTagger (SPEC 2.5, 4.2, 4.3, 6.4, 6.5): perceptual grouping; the Tagger and the ConvNet are configurations. ------
-
-_TMNIST_CHANNELS = {"tiny": (4, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
-_TMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
-# The denoising cost is a Gaussian-mixture NLL summed over 1,024 pixels against a class cost of a few nats;
-# the same balance argument as OMM_PREDICTION_WEIGHT (a setting, not a fixed truth).
-TAGGER_DENOISING_WEIGHT = 0.02
-TAGGER_INPUT_NOISE = 0.1  # std of the Gaussian noise of the denoising task (textured images span [0, 1])
-
-
-def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
-    channels = _TMNIST_CHANNELS[size]
-    levels = tuple(LevelConfig(c, kind, pool=1 if i == 0 else 2) for i, c in enumerate(channels))
-    fields.setdefault("top_kind", kind)
-    fields.setdefault("prediction_weight", TAGGER_DENOISING_WEIGHT)
-    fields.setdefault("input_noise", TAGGER_INPUT_NOISE)
-    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch", **fields)
-
-
-@register_config("tmnist-rtagger", "RTagger on Brodatz-textured MNIST: 2 groups, conv-LSTM RLadder engine, denoising + class (Table 4)")
-def _tmnist_rtagger(size: str) -> LadderConfig:
-    return _tmnist(size, groups=2)
-
-
-@register_config("tmnist-rtagger-noclass", "RTagger on Brodatz-textured MNIST without the class task (denoising only): "
-                 "does the class task speed up training? (SPEC 6.4)")
-def _tmnist_rtagger_no_class(size: str) -> LadderConfig:
-    return _tmnist(size, groups=2, class_weight=0.0)
-
-
-@register_config("tmnist-tagger", "Tagger on Brodatz-textured MNIST: the RTagger with a feed-forward Ladder engine (Table 4)")
-def _tmnist_tagger(size: str) -> LadderConfig:
-    return _tmnist(size, kind="feedforward", groups=2, decoder_to_encoder=False)
-
-
-@register_config("tmnist-convnet", "ConvNet baseline on Brodatz-textured MNIST: the feed-forward encoder, class cost only (Table 4)")
-def _tmnist_convnet(size: str) -> LadderConfig:
-    return _tmnist(size, kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False, prediction_weight=0.0,
-                   input_noise=0.0)
-
-
-_MMNIST_LEVELS = {"tiny": ((4, 2), (8, 2)), "cpu": ((8, 2), (16, 2), (32, 2)), "gpu": ((32, 1), (64, 2), (128, 2))}
-_MMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
-
-
-def _mmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
-    levels = tuple(LevelConfig(c, kind, pool=p) for c, p in _MMNIST_LEVELS[size])
-    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
-                        n_classes=0, class_weight=0.0, **fields)
-
-
-@register_config("mmnist-rtagger", "RTagger on two-digit Moving MNIST: 3 groups, next-frame prediction, no class task (SPEC 6.5)")
-def _mmnist_rtagger(size: str) -> LadderConfig:
-    return _mmnist(size)
-
-
-@register_config("mmnist-tagger", "Tagger on two-digit Moving MNIST: the RTagger with a feed-forward Ladder engine (SPEC 6.5)")
-def _mmnist_tagger(size: str) -> LadderConfig:
-    return _mmnist(size, kind="feedforward", decoder_to_encoder=False)
-
-
-# Shapes (the reference Tagger's own easiest grouping task; envs/shapes.py): 20x20 binary images of three shapes. ----
-
-# Level pools 1, 2, 2 (20 -> 20 -> 10 -> 5; tiny: two levels, 20 -> 10); the top flattens the last map whole
-# (top_pool 1). (Pooling the tiny model's 10x10 map to 5x5 too left an untrained feed-forward Tagger's groups
-# 5e-5 apart after three iterations in eval mode: test_tagger's check of the initial symmetry breaking.)
-_SHAPES_CHANNELS = {"tiny": (4, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
-_SHAPES_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
-SHAPES_INPUT_NOISE = 0.2  # the reference's corruption: each pixel flipped with probability 0.2
-SHAPES_MEAN_PIXEL = 0.28  # the share of ink pixels (envs/shapes.py, 50,000 training images): where z starts
-
-
-def _shapes(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
-    levels = tuple(LevelConfig(c, kind, pool=1 if i == 0 else 2) for i, c in enumerate(_SHAPES_CHANNELS[size]))
-    return LadderConfig(obs_shape=(20, 20), levels=levels, top_kind=kind, top_size=_SHAPES_TOP[size], top_pool=1,
-                        norm="batch", groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE,
-                        tagger_input="binary", tagger_z_init=SHAPES_MEAN_PIXEL, **fields)
-
-
-@register_config("shapes-rtagger", "RTagger on Shapes (3 binary shapes, 20x20): 4 groups, conv-LSTM RLadder engine, "
-                 "denoising only; the grouping sanity test")
-def _shapes_rtagger(size: str) -> LadderConfig:
-    return _shapes(size)
-
-
-@register_config("shapes-tagger", "Tagger on Shapes: the RTagger with a feed-forward Ladder engine (the reference's own task)")
-def _shapes_tagger(size: str) -> LadderConfig:
-    return _shapes(size, kind="feedforward", decoder_to_encoder=False)

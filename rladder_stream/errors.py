@@ -28,14 +28,23 @@ class ModelFileError(RladderStreamError, ValueError):
     """A model file (checkpoint or ONNX) that cannot be used: missing, truncated, corrupted, tampered; names the file."""
 
 
+class TrainingDiverged(FloatingPointError):
+    """The training cost became non-finite; raised before that step changes anything (weights, optimiser,
+    checkpoint), so the run's folder keeps its last good checkpoint."""
+
+    def __init__(self, step: int, costs: dict[str, float], out: str | None):
+        self.step, self.costs = step, costs
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in costs.items())
+        super().__init__(f"training diverged at step {step + 1}: {shown}; nothing of that step was applied"
+                         + (f", {out}/last.pt holds the last checkpoint" if out else ""))
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types the command line reports as one line: the project's own, the data layer's and
     the operating system's "no such file" family."""
-    from envs.data.midi import MidiError
-    from envs.data.mnist import IdxFormatError
-    from envs.data.paths import ChecksumError, DataNotFoundError
-
-    from .train import TrainingDiverged
+    from rladder_stream.envs.data.midi import MidiError
+    from rladder_stream.envs.data.mnist import IdxFormatError
+    from rladder_stream.envs.data.paths import ChecksumError, DataNotFoundError
 
     return (RladderStreamError, DataNotFoundError, ChecksumError, IdxFormatError, MidiError, TrainingDiverged,
             FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -60,7 +69,7 @@ def make_env(env_id: str, **kwargs: Any) -> Any:
     :class:`UsageError` naming the environment."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the environments)
+    import rladder_stream.envs  # noqa: F401  (registers the environments)
 
     try:
         return gym.make(env_id, **kwargs)

@@ -1,4 +1,4 @@
-"""The Recurrent Ladder network (SPEC 2.1): one tick as a pure function of (observation, state).
+"""The Recurrent Ladder network (docs/design.md#one-tick): one tick as a pure function of (observation, state).
 
 Reading one tick top to bottom (``RLadder.step``):
 
@@ -6,7 +6,7 @@ Reading one tick top to bottom (``RLadder.step``):
 2. Bottom-up, level l = 1..L: ``e_l = cell_l([pool(e_{l-1}), d_l^{t-1}], s_l^{t-1})``; then the top
    level: ``e_top = cell_top([flatten(pool(e_L)), d_top^{t-1}])``. ``d^{t-1}`` are the previous tick's
    decoder outputs (the decoder-to-encoder connection), part of the state. They join the cell's input
-   (SPEC 2.2), or with ``decoder_to_encoder_entry="gates"`` enter through their own transform after the
+   (docs/design.md#encoder-cells), or with ``decoder_to_encoder_entry="gates"`` enter through their own transform after the
    normalisation; ``decoder_to_encoder_detach`` stops their gradient.
 3. Top-down: ``d_top = g_top(e_top, e_top)``, ``d_l = g_l(d_{l+1}, e_l)`` for l = L..1, and the bottom
    ``d_0 = g_0(d_1, e_0)``, whose per-pixel affine readout is the logit of the next observation.
@@ -213,15 +213,3 @@ class RLadder(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def build_model(config: LadderConfig) -> nn.Module:
-    """The model for a configuration (the single factory every entry point uses): an :class:`RLadder`, or
-    an :class:`~rladder_stream.tagger.RTagger` around one when ``config.groups > 0``."""
-    if config.groups:
-        from .tagger import RTagger  # tagger.py builds on this module
-
-        return RTagger(config)
-    return RLadder(config)
-
-

@@ -1,4 +1,4 @@
-"""Training costs and evaluation metrics of the RLadder tasks (SPEC 3, 4.1).
+"""Training costs and evaluation metrics of the RLadder tasks (docs/design.md#costs-and-mean-teacher, #occluded-moving-mnist).
 
 All costs read the outputs of ``RLadder.forward`` (a time axis after the batch axis) and a batch dict:
 ``inputs`` ``[B, T, *obs]``, optional ``next_targets`` ``[B, T, *obs]`` (the observation after each input),

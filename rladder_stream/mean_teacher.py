@@ -1,4 +1,4 @@
-"""Mean Teacher (Tarvainen & Valpola 2017) as an option of any model with a class head (SPEC 3).
+"""Mean Teacher (Tarvainen & Valpola 2017) as an option of any model with a class head (docs/design.md#costs-and-mean-teacher).
 
 The teacher is an exponential moving average (EMA) of the student's weights; the student is pulled towards
 the teacher's class probabilities by a consistency cost, the mean squared error between the two models'

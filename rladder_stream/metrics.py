@@ -1,4 +1,4 @@
-"""Grouping quality: adjusted mutual information (AMI) exactly as SPEC 5, in NumPy/SciPy alone.
+"""Grouping quality: adjusted mutual information (AMI) exactly as docs/design.md#ami has it, in NumPy/SciPy alone.
 
 Per image, the true label of a pixel is its ground-truth group (ignored pixels dropped) and the predicted
 label is the argmax over the K masks; the score is the AMI with **max** normalisation (the 2016-2017
@@ -23,7 +23,7 @@ import numpy as np
 from scipy.special import gammaln
 
 _EPS = np.finfo(np.float64).eps
-IGNORE = -1  # the ground-truth label of pixels no group is scored on (SPEC 4.2, 4.3)
+IGNORE = -1  # the ground-truth label of pixels no group is scored on (docs/design.md#moving-mnist, #brodatz-textured-mnist)
 
 
 def _entropy(counts: np.ndarray) -> float:
@@ -79,7 +79,7 @@ def adjusted_mutual_info(labels_true: np.ndarray, labels_pred: np.ndarray) -> fl
 
 
 def grouping_ami(true_groups: np.ndarray, masks: np.ndarray, ignore: Sequence[int] = (IGNORE,)) -> float | None:
-    """SPEC 5 AMI of one observation: true int groups vs the argmax over ``masks`` ``(K, *obs_shape)``.
+    """AMI (docs/design.md#ami) of one observation: true int groups vs the argmax over ``masks`` ``(K, *obs_shape)``.
 
     Pixels whose true group is in ``ignore`` are dropped (-1 always means "ignore"; Moving MNIST also
     drops the background, group 0). Returns ``None`` when no pixel is left to score, NaN when a mask is not

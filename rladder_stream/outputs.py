@@ -24,7 +24,8 @@ class StepOutput:
             forecast next observation on video (next-frame prediction, paper Fig. 7).
         reconstructions: per-group reconstructions, same layout as ``groups``, or ``None``.
         probe: probabilities in [0, 1] of the clean (unoccluded) current observation read out by the probe
-            (SPEC 2.4, paper Fig. 4), same shape as the observation; ``None`` for a model without a probe.
+            (docs/design.md#baselines-and-ablations, paper Fig. 4), same shape as the observation; ``None`` for a
+            model without a probe.
     """
 
     next_obs: np.ndarray | None = None

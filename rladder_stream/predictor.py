@@ -32,7 +32,7 @@ def to_step_output(outputs: Mapping[str, torch.Tensor | np.ndarray], batched: bo
     """Post-process one tick's raw outputs: sigmoid of prediction and probe logits, softmax of class logits.
 
     Shared by every runtime: ``Predictor`` passes torch tensors (computed with torch, on their device),
-    ``export.runtime.OnnxPredictor`` NumPy arrays (computed with SciPy's ``expit``/``softmax``, which keeps
+    ``rladder_stream.export.runtime.OnnxPredictor`` NumPy arrays (computed with SciPy's ``expit``/``softmax``, which keeps
     torch's thread pool out of an ONNX Runtime loop). ``outputs`` maps output names to ``(B, ...)`` values;
     with ``batched=False`` the batch axis (of size 1) is dropped.
     """

@@ -1,13 +1,127 @@
-"""``key=value`` settings checked against the type of the field they set, so ``epochs=abc`` is refused
-when it is typed, not as a ``TypeError`` deep inside training."""
+"""The settings of a training run, in groups (the model, the data, optimisation, the schedule, Mean Teacher,
+the run folder), and ``key=value`` parsing checked against the type of the field it sets, so ``epochs=abc`` is
+refused when it is typed, not as a ``TypeError`` deep inside training.
+
+:class:`~rladder_stream.train.TrainConfig` joins the groups into one flat dataclass: ``--set key=value``,
+``results.json`` and checkpoints name every setting by its field, whatever its group.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import types
 import typing
+from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .config import LadderConfig
 from .errors import UsageError
+
+LR_SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class ModelSettings:
+    """Which model: the registered configuration ``model`` at ``size``, with ``model_overrides`` (fields of
+    :class:`~rladder_stream.config.LadderConfig`)."""
+
+    model: str = "omm-rladder"
+    size: str = "cpu"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataSettings:
+    """What the model trains and is evaluated on (what a task reads; see :mod:`rladder_stream.tasks`)."""
+
+    dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
+    data_dir: str | None = None
+    train_sequences: int = 50_000  # per epoch (docs/design.md#occluded-moving-mnist: fresh trajectories every epoch)
+    valid_sequences: int = 2_000
+    test_sequences: int | None = None  # None: the whole test split
+    eval_batch_size: int = 500
+    labelled: int | None = None  # semi-supervised: number of labelled training digits (class-balanced, fixed)
+    use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
+    labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
+
+    def check_data(self) -> None:
+        if self.labelled is None and not self.use_unlabelled:
+            raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
+        if not 0.0 < self.labelled_fraction <= 1.0:
+            raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
+
+
+@dataclass
+class OptimisationSettings:
+    """How each step is taken: batch, AdamW, clipping, seed, and where and how the arithmetic runs."""
+
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the whole training forward (every tick, costs included)
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    channels_last: bool = False  # channels-last weights and activations (faster convolutions on tensor cores)
+
+
+@dataclass
+class ScheduleSettings:
+    """How long and in what order: epochs, the learning-rate schedule, the class cost's start, when to stop."""
+
+    epochs: int = 1
+    lr_schedule: str = "cosine"  # cosine (warm-up, then decay to 5 % of lr) | constant (warm-up, then lr)
+    warmup_steps: int = 100
+    class_cost_from_step: int = 0  # two phases (the reference Tagger): the low-level cost alone before this step
+    time_budget_s: float | None = None  # stop (and evaluate) when training time exceeds this
+    stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
+
+    def check_schedule(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+
+
+@dataclass
+class MeanTeacherSettings:
+    """Mean Teacher (docs/design.md#costs-and-mean-teacher; :mod:`rladder_stream.mean_teacher`): on or off, the
+    consistency cost's weight and
+    ramp-up, the teacher's averaging."""
+
+    mean_teacher: bool = False  # Mean Teacher consistency cost at the top (docs/design.md#costs-and-mean-teacher)
+    consistency_weight: float = 10.0  # its maximum weight, reached after the ramp-up
+    consistency_rampup: float = 0.3  # ramp-up length as a fraction of the planned steps
+    ema_decay_rampup: float = 0.99  # teacher EMA decay during the ramp-up
+    ema_decay: float = 0.999  # and after it
+
+    def check_mean_teacher(self) -> None:
+        if not 0.0 <= self.consistency_rampup <= 1.0:
+            raise ValueError(f"consistency_rampup must be in [0, 1], got {self.consistency_rampup}")
+
+
+@dataclass
+class RunSettings:
+    """Where the run folder is and what goes into it when."""
+
+    out: str = "runs/default"
+    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
+    log_every: int = 20  # steps; also how often the device's costs are read back (the only host sync)
+    resume_with_changes: bool = False  # resume a run folder even though these settings differ from its own
+
+
+#: the groups by name, in the order ``--help`` lists them
+GROUPS = {"model": ModelSettings, "data": DataSettings, "optimisation": OptimisationSettings, "schedule": ScheduleSettings,
+          "mean teacher": MeanTeacherSettings, "run folder": RunSettings}
+
+
+def settings_by_group() -> str:
+    """The training settings, one line per group (for ``--help``)."""
+    return "\n".join(f"  {name}: {' '.join(f.name for f in dataclasses.fields(group))}" for name, group in GROUPS.items())
+
+
+# ============================================================================ key=value
 
 
 def _type_name(tp: Any) -> str:
@@ -57,3 +171,28 @@ def check_setting(cls: type, key: str, value: Any) -> None:
     tp = typing.get_type_hints(cls).get(key, Any)
     if not matches(value, tp):
         raise UsageError(f"setting {key}={value!r}: expected {_type_name(tp)}")
+
+
+def parse_settings(pairs: list[str], settings: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``key=value`` strings -> (fields of the dataclass ``settings``, model fields). Values are JSON when they
+    parse, else strings."""
+    train_fields = {f.name for f in dataclasses.fields(settings)}
+    model_fields = {f.name for f in dataclasses.fields(LadderConfig)}
+    train, model = {}, {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        key, text = pair.split("=", 1)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if key in train_fields:
+            check_setting(settings, key, value)
+            train[key] = value
+        elif key in model_fields:
+            check_setting(LadderConfig, key, value)
+            model[key] = value
+        else:
+            raise ValueError(f"unknown setting {key!r}; training settings: {sorted(train_fields)}; model settings: {sorted(model_fields)}")
+    return train, model

@@ -1,4 +1,4 @@
-"""RTagger (SPEC 2.5): perceptual grouping with K copies of one RLadder engine, one tick as a pure step.
+"""RTagger (docs/design.md#the-rtagger): perceptual grouping with K copies of one RLadder engine, one tick as a pure step.
 
 Reading one tick (iteration on a static image, frame on video) top to bottom (``RTagger.step``):
 
@@ -58,7 +58,7 @@ def pass_bottom_through(engine: RLadder) -> None:
     """Initialise the engine's bottom combinator ``d_0 = g_0(d_1, e_0)`` to pass its lateral input through
     (``v``'s constant a10 = 1, so ``y = (e_0 - μ) ⊙ 1 + μ = e_0`` at init: the Ladder's alternative init).
 
-    With the default init (a1 = a4 = a5 = a6 = a9 = a10 = 0, SPEC 2.3) ConvG1/ConvG2 output exactly zero, so
+    With the default init (a1 = a4 = a5 = a6 = a9 = a10 = 0, docs/design.md#decoder-cells) ConvG1/ConvG2 output exactly zero, so
     the heads' input h is the same constant for every group and pixel: every m̂ after the first iteration is
     uniform (0.5) and every ẑ equal, the initial mask noise is erased, the groups are identical from then on
     and the mixture cost gives the masks no gradient (docs/results/rtagger_textured_cpu.md). Passed through,
@@ -72,7 +72,7 @@ def pass_bottom_through(engine: RLadder) -> None:
 
 
 def _norm_without_affine(kind: str, dims: int) -> nn.Module:
-    """Norm of the one-channel head maps; the scales and shifts of SPEC 2.5 are explicit parameters."""
+    """Norm of the one-channel head maps; the scales and shifts of docs/design.md#the-rtagger are explicit parameters."""
     if kind == "batch":
         return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims](1, affine=False)
     if kind == "layer":
@@ -236,7 +236,7 @@ def group_mixture_bce(outputs: Outputs, targets: Tensor) -> Tensor:
 
 
 def group_mixture_nll(outputs: Outputs, targets: Tensor) -> Tensor:
-    """The RTagger's low-level cost (SPEC 2.5): per pixel ``-log Σ_k m̂_k N(x; ẑ_k, v²)``, summed over the
+    """The RTagger's low-level cost (docs/design.md#the-rtagger): per pixel ``-log Σ_k m̂_k N(x; ẑ_k, v²)``, summed over the
     pixels and averaged over (batch, tick).
 
     ``outputs`` as :meth:`RTagger.forward` returns them (``groups``, ``reconstructions`` ``[B, T, K, *obs]``,

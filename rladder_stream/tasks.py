@@ -13,11 +13,12 @@ import torch
 
 from .config import LadderConfig
 from .losses import batch_metrics, ladder_costs
+from .registry import REGISTRY, registered
+from .settings import DataSettings
 
 if TYPE_CHECKING:
-    from envs._common import EpisodeSource
+    from rladder_stream.envs.base import EpisodeSource
 
-    from .train import TrainConfig
 
 Batch = dict[str, torch.Tensor]
 
@@ -25,7 +26,8 @@ Batch = dict[str, torch.Tensor]
 class Task:
     """What the training loop needs from a task: batches, and the costs and metrics of the model's outputs.
 
-    A task is built as ``TaskClass(model_config, train_config)``; the training settings say which data
+    A task is built as ``TaskClass(model_config, train_config)``; the training settings' data group
+    (:class:`~rladder_stream.settings.DataSettings`, which a ``TrainConfig`` is) says which data
     (``data_dir``, ``labelled``, ``dataset``). Subclasses set ``name`` and ``data_source`` and implement ``train_batch``, ``eval_size`` and ``eval_batches``.
     The default costs and metrics are the RLadder's (:func:`~rladder_stream.losses.ladder_costs`,
     :func:`~rladder_stream.losses.batch_metrics`); a task whose model has other outputs overrides them.
@@ -68,10 +70,11 @@ class Task:
 
 
 class EpisodeTask(Task):
-    """A task whose sequences come from an environment's :class:`envs._common.EpisodeSource`: fresh random
+    """A task whose sequences come from an environment's :class:`~rladder_stream.envs.base.EpisodeSource`: fresh random
     episodes for training, the fixed episodes of ``valid`` and ``test`` for evaluation.
 
-    Semi-supervised (``train_config.labelled = n``, SPEC 3, 6.2 and 6.4): the training pool holds a
+    Semi-supervised (``train_config.labelled = n``, docs/design.md#costs-and-mean-teacher, #table-2 and 6.4): the
+    training pool holds a
     class-balanced ``n`` labelled digits (fixed by a seed) and unlabelled ones. With ``use_unlabelled`` a batch
     holds ``labelled_fraction`` labelled sequences and the rest unlabelled ones; without it, labelled ones
     only. A sequence's label reaches the batch only when its digit is one of the labelled rows (the rest get
@@ -80,7 +83,7 @@ class EpisodeTask(Task):
     Subclasses call :meth:`_use_sources` in their constructor and implement ``to_batch``.
     """
 
-    def _use_sources(self, train: "EpisodeSource", evaluation: dict[str, "EpisodeSource"], train_config: "TrainConfig | None") -> None:
+    def _use_sources(self, train: "EpisodeSource", evaluation: dict[str, "EpisodeSource"], train_config: DataSettings | None) -> None:
         self.train_source, self._eval_sources = train, evaluation
         self.data_source = train.source
         self.labelled_rows = train.labelled_rows  # None: every training sequence is labelled
@@ -131,7 +134,8 @@ class EpisodeTask(Task):
 
 
 class OccludedMNISTTask(EpisodeTask):
-    """Occluded Moving MNIST (SPEC 4.1): 5 observed frames, each forecasting the next; label at the end.
+    """Occluded Moving MNIST (docs/design.md#occluded-moving-mnist): 5 observed frames, each forecasting the next;
+    label at the end.
 
     ``config.input_view == "optimal_reconstruction"`` feeds the static classifier (gold standard of
     Table 1) the optimal reconstruction after the 5th frame as a single tick instead. Semi-supervised
@@ -140,8 +144,8 @@ class OccludedMNISTTask(EpisodeTask):
 
     name = "omm"
 
-    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
-        from envs.occluded_mnist import N_OBSERVED, episode_source
+    def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
+        from rladder_stream.envs.occluded_mnist import N_OBSERVED, episode_source
 
         data_dir = train_config.data_dir if train_config else None
         labelled = train_config.labelled if train_config else None
@@ -153,13 +157,13 @@ class OccludedMNISTTask(EpisodeTask):
 
     def train_sequences(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None,
                         device: torch.device | None) -> Batch:
-        """The generator's episodes drawn with ``rng`` (:func:`envs.occluded_mnist.draw_trajectories`) and drawn
+        """The generator's episodes drawn with ``rng`` (:func:`rladder_stream.envs.occluded_mnist.draw_trajectories`) and drawn
         on ``device`` by :class:`OccludedRenderer`: the same values as the environment's generator, without a
         per-batch resize on the CPU and a copy of every frame to the device. The static classifier's optimal
         reconstruction and CPU batches take the generator itself."""
         if device is None or self.config.input_view != "observed":
             return super().train_sequences(rng, batch_size, rows, device)
-        from envs.occluded_mnist import draw_trajectories
+        from rladder_stream.envs.occluded_mnist import draw_trajectories
 
         if self._renderer is None or self._renderer.device != torch.device(device):
             self._renderer = OccludedRenderer(self.train_source.pool.images, self.train_source.pool.labels, device)
@@ -183,11 +187,11 @@ class OccludedMNISTTask(EpisodeTask):
 
 class OccludedRenderer:
     """Occluded Moving MNIST frames drawn with torch on any device, from the same trajectories as the
-    environment's generator (:func:`envs.occluded_mnist.generate_occluded_batch` gives equal values; a test
+    environment's generator (:func:`rladder_stream.envs.occluded_mnist.generate_occluded_batch` gives equal values; a test
     checks it). The pool's digits are resized once, here, instead of at every batch."""
 
     def __init__(self, digits: np.ndarray, labels: np.ndarray, device: torch.device | str):
-        from envs.occluded_mnist import DIGIT_SIZE, FRAME_SIZE, OCCLUDED, resize_digits
+        from rladder_stream.envs.occluded_mnist import DIGIT_SIZE, FRAME_SIZE, OCCLUDED, resize_digits
 
         self.device = torch.device(device)
         self.ink = torch.as_tensor(resize_digits(digits)).to(self.device)  # uint8 [N, 16, 16]
@@ -214,11 +218,11 @@ class OccludedRenderer:
 
 
 class MusicTask(Task):
-    """Polyphonic music (SPEC 4.4, 6.3): forecast the next 88-key step of a piano-roll benchmark.
+    """Polyphonic music (docs/design.md#polyphonic-music, #table-3): forecast the next 88-key step of a piano-roll benchmark.
 
     ``train_config.dataset`` picks the data set (``"JSB Chorales"``, ``"Nottingham"``, ``"MuseData"``,
     ``"Piano-midi.de"``, the short forms ``jsb``, ``muse``, ``piano``, or ``"embedded"``; ``None``: JSB
-    Chorales when a data folder resolves, else the embedded excerpt), read by :func:`envs.data.music.load_music`.
+    Chorales when a data folder resolves, else the embedded excerpt), read by :func:`rladder_stream.envs.data.music.load_music`.
 
     The field's convention (Boulanger-Lewandowski et al. 2012; the paper's Table 3): NLL per time step is the
     Bernoulli NLL summed over the 88 keys and averaged over *all* time steps of a split, the first one
@@ -227,16 +231,16 @@ class MusicTask(Task):
     ``PolyphonicMusic-v0`` with ``score_first_step=True``. Evaluation runs whole sequences (the state is never
     reset inside one) in padded batches with masks; the metric ``prediction_nll`` pools the sum over every
     real step of the split. Training draws random crops of ``train_steps`` scored steps with
-    :func:`envs.data.music.music_batches` (the generator the environment's ``shuffle`` mode uses), so a crop
+    :func:`rladder_stream.envs.data.music.music_batches` (the generator the environment's ``shuffle`` mode uses), so a crop
     at the start of a piece also learns the first-step forecast.
     """
 
     name = "music"
     train_steps = 25  # scored steps per training crop (about 3 bars of 4/4; truncated backpropagation through time)
 
-    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
-        from envs.data.music import EMBEDDED, canonical_name, load_music
-        from envs.data.paths import resolve_data_dir
+    def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
+        from rladder_stream.envs.data.music import EMBEDDED, canonical_name, load_music
+        from rladder_stream.envs.data.paths import resolve_data_dir
 
         if config.obs_shape != (88,):
             raise ValueError(f"music tasks need obs_shape (88,), got {config.obs_shape} in config {config.name!r}")
@@ -264,7 +268,7 @@ class MusicTask(Task):
 
     def train_batch(self, rng: np.random.Generator, batch_size: int, device: torch.device | None = None) -> Batch:
         """Random crops of ``train_steps + 1`` steps (whole pieces when shorter), a pure function of ``rng``."""
-        from envs.data.music import music_batches
+        from rladder_stream.envs.data.music import music_batches
 
         batch = self.to_batch(music_batches(rng, self._splits["train"], batch_size, self.train_steps + 1))
         return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -276,7 +280,7 @@ class MusicTask(Task):
     def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
         """Sequences ``0..limit-1`` of ``valid`` or ``test``, whole, longest first (batches of similar length
         waste little padding); pooled metrics do not depend on the order."""
-        from envs.data.music import music_eval_batches
+        from rladder_stream.envs.data.music import music_eval_batches
 
         rolls = self._splits[split][:limit]
         ordered = sorted(rolls, key=len, reverse=True)
@@ -285,7 +289,8 @@ class MusicTask(Task):
 
 
 class _GroupingTask(EpisodeTask):
-    """What the RTagger tasks share (SPEC 2.5): data from an environment's :class:`envs._common.EpisodeSource`,
+    """What the RTagger tasks share (docs/design.md#the-rtagger): data from an environment's
+    :class:`~rladder_stream.envs.base.EpisodeSource`,
     the denoising or next-frame cost of the groups' mixture, the class cost at the last tick, and AMI.
 
     Subclasses set ``ami_ignore`` (ground-truth groups not scored) and implement ``_sources`` and ``to_batch``
@@ -295,7 +300,7 @@ class _GroupingTask(EpisodeTask):
 
     ami_ignore: tuple[int, ...] = (-1,)
 
-    def __init__(self, config: LadderConfig, train_config: "TrainConfig | None" = None):
+    def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
         data_dir = train_config.data_dir if train_config else None
         labelled = train_config.labelled if train_config else None
         self.config = config
@@ -352,7 +357,8 @@ class _GroupingTask(EpisodeTask):
 
 
 class TexturedMNISTTask(_GroupingTask):
-    """Brodatz-textured MNIST (SPEC 4.3, Table 4): the image shown for ``N_ITERATIONS`` ticks (the RTagger's
+    """Brodatz-textured MNIST (docs/design.md#brodatz-textured-mnist, Table 4): the image shown for ``N_ITERATIONS``
+    ticks (the RTagger's
     iterations); the low-level target is the clean image (the training loop adds ``input_noise``: denoising),
     the label is classified after the last iteration; AMI against background / digit, ``-1`` ignored.
     ``train_config.labelled`` gives the semi-supervised split (1,000 labelled + 49,000 unlabelled)."""
@@ -361,7 +367,7 @@ class TexturedMNISTTask(_GroupingTask):
     one_noise_per_sequence = True  # the Tagger's iterations refine their view of one corrupted input
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
-        from envs.textured_mnist import episode_source
+        from rladder_stream.envs.textured_mnist import episode_source
 
         return episode_source("train", labelled, data_dir), {s: episode_source(s, None, data_dir) for s in ("valid", "test")}
 
@@ -375,15 +381,16 @@ class TexturedMNISTTask(_GroupingTask):
 
 
 class MovingMNISTTask(_GroupingTask):
-    """Two-digit Moving MNIST (SPEC 4.2, 6.5): frames are the ticks; each tick's groups and reconstructions
+    """Two-digit Moving MNIST (docs/design.md#moving-mnist, #moving-mnist-grouping): frames are the ticks; each
+    tick's groups and reconstructions
     are the forecast of the next frame (next-frame prediction replaces denoising), so they are scored against
     the next frame's segmentation; AMI over digit pixels (background 0 and overlaps -1 ignored). No class task."""
 
     name = "mmnist"
-    ami_ignore = (-1, 0)  # as envs.moving_mnist.AMI_IGNORE: digit pixels only (SPEC 4.2)
+    ami_ignore = (-1, 0)  # as envs.moving_mnist.AMI_IGNORE: digit pixels only (docs/design.md#moving-mnist)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
-        from envs.moving_mnist import episode_source
+        from rladder_stream.envs.moving_mnist import episode_source
 
         if labelled is not None:
             raise ValueError("Moving MNIST has no class task: 'labelled' does not apply")
@@ -407,7 +414,7 @@ class ShapesTask(_GroupingTask):
     one_noise_per_sequence = True  # one corrupted image for all iterations
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
-        from envs.shapes import episode_source
+        from rladder_stream.envs.shapes import episode_source
 
         if labelled is not None:
             raise ValueError("Shapes has no class task: 'labelled' does not apply")
@@ -425,8 +432,8 @@ TASKS: dict[str, type[Task]] = {"omm": OccludedMNISTTask, "music": MusicTask, "t
 
 
 def task_for(config: LadderConfig) -> str:
-    """The task a configuration trains on, from its name prefix (``omm-...``, ``music-...``)."""
-    prefix = config.name.split("-")[0]
-    if prefix not in TASKS:
-        raise ValueError(f"no training task for config {config.name!r}; known task prefixes: {sorted(TASKS)}")
-    return prefix
+    """The task a configuration trains on, as the registry records it for the configuration's name."""
+    if config.name not in REGISTRY:
+        raise ValueError(f"no training task for config {config.name!r}: not a registered name "
+                         f"(see 'rladder-stream configs'); tasks: {sorted(TASKS)}")
+    return registered(config.name).task

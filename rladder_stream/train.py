@@ -1,7 +1,7 @@
 """Training, top to bottom: one loop a researcher can read and modify (nanoGPT style).
 
     rladder-stream train omm-rladder --set size=cpu epochs=2 batch_size=64 --out runs/omm
-    torchrun --standalone --nproc_per_node 2 -m rladder_stream.cli train omm-rladder --set size=gpu ...
+    torchrun --standalone --nproc_per_node 2 -m rladder_stream train omm-rladder --set size=gpu ...
 
 Batches come from the environments' generators (:mod:`rladder_stream.tasks`) and are a pure function of
 ``(seed, step)``; checkpoints hold the model, optimiser, schedule, step and torch RNG, so a run resumed
@@ -30,7 +30,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,65 +40,28 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import LadderConfig, get_config
-from .ladder import build_model
+from .errors import TrainingDiverged
 from .mean_teacher import MeanTeacher, consistency_cost
+from .registry import build_model, get_config
 from .run_folder import check_resume, resumed_history
-from .settings import check_setting
+from .settings import (DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings, ScheduleSettings,
+                       parse_settings, settings_by_group)
 from .tasks import TASKS, Task, task_for
+
+__all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "parse_overrides", "train", "train_cli_main"]
 
 
 @dataclass
-class TrainConfig:
-    """Everything about a training run except the model (which is ``model`` at ``size`` plus ``model_overrides``)."""
-
-    model: str = "omm-rladder"
-    size: str = "cpu"
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 1
-    train_sequences: int = 50_000  # per epoch (SPEC 4.1: fresh trajectories every epoch)
-    batch_size: int = 64
-    lr: float = 2e-3
-    lr_schedule: str = "cosine"  # cosine (warm-up, then decay to 5 % of lr) | constant (warm-up, then lr)
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    grad_clip: float = 5.0
-    time_budget_s: float | None = None  # stop (and evaluate) when training time exceeds this
-    class_cost_from_step: int = 0  # two phases (the reference Tagger): the low-level cost alone before this step
-    valid_sequences: int = 2_000
-    test_sequences: int | None = None  # None: the whole test split
-    eval_batch_size: int = 500
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
-    compile: bool = False  # torch.compile the whole training forward (every tick, costs included)
-    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
-    channels_last: bool = False  # channels-last weights and activations (faster convolutions on tensor cores)
-    data_dir: str | None = None
-    labelled: int | None = None  # semi-supervised: number of labelled training digits (class-balanced, fixed)
-    use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
-    labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
-    mean_teacher: bool = False  # Mean Teacher consistency cost at the top (SPEC 3)
-    consistency_weight: float = 10.0  # its maximum weight, reached after the ramp-up
-    consistency_rampup: float = 0.3  # ramp-up length as a fraction of the planned steps
-    ema_decay_rampup: float = 0.99  # teacher EMA decay during the ramp-up
-    ema_decay: float = 0.999  # and after it
-    dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
-    out: str = "runs/default"
-    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
-    log_every: int = 20  # steps; also how often the device's costs are read back (the only host sync)
-    stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
-    resume_with_changes: bool = False  # resume a run folder even though these settings differ from its own
+class TrainConfig(RunSettings, MeanTeacherSettings, ScheduleSettings, OptimisationSettings, DataSettings, ModelSettings):
+    """Everything about a training run except the model's own fields (``model`` at ``size`` plus
+    ``model_overrides``): the groups of :mod:`rladder_stream.settings` (model, data, optimisation, schedule,
+    Mean Teacher, run folder), joined flat, so that ``--set key=value``, ``results.json`` and checkpoints name
+    each setting by its field. (Dataclass fields come base last first: the model's settings lead.)"""
 
     def __post_init__(self) -> None:
-        if self.labelled is None and not self.use_unlabelled:
-            raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
-        if not 0.0 < self.labelled_fraction <= 1.0:
-            raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
-        if not 0.0 <= self.consistency_rampup <= 1.0:
-            raise ValueError(f"consistency_rampup must be in [0, 1], got {self.consistency_rampup}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        self.check_data()
+        self.check_schedule()
+        self.check_mean_teacher()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -111,32 +74,10 @@ class TrainConfig:
 
 def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``key=value`` strings -> (train fields, model fields). Values are JSON when they parse, else strings."""
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    model_fields = {f.name for f in dataclasses.fields(LadderConfig)}
-    train, model = {}, {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"expected key=value, got {pair!r}")
-        key, text = pair.split("=", 1)
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        if key in train_fields:
-            check_setting(TrainConfig, key, value)
-            train[key] = value
-        elif key in model_fields:
-            check_setting(LadderConfig, key, value)
-            model[key] = value
-        else:
-            raise ValueError(f"unknown setting {key!r}; training settings: {sorted(train_fields)}; model settings: {sorted(model_fields)}")
-    return train, model
+    return parse_settings(pairs, TrainConfig)
 
 
-LR_SCHEDULES = ("cosine", "constant")
-
-
-def _lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
+def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
     """Linear warm-up, then cosine decay to 5% of the peak (or the peak, constant)."""
     if step < warmup:
         return (step + 1) / warmup
@@ -146,7 +87,8 @@ def _lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> 
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _device(name: str) -> torch.device:
+def device_named(name: str) -> torch.device:
+    """``auto``: CUDA when there is a GPU, else the CPU; otherwise the device named."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -179,18 +121,234 @@ def evaluate(model: torch.nn.Module, task: Task, split: str, limit: int | None, 
     return {name: total / max(count, 1.0) for name, (total, count) in sums.items()}
 
 
-class TrainingDiverged(FloatingPointError):
-    """The training cost became non-finite; raised before that step changes anything (weights, optimiser,
-    checkpoint), so the run's folder keeps its last good checkpoint."""
-
-    def __init__(self, step: int, costs: dict[str, float], out: str | None):
-        self.step, self.costs = step, costs
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in costs.items())
-        super().__init__(f"training diverged at step {step + 1}: {shown}; nothing of that step was applied"
-                         + (f", {out}/last.pt holds the last checkpoint" if out else ""))
+# ============================================================================ the loop
 
 
-class _Progress:
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (or resume) a model; returns the final metrics and writes ``cfg.out``/{last.pt, log.csv, results.json}.
+
+    Under torchrun every rank calls this; rank 0 returns the results, the other ranks ``{"rank": r, "steps": n}``.
+    The process group is created here and destroyed at the end, unless the caller created it (a process
+    group cannot be created twice in one process: to train several runs in one launch, create it first).
+    """
+    run = TrainingRun(cfg, log)  # processes, model, task, optimiser, schedule, teacher; resumed from out/last.pt
+    forward = run.training_forward()  # the costs of a batch: DDP-wrapped and compiled as the settings say
+    guard = DivergenceGuard(run.device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and run.device.type == "cuda")
+    interrupted = False
+    while run.step < run.total:
+        tick = time.perf_counter()
+        batch = run.training_batch()  # a pure function of (seed, step): noised inputs, this rank's rows
+        with autocast:
+            costs = run.costs(forward, batch)
+        guard.record(run.step, costs, all_ranks=run.ddp)
+        optimise(costs["total"], run.optimizer, run.model_params, cfg.grad_clip, guard)
+        run.scheduler.step()
+        if run.teacher is not None:
+            guard.check(cfg.out)  # the teacher's update is not guarded on the device
+            run.teacher.update(run.model, run.step)
+        run.step += 1
+        end_of_epoch = run.step % cfg.steps_per_epoch == 0
+        if run.step % cfg.log_every == 0 or end_of_epoch or run.step == run.total:  # costs come back to the host here
+            run.log_costs(guard.check(cfg.out, costs), tick)
+        run.train_time += time.perf_counter() - tick
+        out_of_time = run.out_of_time()
+        checkpoint_due = bool(cfg.checkpoint_every) and run.step % cfg.checkpoint_every == 0
+        stop_asked = cfg.stop_after_steps is not None and run.step >= cfg.stop_after_steps
+        if out_of_time or checkpoint_due or stop_asked:
+            guard.check(cfg.out)  # nothing is evaluated or saved after a non-finite cost
+        if end_of_epoch or out_of_time or run.step == run.total:
+            run.validate()
+        if end_of_epoch or checkpoint_due or out_of_time:
+            run.save()
+        run.scalars.flush()
+        if out_of_time:
+            log(f"time budget of {cfg.time_budget_s:.0f}s reached at step {run.step}/{run.total}")
+            break
+        if stop_asked and run.step < run.total:
+            run.save()
+            interrupted = True
+            break
+    run.save()
+    return run.finish(interrupted)
+
+
+class TrainingRun:
+    """One run's state and the side concerns of :func:`train`: processes under torchrun, building and resuming,
+    the batches, checkpoints, logs, validation and the final results. Rank 0 (``master``) alone evaluates,
+    logs and writes files."""
+
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None]):
+        self.cfg, self.started = cfg, time.perf_counter()
+        self.ddp = int(os.environ.get("RANK", -1)) != -1  # launched by torchrun?
+        self.rank, self.world, self.device, self.own_group = join_processes(cfg.device) if self.ddp else (0, 1, device_named(cfg.device), False)
+        self.master = self.rank == 0
+        if cfg.batch_size % self.world:
+            raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of the {self.world} processes")
+        self.log = log if self.master else (lambda s: None)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.model_config = get_config(cfg.model, size=cfg.size, **cfg.model_overrides)
+        self.task = TASKS[task_for(self.model_config)](self.model_config, cfg)
+
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(self.model_config).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer, self.model_params = build_optimizer(self.model, cfg)
+        self.total = cfg.total_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg.warmup_steps, self.total, cfg.lr_schedule))
+        self.step, self.train_time, self.wall_before, self.history = 0, 0.0, 0.0, []
+        self.teacher = MeanTeacher(self.model, round(cfg.consistency_rampup * self.total), cfg.consistency_weight,
+                                   cfg.ema_decay_rampup, cfg.ema_decay) if cfg.mean_teacher else None
+        self.last = self.out / "last.pt"
+        if self.last.exists():
+            self.resume()
+        self.log(f"model {self.model_config.name} ({cfg.size}): {self.model.num_parameters():,} parameters on "
+                 f"{hardware_description(self.device)}{f' x {self.world} processes' if self.ddp else ''}; "
+                 f"data: {self.task.data_source}; {self.total} steps of {cfg.batch_size} sequences")
+        self.scalars = Scalars(self.out if self.master else None)
+        self.progress = Progress(self.total, cfg.log_every, sys.stderr if self.master else None, first_step=self.step)
+
+    def resume(self) -> None:
+        """Continue exactly where ``last.pt`` left off; other settings are refused, with the differences listed."""
+        saved_cfg, state_dict, extra = load_checkpoint(self.last)
+        check_resume(self.last, saved_cfg, self.model_config, extra.get("train_config"), self.cfg, self.log)
+        self.model.load_state_dict(state_dict)
+        self.optimizer.load_state_dict(extra["optimizer"])
+        self.scheduler.load_state_dict(extra["scheduler"])
+        torch.set_rng_state(extra["torch_rng"])
+        if self.teacher is not None:
+            if "teacher" not in extra:
+                raise ValueError(f"{self.last} was trained without Mean Teacher; use another --out or delete it")
+            self.teacher.load_state_dict(extra["teacher"])
+        self.step, self.train_time = int(extra["step"]), float(extra["train_time"])
+        self.wall_before = float(extra.get("wall_time", 0.0))
+        self.history = resumed_history(self.out, self.step) if self.master else []  # later log rows go, history stays
+        self.log(f"resumed from {self.last} at step {self.step}/{self.total}")
+
+    def training_forward(self) -> torch.nn.Module:
+        """:class:`WithCosts` around the model, in DistributedDataParallel under torchrun, compiled when asked."""
+        model: torch.nn.Module = WithCosts(self.model, self.task)
+        if self.ddp:
+            if self.device.type == "cuda":  # batch statistics over the global batch, as in one process
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            # static_graph: the same parameters get gradients every step (an ablation's zero-weighted head never does)
+            model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None, static_graph=True)
+        model.train()
+        if self.cfg.compile:
+            return torch.compile(model, mode=None if self.cfg.compile_mode == "default" else self.cfg.compile_mode)
+        return model
+
+    def training_batch(self) -> dict[str, torch.Tensor]:
+        """The step's batch, a pure function of ``(seed, step)``: inputs noised as the model's config says (the
+        teacher's with noise of its own), this rank's share of the global batch, on the device."""
+        cfg, noise = self.cfg, self.model_config.input_noise
+        batch = self.task.train_batch(np.random.default_rng([cfg.seed, self.step]), cfg.batch_size, self.device)
+        clean_inputs = batch["inputs"]
+        if noise > 0:
+            batch["inputs"] = self.task.add_input_noise(clean_inputs, noise)
+        if self.teacher is not None:  # the teacher sees its own, independent noise
+            batch["teacher_inputs"] = self.task.add_input_noise(clean_inputs, noise)
+        if self.ddp:  # this rank's share of the global batch
+            batch = {k: v[self.rank :: self.world] for k, v in batch.items()}
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def costs(self, forward: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The step's costs; the class cost from ``class_cost_from_step`` on, the teacher's targets with Mean Teacher."""
+        class_cost = self.step >= self.cfg.class_cost_from_step
+        if self.teacher is None:
+            return forward(batch, class_cost=class_cost)
+        return forward(batch, self.teacher.class_probs(batch.pop("teacher_inputs")), self.teacher.weight(self.step), class_cost)
+
+    def log_costs(self, values: dict[str, float], tick: float) -> None:
+        """The progress line, and every ``log_every`` steps a row of ``log.csv``."""
+        self.progress.update(self.step, self.cfg.batch_size, values)
+        if self.step % self.cfg.log_every == 0:
+            self.scalars.write("train", self.step, self.step / self.cfg.steps_per_epoch, time.perf_counter() - tick + self.train_time,
+                               self.scheduler.get_last_lr()[0], values)
+
+    def out_of_time(self) -> bool:
+        """Whether the training time passed the budget; under torchrun rank 0's clock decides for every rank."""
+        out_of_time = self.cfg.time_budget_s is not None and self.train_time >= self.cfg.time_budget_s
+        if self.ddp and self.cfg.time_budget_s is not None:  # every rank stops at the same step
+            flag = torch.tensor([float(out_of_time)], device=self.device)
+            dist.broadcast(flag, src=0)
+            out_of_time = bool(flag.item())
+        return out_of_time
+
+    def metrics(self, split: str, limit: int | None) -> dict[str, float]:
+        """The model's metrics on a split (and the teacher's, as ``teacher_...``)."""
+        cfg = self.cfg
+        metrics = evaluate(self.model, self.task, split, limit, cfg.eval_batch_size, self.device)
+        if self.teacher is not None:
+            metrics.update({f"teacher_{k}": v for k, v in evaluate(
+                self.teacher.model, self.task, split, limit, cfg.eval_batch_size, self.device).items()})
+        return metrics
+
+    def validate(self) -> None:
+        """Rank 0: the validation metrics, into the history, ``log.csv`` and the log."""
+        if not self.master:
+            return
+        metrics = self.metrics("valid", self.cfg.valid_sequences)
+        self.history.append({"step": self.step, **metrics})
+        self.scalars.write("valid", self.step, self.step / self.cfg.steps_per_epoch, self.train_time, "", metrics)
+        self.log(f"validation at step {self.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+
+    def save(self) -> None:
+        """Rank 0: ``last.pt``, with everything an exact resume needs."""
+        if not self.master:
+            return
+        extra = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "train_time": self.train_time,
+            "wall_time": self.wall_before + time.perf_counter() - self.started,
+            "train_config": json.loads(json.dumps(dataclasses.asdict(self.cfg))),
+        }
+        if self.teacher is not None:
+            extra["teacher"] = self.teacher.state_dict()
+        save_checkpoint(self.last, self.model_config, self.model.state_dict(), extra)
+
+    def finish(self, interrupted: bool) -> dict[str, Any]:
+        """After the loop: the teacher's own checkpoint, the test metrics and ``results.json`` (rank 0)."""
+        cfg, out = self.cfg, self.out
+        if self.teacher is not None and self.master and not interrupted:  # the teacher as a model checkpoint of its own
+            save_checkpoint(out / "teacher.pt", self.model_config, self.teacher.model.state_dict(), {"step": self.step})
+        if self.own_group:
+            dist.destroy_process_group()
+        if interrupted or not self.master:
+            self.scalars.close()
+            return {"interrupted_at": self.step} if interrupted else {"rank": self.rank, "steps": self.step}
+        test = self.metrics("test", cfg.test_sequences)
+        self.scalars.write("test", self.step, self.step / cfg.steps_per_epoch, self.train_time, "", test)
+        self.scalars.close()
+        self.log("test: " + ", ".join(f"{k}={v:.4f}" for k, v in test.items()))
+        results = {
+            "model": self.model_config.name,
+            "size": cfg.size,
+            "seed": cfg.seed,
+            "steps": self.step,
+            "train_time_s": round(self.train_time, 1),
+            "wall_time_s": round(self.wall_before + time.perf_counter() - self.started, 1),
+            "hardware": hardware_description(self.device) + (f" x {self.world} processes" if self.ddp else ""),
+            "data": self.task.data_source,
+            "parameters": self.model.num_parameters(),
+            "test": test,
+            "valid_history": self.history,
+            "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+        }
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        return results
+
+
+# ============================================================================ helpers of the loop
+
+
+class Progress:
     """A one-line progress report every ``every`` steps: step, costs, throughput, ETA (``stream=None``: silent)."""
 
     def __init__(self, total: int, every: int, stream=sys.stderr, first_step: int = 0):
@@ -209,7 +367,7 @@ class _Progress:
         print(f"step {step}/{self.total} {text} | {rate * sequences:.1f} seq/s | eta {eta:.0f}s", file=self.stream, flush=True)
 
 
-class _Scalars:
+class Scalars:
     """Every logged scalar, one row each, in ``out/log.csv``; also in TensorBoard when it is installed.
     ``out=None`` discards everything (the torchrun ranks other than 0)."""
 
@@ -272,7 +430,7 @@ class WithCosts(torch.nn.Module):
         return {k: v if k == "total" else v.detach() for k, v in costs.items()}
 
 
-def _parameter_groups(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+def parameter_groups(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
     """(the model's parameters, the probe's). The probe reads the decoder without sending it gradients; kept in
     a group of its own and out of the gradient clipping, it cannot change how the model trains."""
     model_params, probe_params = [], []
@@ -319,7 +477,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.opt
     """Fused AdamW over the model's parameters and, in a group of its own, the probe's; returns it and the
     model's parameters (the ones the gradient clipping sees). Fused: one kernel for all parameters, and it
     skips a step on the device when told the step is bad (``found_inf``), so no step waits for the host."""
-    model_params, probe_params = _parameter_groups(model)
+    model_params, probe_params = parameter_groups(model)
     optimizer = torch.optim.AdamW([{"params": model_params}, {"params": probe_params}], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay, fused=True)
     return optimizer, model_params
@@ -339,10 +497,10 @@ def optimise(total: torch.Tensor, optimizer: torch.optim.Optimizer, model_params
     del optimizer.found_inf
 
 
-def _init_distributed(device_name: str) -> tuple[int, int, torch.device, bool]:
+def join_processes(device_name: str) -> tuple[int, int, torch.device, bool]:
     """Join the process group torchrun describes (NCCL on CUDA, Gloo on CPU), creating it unless the caller
     already did; returns (rank, world size, this rank's device, whether it was created here)."""
-    device = _device(device_name)
+    device = device_named(device_name)
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
@@ -352,185 +510,14 @@ def _init_distributed(device_name: str) -> tuple[int, int, torch.device, bool]:
     return dist.get_rank(), dist.get_world_size(), device, created
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train (or resume) a model; returns the final metrics and writes ``cfg.out``/{last.pt, log.csv, results.json}.
-
-    Under torchrun every rank calls this; rank 0 returns the results, the other ranks ``{"rank": r, "steps": n}``.
-    The process group is created here and destroyed at the end, unless the caller created it (a process
-    group cannot be created twice in one process: to train several runs in one launch, create it first).
-    """
-    started = time.perf_counter()
-    ddp = int(os.environ.get("RANK", -1)) != -1  # launched by torchrun?
-    rank, world, device, own_group = _init_distributed(cfg.device) if ddp else (0, 1, _device(cfg.device), False)
-    master = rank == 0  # the one process that evaluates, logs and writes files
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of the {world} processes")
-    if not master:
-        log = lambda s: None  # noqa: E731
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model_cfg = get_config(cfg.model, size=cfg.size, **cfg.model_overrides)
-    task = TASKS[task_for(model_cfg)](model_cfg, cfg)
-
-    torch.manual_seed(cfg.seed)
-    raw_model = build_model(model_cfg).to(device)
-    if cfg.channels_last:
-        raw_model = raw_model.to(memory_format=torch.channels_last)
-    optimizer, model_params = build_optimizer(raw_model, cfg)
-    total = cfg.total_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, total, cfg.lr_schedule))
-    step, train_time, wall_before, history = 0, 0.0, 0.0, []
-    teacher = MeanTeacher(raw_model, round(cfg.consistency_rampup * total), cfg.consistency_weight,
-                          cfg.ema_decay_rampup, cfg.ema_decay) if cfg.mean_teacher else None
-
-    last = out / "last.pt"
-    if last.exists():  # resume exactly where the last checkpoint left off
-        saved_cfg, state_dict, extra = load_checkpoint(last)
-        check_resume(last, saved_cfg, model_cfg, extra.get("train_config"), cfg, log)  # other settings: refused, listed
-        raw_model.load_state_dict(state_dict)
-        optimizer.load_state_dict(extra["optimizer"])
-        scheduler.load_state_dict(extra["scheduler"])
-        torch.set_rng_state(extra["torch_rng"])
-        if teacher is not None:
-            if "teacher" not in extra:
-                raise ValueError(f"{last} was trained without Mean Teacher; use another --out or delete it")
-            teacher.load_state_dict(extra["teacher"])
-        step, train_time = int(extra["step"]), float(extra["train_time"])
-        wall_before = float(extra.get("wall_time", 0.0))
-        history = resumed_history(out, step) if master else []  # log rows after this checkpoint go, history stays
-        log(f"resumed from {last} at step {step}/{total}")
-
-    model = WithCosts(raw_model, task)
-    if ddp:
-        if device.type == "cuda":  # batch statistics over the global batch, as in one process
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        # static_graph: the same parameters get gradients every step (an ablation's zero-weighted head never does)
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
-    forward = torch.compile(model, mode=None if cfg.compile_mode == "default" else cfg.compile_mode) if cfg.compile else model
-
-    def save(path: Path) -> None:
-        if not master:
-            return
-        extra = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "step": step,
-            "train_time": train_time,
-            "wall_time": wall_before + time.perf_counter() - started,
-            "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
-        }
-        if teacher is not None:
-            extra["teacher"] = teacher.state_dict()
-        save_checkpoint(path, model_cfg, raw_model.state_dict(), extra)
-
-    log(f"model {model_cfg.name} ({cfg.size}): {raw_model.num_parameters():,} parameters on {hardware_description(device)}"
-        f"{f' x {world} processes' if ddp else ''}; data: {task.data_source}; {total} steps of {cfg.batch_size} sequences")
-    scalars = _Scalars(out if master else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-    progress = _Progress(total, cfg.log_every, sys.stderr if master else None, first_step=step)
-    model.train()
-    interrupted = False
-    guard = DivergenceGuard(device)
-    while step < total:
-        tick = time.perf_counter()
-        batch = task.train_batch(np.random.default_rng([cfg.seed, step]), cfg.batch_size, device)
-        clean_inputs = batch["inputs"]
-        if model_cfg.input_noise > 0:
-            batch["inputs"] = task.add_input_noise(clean_inputs, model_cfg.input_noise)
-        if teacher is not None:  # the teacher sees its own, independent noise
-            batch["teacher_inputs"] = task.add_input_noise(clean_inputs, model_cfg.input_noise)
-        if ddp:  # this rank's share of the global batch
-            batch = {k: v[rank::world] for k, v in batch.items()}
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        with autocast:
-            class_cost = step >= cfg.class_cost_from_step
-            if teacher is not None:
-                costs = forward(batch, teacher.class_probs(batch.pop("teacher_inputs")), teacher.weight(step), class_cost)
-            else:
-                costs = forward(batch, class_cost=class_cost)
-        guard.record(step, costs, all_ranks=ddp)
-        optimise(costs["total"], optimizer, model_params, cfg.grad_clip, guard)
-        scheduler.step()
-        if teacher is not None:
-            guard.check(cfg.out)  # the teacher's update is not guarded on the device
-            teacher.update(raw_model, step)
-        step += 1
-        epoch = step / cfg.steps_per_epoch
-        end_of_epoch = step % cfg.steps_per_epoch == 0
-        if step % cfg.log_every == 0 or end_of_epoch or step == total:  # the step's costs come back to the host here
-            values = guard.check(cfg.out, costs)
-            progress.update(step, cfg.batch_size, values)
-            if step % cfg.log_every == 0:
-                scalars.write("train", step, epoch, time.perf_counter() - tick + train_time, scheduler.get_last_lr()[0], values)
-        train_time += time.perf_counter() - tick
-        out_of_time = cfg.time_budget_s is not None and train_time >= cfg.time_budget_s
-        if ddp and cfg.time_budget_s is not None:  # every rank stops at the same step: rank 0's clock decides
-            flag = torch.tensor([float(out_of_time)], device=device)
-            dist.broadcast(flag, src=0)
-            out_of_time = bool(flag.item())
-        if out_of_time or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or (
-                cfg.stop_after_steps is not None and step >= cfg.stop_after_steps):
-            guard.check(cfg.out)  # nothing is evaluated or saved after a non-finite cost
-        if master and (end_of_epoch or out_of_time or step == total):
-            metrics = evaluate(raw_model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device)
-            if teacher is not None:
-                metrics.update({f"teacher_{k}": v for k, v in evaluate(
-                    teacher.model, task, "valid", cfg.valid_sequences, cfg.eval_batch_size, device).items()})
-            history.append({"step": step, **metrics})
-            scalars.write("valid", step, epoch, train_time, "", metrics)
-            log(f"validation at step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-        if end_of_epoch or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or out_of_time:
-            save(last)
-        scalars.flush()
-        if out_of_time:
-            log(f"time budget of {cfg.time_budget_s:.0f}s reached at step {step}/{total}")
-            break
-        if cfg.stop_after_steps is not None and step >= cfg.stop_after_steps and step < total:
-            save(last)
-            interrupted = True
-            break
-    save(last)
-    if teacher is not None and master and not interrupted:  # the teacher as a model checkpoint of its own
-        save_checkpoint(out / "teacher.pt", model_cfg, teacher.model.state_dict(), {"step": step})
-    if own_group:
-        dist.destroy_process_group()
-    if interrupted or not master:
-        scalars.close()
-        return {"interrupted_at": step} if interrupted else {"rank": rank, "steps": step}
-
-    test = evaluate(raw_model, task, "test", cfg.test_sequences, cfg.eval_batch_size, device)
-    if teacher is not None:
-        test.update({f"teacher_{k}": v for k, v in evaluate(
-            teacher.model, task, "test", cfg.test_sequences, cfg.eval_batch_size, device).items()})
-    scalars.write("test", step, step / cfg.steps_per_epoch, train_time, "", test)
-    scalars.close()
-    log("test: " + ", ".join(f"{k}={v:.4f}" for k, v in test.items()))
-    results = {
-        "model": model_cfg.name,
-        "size": cfg.size,
-        "seed": cfg.seed,
-        "steps": step,
-        "train_time_s": round(train_time, 1),
-        "wall_time_s": round(wall_before + time.perf_counter() - started, 1),
-        "hardware": hardware_description(device) + (f" x {world} processes" if ddp else ""),
-        "data": task.data_source,
-        "parameters": raw_model.num_parameters(),
-        "test": test,
-        "valid_history": history,
-        "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    return results
-
-
 def train_cli_main(argv: list[str]) -> int:
     """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
     import argparse
 
     from .errors import OneLineArgumentParser, one_line
 
-    parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="training settings, by group (any model setting goes too):\n" + settings_by_group())
     parser.add_argument("config", help="a registered model configuration (see 'rladder-stream configs')")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings, e.g. epochs=3 lr=1e-3 decoder_cell=convg3")
     parser.add_argument("--out", help="run folder (checkpoints, log.csv, results.json); resumes if it holds last.pt")

@@ -110,7 +110,7 @@ from rladder_stream.checkpoint import (
     legacy_digest,
     legacy_digest_of,
 )
-from rladder_stream.cli import pretrained_path
+from rladder_stream.apps.loading import pretrained_path
 
 PRETRAINED = Path(pretrained_path()).parent
 

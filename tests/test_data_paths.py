@@ -13,10 +13,10 @@ import pytest
 from shared_data import find_shared_data, needs_shared
 from PIL import Image
 
-import envs.data.brodatz as brodatz
-import envs.data.mnist as mnist
-import envs.data.paths as paths
-from envs.data import (
+import rladder_stream.envs.data.brodatz as brodatz
+import rladder_stream.envs.data.mnist as mnist
+import rladder_stream.envs.data.paths as paths
+from rladder_stream.envs.data import (
     ChecksumError,
     DataNotFoundError,
     IdxFormatError,

@@ -51,7 +51,7 @@ def _torchrun(args: list[str]) -> None:
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, embedded_data):
     cli_settings = [f"{k}={v}" for k, v in SETTINGS.items()] + ["input_noise=0.1"]
-    _torchrun(["-m", "rladder_stream.cli", "train", CLI_CONFIG, "--out", str(tmp_path / f"ddp-{CLI_CONFIG}"), "--set", *cli_settings])
+    _torchrun(["-m", "rladder_stream", "train", CLI_CONFIG, "--out", str(tmp_path / f"ddp-{CLI_CONFIG}"), "--set", *cli_settings])
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     _torchrun([str(driver), json.dumps([_settings(name, str(tmp_path / f"ddp-{name}")) for name in DRIVER_CONFIGS])])
@@ -90,8 +90,8 @@ def rank0_first_costs(name: str) -> dict[str, float]:
     """The costs of the first step on rows 0::2 of the first global batch (what rank 0 of 2 trains on)."""
     import numpy as np
 
-    from rladder_stream.config import get_config
-    from rladder_stream.ladder import build_model
+    from rladder_stream.registry import get_config
+    from rladder_stream.registry import build_model
     from rladder_stream.losses import ladder_costs
     from rladder_stream.tasks import OccludedMNISTTask
 
@@ -107,8 +107,8 @@ def rank0_first_costs(name: str) -> dict[str, float]:
 
 def build_init(name: str) -> dict[str, torch.Tensor]:
     """The initial weights of a run (seed 0)."""
-    from rladder_stream.config import get_config
-    from rladder_stream.ladder import build_model
+    from rladder_stream.registry import get_config
+    from rladder_stream.registry import build_model
 
     torch.manual_seed(0)
     return build_model(get_config(name, size="tiny")).state_dict()
@@ -118,7 +118,7 @@ def test_global_batch_must_split_evenly_across_processes(tmp_path, monkeypatch):
     import rladder_stream.train as train_module
 
     monkeypatch.setenv("RANK", "0")
-    monkeypatch.setattr(train_module, "_init_distributed", lambda device: (0, 3, torch.device("cpu"), False))
+    monkeypatch.setattr(train_module, "join_processes", lambda device: (0, 3, torch.device("cpu"), False))
     with pytest.raises(ValueError, match="multiple of the 3 processes"):
         train(TrainConfig(**_settings("omm-rladder", str(tmp_path / "run"))), log=lambda s: None)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rladder_stream.config import LadderConfig, get_config, list_configs
-from rladder_stream.ladder import build_model
+from rladder_stream.config import LadderConfig
+from rladder_stream.registry import build_model, get_config, list_configs
 
 
 def _perturb(model: torch.nn.Module, scale: float = 0.3) -> None:

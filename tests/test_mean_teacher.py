@@ -1,4 +1,5 @@
-"""Semi-supervised training and Mean Teacher (SPEC 3, issue #5): labelled/unlabelled batches, the class cost
+"""Semi-supervised training and Mean Teacher (docs/design.md#costs-and-mean-teacher, issue #5): labelled/unlabelled
+batches, the class cost
 never reading an unlabelled label, the teacher as a hand-computed EMA, and exact resume of the teacher."""
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import pytest
 import torch
 
 from rladder_stream import load_checkpoint
-from rladder_stream.config import get_config
-from rladder_stream.ladder import build_model
+from rladder_stream.registry import get_config
+from rladder_stream.registry import build_model
 from rladder_stream.mean_teacher import (
     MeanTeacher,
     consistency_cost,

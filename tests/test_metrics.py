@@ -1,4 +1,4 @@
-"""AMI (SPEC 5): equal to scikit-learn's max-normalised AMI, invariant to relabelling, blind to ignored pixels."""
+"""AMI (docs/design.md#ami): equal to scikit-learn's max-normalised AMI, invariant to relabelling, blind to ignored pixels."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ import mido
 import numpy as np
 import pytest
 
-from envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
-from envs.data.music import load_music
+from rladder_stream.envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.data.music import load_music
 
 EMBEDDED_MIDI = Path(__file__).resolve().parents[1] / "envs" / "embedded" / "music" / "jsb_chorale_test0.mid"
 

@@ -11,11 +11,11 @@ import pytest
 from shared_data import find_shared_data, needs_shared
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs._common import bernoulli_log_likelihood
-from envs.data import load_mnist
-from envs.moving_mnist import INK_THRESHOLD, generate_moving_batch
-from envs.occluded_mnist import BARS, OCCLUDED, generate_occluded_batch
+import rladder_stream.envs  # noqa: F401  (registers the ids)
+from rladder_stream.envs.scoring import bernoulli_log_likelihood
+from rladder_stream.envs.data import load_mnist
+from rladder_stream.envs.moving_mnist import INK_THRESHOLD, generate_moving_batch
+from rladder_stream.envs.occluded_mnist import BARS, OCCLUDED, generate_occluded_batch
 
 OMM = "rladder_stream/OccludedMovingMNIST-v0"
 MOVING = "rladder_stream/MovingMNIST-v0"

@@ -13,9 +13,9 @@ import pytest
 from shared_data import find_shared_data, needs_shared
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers the environment ids)
-from envs.data import paths
-from envs.data.music import (
+import rladder_stream.envs  # noqa: F401  (registers the environment ids)
+from rladder_stream.envs.data import paths
+from rladder_stream.envs.data.music import (
     DATASETS,
     SPLITS,
     MusicDataError,
@@ -27,13 +27,13 @@ from envs.data.music import (
     read_music_mat,
     read_music_pickle,
 )
-from envs.data.paths import ChecksumError, DataNotFoundError
-from envs.polyphonic_music import PolyphonicMusicEnv, nll_per_step, scored_steps
+from rladder_stream.envs.data.paths import ChecksumError, DataNotFoundError
+from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv, nll_per_step, scored_steps
 
 ENV_ID = "rladder_stream/PolyphonicMusic-v0"
 SHARED = find_shared_data("music")
 needs_data = needs_shared("music")
-PUBLISHED = {  # SPEC 4.4 / SOURCE.md: sequences per split, then time steps per split
+PUBLISHED = {  # docs/design.md#polyphonic-music / SOURCE.md: sequences per split, then time steps per split
     "JSB Chorales": ((229, 76, 77), (13807, 4602, 4725)),
     "Nottingham": ((694, 173, 170), (176561, 45513, 44463)),
     "MuseData": ((524, 135, 124), (245202, 82755, 64339)),
@@ -336,7 +336,7 @@ def test_score_first_step_scores_all_steps():
 
 
 def test_midi_path_and_sequences_sources(tmp_path):
-    from envs.data.midi import piano_roll_to_midi
+    from rladder_stream.envs.data.midi import piano_roll_to_midi
 
     roll = np.zeros((6, 88), np.uint8)
     roll[np.arange(6), np.arange(6) * 10] = 1

@@ -25,8 +25,8 @@ import pytest
 from bad_inputs import bad_observations
 import torch
 
-from export import OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx, read_step_info
-from export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
+from rladder_stream.export import OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx, read_step_info
+from rladder_stream.export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
 from rladder_stream import Predictor, __version__, build_model, get_config, list_configs, load_model, save_checkpoint
 from rladder_stream.cells import LSTMCell
 from rladder_stream.outputs import StreamingPredictor
@@ -412,8 +412,8 @@ def test_every_shipped_checkpoint_streams_like_pytorch(tmp_path_factory, embedde
     (On uniform noise, far from that data, the trained LSTM cells grow to ~70 and float32 rounding makes the
     two runtimes drift apart by ~1e-3 over 500 ticks; on its own data the cells stay below ~15.)
     """
-    from envs.data.music import load_music
-    from envs.occluded_mnist import N_OBSERVED, episode_source
+    from rladder_stream.envs.data.music import load_music
+    from rladder_stream.envs.occluded_mnist import N_OBSERVED, episode_source
 
     model = load_model(checkpoint)
     path = tmp_path_factory.getbasetemp() / f"shipped-{checkpoint.stem}.onnx"
@@ -436,7 +436,7 @@ def test_every_shipped_checkpoint_streams_like_pytorch(tmp_path_factory, embedde
 
 
 def test_load_predictor_picks_the_runtime(tmp_path, monkeypatch):
-    from export import load_predictor
+    from rladder_stream import load_predictor
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-rladder", size="tiny"), _random_model("omm-rladder").state_dict())
@@ -456,8 +456,8 @@ def test_load_predictor_picks_the_runtime(tmp_path, monkeypatch):
 
 
 def test_runtime_flag_of_demo_and_benchmark(tmp_path, monkeypatch, capsys, embedded_data):
-    from envs.benchmark import benchmark_cli_main
-    from rladder_stream.cli import main
+    from rladder_stream.apps.benchmark import benchmark_cli_main
+    from rladder_stream.apps.cli import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-rladder", size="tiny"), _random_model("omm-rladder").state_dict())
@@ -504,8 +504,8 @@ def _largest_initializer(path: Path) -> bytes:
 def test_a_flipped_byte_in_the_weights_is_refused(exported, tmp_path, capsys):
     """The digest written at export covers graph and weights: one changed bit in a weight is refused, by the
     predictor, by read_step_info and by the command line (one line)."""
-    from export import OnnxModelError
-    from rladder_stream.cli import main
+    from rladder_stream.export import OnnxModelError
+    from rladder_stream.apps.cli import main
 
     _, path = exported("omm-rladder")
     data = bytearray(path.read_bytes())
@@ -525,7 +525,7 @@ def test_a_flipped_byte_in_the_weights_is_refused(exported, tmp_path, capsys):
 
 
 def test_truncated_or_foreign_onnx_files_raise_the_projects_error(exported, tmp_path):
-    from export import OnnxModelError
+    from rladder_stream.export import OnnxModelError
 
     _, path = exported("omm-rladder")
     data = path.read_bytes()
@@ -540,8 +540,8 @@ def test_truncated_or_foreign_onnx_files_raise_the_projects_error(exported, tmp_
 
 def test_onnx_runtime_load_errors_become_the_projects_error(exported, tmp_path):
     """A file that parses and carries a valid digest but that onnxruntime refuses (an unknown operator)."""
-    from export import OnnxModelError
-    from export.onnx import DIGEST_KEY, model_digest
+    from rladder_stream.export import OnnxModelError
+    from rladder_stream.export.onnx import DIGEST_KEY, model_digest
 
     _, path = exported("omm-static")
     proto = onnx.load(str(path))
@@ -556,8 +556,8 @@ def test_onnx_runtime_load_errors_become_the_projects_error(exported, tmp_path):
 
 
 def test_an_onnx_file_is_recognised_without_a_runtime_flag(exported, tmp_path, capsys, embedded_data):
-    from export import load_predictor
-    from rladder_stream.cli import main
+    from rladder_stream import load_predictor
+    from rladder_stream.apps.cli import main
 
     _, path = exported("omm-rladder")
     assert isinstance(load_predictor(path), OnnxPredictor)
@@ -572,7 +572,7 @@ def test_an_onnx_file_is_recognised_without_a_runtime_flag(exported, tmp_path, c
 
 
 def test_export_to_onnx_runtime_says_what_it_does_and_where_it_caches(tmp_path, monkeypatch):
-    from export import load_predictor
+    from rladder_stream import load_predictor
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     checkpoint = save_checkpoint(tmp_path / "m.pt", get_config("omm-static", size="tiny"), _random_model("omm-static").state_dict())

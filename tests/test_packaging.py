@@ -23,8 +23,9 @@ def test_python_dash_m_runs_the_command_line_and_version_is_the_packages():
     assert metadata["project"]["version"] == rladder_stream.__version__
 
 
-@pytest.mark.parametrize("package", ["rladder_stream", "envs", "export"])
-def test_every_package_is_marked_typed_and_ships_the_marker(package):
-    assert (ROOT / package / "py.typed").is_file()
+@pytest.mark.parametrize("package, folder", [("rladder_stream", "rladder_stream"), ("rladder_stream.envs", "envs"),
+                                             ("rladder_stream.export", "export")])
+def test_every_package_is_marked_typed_and_ships_the_marker(package, folder):
+    assert (ROOT / folder / "py.typed").is_file()
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "py.typed" in package_data[package]

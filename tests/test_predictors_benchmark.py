@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-import envs  # noqa: F401  (registers the environment ids)
-from envs.benchmark import BenchmarkResult, benchmark, benchmark_cli_main, format_table
+import rladder_stream.envs  # noqa: F401  (registers the environment ids)
+from rladder_stream.apps.benchmark import BenchmarkResult, benchmark, benchmark_cli_main, format_table
 from rladder_stream.metrics import grouping_ami as _ami
-from envs.data.music import load_music
-from envs.predictors import MarginalPredictor, RepeatLastPredictor
+from rladder_stream.envs.data.music import load_music
+from rladder_stream.baselines import MarginalPredictor, RepeatLastPredictor
 from rladder_stream.outputs import StepOutput, StreamingPredictor
 
 ENV_ID = "rladder_stream/PolyphonicMusic-v0"
@@ -178,7 +178,7 @@ def test_ami_helper():
     perfect[:, 1, 1] = [1, 0, 0]  # the ignored pixel may be anything
     assert _ami(truth, perfect) == pytest.approx(1.0)
     assert _ami(np.full((2, 2), -1), np.ones((1, 2, 2))) is None
-    # SPEC 5: max normalisation, which differs from scikit-learn's default (arithmetic) on a partial match
+    # docs/design.md#ami: max normalisation, which differs from scikit-learn's default (arithmetic) on a partial match
     from sklearn.metrics import adjusted_mutual_info_score
 
     true, pred = np.array([0, 0, 0, 1, 1, 1, 2, 2]), np.array([0, 0, 1, 1, 1, 1, 1, 0])

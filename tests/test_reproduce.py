@@ -8,16 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from rladder_stream.cli import main as cli_main
-from rladder_stream.reproduce import (
-    NO_VALUE,
-    TABLE1,
-    Stat,
-    plan_table1,
-    row_model_overrides,
-    table1_claims,
-    table1_markdown,
-)
+from rladder_stream.apps.cli import main as cli_main
+from rladder_stream.reproduce.common import NO_VALUE, Stat, row_model_overrides
+from rladder_stream.reproduce.table1 import TABLE1, plan_table1, table1_claims, table1_markdown
 from rladder_stream.train import train
 
 CONFIGS = [row.config for row in TABLE1]

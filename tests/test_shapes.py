@@ -11,12 +11,13 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs._common import bernoulli_log_likelihood, episode_rng
-from envs.shapes import (AMI_IGNORE, ENV_ID, SQUARE, TEMPLATES, TRIANGLE_DOWN, TRIANGLE_UP, ShapesEnv, episode_source,
+import rladder_stream.envs  # noqa: F401  (registers the ids)
+from rladder_stream.envs.randomness import episode_rng
+from rladder_stream.envs.scoring import bernoulli_log_likelihood
+from rladder_stream.envs.shapes import (AMI_IGNORE, ENV_ID, SQUARE, TEMPLATES, TRIANGLE_DOWN, TRIANGLE_UP, ShapesEnv, episode_source,
                          generate_shapes_batch)
-from rladder_stream.config import get_config
-from rladder_stream.ladder import build_model
+from rladder_stream.registry import get_config
+from rladder_stream.registry import build_model
 from rladder_stream.tasks import TASKS, ShapesTask, task_for
 
 
@@ -235,7 +236,7 @@ def test_groups_cli_draws_a_shapes_model(tmp_path, capsys):
     from PIL import Image
 
     from rladder_stream.checkpoint import save_checkpoint
-    from rladder_stream.viz import groups_cli_main
+    from rladder_stream.apps.figures import groups_cli_main
 
     cfg = get_config("shapes-rtagger", size="tiny")
     save_checkpoint(tmp_path / "m.pt", cfg, build_model(cfg).state_dict())

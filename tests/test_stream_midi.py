@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
-from envs.data.music import load_music
+from rladder_stream.envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.data.music import load_music
 from rladder_stream import Predictor, build_model, get_config, save_checkpoint
-from rladder_stream.cli import main
-from rladder_stream.stream_midi import MUSIC_PRETRAINED, music_pretrained_path, stream_midi
+from rladder_stream.apps.cli import main
+from rladder_stream.apps.stream_midi import MUSIC_PRETRAINED, music_pretrained_path, stream_midi
 
 TPB = 96  # ticks per beat: an eighth-note step is 48 ticks
 
@@ -171,7 +171,7 @@ def test_every_prints_every_kth_step(checkpoint, tmp_path, capsys):
 
 
 def test_runtime_flag_reaches_the_loader(checkpoint, tmp_path, monkeypatch, capsys):
-    import export.runtime
+    import rladder_stream.apps.loading
 
     seen = []
 
@@ -179,7 +179,7 @@ def test_runtime_flag_reaches_the_loader(checkpoint, tmp_path, monkeypatch, caps
         seen.append((str(path), runtime))
         return Predictor.from_checkpoint(path)
 
-    monkeypatch.setattr(export.runtime, "load_predictor", loader)
+    monkeypatch.setattr(rladder_stream.apps.loading, "load_predictor", loader)
     song = type0_file(tmp_path / "song.mid")
     for runtime in ("onnx", "torch"):
         assert main(["stream-midi", str(song), "--model", str(checkpoint), "--runtime", runtime, "--every", "0"]) == 0
@@ -271,7 +271,7 @@ def test_a_model_that_is_not_for_music_or_not_a_checkpoint_is_refused(tmp_path, 
 
 
 def test_piano_roll_image_draws_keys_top_down_and_refuses_bad_input():
-    from rladder_stream.viz import piano_roll_image
+    from rladder_stream.apps.figures import piano_roll_image
 
     roll = np.zeros((10, 88), np.uint8)
     roll[2, 87] = roll[7, 0] = 1  # C8 in the input, A0 in the continuation

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rladder_stream.reproduce import reproduce_cli_main
-from rladder_stream.table2 import COLUMNS, TABLE2, column_of, plan_table2, table2_markdown
+from rladder_stream.reproduce.table2 import COLUMNS, TABLE2, column_of, plan_table2, table2_markdown
 
 
 def _result(config: str, column: str, seed: int, error: float, teacher: float | None = None) -> dict:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from rladder_stream import table3
-from rladder_stream.reproduce import OTHER_TABLES, reproduce_cli_main
-from rladder_stream.table3 import DEFAULT_SETTINGS, plan_table3, table3_cli_main, table3_markdown
+from rladder_stream.reproduce import table3
+from rladder_stream.reproduce import TABLES, reproduce_cli_main
+from rladder_stream.reproduce.table3 import DEFAULT_SETTINGS, plan_table3, table3_cli_main, table3_markdown
 
 
 def _result(model: str, dataset: str, seed: int, nll: float, **extra) -> dict:
@@ -71,7 +71,7 @@ def test_plan_runs_every_row_on_every_data_set_with_the_same_protocol(tmp_path):
 
 
 def test_reproduce_table3_is_registered_and_its_flags_take_effect(tmp_path, monkeypatch, capsys):
-    assert OTHER_TABLES["table3"] == "rladder_stream.table3:table3_cli_main"
+    assert TABLES["table3"] == "rladder_stream.reproduce.table3:table3_cli_main"
     trained = []
 
     def fake_train(cfg, log=print):
@@ -80,7 +80,7 @@ def test_reproduce_table3_is_registered_and_its_flags_take_effect(tmp_path, monk
         result["train_config"] = json.loads(json.dumps(dataclasses.asdict(cfg)))
         return result
 
-    monkeypatch.setattr("rladder_stream.reproduce.train", fake_train)
+    monkeypatch.setattr("rladder_stream.reproduce.common.train", fake_train)
     doc = tmp_path / "t3.md"
     argv = ["table3", "--seeds", "2", "--size", "tiny", "--budget-s", "5", "--datasets", "jsb", "nottingham",
             "--models", "music-rladder", "music-gru", "--set", "lr=0.01", "--out", str(tmp_path / "runs"), "--doc", str(doc)]

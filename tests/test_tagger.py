@@ -1,4 +1,4 @@
-"""RTagger (SPEC 2.5): masks, interchangeable groups, step = sequence, the Tagger and ConvNet configurations,
+"""RTagger (docs/design.md#the-rtagger): masks, interchangeable groups, step = sequence, the Tagger and ConvNet configurations,
 its costs and tasks, and streaming groupings through ``Predictor``."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from rladder_stream import Predictor
-from rladder_stream.config import get_config, list_configs
-from rladder_stream.ladder import RLadder, build_model
+from rladder_stream.registry import get_config, list_configs
+from rladder_stream.ladder import RLadder
+from rladder_stream.registry import build_model
 from rladder_stream.tagger import RTagger, engine_config, group_mixture_nll
 from rladder_stream.tasks import MovingMNISTTask, TexturedMNISTTask
 
@@ -305,7 +306,7 @@ def test_moving_task_scores_each_forecast_against_the_next_frame():
     # that truth score 1 there (and not 1 against their own)
     metrics = task.metrics({"groups": masks.roll(1, dims=0)}, batch)
     assert metrics["ami_shuffled"] == (pytest.approx(2.0), 2.0) and metrics["ami_19"][0] < 2.0
-    from envs.moving_mnist import AMI_IGNORE, MovingMNISTEnv
+    from rladder_stream.envs.moving_mnist import AMI_IGNORE, MovingMNISTEnv
 
     assert task.ami_ignore == AMI_IGNORE == MovingMNISTEnv.ami_ignore  # the benchmark scores the same pixels
     with pytest.raises(ValueError, match="labelled"):
@@ -369,7 +370,7 @@ def _row(markdown: str, block: str, label: str) -> list[str]:
 
 
 def test_table4_markdown_is_a_pure_function_of_results():
-    from rladder_stream.table4 import table4_markdown
+    from rladder_stream.reproduce.table4 import table4_markdown
 
     def with_chance(result: dict, chance: float) -> dict:
         result["test"]["ami_shuffled"] = chance
@@ -413,7 +414,7 @@ def test_table4_markdown_is_a_pure_function_of_results():
 
 
 def test_moving_mnist_markdown_sits_beside_the_paper():
-    from rladder_stream.table4 import moving_mnist_markdown
+    from rladder_stream.reproduce.table4 import moving_mnist_markdown
 
     results = [{"model": "mmnist-rtagger", "seed": s, "steps": 10, "test": {"ami": a, "ami_19": a + 0.1, "prediction_mse": 0.01}}
                for s, a in enumerate((0.4, 0.6))]
@@ -436,7 +437,7 @@ def test_moving_mnist_markdown_sits_beside_the_paper():
 
 def test_table4_plan_and_cli_checks(tmp_path):
     from rladder_stream.reproduce import reproduce_cli_main
-    from rladder_stream.table4 import plan_table4
+    from rladder_stream.reproduce.table4 import plan_table4
 
     table, moving = plan_table4(2, "tiny", 30.0, ["epochs=2"], tmp_path, moving_seeds=1)
     assert len(table) == (2 * 3 + 1) * 2 and len(moving) == 2 * 1  # + the RTagger without class task; 2 models on video
@@ -467,8 +468,8 @@ def test_grouping_pictures(tmp_path, env_id, name):
     import gymnasium as gym
     from PIL import Image
 
-    import envs  # noqa: F401  (registers the environments)
-    from rladder_stream.viz import colour_by_group, grouping_figures, record_grouping
+    import rladder_stream.envs  # noqa: F401  (registers the environments)
+    from rladder_stream.apps.figures import colour_by_group, grouping_figures, record_grouping
 
     model = build_model(get_config(name, size="tiny"))
     record = record_grouping(Predictor(model), gym.make(env_id, split="test"), index=1)
@@ -488,7 +489,7 @@ def test_grouping_pictures(tmp_path, env_id, name):
 def test_benchmark_leaves_out_the_groups_the_environment_names():
     from test_predictors_benchmark import _GroupsEnv, _GroupsPredictor
 
-    from envs.benchmark import benchmark
+    from rladder_stream.apps.benchmark import benchmark
 
     env = _GroupsEnv()
     env.correct = True

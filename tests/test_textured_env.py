@@ -11,10 +11,10 @@ from shared_data import find_shared_data, needs_shared
 from gymnasium.utils.env_checker import check_env
 from scipy.ndimage import grey_dilation
 
-import envs  # noqa: F401  (registers the ids)
-from envs._common import bernoulli_log_likelihood
-from envs.data import load_brodatz, load_mnist
-from envs.textured_mnist import crop_textures, generate_textured_batch
+import rladder_stream.envs  # noqa: F401  (registers the ids)
+from rladder_stream.envs.scoring import bernoulli_log_likelihood
+from rladder_stream.envs.data import load_brodatz, load_mnist
+from rladder_stream.envs.textured_mnist import crop_textures, generate_textured_batch
 
 TEXTURED = "rladder_stream/TexturedMNIST-v0"
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from rladder_stream import load_checkpoint
-from rladder_stream.config import get_config, list_configs
-from rladder_stream.ladder import build_model
+from rladder_stream.registry import get_config, list_configs
+from rladder_stream.registry import build_model
 from rladder_stream.losses import bernoulli_nll, classification_nll, ladder_costs
-from rladder_stream.reproduce import train_runs
+from rladder_stream.reproduce.common import train_runs
 from rladder_stream.tasks import TASKS, task_for
 from rladder_stream.train import TrainConfig, parse_overrides, train, train_cli_main
 
@@ -52,7 +52,7 @@ def test_resumed_training_equals_uninterrupted(tmp_path, model, dataset, monkeyp
 
 
 def test_a_non_finite_cost_stops_training_before_that_step_changes_anything(tmp_path, monkeypatch):
-    from rladder_stream.reproduce import train_runs
+    from rladder_stream.reproduce.common import train_runs
     from rladder_stream.tasks import OccludedMNISTTask
     from rladder_stream.train import TrainingDiverged
 
@@ -221,7 +221,7 @@ def test_the_probe_does_not_change_how_the_model_trains(tmp_path):
 
 def test_the_on_device_renderer_draws_the_generators_episodes():
     """The training's torch renderer gives exactly the environment generator's frames for the same draws."""
-    from envs.occluded_mnist import episode_source
+    from rladder_stream.envs.occluded_mnist import episode_source
     from rladder_stream.tasks import OccludedMNISTTask
 
     task = OccludedMNISTTask(get_config("omm-rladder", size="tiny"))
@@ -253,7 +253,7 @@ def test_compiled_training_follows_eager_training(tmp_path):
 def test_two_phase_schedule_trains_without_the_class_cost_first(tmp_path):
     """class_cost_from_step: before it the class head gets no gradient (its weights stay at their init), while the
     rest trains; lr_schedule=constant keeps the rate after the warm-up."""
-    from rladder_stream.train import _lr_factor
+    from rladder_stream.train import lr_factor
 
     quiet = lambda s: None  # noqa: E731
     train(_tiny(tmp_path, out=str(tmp_path / "phase1"), class_cost_from_step=100, grad_clip=0.0, weight_decay=0.0), log=quiet)
@@ -262,6 +262,6 @@ def test_two_phase_schedule_trains_without_the_class_cost_first(tmp_path):
     _, trained, _ = load_checkpoint(tmp_path / "phase1" / "last.pt")
     assert torch.equal(trained["class_head.weight"], init["class_head.weight"])
     assert not torch.equal(trained["encoders.0.input_transform.weight"], init["encoders.0.input_transform.weight"])
-    assert [_lr_factor(s, 2, 10, "constant") for s in (0, 1, 5, 9)] == [0.5, 1.0, 1.0, 1.0]
+    assert [lr_factor(s, 2, 10, "constant") for s in (0, 1, 5, 9)] == [0.5, 1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="lr_schedule"):
         _tiny(tmp_path, lr_schedule="stepwise")

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-import envs  # noqa: F401  (registers the environments)
+import rladder_stream.envs  # noqa: F401  (registers the environments)
 from rladder_stream import Predictor, build_model, get_config
-from rladder_stream.cli import main as cli_main
+from rladder_stream.apps.cli import main as cli_main
 from shared_data import find_shared_data, needs_shared
-from rladder_stream.viz import FIG4_FOOTER, FIG4_PAD, figure4, figure4_cell, figure4_frames, record_episode, to_uint8
+from rladder_stream.apps.figures import FIG4_FOOTER, FIG4_PAD, figure4, figure4_cell, figure4_frames, record_episode, to_uint8
 
 SCALE = 2
 
@@ -130,7 +130,7 @@ def test_figure4_command_reads_the_data_folder_it_is_given(tmp_path, embedded_da
 def three_episodes():
     import gymnasium as gym
 
-    from rladder_stream.cli import pretrained_path
+    from rladder_stream.apps.loading import pretrained_path
 
     predictor = Predictor.from_checkpoint(pretrained_path())
     env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=None)
@@ -142,8 +142,8 @@ def _texts(fig) -> str:
 
 
 def test_demo_figure_has_a_title_every_episode_every_panel_named_and_a_legend(three_episodes, embedded_data):
-    from envs.occluded_mnist import OCCLUDED
-    from rladder_stream.viz import DEMO_ROWS, build_demo_figure
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
+    from rladder_stream.apps.figures import DEMO_ROWS, build_demo_figure
 
     fig = build_demo_figure(three_episodes, "shipped model streaming", OCCLUDED)
     text = _texts(fig)
@@ -159,8 +159,8 @@ def test_demo_figure_has_a_title_every_episode_every_panel_named_and_a_legend(th
 
 
 def test_demo_picture_draws_the_occluder(three_episodes, embedded_data):
-    from envs.occluded_mnist import OCCLUDED
-    from rladder_stream.viz import demo_figure
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
+    from rladder_stream.apps.figures import demo_figure
 
     def orange(image):
         rgb = np.asarray(image).astype(int)
@@ -178,7 +178,7 @@ def test_demo_command_writes_every_episode_into_the_gif(tmp_path, embedded_data,
 
 
 def test_piano_roll_figure_has_pitch_and_time_axes():
-    from rladder_stream.viz import build_piano_roll_figure
+    from rladder_stream.apps.figures import build_piano_roll_figure
 
     roll = np.zeros((40, 88), np.uint8)
     roll[::4, 60 - 21] = 1

@@ -1,12 +1,12 @@
 """Data readers shared by the environments and training: paths and checksums, MNIST, Brodatz.
 
-See :mod:`envs.data.paths` for where files are looked up (``data_dir`` argument, ``$RLADDER_STREAM_DATA``,
+See :mod:`rladder_stream.envs.data.paths` for where files are looked up (``data_dir`` argument, ``$RLADDER_STREAM_DATA``,
 the cache folder, else the small embedded default).
 """
 
-from envs.data.brodatz import BRODATZ_PLATES, EMBEDDED_PLATES, Textures, load_brodatz
-from envs.data.mnist import IdxFormatError, MnistSplit, load_mnist, read_idx
-from envs.data.paths import (
+from .brodatz import BRODATZ_PLATES, EMBEDDED_PLATES, Textures, load_brodatz
+from .mnist import IdxFormatError, MnistSplit, load_mnist, read_idx
+from .paths import (
     ENV_VAR,
     ChecksumError,
     DataNotFoundError,

@@ -1,6 +1,6 @@
-"""Brodatz textures for Textured MNIST: the 20 plates of SPEC 4.3, with a small embedded default.
+"""Brodatz textures for Textured MNIST: the 20 plates of docs/design.md#brodatz-textured-mnist, with a small embedded default.
 
-With a data folder (see :mod:`envs.data.paths`) the plates are read from
+With a data folder (see :mod:`rladder_stream.envs.data.paths`) the plates are read from
 ``<folder>/brodatz/schlossvrl_300px/D<n>.png`` (300x300 8-bit grayscale, whole plates scaled down; checksums
 from the shared data's brodatz/SOURCE.md) or downloaded into the cache. Without one, :func:`load_brodatz`
 returns 4 plates embedded in the package (``envs/embedded/brodatz_D<n>.png``, made by
@@ -18,11 +18,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from envs.data.paths import fetch, resolve_data_dir
+from .paths import fetch, resolve_data_dir
 
 log = logging.getLogger(__name__)
 
-# SPEC 4.3: the 20 plates used for Textured MNIST.
+# docs/design.md#brodatz-textured-mnist: the 20 plates used for Textured MNIST.
 BRODATZ_PLATES: tuple[str, ...] = (
     "D1", "D4", "D8", "D11", "D16", "D17", "D20", "D22", "D25", "D26",
     "D34", "D46", "D49", "D52", "D55", "D57", "D64", "D68", "D77", "D84",
@@ -89,9 +89,9 @@ def load_brodatz(
     """Load Brodatz plates as float32 arrays in [0, 1] (cached per process).
 
     Args:
-        plates: plate names; default: the SPEC's 20 (:data:`BRODATZ_PLATES`) when a data folder resolves,
+        plates: plate names; default: the paper's 20 (:data:`BRODATZ_PLATES`) when a data folder resolves,
             else the 4 embedded ones (:data:`EMBEDDED_PLATES`).
-        data_dir: folder holding ``brodatz/schlossvrl_300px/``; default as in :func:`envs.data.resolve_data_dir`.
+        data_dir: folder holding ``brodatz/schlossvrl_300px/``; default as in :func:`rladder_stream.envs.data.resolve_data_dir`.
     """
     root = resolve_data_dir(data_dir)
     if plates is None:

@@ -1,4 +1,4 @@
-"""MIDI files <-> 88-key piano rolls (SPEC 4.4: "any MIDI file can be streamed too").
+"""MIDI files <-> 88-key piano rolls (docs/design.md#polyphonic-music: "any MIDI file can be streamed too").
 
 Reading rules (what :func:`midi_to_piano_roll` does, and why):
 

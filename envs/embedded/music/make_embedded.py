@@ -19,9 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-from envs.data.midi import piano_roll_to_midi
-from envs.data.music import DATASETS, SPLITS, read_music_mat, write_embedded
-from envs.data.paths import verify
+from rladder_stream.envs.data.midi import piano_roll_to_midi
+from rladder_stream.envs.data.music import DATASETS, SPLITS, read_music_mat, write_embedded
+from rladder_stream.envs.data.paths import verify
 
 COUNTS = {"train": 12, "valid": 4, "test": 4}
 

@@ -1,4 +1,5 @@
-"""Reproduce the paper's Table 4 (SPEC 6.4) and the RTagger's Moving MNIST AMI (SPEC 6.5).
+"""Reproduce the paper's Table 4 (docs/design.md#table-4) and the RTagger's Moving MNIST AMI
+(docs/design.md#moving-mnist-grouping).
 
     rladder-stream reproduce table4 --seeds 2 --size cpu --budget-s 300 --out runs/table4 \\
         --set train_sequences=6400 batch_size=32
@@ -14,8 +15,6 @@ when finished and resumed when interrupted (see :mod:`rladder_stream.reproduce`)
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import math
 import os
 import sys
@@ -24,32 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .config import get_config
-from .reproduce import (
-    NO_VALUE,
-    Claim,
-    Stat,
-    _duration,
-    add_table_arguments,
-    claim_worse,
-    doc_header,
-    finished_results,
-    group_by_cell,
-    provenance_lines,
-    reproduce_command,
-    train_runs,
-)
-from .train import TrainConfig, parse_overrides
-from .errors import OneLineArgumentParser, one_line
+from ..registry import get_config
+from ..train import TrainConfig, parse_overrides
+from .common import (FLAGGED, NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat,
+                     group_by_cell, provenance_lines, refuse_flagged, reproduce_command, table_parser, timestamp,
+                     train_runs, write_document)
 
-SEMI_SUPERVISED_LABELLED = 1000  # SPEC 4.3: 1,000 labelled + 49,000 unlabelled
+SEMI_SUPERVISED_LABELLED = 1000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
 N_CLASSES = 10
 # A run "trained" (the paper: the Tagger trained in 2 of 5 seeds) when its test class error is at least 10
 # points below chance (90 %) and, for a grouping model, its last-iteration test AMI is above 0.1 (chance: 0).
 TRAINED_MAX_CLASS_ERROR = 80.0
 TRAINED_MIN_AMI = 0.1
 PAPER_MOVING_MNIST_AMI = 0.75
-FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out", "labelled": "the blocks"}
+TABLE4_FLAGGED = {**FLAGGED, "labelled": "the blocks"}
+DIGITS = {"ami": 3, "class_error": 2, "prediction_mse": 5}  # decimals in the tables
+CLAIM_DIGITS = {"ami": 5, "class_error": 2}  # and in the claims' differences
 
 
 @dataclass(frozen=True)
@@ -128,14 +117,6 @@ def _stat(results: Sequence[Mapping[str, Any]], metric: str) -> Stat | None:
     return Stat(values) if values else None
 
 
-def _fmt(stat: Stat | None, digits: int) -> str:
-    if stat is None:
-        return NO_VALUE
-    if stat.n < 2:
-        return f"{stat.mean:.{digits}f}"
-    return f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
-
-
 def group_table4(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
     """Results per (block, model config), sorted by seed; two results for one seed raise ``ValueError``."""
     cells = [(b.key, m.config) for b in BLOCKS for m in MODELS if m.in_block(b.key)]
@@ -143,7 +124,7 @@ def group_table4(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], 
 
 
 def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], block: str) -> list[Claim]:
-    """The paper's Table 4 claims (SPEC 6.4) in one block. AMI comparisons are "higher is better": the claim
+    """The paper's Table 4 claims (docs/design.md#table-4) in one block. AMI comparisons are "higher is better": the claim
     holds when the better model's mean exceeds the other's by more than the sum of the stds. The claims are
     about models that trained: where no seed of a model trained (see :func:`trained`), the claim cannot be told."""
     models = {m.config: m for m in MODELS}
@@ -173,7 +154,7 @@ def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
         if idle:
             claims.append(Claim(text, "cannot tell", f"no seed of the {' or the '.join(idle)} trained"))
         else:
-            claims.append(claim_worse(text, first, second, metric))
+            claims.append(claim_worse(text, first, second, CLAIM_DIGITS[metric]))
     return claims
 
 
@@ -183,11 +164,11 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
     grouped = group_table4(results)
     lines = doc_header("Table 4: Brodatz-textured MNIST (AMI and classification error %)", "table4", generated)
     lines += [
-        "Test-set AMI (SPEC 5: max normalisation, ignored pixels dropped, mean over test images) and classification",
+        "Test-set AMI (docs/design.md#ami: max normalisation, ignored pixels dropped, mean over test images) and classification",
         "error (%), mean ± **sample** standard deviation over the seeds that finished; with one seed only the value.",
         f"\"trained\": seeds whose test class error is below {TRAINED_MAX_CLASS_ERROR:g} % and, for grouping models, whose",
         f"last-iteration AMI is above {TRAINED_MIN_AMI:g} (chance level is 0). The paper gives no numbers for this table",
-        "(SPEC 6.4), only claims.",
+        "(docs/design.md#table-4), only claims.",
         "",
     ]
     models = {m.config: m for m in MODELS}
@@ -204,13 +185,13 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
             ok = sum(trained(r, model) for r in runs)
             for column, ami_key, error_key in _metric_names(model):
                 name = f"{model.label} {column}".strip()
-                ami = _fmt(_stat(runs, ami_key), 3) if model.grouping else NO_VALUE
+                ami = format_stat(_stat(runs, ami_key), DIGITS["ami"]) if model.grouping else NO_VALUE
                 last = model.grouping and ami_key == f"ami_{model.iterations[-1]}"
-                chance = _fmt(_stat(runs, "ami_shuffled"), 3) if last else NO_VALUE
-                error = _fmt(_stat(runs, error_key), 2) if model.classifies else NO_VALUE
+                chance = format_stat(_stat(runs, "ami_shuffled"), DIGITS["ami"]) if last else NO_VALUE
+                error = format_stat(_stat(runs, error_key), DIGITS["class_error"]) if model.classifies else NO_VALUE
                 lines.append(f"| {name} | `{model.config}` | {ok} / {len(runs)} | {ami} | {chance} | {error} |")
-        lines += ["", f"Claims (SPEC 6.4), {block.label}: a difference counts when the means differ by more than the sum",
-                  "of the two standard deviations.", ""]
+        lines += ["", f"Claims (docs/design.md#table-4), {block.label}: a difference counts when the means differ by",
+                  "more than the sum of the two standard deviations.", ""]
         lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in table4_claims(grouped, block.key)] + [""]
 
     lines += ["## Per seed", "", "| Block | Model | seed | trained | AMI per iteration | class error % | steps | wall time |",
@@ -223,7 +204,7 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
                 error = f"{test['class_error']:.2f}" if "class_error" in test and model.classifies else NO_VALUE
                 wall = r.get("wall_time_s")
                 lines.append(f"| {block.label} | {model.label} | {r.get('seed')} | {'yes' if trained(r, model) else 'no'} | {amis} | "
-                             f"{error} | {r.get('steps', NO_VALUE)} | {_duration(float(wall)) if wall is not None else NO_VALUE} |")
+                             f"{error} | {r.get('steps', NO_VALUE)} | {duration(float(wall)) if wall is not None else NO_VALUE} |")
     lines.append("")
     found = [r for runs in grouped.values() for r in runs]
     return "\n".join(lines + provenance_lines(found, command, budget_s) + ["- Each run's settings are in its `results.json` (`train_config`).", ""])
@@ -243,14 +224,16 @@ def _moving_outcome(result: Mapping[str, Any]) -> str:
 
 def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
                           generated: str | None = None) -> str:
-    """The RTagger's and the Tagger's Moving MNIST AMI (SPEC 6.5) beside the paper's 0.75 (RTagger) and its
+    """The RTagger's and the Tagger's Moving MNIST AMI (docs/design.md#moving-mnist-grouping) beside the paper's 0.75
+    (RTagger) and its
     count of Tagger seeds that trained (1 of 3). Pure: no files, no clock."""
     cells = [m.config for m in MOVING_MODELS]
     grouped = group_by_cell(results, lambda r: r.get("model") if r.get("model") in cells else None, cells)
-    lines = doc_header("RTagger on two-digit Moving MNIST (SPEC 4.2, 6.5)", "table4", generated)
+    lines = doc_header("RTagger on two-digit Moving MNIST (docs/design.md#moving-mnist-grouping)", "table4", generated)
     lines += [
         "Test-set AMI of the predicted grouping of each next frame against that frame's segmentation, over digit pixels",
-        "(background and overlaps ignored; SPEC 4.2, 5), averaged over the 19 predicted frames and the test sequences;",
+        "(background and overlaps ignored; docs/design.md#moving-mnist, #ami), averaged over the 19 predicted frames and",
+        "the test sequences;",
         f"mean ± sample standard deviation over seeds. \"trained\": seeds with AMI above {TRAINED_MIN_AMI} (chance: 0).",
         "",
         "| Model | config | seeds trained / finished | AMI (all frames) | AMI (last frame) | AMI by chance (last frame, "
@@ -262,8 +245,8 @@ def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str 
         runs = grouped[model.config]
         last = max((t for r in runs for t in _tick_amis(r.get("test", {}))), default=None)
         lines.append(f"| {model.label} | `{model.config}` | {sum(trained(r, model) for r in runs)} / {len(runs)} | "
-                     f"{_fmt(_stat(runs, 'ami'), 3)} | {_fmt(_stat(runs, f'ami_{last}'), 3) if last else NO_VALUE} | "
-                     f"{_fmt(_stat(runs, 'ami_shuffled'), 3)} | {_fmt(_stat(runs, 'prediction_mse'), 5)} | {paper[model.config]} |")
+                     f"{format_stat(_stat(runs, 'ami'), DIGITS['ami'])} | {format_stat(_stat(runs, f'ami_{last}'), DIGITS['ami']) if last else NO_VALUE} | "
+                     f"{format_stat(_stat(runs, 'ami_shuffled'), DIGITS['ami'])} | {format_stat(_stat(runs, 'prediction_mse'), DIGITS['prediction_mse'])} | {paper[model.config]} |")
     lines += ["", "Per seed:", ""]
     for model in MOVING_MODELS:
         lines += [f"- {model.label}: " + ("; ".join(f"seed {r.get('seed')}: {_moving_outcome(r)} after {r.get('steps', NO_VALUE)} steps"
@@ -284,8 +267,7 @@ def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequenc
     if seeds < 1 or moving_seeds < 0:
         raise ValueError(f"--seeds must be >= 1 and --moving-seeds >= 0, got {seeds} and {moving_seeds}")
     for option, pairs in (("--set", settings), ("--moving-set", moving_settings)):
-        for key in FLAGGED.keys() & parse_overrides(list(pairs))[0].keys():
-            raise ValueError(f"{key} is set by {FLAGGED[key]}, not {option}")
+        refuse_flagged(parse_overrides(list(pairs))[0], option, TABLE4_FLAGGED)
     train_fields, model_fields = parse_overrides(list(settings))
     table, moving = [], []
     for block in BLOCKS:
@@ -304,18 +286,9 @@ def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequenc
     return table, moving
 
 
-def _write(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 def table4_cli_main(argv: Sequence[str]) -> int:
     """``rladder-stream reproduce table4 [--seeds N] [--moving-seeds M] [--size S] [--budget-s SEC] [--set k=v ...]``."""
-    parser = OneLineArgumentParser(prog="rladder-stream reproduce table4", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_table_arguments(parser, "table4", seeds=5)  # 5 seeds, as the paper
+    parser = table_parser("table4", __doc__, seeds=5)  # 5 seeds, as the paper
     parser.add_argument("--moving-seeds", type=int, default=None, help="Moving MNIST seeds per model (default: --seeds; 0 skips)")
     parser.add_argument("--moving-doc", default="docs/results/moving_mnist.md", help="Moving MNIST document")
     parser.add_argument("--moving-set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -324,12 +297,15 @@ def table4_cli_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     moving_seeds = args.seeds if args.moving_seeds is None else args.moving_seeds
     command = reproduce_command(argv, "table4")
-    try:  # bad settings and finished runs with other settings fail here, before any training
-        table, moving = plan_table4(args.seeds, args.size, args.budget_s, args.set, args.out, moving_seeds, args.moving_set)
-        for cfg in table + moving:
-            finished_results(cfg)
-    except (ValueError, KeyError, TypeError) as exc:
-        parser.error(one_line(exc))
+    planned: dict[str, list[TrainConfig]] = {}
+
+    def plan() -> list[TrainConfig]:
+        planned["table"], planned["moving"] = plan_table4(args.seeds, args.size, args.budget_s, args.set, args.out,
+                                                          moving_seeds, args.moving_set)
+        return planned["table"] + planned["moving"]
+
+    checked_plan(parser, plan)
+    table, moving = planned["table"], planned["moving"]
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
     shape = f"{len(table) // args.seeds} (block, model) cells x {args.seeds} seeds"
@@ -339,13 +315,11 @@ def table4_cli_main(argv: Sequence[str]) -> int:
         results, moving_results = both[:len(table)], both[len(table):]
     else:
         results = train_runs(table, "table4", shape, args.budget_s, say, args.jobs)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"wrote {_write(args.doc, table4_markdown(results, command=command, budget_s=args.budget_s, generated=stamp))}")
+    print(f"wrote {write_document(args.doc, table4_markdown(results, command=command, budget_s=args.budget_s, generated=timestamp()))}")
     if moving:
         if args.jobs == 1:
             moving_results = train_runs(moving, "moving-mnist", f"{len(MOVING_MODELS)} models x {moving_seeds} seeds", args.budget_s, say)
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        text = moving_mnist_markdown(moving_results, command=command, budget_s=args.budget_s, generated=stamp)
-        print(f"wrote {_write(args.moving_doc, text)}")
-    say(f"table4: done in {_duration(time.perf_counter() - started)}")
+        text = moving_mnist_markdown(moving_results, command=command, budget_s=args.budget_s, generated=timestamp())
+        print(f"wrote {write_document(args.moving_doc, text)}")
+    say(f"table4: done in {duration(time.perf_counter() - started)}")
     return 0

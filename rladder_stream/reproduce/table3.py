@@ -1,4 +1,4 @@
-"""Reproduce the paper's Table 3 (SPEC 6.3): polyphonic music, NLL per time step on the four benchmarks.
+"""Reproduce the paper's Table 3 (docs/design.md#table-3): polyphonic music, NLL per time step on the four benchmarks.
 
     RLADDER_STREAM_DATA=../shared/data rladder-stream reproduce table3 --seeds 2 --size cpu --out runs/table3
 
@@ -9,7 +9,8 @@ on the same batches. Columns are the data sets in the paper's order. Each run is
 :func:`rladder_stream.train.train` run in ``OUT/<data set>/<config>/seed<k>``, reused when finished and
 resumed when interrupted (:func:`rladder_stream.reproduce.train_runs`).
 
-The metric is the field's (SPEC 4.4): test-set Bernoulli NLL summed over the 88 keys, averaged over every time
+The metric is the field's (docs/design.md#polyphonic-music): test-set Bernoulli NLL summed over the 88 keys, averaged
+over every time
 step of the split including the first one, in nats. :func:`table3_markdown` writes the document as a pure
 function of the runs' results, with the paper's printed numbers beside ours.
 
@@ -19,47 +20,34 @@ steps of the same batches (150 steps of 32 crops of 25 steps); ``--budget-s`` is
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from .config import get_config
-from .reproduce import (
-    NO_VALUE,
-    Claim,
-    Stat,
-    _duration,
-    add_table_arguments,
-    claim_worse,
-    doc_header,
-    finished_results,
-    group_by_cell,
-    provenance_lines,
-    reproduce_command,
-    row_model_overrides,
-    train_runs,
-)
-from .tasks import MusicTask
-from .train import TrainConfig, parse_overrides
-from .errors import OneLineArgumentParser, one_line
+from rladder_stream.envs.data.music import canonical_name
+
+from ..registry import get_config
+from ..tasks import MusicTask
+from ..train import TrainConfig, parse_overrides
+from .common import (FLAGGED, NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat,
+                     format_value, group_by_cell, provenance_lines, refuse_flagged, reproduce_command,
+                     reproduce_table, row_model_overrides, table_parser, timestamp)
 
 METRIC = "prediction_nll"
+DIGITS = 3  # decimals of the NLLs in the document
+CLAIM_DIGITS = 5  # and of the differences the claims weigh
 
 
 @dataclass(frozen=True)
 class Column:
-    """One data set of Table 3: its name in the data layer (:func:`envs.data.music.canonical_name`) and its run folder."""
+    """One data set of Table 3: its name in the data layer (:func:`rladder_stream.envs.data.music.canonical_name`) and its run folder."""
 
     dataset: str
     folder: str
 
 
-# The paper's column order (SPEC 6.3).
+# The paper's column order (docs/design.md#table-3).
 COLUMNS = (
     Column("Piano-midi.de", "piano-midi"),
     Column("Nottingham", "nottingham"),
@@ -68,7 +56,7 @@ COLUMNS = (
 )
 DATASET_NAMES = tuple(c.dataset for c in COLUMNS)
 
-# Our rows: registered configurations (SPEC 2.4: baselines are configurations, not copies).
+# Our rows: registered configurations (docs/design.md#baselines-and-ablations: baselines are configurations, not copies).
 ROWS = (
     ("music-rladder", "RLadder (ours)"),
     ("music-lstm", "LSTM, marginal outputs (ours, same protocol)"),
@@ -76,7 +64,7 @@ ROWS = (
 )
 LABELS = dict(ROWS)
 
-# Printed in the paper (SPEC 6.3), columns in COLUMNS order; None where the paper has no number.
+# Printed in the paper (docs/design.md#table-3), columns in COLUMNS order; None where the paper has no number.
 PAPER: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     ("RNN", ("7.88", "3.87", "7.43", "8.76")),
     ("LSTM", ("6.866", "3.492", None, None)),
@@ -87,7 +75,7 @@ PAPER: tuple[tuple[str, tuple[str | None, ...]], ...] = (
 )
 TP_LSTM_NADE = dict(zip(DATASET_NAMES, (5.49, 1.64, 4.34, 5.92)))
 
-# Same for every row: the protocol (SPEC 6.3: "same-protocol" baselines). --set overrides any of them.
+# Same for every row: the protocol (docs/design.md#table-3: "same-protocol" baselines). --set overrides any of them.
 DEFAULT_SETTINGS: dict[str, Any] = {
     "epochs": 1,
     "train_sequences": 4800,  # 150 steps of 32 crops of 25 steps
@@ -98,17 +86,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "eval_batch_size": 128,
     "log_every": 25,
 }
-FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out", "dataset": "--datasets"}
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.3f}"
-
-
-def _fmt_stat(stat: Stat | None) -> str:
-    if stat is None:
-        return NO_VALUE
-    return _fmt(stat.mean) if stat.n < 2 else f"{_fmt(stat.mean)} ± {_fmt(stat.std)}"
+TABLE3_FLAGGED = {**FLAGGED, "dataset": "--datasets"}
 
 
 # ============================================================================ the document
@@ -144,16 +122,16 @@ def table3_markdown(
     lines += [
         "Test-set negative log-likelihood per time step in nats: the Bernoulli NLL summed over the 88 keys, averaged",
         "over **all** time steps of the test split, the first step of each piece predicted from the initial state",
-        "(the field's convention, SPEC 4.4). Ours: mean ± **sample** standard deviation over seeds (n − 1); lower is",
-        f"better. {NO_VALUE}: no run, or no number in the paper. The paper's rows are as printed (SPEC 6.3); its RLadder",
-        "row is [unverified].",
+        "(the field's convention, docs/design.md#polyphonic-music). Ours: mean ± **sample** standard deviation over",
+        f"seeds (n − 1); lower is better. {NO_VALUE}: no run, or no number in the paper. The paper's rows are as printed",
+        "(docs/design.md#table-3); its RLadder row is [unverified].",
         "",
         "| Model | params | " + " | ".join(c.dataset for c in COLUMNS) + " |",
         "|---|---:|" + "---:|" * len(COLUMNS),
     ]
     for config, label in ROWS:
         params = sorted({int(r["parameters"]) for r in found if r.get("model") == config and "parameters" in r})
-        cells = [_fmt_stat(stats.get((config, c.dataset))) for c in COLUMNS]
+        cells = [format_stat(stats.get((config, c.dataset)), DIGITS) for c in COLUMNS]
         lines.append(f"| {label} `{config}` | {', '.join(f'{p:,}' for p in params) or NO_VALUE} | " + " | ".join(cells) + " |")
     for label, numbers in PAPER:
         lines.append(f"| paper: {label} | | " + " | ".join(n or NO_VALUE for n in numbers) + " |")
@@ -163,7 +141,8 @@ def table3_markdown(
         "## Our models and the paper's",
         "",
         "- The paper's RLadder has 18 layers: five conv-LSTMs over the pitch axis and a fully connected LSTM on top,",
-        "  trained to convergence, 10 seeds. Ours (`music-rladder`, SPEC 2): conv-LSTM levels with layer norm after",
+        "  trained to convergence, 10 seeds. Ours (`music-rladder`, docs/design.md#the-model-and-its-state): conv-LSTM",
+        "  levels with layer norm after",
         "  the input convolution, a dense LSTM on top, ConvG2 decoder cells, decoder-to-encoder connections, and the",
         "  next step read out of the bottom decoder. Size `cpu`: two conv-LSTM levels (8 and 16 channels, kernel 5",
         "  over the keys, pitch pooled by 2, then by 4 into a 64-unit top LSTM); size `gpu`: five conv-LSTM levels",
@@ -176,7 +155,7 @@ def table3_markdown(
         "  counts here is with our rows.",
     ]
 
-    lines += ["", "## Claims (SPEC 6.3) at this budget", "",
+    lines += ["", "## Claims (docs/design.md#table-3) at this budget", "",
               "A difference counts when the means differ by more than the sum of the two standard deviations;",
               "with one seed nothing can be told.", ""]
     for claim in table3_claims(stats):
@@ -191,9 +170,9 @@ def table3_markdown(
         planned = int(tc["epochs"]) * max(1, int(tc["train_sequences"]) // int(tc["batch_size"]))
         valid = (r.get("valid_history") or [{}])[-1].get(METRIC)
         lines.append(
-            f"| {tc['dataset']} | `{r['model']}` | {r.get('seed')} | {_fmt(r['test'][METRIC]) if METRIC in r.get('test', {}) else NO_VALUE} | "
-            f"{_fmt(valid) if valid is not None else NO_VALUE} | {r.get('steps', NO_VALUE)} / {planned} | "
-            f"{_duration(float(r.get('train_time_s', 0.0)))} | {_duration(float(r.get('wall_time_s', 0.0)))} |"
+            f"| {tc['dataset']} | `{r['model']}` | {r.get('seed')} | {format_value(r['test'][METRIC], DIGITS) if METRIC in r.get('test', {}) else NO_VALUE} | "
+            f"{format_value(valid, DIGITS) if valid is not None else NO_VALUE} | {r.get('steps', NO_VALUE)} / {planned} | "
+            f"{duration(float(r.get('train_time_s', 0.0)))} | {duration(float(r.get('wall_time_s', 0.0)))} |"
         )
 
     keys = ("epochs", "train_sequences", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "valid_sequences", "test_sequences")
@@ -211,7 +190,7 @@ def table3_markdown(
 
 
 def table3_claims(stats: Mapping[tuple[str, str], Stat]) -> list[Claim]:
-    """The paper's Table 3 claim (SPEC 6.3), per data set: the RLadder is best among the marginal models (here:
+    """The paper's Table 3 claim (docs/design.md#table-3), per data set: the RLadder is best among the marginal models (here:
     below our same-protocol LSTM and GRU), and it does not beat the joint TP-LSTM-NADE (the paper's number)."""
     claims = []
     for column in COLUMNS:
@@ -219,7 +198,7 @@ def table3_claims(stats: Mapping[tuple[str, str], Stat]) -> list[Claim]:
         rladder = ("RLadder", stats.get(("music-rladder", d)))
         for config, short in (("music-lstm", "LSTM"), ("music-gru", "GRU")):
             claims.append(claim_worse(f"{d}: the RLadder's NLL is below the same-protocol {short}'s",
-                                      (short, stats.get((config, d))), rladder, METRIC))
+                                      (short, stats.get((config, d))), rladder, CLAIM_DIGITS))
     beaten = [c.dataset for c in COLUMNS if ("music-rladder", c.dataset) in stats
               and stats[("music-rladder", c.dataset)].mean < TP_LSTM_NADE[c.dataset]]
     have = [c.dataset for c in COLUMNS if ("music-rladder", c.dataset) in stats]
@@ -237,21 +216,12 @@ def table3_claims(stats: Mapping[tuple[str, str], Stat]) -> list[Claim]:
 # ============================================================================ running the rows
 
 
-def plan_table3(
-    seeds: int,
-    size: str,
-    budget_s: float | None,
-    settings: Sequence[str],
-    out: str | Path,
-    datasets: Sequence[str] = DATASET_NAMES,
-    models: Sequence[str] = tuple(LABELS),
-) -> list[TrainConfig]:
+def plan_table3(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | Path,
+                datasets: Sequence[str] = DATASET_NAMES, models: Sequence[str] = tuple(LABELS)) -> list[TrainConfig]:
     """The runs of Table 3: data set by data set (paper order), row by row, seeds 0..seeds-1.
 
     ``settings`` are ``key=value`` training and model settings on top of :data:`DEFAULT_SETTINGS`; a model
     setting that defines a row (a field in which it differs from ``music-rladder``) is not applied to it."""
-    from envs.data.music import canonical_name
-
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     chosen = [canonical_name(d) for d in datasets]
@@ -262,9 +232,7 @@ def plan_table3(
     if bad_models:
         raise ValueError(f"Table 3 rows are {', '.join(LABELS)}; got {bad_models}")
     train_fields, model_fields = parse_overrides(list(settings))
-    for key, flag in FLAGGED.items():
-        if key in train_fields:
-            raise ValueError(f"set {key} with {flag}, not --set")
+    refuse_flagged(train_fields, flagged=TABLE3_FLAGGED)
     fields = {**DEFAULT_SETTINGS, **train_fields}
     runs = []
     for column in COLUMNS:
@@ -279,50 +247,31 @@ def plan_table3(
     return runs
 
 
-def reproduce_table3(
-    seeds: int = 2,
-    size: str = "cpu",
-    budget_s: float | None = None,
-    settings: Sequence[str] = (),
-    out: str | Path = "runs/table3",
-    doc: str | Path = "docs/results/table3.md",
-    command: str | None = None,
-    datasets: Sequence[str] = DATASET_NAMES,
-    models: Sequence[str] = tuple(LABELS),
-    stream: TextIO | None = None,
-    jobs: int = 1,
-) -> list[dict[str, Any]]:
+def reproduce_table3(seeds: int = 2, size: str = "cpu", budget_s: float | None = None, settings: Sequence[str] = (),
+                     out: str | Path = "runs/table3", doc: str | Path = "docs/results/table3.md",
+                     command: str | None = None, datasets: Sequence[str] = DATASET_NAMES,
+                     models: Sequence[str] = tuple(LABELS), stream: TextIO | None = None,
+                     jobs: int = 1) -> list[dict[str, Any]]:
     """Train (or reuse) every run of Table 3 (``jobs`` at a time) and write ``doc``; returns the results. Progress goes to ``stream``
     (default: standard error)."""
     runs = plan_table3(seeds, size, budget_s, settings, out, datasets, models)
-    say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
-    started = time.perf_counter()
-    results = train_runs(runs, "table3", f"{len(runs) // seeds} (data set, model) cells x {seeds} seeds", budget_s, say, jobs)
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    doc = Path(doc)
-    doc.parent.mkdir(parents=True, exist_ok=True)
     machine = f"a {os.cpu_count()}-core machine"
-    doc.write_text(table3_markdown(results, command=command, budget_s=budget_s, generated=generated, machine=machine))
-    say(f"table3: wrote {doc} ({_duration(time.perf_counter() - started)} this session)")
-    return results
+    document = lambda results: table3_markdown(results, command=command, budget_s=budget_s, generated=timestamp(),  # noqa: E731
+                                               machine=machine)
+    return reproduce_table("table3", runs, f"{len(runs) // seeds} (data set, model) cells x {seeds} seeds", budget_s, document,
+                           doc, stream, jobs)
 
 
 def table3_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table3 [--seeds N] [--size S] [--budget-s SEC] [--datasets ...] [--models ...]
     [--set key=value ...] [--out DIR] [--doc FILE]``."""
-    parser = OneLineArgumentParser(prog="rladder-stream reproduce table3", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_table_arguments(parser, "table3", seeds=2)
+    parser = table_parser("table3", __doc__, seeds=2)
     parser.add_argument("--datasets", nargs="+", default=list(DATASET_NAMES), metavar="NAME",
                         help="data sets to run (default: all four; short forms jsb, nottingham, muse, piano)")
     parser.add_argument("--models", nargs="+", default=list(LABELS), choices=list(LABELS), help="rows to run (default: all)")
     args = parser.parse_args(argv)
-    command = reproduce_command(argv, "table3")
-    try:  # bad settings and finished runs with other settings fail here, before any training
-        for cfg in plan_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.datasets, args.models):
-            finished_results(cfg)
-    except (ValueError, KeyError, TypeError) as exc:
-        parser.error(one_line(exc))
-    reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command, args.datasets, args.models, jobs=args.jobs)
+    checked_plan(parser, lambda: plan_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.datasets, args.models))
+    reproduce_table3(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table3"),
+                     args.datasets, args.models, jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

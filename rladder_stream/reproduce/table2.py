@@ -1,4 +1,4 @@
-"""Reproduce the paper's Table 2 (SPEC 6.2): semi-supervised Occluded Moving MNIST, with and without Mean Teacher.
+"""Reproduce the paper's Table 2 (docs/design.md#table-2): semi-supervised Occluded Moving MNIST, with and without Mean Teacher.
 
     rladder-stream reproduce table2 --seeds 2 --size cpu --budget-s 300 --out runs/table2
 
@@ -24,37 +24,19 @@ consistency cost differ). Runs live in ``OUT/<config>/<column>/seed<k>`` and are
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import get_config
-from .reproduce import (
-    CLASS,
-    FLAGGED,
-    NO_VALUE,
-    Stat,
-    _duration,
-    _fmt,
-    _fmt_stat,
-    add_table_arguments,
-    claim_worse,
-    doc_header,
-    finished_results,
-    group_by_cell,
-    provenance_lines,
-    reproduce_command,
-    train_runs,
-)
-from .train import TrainConfig, parse_overrides
-from .errors import OneLineArgumentParser, one_line
+from ..registry import get_config
+from ..train import TrainConfig, parse_overrides
+from .common import (NO_VALUE, Stat, checked_plan, claim_worse, doc_header, duration, format_stat, format_value,
+                     group_by_cell, provenance_lines, refuse_flagged, reproduce_command, reproduce_table,
+                     table_parser, timestamp)
 
 LABELLED = 1000
 NOISE = 0.1
+CLASS, DIGITS = "class_error", 2  # the metric of every cell, and its decimals
 
 
 @dataclass(frozen=True)
@@ -108,9 +90,8 @@ def plan_table2(seeds: int, size: str, budget_s: float | None, settings: Sequenc
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     train_fields, model_fields = parse_overrides(list(settings))
+    refuse_flagged(train_fields)
     for key in train_fields:
-        if key in FLAGGED:
-            raise ValueError(f"set {key} with {FLAGGED[key]}, not --set")
         if key in COLUMN_SETTINGS:
             raise ValueError(f"{key} defines the columns of Table 2 and cannot be set")
     model_fields = {"input_noise": NOISE, **model_fields}
@@ -152,13 +133,13 @@ def cell_stats(results: Sequence[Mapping[str, Any]], metric: str = CLASS) -> dic
 def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
                     generated: str | None = None) -> str:
     """Table 2 as markdown from the runs' results dicts: test classification error (%) per row and column,
-    mean ± sample std over seeds, the paper's numbers, the claims of SPEC 6.2, every seed. Pure."""
+    mean ± sample std over seeds, the paper's numbers, the claims of docs/design.md#table-2, every seed. Pure."""
     student, teacher = cell_stats(results), cell_stats(results, f"teacher_{CLASS}")
     lines = doc_header("Table 2: semi-supervised Occluded Moving MNIST", "table2", generated)
     lines += [
         "Test classification error (%) after the 5th frame; mean ± **sample** standard deviation over seeds. The",
         "Mean Teacher column gives the student (the trained network) and, after the slash, its teacher (the",
-        "exponential moving average of the student's weights). Paper numbers are [unverified] (SPEC 6.2).",
+        "exponential moving average of the student's weights). Paper numbers are [unverified] (docs/design.md#table-2).",
         "",
         "| Row | " + " | ".join(c.label for c in COLUMNS) + " | paper: " + " / ".join(c.key for c in COLUMNS) + " [unverified] |",
         "|---|" + "---:|" * len(COLUMNS) + "---:|",
@@ -166,9 +147,9 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
     for row in TABLE2:
         cells = []
         for column in COLUMNS:
-            text = _fmt_stat(student.get((row.config, column.key)), CLASS)
+            text = format_stat(student.get((row.config, column.key)), DIGITS)
             if column.key == "mean-teacher" and (row.config, column.key) in teacher:
-                text += f" / {_fmt_stat(teacher[(row.config, column.key)], CLASS)}"
+                text += f" / {format_stat(teacher[(row.config, column.key)], DIGITS)}"
             if column.key == "unlabelled" and not row.learns_from_unlabelled and text != NO_VALUE:
                 text += " (= 1k only)"
             cells.append(text)
@@ -179,15 +160,15 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
 
     claims = [
         claim_worse("The RLadder improves from unlabelled data through its prediction task alone",
-                    cell("omm-rladder", "labelled"), cell("omm-rladder", "unlabelled"), CLASS),
+                    cell("omm-rladder", "labelled"), cell("omm-rladder", "unlabelled"), DIGITS),
         claim_worse("The RLadder improves further with Mean Teacher",
-                    cell("omm-rladder", "unlabelled"), cell("omm-rladder", "mean-teacher"), CLASS),
+                    cell("omm-rladder", "unlabelled"), cell("omm-rladder", "mean-teacher"), DIGITS),
         claim_worse("The temporal baseline improves with Mean Teacher",
-                    cell("omm-temporal", "labelled"), cell("omm-temporal", "mean-teacher"), CLASS),
+                    cell("omm-temporal", "labelled"), cell("omm-temporal", "mean-teacher"), DIGITS),
         claim_worse("With Mean Teacher the temporal baseline is clearly outperformed by the RLadder",
-                    cell("omm-temporal", "mean-teacher"), cell("omm-rladder", "mean-teacher"), CLASS),
+                    cell("omm-temporal", "mean-teacher"), cell("omm-rladder", "mean-teacher"), DIGITS),
     ]
-    lines += ["", "## Claims (SPEC 6.2) at this budget", "",
+    lines += ["", "## Claims (docs/design.md#table-2) at this budget", "",
               "Judged on the students. A difference counts when the means differ by more than the sum of the two",
               "standard deviations; with one seed nothing can be told.", ""]
     lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in claims]
@@ -201,9 +182,9 @@ def table2_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
         test = r.get("test", {})
         t = f"teacher_{CLASS}"
         lines.append(f"| {ROWS[r['model']].label} | {column_of(r)} | {r.get('seed')} | "
-                     f"{_fmt(test[CLASS], CLASS) if CLASS in test else NO_VALUE} | {_fmt(test[t], CLASS) if t in test else NO_VALUE} | "
-                     f"{r.get('steps', NO_VALUE)} | {_duration(float(r.get('train_time_s', 0.0)))} | "
-                     f"{_duration(float(r['wall_time_s'])) if 'wall_time_s' in r else NO_VALUE} |")
+                     f"{format_value(test[CLASS], DIGITS) if CLASS in test else NO_VALUE} | {format_value(test[t], DIGITS) if t in test else NO_VALUE} | "
+                     f"{r.get('steps', NO_VALUE)} | {duration(float(r.get('train_time_s', 0.0)))} | "
+                     f"{duration(float(r['wall_time_s'])) if 'wall_time_s' in r else NO_VALUE} |")
 
     lines += provenance_lines(found, command, budget_s)
     lines += [
@@ -222,28 +203,16 @@ def reproduce_table2(seeds: int = 2, size: str = "cpu", budget_s: float | None =
                      stream=None, jobs: int = 1) -> list[dict[str, Any]]:
     """Train (or reuse) every run of Table 2 (``jobs`` at a time) and write ``doc``; returns all results."""
     runs = plan_table2(seeds, size, budget_s, settings, out)
-    say = lambda text: print(text, file=stream or sys.stderr, flush=True)  # noqa: E731
-    started = time.perf_counter()
-    results = train_runs(runs, "table2", f"{len(TABLE2)} rows x {len(COLUMNS)} columns x {seeds} seeds", budget_s, say, jobs)
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    doc = Path(doc)
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(table2_markdown(results, command=command, budget_s=budget_s, generated=generated))
-    say(f"table2: wrote {doc} ({_duration(time.perf_counter() - started)} this session)")
-    return results
+    document = lambda results: table2_markdown(results, command=command, budget_s=budget_s, generated=timestamp())  # noqa: E731
+    return reproduce_table("table2", runs, f"{len(TABLE2)} rows x {len(COLUMNS)} columns x {seeds} seeds", budget_s, document,
+                           doc, stream, jobs)
 
 
 def table2_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table2 [--seeds N] [--size S] [--budget-s SEC] [--set k=v ...] [--out DIR] [--doc FILE]``."""
-    parser = OneLineArgumentParser(prog="rladder-stream reproduce table2", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_table_arguments(parser, "table2", seeds=2)
+    parser = table_parser("table2", __doc__, seeds=2)
     args = parser.parse_args(argv)
-    try:  # bad settings and finished runs with other settings fail here, before any training
-        for cfg in plan_table2(args.seeds, args.size, args.budget_s, args.set, args.out):
-            finished_results(cfg)
-    except (ValueError, KeyError, TypeError) as exc:
-        parser.error(one_line(exc))
+    checked_plan(parser, lambda: plan_table2(args.seeds, args.size, args.budget_s, args.set, args.out))
     reproduce_table2(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table2"), jobs=args.jobs)
     print(f"wrote {args.doc}")
     return 0

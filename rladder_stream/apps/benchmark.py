@@ -1,7 +1,8 @@
-"""Score any predictor in any environment of the package with the SPEC 1.1 loop, and print a table.
+"""Score any predictor in any environment of the package with the one streaming loop of
+docs/design.md#the-environments-contract, and print a table.
 
-    >>> from envs.benchmark import benchmark, format_table
-    >>> from envs.predictors import RepeatLastPredictor
+    >>> from rladder_stream.apps.benchmark import benchmark, format_table
+    >>> from rladder_stream.baselines import RepeatLastPredictor
     >>> result = benchmark("rladder_stream/PolyphonicMusic-v0", RepeatLastPredictor((88,)), 4, dataset="embedded")
     >>> print(format_table([result]))  # doctest: +SKIP
 
@@ -11,11 +12,11 @@ Metrics (each over every ``env.step`` of every episode):
 * NLL per step: ``-(sum of rewards) / (number of env.step calls)``, in nats. For music this is the NLL per
   time step over the scored steps (see ``PolyphonicMusicEnv`` for which steps are scored);
 * MSE per pixel: the mean over steps of the mean squared difference between the forecast and the observation
-  that followed it (SPEC 4.1 "prediction error");
+  that followed it (docs/design.md#occluded-moving-mnist "prediction error");
 * classification error %: where the final ``info`` of an episode has ``class_correct``;
 * AMI: where the predictor's output has ``groups`` (``(K, *obs_shape)``) and the ``info`` that comes with the
   *next* observation has ``groups`` (int, -1 = ignore): an RTagger's groups on video are those of the frame it
-  forecasts (on a static image every tick has the same groups); SPEC 5, max normalisation, leaving out
+  forecasts (on a static image every tick has the same groups); docs/design.md#ami, max normalisation, leaving out
   the groups the environment's ``ami_ignore`` names (default -1; Moving MNIST also the background), averaged
   over every such tick;
 * ticks per second: ``env.step`` calls per second of wall time, predictor and environment together.
@@ -34,7 +35,12 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from rladder_stream.metrics import grouping_ami
+import rladder_stream.envs  # noqa: F401  (registers the environments)
+
+from ..baselines import MarginalPredictor, RepeatLastPredictor
+from ..errors import OneLineArgumentParser, check_fits, make_env
+from ..metrics import grouping_ami
+from .loading import load_predictor
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
 
@@ -72,7 +78,8 @@ def benchmark(
     seed: int = 0,
     **env_kwargs: Any,
 ) -> BenchmarkResult:
-    """Run ``n_episodes`` episodes of the SPEC 1.1 loop and measure (see the module docstring).
+    """Run ``n_episodes`` episodes of the one streaming loop of docs/design.md#the-environments-contract and measure
+    (see the module docstring).
 
     The first ``reset`` gets ``seed``, later ones continue from there (for the music and fixed valid/test
     digit splits: episodes 0, 1, 2, ... of the split in order). ``predictor`` follows
@@ -181,12 +188,9 @@ def benchmark_cli_main(
     ``--predictor marginal`` fits the marginal on ``--fit-episodes`` episodes of the ``--fit-split`` split
     (default: one pass over the training split where the environment has a fixed number of sequences).
     Any other value is a checkpoint (``.pt``) or exported step (``.onnx``), loaded with ``load_checkpoint(path)``
-    (default :func:`export.runtime.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
+    (default :func:`rladder_stream.load_predictor` on ``--runtime``). Prints the table (or JSON with ``--json``);
     returns the exit status.
     """
-    import envs  # noqa: F401  (registers the environments)
-    from rladder_stream.errors import OneLineArgumentParser, check_fits, make_env
-
     parser = OneLineArgumentParser(
         prog="rladder-stream benchmark", description="Score a predictor in an environment (the one streaming loop)."
     )
@@ -199,15 +203,13 @@ def benchmark_cli_main(
     parser.add_argument("--eps", type=float, default=0.01, help="repeat: probability kept away from 0 and 1")
     parser.add_argument("--fit-split", default="train", help="marginal: the split to fit on")
     parser.add_argument("--fit-episodes", type=int, default=None, help="marginal: episodes to fit on")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                         help="checkpoint predictors: step with PyTorch (default) or ONNX Runtime; an .onnx file "
                              "always runs on ONNX Runtime")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
-
-    from envs.predictors import MarginalPredictor, RepeatLastPredictor
 
     env_id = _env_id(args.env)
     env_kwargs = dict(args.env_arg)
@@ -226,8 +228,6 @@ def benchmark_cli_main(
             fit_env.close()
     else:
         if load_checkpoint is None:
-            from export.runtime import load_predictor
-
             predictor = load_predictor(args.predictor, args.runtime)
         else:
             predictor = load_checkpoint(args.predictor)

@@ -8,60 +8,32 @@ import importlib
 import os
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from . import __version__
-from .errors import OneLineArgumentParser, UsageError, check_fits, make_env, report, user_errors
+from ..errors import OneLineArgumentParser, check_fits, make_env, report, user_errors
+from ..version import __version__
+from .loading import describe_model_file, predictor_for
 
-PRETRAINED = "omm-rladder-cpu.pt"
 # Subcommands with their own parsers: name -> "module:function(argv)".
 DELEGATED = {
-    "benchmark": "envs.benchmark:benchmark_cli_main",
+    "benchmark": "rladder_stream.apps.benchmark:benchmark_cli_main",
     "train": "rladder_stream.train:train_cli_main",
     "reproduce": "rladder_stream.reproduce:reproduce_cli_main",
-    "figure4": "rladder_stream.viz:figure4_cli_main",
-    "groups": "rladder_stream.viz:groups_cli_main",
-    "export": "export.onnx:export_cli_main",
-    "stream-midi": "rladder_stream.stream_midi:stream_midi_cli_main",
+    "figure4": "rladder_stream.apps.figures:figure4_cli_main",
+    "groups": "rladder_stream.apps.figures:groups_cli_main",
+    "export": "rladder_stream.export.onnx:export_cli_main",
+    "stream-midi": "rladder_stream.apps.stream_midi:stream_midi_cli_main",
 }
-
-
-def pretrained_path() -> Path | None:
-    """The RLadder checkpoint shipped with the package, if this installation has one."""
-    path = Path(str(resources.files("rladder_stream") / "pretrained" / PRETRAINED))
-    return path if path.is_file() else None
-
-
-def _load_predictor(model: str | None, seed: int, runtime: str | None = None):
-    """A predictor for ``--model`` (a checkpoint or an ``.onnx`` file, recognised by itself) or the shipped model."""
-    import torch
-
-    from .config import get_config
-    from .ladder import build_model
-    from .predictor import Predictor
-
-    path = Path(model) if model else pretrained_path()
-    if path is not None:
-        from export.runtime import load_predictor, resolve_runtime
-
-        runtime = resolve_runtime(path, runtime)
-        return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
-    if runtime == "onnx":
-        raise UsageError("no pretrained checkpoint is installed: pass --model CKPT to stream on ONNX Runtime")
-    torch.manual_seed(seed)
-    print("note: no pretrained checkpoint is installed; streaming an UNTRAINED tiny RLadder", file=sys.stderr)
-    return Predictor(build_model(get_config("omm-rladder", size="tiny"))), "untrained omm-rladder (tiny)"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stream a (pretrained) RLadder through Occluded Moving MNIST, print beliefs per tick, write a GIF."""
-    from .viz import demo_figure, demo_frames, record_episode, save_gif
+    from .figures import demo_figure, demo_frames, record_episode, save_gif
 
-    predictor, source = _load_predictor(args.model, args.seed, args.runtime)
+    predictor, source = predictor_for(args.model, args.runtime, untrained="omm-rladder", seed=args.seed)
     env = make_env("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
     check_fits(predictor, env, args.model or "the shipped model")
     print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n")
@@ -83,7 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"classification error {100 * (1 - correct / args.episodes):.1f}% over {args.episodes} episode(s); "
           f"mean log-likelihood per frame {total_reward / ticks:.2f}; {ticks / elapsed:.0f} ticks/s")
-    from envs.occluded_mnist import OCCLUDED
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +69,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_configs(args: argparse.Namespace) -> int:
     """List the registered configurations with their parameter counts."""
-    from .config import get_config, list_configs
-    from .ladder import build_model
+    from ..registry import build_model, get_config, list_configs
 
     print(f"{'name':32s} {'params':>10s}  description")
     for name, description in sorted(list_configs().items()):
@@ -111,12 +82,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Describe a checkpoint or an exported ONNX step (verified the way loading verifies it)."""
     import json
 
-    from export.runtime import describe_onnx, is_onnx_file
-
-    from .checkpoint import describe_checkpoint
-
-    path = Path(args.checkpoint)
-    print(json.dumps(describe_onnx(path) if is_onnx_file(path) else describe_checkpoint(path), indent=2))
+    print(json.dumps(describe_model_file(Path(args.checkpoint)), indent=2))
     return 0
 
 
@@ -131,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed for the environment (default 0)")
     demo.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded test digits)")
     demo.add_argument("--out", default="demo_out", help="folder for demo.gif and demo.png (default demo_out)")
-    demo.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+    demo.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                       help="step a checkpoint with PyTorch (default) or ONNX Runtime (exported once, then cached); "
                            "an .onnx file always runs on ONNX Runtime")
     demo.set_defaults(func=cmd_demo)

@@ -1,18 +1,26 @@
-"""Pictures people would rather look at than read: prediction strips, GIFs and the paper's Figure 4 (Pillow only)."""
+"""Pictures people would rather look at than read: prediction strips, GIFs, the paper's Figures 4, 6 and 7, the
+demo's figure and piano rolls (Pillow for pixels, matplotlib where text and axes must be legible)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 from PIL import Image, ImageDraw
 
-from .outputs import StreamingPredictor
-from .errors import OneLineArgumentParser, one_line
+import rladder_stream.envs  # noqa: F401  (registers the environments)
+
+from ..errors import OneLineArgumentParser, one_line
+from ..outputs import StreamingPredictor
+from ..registry import REGISTRY
+from .loading import load_predictor, predictor_for
 
 
 def to_uint8(image: np.ndarray, dark_on_light: bool = True) -> np.ndarray:
@@ -99,7 +107,7 @@ class EpisodeRecord:
 
 def record_episode(predictor: StreamingPredictor, env: Any, index: int = 0) -> EpisodeRecord:
     """Play fixed episode ``index`` of a (test-split) Occluded Moving MNIST environment through a single-stream
-    predictor with the one loop of SPEC 1.1, keeping what Figure 4 shows."""
+    predictor with the one streaming loop of docs/design.md#the-environments-contract, keeping what Figure 4 shows."""
     obs, info = env.reset(options={"index": index})
     predictor.reset()
     clean, observed, predicted, probe, beliefs, rewards = [info["clean_frame"]], [obs], [], [], [], []
@@ -188,25 +196,32 @@ def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
     return [figure4(episode, scale, ticks=k) for k in range(1, len(episode.clean) + 1)]
 
 
-def figure4_cli_main(argv: list[str]) -> int:
-    """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
+def figure_parser(command: str, description: str | None, out: str, out_help: str, index: str) -> OneLineArgumentParser:
+    """The options the figure commands share: --index, --out, --scale, --data-dir."""
+    parser = OneLineArgumentParser(prog=f"rladder-stream {command}", description=description)
+    parser.add_argument("--index", type=int, default=0, help=f"{index} (default 0)")
+    parser.add_argument("--out", default=out, help=f"{out_help} (default {out})")
+    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
+    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded data)")
+    return parser
 
-    import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the environments)
-
-    from .cli import _load_predictor
-
-    parser = OneLineArgumentParser(prog="rladder-stream figure4", description=figure4_cli_main.__doc__)
-    parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
-    parser.add_argument("--index", type=int, default=0, help="test episode of OccludedMovingMNIST-v0 (default 0)")
-    parser.add_argument("--out", default="figure4_out", help="folder for figure4-test<I>.png and .gif (default figure4_out)")
-    parser.add_argument("--scale", type=int, default=3, help="pixels per frame pixel (default 3)")
-    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded test digits)")
+def parsed(parser: OneLineArgumentParser, argv: list[str]) -> Any:
+    """The parsed arguments of a figure command; a scale below 1 is an argument error."""
     args = parser.parse_args(argv)
     if args.scale < 1:
         parser.error("--scale must be >= 1")
-    predictor, source = _load_predictor(args.model, seed=0)
+    return args
+
+
+def figure4_cli_main(argv: list[str]) -> int:
+    """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
+
+    parser = figure_parser("figure4", figure4_cli_main.__doc__, "figure4_out", "folder for figure4-test<I>.png and .gif",
+                           index="test episode of OccludedMovingMNIST-v0")
+    parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
+    args = parsed(parser, argv)
+    predictor, source = predictor_for(args.model, untrained="omm-rladder", seed=0)
     try:
         env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
         episode = record_episode(predictor, env, args.index)
@@ -345,7 +360,8 @@ class GroupingRecord:
 
 def record_grouping(predictor: StreamingPredictor, env: Any, index: int = 0) -> GroupingRecord:
     """Play fixed episode ``index`` of a (test-split) TexturedMNIST or MovingMNIST environment through a
-    single-stream RTagger predictor with the SPEC 1.1 loop, keeping its groupings."""
+    single-stream RTagger predictor with the one streaming loop of docs/design.md#the-environments-contract, keeping
+    its groupings."""
     obs, info = env.reset(options={"index": index})
     predictor.reset()
     observed, truth, groups, recon, predicted, beliefs = [obs], [info.get("groups")], [], [], [], []
@@ -425,45 +441,36 @@ def grouping_figures(record: GroupingRecord, out: str | os.PathLike, stem: str, 
     return [png, gif]
 
 
-# The environment an RTagger's task plays (task prefix -> id), and whether it reads a data folder.
-GROUPING_ENVS = {"tmnist": ("rladder_stream/TexturedMNIST-v0", True), "mmnist": ("rladder_stream/MovingMNIST-v0", True),
-                 "shapes": ("rladder_stream/Shapes-v0", False)}
+# The paper's figure of each grouping environment's groupings (Shapes, not in the paper, is drawn as Figure 6 is).
+PAPER_FIGURES = {"rladder_stream/TexturedMNIST-v0": "figure6", "rladder_stream/MovingMNIST-v0": "figure7"}
+
+
+def env_arguments(env_id: str, **wanted: Any) -> dict[str, Any]:
+    """Of ``wanted``, the keyword arguments the environment's constructor takes (``None`` values left out)."""
+    parameters = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
+    return {k: v for k, v in wanted.items() if v is not None and k in parameters}
 
 
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the environments)
-    from export.runtime import load_predictor
-
-    from .tasks import task_for
-
-    parser = OneLineArgumentParser(prog="rladder-stream groups", description=groups_cli_main.__doc__)
+    parser = figure_parser("groups", groups_cli_main.__doc__, "groups_out", "output folder", index="test episode")
     parser.add_argument("--model", required=True,
                         help="RTagger checkpoint or exported .onnx step (tmnist-..., mmnist-... or shapes-... configuration)")
-    parser.add_argument("--index", type=int, default=0, help="test episode (default 0)")
-    parser.add_argument("--out", default="groups_out", help="output folder (default groups_out)")
-    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
-    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded data)")
-    args = parser.parse_args(argv)
-    if args.scale < 1:
-        parser.error("--scale must be >= 1")
+    args = parsed(parser, argv)
     try:
         predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
         config = predictor.config if hasattr(predictor, "config") else predictor.model.config
         if not config.groups:
             raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
-        kind = task_for(config)
-        if kind not in GROUPING_ENVS:
-            raise ValueError(f"{args.model} holds a {config.name!r} model; no grouping environment for its task {kind!r}")
-        env_id, reads_data = GROUPING_ENVS[kind]
-        env = gym.make(env_id, split="test", **({"data_dir": args.data_dir} if reads_data else {}))
+        if config.name not in REGISTRY:
+            raise ValueError(f"{args.model} holds a {config.name!r} model; no environment is registered for it")
+        env_id = REGISTRY[config.name].env_id
+        env = gym.make(env_id, split="test", **env_arguments(env_id, data_dir=args.data_dir))
         record = record_grouping(predictor, env, args.index)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(one_line(exc))
-    stem = f"{'figure7' if kind == 'mmnist' else 'figure6'}-{config.name}-test{args.index}"
+    stem = f"{PAPER_FIGURES.get(env_id, 'figure6')}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
     print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")
     return 0

@@ -3,12 +3,15 @@
     rladder-stream stream-midi song.mid                                   # per-step NLL with the shipped model
     rladder-stream stream-midi song.mid --continue 32 --out more.mid --seed 0   # then 32 sampled steps
 
-The file is read into an 88-key piano roll (:func:`envs.data.midi.midi_to_piano_roll`: a grid of
-``--steps-per-beat`` steps per beat, 2 = eighth notes as SPEC 4.4, 1 = quarter notes as this project's JSB Chorales
+The file is read into an 88-key piano roll (:func:`rladder_stream.envs.data.midi.midi_to_piano_roll`: a grid of
+``--steps-per-beat`` steps per beat, 2 = eighth notes as docs/design.md#polyphonic-music, 1 = quarter notes as this
+project's JSB Chorales
 data and so the shipped model's default; every track and channel folded, percussion left out) and played through
 ``PolyphonicMusic-v0`` with ``score_first_step=True``: the predictor first hears silence, forecasts step 1,
-hears step 1, forecasts step 2, and so on (the SPEC 1.1 loop), so the NLL per time step printed at the end is
-the field's number for this piece (SPEC 4.4), the same the training code reports. Every forecast goes through
+hears step 1, forecasts step 2, and so on (the one streaming loop of docs/design.md#the-environments-contract), so
+the NLL per time step printed at the end is
+the field's number for this piece (docs/design.md#polyphonic-music), the same the training code reports. Every
+forecast goes through
 the predictor's ``step`` (:class:`~rladder_stream.predictor.Predictor`, or ONNX Runtime with ``--runtime onnx``).
 
 With ``--continue N`` the predictor then runs free for N steps: each step's notes are drawn from its forecast
@@ -23,22 +26,23 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from .errors import OneLineArgumentParser, report
 
-MUSIC_PRETRAINED = "music-rladder-jsb-cpu.pt"
+from rladder_stream.envs.data.midi import LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
+
+from ..errors import OneLineArgumentParser, report
+from .loading import MUSIC_PRETRAINED, pretrained_path, predictor_for
+
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
-N_KEYS = 88
 
 
 def music_pretrained_path() -> Path | None:
     """The music RLadder checkpoint shipped with the package, if this installation has one."""
-    path = Path(str(resources.files("rladder_stream") / "pretrained" / MUSIC_PRETRAINED))
-    return path if path.is_file() else None
+    return pretrained_path(MUSIC_PRETRAINED)
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class StreamRecord:
 
     @property
     def nll_per_step(self) -> float:
-        """The field's NLL per time step of the file (SPEC 4.4): mean over all T steps."""
+        """The field's NLL per time step of the file (docs/design.md#polyphonic-music): mean over all T steps."""
         return float(self.nll.mean())
 
     @property
@@ -93,18 +97,15 @@ def stream_midi(
 
     Args:
         predictor: a one-stream music predictor (``obs_shape == (88,)``), e.g. :class:`~rladder_stream.Predictor`
-            or :class:`export.runtime.OnnxPredictor`; it is reset first.
-        midi_path: a type-0 or type-1 MIDI file; a malformed one raises :class:`envs.data.midi.MidiError`.
+            or :class:`rladder_stream.export.runtime.OnnxPredictor`; it is reset first.
+        midi_path: a type-0 or type-1 MIDI file; a malformed one raises :class:`rladder_stream.envs.data.midi.MidiError`.
         continue_steps: how many steps to generate after the file.
         seed: seed of the Bernoulli draws of the continuation.
         threshold: instead of drawing, sound every key whose forecast is at least this (in (0, 1]).
         on_step: called as ``on_step(t, notes, nll)`` after each step of the file is scored.
-        steps_per_beat: the grid the file is read on: 2 = eighth notes (SPEC 4.4), 1 = quarter notes (the
+        steps_per_beat: the grid the file is read on: 2 = eighth notes (docs/design.md#polyphonic-music), 1 = quarter notes (the
             grid of this project's JSB Chorales data, on which the shipped music model was trained).
     """
-    from envs.data.midi import midi_to_piano_roll
-    from envs.polyphonic_music import PolyphonicMusicEnv
-
     if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
         raise ValueError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
     if continue_steps < 0:
@@ -119,7 +120,7 @@ def stream_midi(
     started = time.perf_counter()
     obs, _ = env.reset(options={"index": 0})  # silence: "nothing heard yet"
     t, terminated = 0, False
-    while not terminated:  # the SPEC 1.1 loop
+    while not terminated:  # the one streaming loop of docs/design.md#the-environments-contract
         forecasts[t] = _forecast(predictor, obs)
         obs, reward, terminated, _, _ = env.step(forecasts[t])
         nll[t] = -reward
@@ -147,36 +148,20 @@ def _first_tempo(path: Path) -> int:
     return 500_000
 
 
-def _load(model: str | None, runtime: str | None) -> tuple[Any, str]:
-    from export.runtime import load_predictor, resolve_runtime
-
-    from .errors import UsageError
-
-    path = Path(model) if model else music_pretrained_path()
-    if path is None:
-        raise UsageError("no music checkpoint is installed; pass --model CKPT")
-    runtime = resolve_runtime(path, runtime)
-    return load_predictor(path, runtime), f"{path} ({runtime} runtime)"
-
-
 def _notes(row: np.ndarray) -> str:
-    from envs.data.midi import LOWEST_NOTE
-
     keys = np.flatnonzero(row) + LOWEST_NOTE
     return " ".join(str(k) for k in keys) if keys.size else "-"
 
 
 def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
-    from envs.data.midi import piano_roll_to_midi
-
-    from .viz import piano_roll_figure
+    from .figures import piano_roll_figure
 
     parser = OneLineArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("midi", help="a type-0 or type-1 MIDI file")
     parser.add_argument("--model", help=f"music checkpoint (.pt) or exported step (.onnx); default: the shipped {MUSIC_PRETRAINED}")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                         help="step a checkpoint with PyTorch (default) or ONNX Runtime; an .onnx file always runs on ONNX Runtime")
     parser.add_argument("--continue", dest="continue_steps", type=int, default=0, metavar="N",
                         help="generate N steps (of the --steps-per-beat grid) after the file (default 0)")
@@ -208,7 +193,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
         parser.error(f"{midi}: no such file")
 
     try:
-        predictor, source = _load(args.model, args.runtime)
+        predictor, source = predictor_for(args.model, args.runtime, shipped=MUSIC_PRETRAINED)
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
         report(exc)
         return 2
