@@ -19,6 +19,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from markdown_sections import replace_section  # benchmarks/, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -147,15 +148,7 @@ def main() -> None:
         f"(--seconds {args.seconds} --threads {args.threads}) on {hardware}; data: whatever resolved (see README, Data).\n\n{table}\n"
     )
     path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
-    if SECTION in text:
-        head, _, tail = text.partition(SECTION)
-        rest = tail.split("\n## ", 1)
-        text = head + section + ("\n## " + rest[1] if len(rest) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
+    replace_section(path, SECTION, section, "# Benchmarks\n\nEach section is written by the script it names.\n")
     print(f"\nwrote {path}")
 
 

@@ -35,6 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from markdown_sections import replace_section  # noqa: E402  (benchmarks/, beside this script)
 from rladder_stream.fast_step import make_step  # noqa: E402
 from rladder_stream.registry import build_model, get_config  # noqa: E402
 from rladder_stream.tasks import TASKS, task_for  # noqa: E402
@@ -229,16 +230,7 @@ def write_docs(rows: list[dict[str, Any]], meta: dict[str, Any], json_path: Path
     old = json.loads(json_path.read_text()) if json_path.exists() else []
     kept = [r for r in old if r.get("device") != meta["device"]]
     json_path.write_text(json.dumps(kept + [dict(r, date=meta["date"], command=meta["command"]) for r in rows], indent=1) + "\n")
-    text = md_path.read_text() if md_path.exists() else "# Benchmarks\n"
-    section = markdown(rows, meta)
-    title = f"{SECTION}: {meta['device']}\n"
-    if title in text:
-        head, _, tail = text.partition(title)
-        rest = tail.split("\n## ", 1)
-        text = head + section + ("\n## " + rest[1] if len(rest) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    md_path.write_text(text)
+    replace_section(md_path, f"{SECTION}: {meta['device']}", markdown(rows, meta))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-batch", type=int, nargs="*", default=None, help="training batch sizes (default: 256 on GPU, 32 on CPU)")
     parser.add_argument("--train-modes", nargs="*", default=["eager", "compile"],
                         help="eager, compile, compile:reduce-overhead, compile:max-autotune-no-cudagraphs")
-    parser.add_argument("--stream-configs", nargs="*", default=None, help="configs to stream (default: the first of --configs)")
+    parser.add_argument("--stream-configs", nargs="*", default=None, help="configs to stream (default: the first of --configs; given with no names: none)")
     parser.add_argument("--stream-batch", type=int, nargs="*", default=None, help="streaming batch sizes (default: 1 and 4096 on GPU, 1 and 256 on CPU)")
     parser.add_argument("--stream-modes", nargs="*", default=None, help="step modes (default: all the device supports)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
@@ -278,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write and new:
             write_docs(rows, meta, Path(args.json), Path(args.md))
 
-    stream_configs = args.stream_configs or args.configs[:1]
+    stream_configs = args.configs[:1] if args.stream_configs is None else args.stream_configs  # given empty: none
     modes = args.stream_modes or (["none", "compile", "graph", "compile+graph"] if cuda else ["none", "compile"])
     for name in args.configs:  # a config's training, then its streaming
         for batch in args.train_batch or ([256] if cuda else [32]):
