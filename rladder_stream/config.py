@@ -138,7 +138,9 @@ class LadderConfig:
 
     def level_spatial(self, level: int) -> tuple[int, ...]:
         """Spatial shape of encoder level ``level`` (0 = the observation)."""
-        factor = math.prod(lv.pool for lv in self.levels[:level])
+        factor = 1
+        for lv in self.levels[:level]:  # a plain loop: torch.compile traces it without a graph break
+            factor *= lv.pool
         return tuple(s // factor for s in self.obs_shape)
 
     @property

@@ -265,3 +265,18 @@ def test_two_phase_schedule_trains_without_the_class_cost_first(tmp_path):
     assert [lr_factor(s, 2, 10, "constant") for s in (0, 1, 5, 9)] == [0.5, 1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="lr_schedule"):
         _tiny(tmp_path, lr_schedule="stepwise")
+
+
+@pytest.mark.parametrize("name", ["omm-rladder", "tmnist-rtagger"])
+def test_the_whole_training_forward_compiles_as_one_graph(name):
+    """Every tick and the costs in one graph. A graph break at every tick (there was one: the state's shapes
+    computed with a generator expression inside math.prod) splits the sequence into per-tick graphs, and the
+    RTagger's recompiled until torch.compile gave up."""
+    from rladder_stream.train import WithCosts
+
+    torch._dynamo.reset()
+    cfg = get_config(name, size="tiny")
+    task = TASKS[task_for(cfg)](cfg, TrainConfig(model=name, size="tiny"))
+    batch = task.train_batch(np.random.default_rng(0), 4)
+    explained = torch._dynamo.explain(WithCosts(build_model(cfg), task))(batch)
+    assert explained.graph_break_count == 0, explained.break_reasons
