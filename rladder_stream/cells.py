@@ -27,10 +27,21 @@ def conv(dims: int, in_ch: int, out_ch: int, kernel: int, bias: bool = True) -> 
     return cls(in_ch, out_ch, kernel, padding=kernel // 2, bias=bias)
 
 
-def upsample(dims: int, in_ch: int, out_ch: int, factor: int) -> nn.Module:
-    """Map a feature map to a ``factor`` times larger one (transposed conv), or a 3-wide conv when factor is 1."""
+UPSAMPLINGS = ("transposed", "nearest")
+
+
+def upsample(dims: int, in_ch: int, out_ch: int, factor: int, kind: str = "transposed") -> nn.Module:
+    """Map a feature map to a ``factor`` times larger one, or a 3-wide conv when factor is 1.
+
+    ``transposed``: a transposed convolution with stride ``factor`` (each input cell paints its own
+    ``factor``-wide patch with one set of weights per offset, so its output carries a fixed pattern of that
+    period); ``nearest``: nearest-neighbour enlargement, then a 3-wide convolution (no such pattern)."""
+    if kind not in UPSAMPLINGS:
+        raise ValueError(f"unknown upsampling {kind!r}; expected one of {UPSAMPLINGS}")
     if factor == 1:
         return conv(dims, in_ch, out_ch, 3)
+    if kind == "nearest":
+        return nn.Sequential(nn.Upsample(scale_factor=factor, mode="nearest"), conv(dims, in_ch, out_ch, 3))
     cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}[dims]
     return cls(in_ch, out_ch, factor, stride=factor)
 

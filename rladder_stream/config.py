@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .cells import DECODER_CELLS, DECODER_INITS, NORMS
+from .cells import DECODER_CELLS, DECODER_INITS, NORMS, UPSAMPLINGS
 
 ENCODER_KINDS = ("lstm", "gru", "feedforward")
 SIZES = ("tiny", "cpu", "gpu")
@@ -52,6 +52,8 @@ class LadderConfig:
             cost's gradient reaches every level at init), ``open_stable`` (the same with ``v`` squashed into
             (0, 1), the reference Tagger's ``gauss_stable_v``) or ``closed`` (the original Ladder's ``y = 0``,
             which sends no gradient above the bottom at init; kept to reproduce earlier runs).
+        upsampling: how the decoder enlarges a map to the level below: ``transposed`` (a stride-``pool``
+            transposed convolution) or ``nearest`` (nearest-neighbour enlargement, then a 3-wide convolution).
         decoder_to_encoder: feed ``d_l^{t-1}`` into the encoder at level l (docs/design.md#one-tick).
         decoder_to_encoder_entry: where ``d_l^{t-1}`` enters the encoder cell: ``normalised`` (default),
             through its own transform and its own normalisation added to the gates, one normalisation per
@@ -102,6 +104,7 @@ class LadderConfig:
     decoder: bool = True
     decoder_cell: str = "convg2"
     decoder_init: str = "open"
+    upsampling: str = "transposed"
     decoder_to_encoder: bool = True
     decoder_to_encoder_entry: str = "normalised"
     decoder_to_encoder_detach: bool = False
@@ -180,6 +183,8 @@ class LadderConfig:
             )
         if self.top_kind not in ENCODER_KINDS:
             raise ValueError(f"top_kind={self.top_kind!r}; expected one of {ENCODER_KINDS}")
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling={self.upsampling!r}; expected one of {UPSAMPLINGS}")
         if self.decoder_init not in DECODER_INITS:
             raise ValueError(f"decoder_init={self.decoder_init!r}; expected one of {DECODER_INITS}")
         if self.decoder_cell not in DECODER_CELLS:

@@ -97,10 +97,10 @@ class RLadder(nn.Module):
             for l in range(n + 1):
                 if l == n:  # from the dense top down to the highest map
                     project = nn.Sequential(
-                        DenseToMap(cfg.top_size, channels[n], top_spatial), upsample(dims, channels[n], channels[n], cfg.top_pool)
+                        DenseToMap(cfg.top_size, channels[n], top_spatial), upsample(dims, channels[n], channels[n], cfg.top_pool, cfg.upsampling)
                     ) if cfg.top_pool > 1 else DenseToMap(cfg.top_size, channels[n], top_spatial)
                 else:
-                    project = upsample(dims, channels[l + 1], channels[l], cfg.levels[l].pool)
+                    project = upsample(dims, channels[l + 1], channels[l], cfg.levels[l].pool, cfg.upsampling)
                 kernel = cfg.levels[l].kernel if l < n else cfg.levels[-1].kernel
                 decoders.append(make_decoder_cell(cfg.decoder_cell, project, channels[l], dims, cfg.norm, kernel, cfg.decoder_init))
             self.decoders = nn.ModuleList(decoders)

@@ -82,3 +82,18 @@ def test_gaussian_combinators_start_open_closed_or_stable_as_asked(kind):
     assert torch.count_nonzero(closed(u_in, z)) == 0
     with pytest.raises(ValueError, match="decoder init"):
         make_decoder_cell(kind, project, channels, dims, "layer", init="ajar")
+
+
+def test_nearest_upsampling_has_no_fixed_pattern_of_the_stride():
+    """A constant map upsampled: the transposed convolution paints a pattern with the stride's period (one
+    weight set per offset), nearest-then-convolve does not (away from the border)."""
+    x = torch.ones(1, 3, 4, 4)
+    torch.manual_seed(0)
+    transposed = upsample(2, 3, 2, 2, "transposed")(x)
+    nearest = upsample(2, 3, 2, 2, "nearest")(x)
+    assert transposed.shape == nearest.shape == (1, 2, 8, 8)
+    assert not torch.allclose(transposed[..., 2:6, 2], transposed[..., 2:6, 3])  # columns alternate
+    inner = nearest[..., 1:-1, 1:-1]
+    torch.testing.assert_close(inner, inner[..., :1, :1].expand_as(inner))
+    with pytest.raises(ValueError, match="upsampling"):
+        upsample(2, 3, 2, 2, "bicubic")
