@@ -22,6 +22,7 @@ SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")
 TAGGER_INPUTS_KINDS = ("gaussian", "binary")
+TAGGER_ENGINES = ("conv", "dense")
 D2E_ENTRIES = ("input", "gates", "normalised")
 
 
@@ -93,6 +94,9 @@ class LadderConfig:
             soft, about 2.4).
         tagger_projection: channels of a learned projection of the 4 Tagger inputs (1x1 convolution,
             normalisation, ReLU) that becomes the engine's bottom level; 0: the engine reads the raw inputs.
+        tagger_engine: ``conv`` (the engine's levels are maps of the image's shape) or ``dense`` (the reference
+            Tagger's fully connected Ladder: the 4 inputs of every pixel flattened into one vector, the levels
+            vectors of ``channels`` units; the levels must then have kernel 1 and pool 1).
     """
 
     name: str = "custom"
@@ -125,6 +129,7 @@ class LadderConfig:
     tagger_z_init: float = 0.5
     tagger_variance_init: float = 0.04
     tagger_projection: int = 0
+    tagger_engine: str = "conv"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))
@@ -219,6 +224,10 @@ class LadderConfig:
             raise ValueError("tagger_variance_init must be > 0 and tagger_projection >= 0")
         if self.tagger_input == "binary" and not 0.0 <= self.input_noise < 0.5:
             raise ValueError(f"binary inputs flip each pixel with probability input_noise in [0, 0.5), got {self.input_noise}")
+        if self.tagger_engine not in TAGGER_ENGINES:
+            raise ValueError(f"tagger_engine={self.tagger_engine!r}; expected one of {TAGGER_ENGINES}")
+        if self.tagger_engine == "dense" and (self.top_pool != 1 or any(lv.kernel != 1 or lv.pool != 1 for lv in self.levels)):
+            raise ValueError("a dense Tagger engine has vector levels: every level needs kernel=1 and pool=1, and top_pool=1")
         if self.groups and self.in_channels != 1:
             raise ValueError(f"an RTagger observes one channel (in_channels=1), got in_channels={self.in_channels}")
 

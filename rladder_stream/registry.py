@@ -279,3 +279,28 @@ def _shapes_rtagger(size: str) -> LadderConfig:
 @register_config("shapes-tagger", "Tagger on Shapes: the RTagger with a feed-forward Ladder engine (the reference's own task)", **SHAPES)
 def _shapes_tagger(size: str) -> LadderConfig:
     return _shapes(size, kind="feedforward", decoder_to_encoder=False)
+
+
+# The reference Tagger's engine on Shapes is fully connected: the 4 inputs of every pixel projected to 2,000
+# units (batch norm, ReLU), a Ladder of 1,000 and 500 units. ``tagger_engine=dense``: (projection, levels, top).
+_SHAPES_DENSE = {"tiny": (32, (16,), 8), "cpu": (500, (250,), 125), "gpu": (2000, (1000,), 500)}
+
+
+def _shapes_dense(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
+    projection, levels, top = _SHAPES_DENSE[size]
+    return _shapes(size, kind, **fields).replace(
+        levels=tuple(LevelConfig(c, kind, kernel=1) for c in levels), top_size=top, tagger_engine="dense",
+        tagger_projection=projection,
+    )
+
+
+@register_config("shapes-rtagger-dense", "RTagger on Shapes with a fully connected LSTM Ladder engine (the reference's "
+                 "engine made recurrent)", **SHAPES)
+def _shapes_rtagger_dense(size: str) -> LadderConfig:
+    return _shapes_dense(size)
+
+
+@register_config("shapes-tagger-dense", "Tagger on Shapes with the reference's fully connected Ladder engine "
+                 "(input projection, two dense levels)", **SHAPES)
+def _shapes_tagger_dense(size: str) -> LadderConfig:
+    return _shapes_dense(size, kind="feedforward", decoder_to_encoder=False)

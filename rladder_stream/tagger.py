@@ -48,9 +48,11 @@ def engine_config(config: LadderConfig) -> LadderConfig:
     read it), no probe."""
     if config.groups < 2:
         raise ValueError(f"an RTagger needs groups >= 2, got {config.groups}")
+    dense = config.tagger_engine == "dense"  # one vector per group: the image a length-1 map of many channels
+    inputs = TAGGER_INPUTS * (math.prod(config.obs_shape) if dense else 1)
     return config.replace(
-        name=f"{config.name}/engine", groups=0, in_channels=config.tagger_projection or TAGGER_INPUTS, predict=True, probe=False,
-        n_classes=config.n_classes + 1 if config.n_classes else 0,
+        name=f"{config.name}/engine", groups=0, in_channels=config.tagger_projection or inputs, predict=True, probe=False,
+        n_classes=config.n_classes + 1 if config.n_classes else 0, **({"obs_shape": (1,)} if dense else {}),
     )
 
 
@@ -71,12 +73,13 @@ def pass_bottom_through(engine: RLadder) -> None:
             v.a[4].fill_(1.0)
 
 
-def _norm_without_affine(kind: str, dims: int) -> nn.Module:
-    """Norm of the one-channel head maps; the scales and shifts of docs/design.md#the-rtagger are explicit parameters."""
-    if kind == "batch":
-        return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims](1, affine=False)
+def _norm_without_affine(kind: str, dims: int, channels: int = 1) -> nn.Module:
+    """Norm of the head maps (one channel; for a dense engine one channel per pixel, normalised per pixel as the
+    reference does); the scales and shifts of docs/design.md#the-rtagger are explicit parameters."""
+    if kind in ("batch", "batch_stats"):
+        return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims](channels, affine=False, track_running_stats=kind == "batch")
     if kind == "layer":
-        return nn.GroupNorm(1, 1, affine=False)
+        return nn.GroupNorm(1, channels, affine=False)
     return nn.Identity()
 
 
@@ -99,16 +102,20 @@ class RTagger(nn.Module):
         self.engine = RLadder(engine_config(config))
         if config.decoder_init == "closed":
             pass_bottom_through(self.engine)
-        dims = config.dims
+        # a dense engine sees each group's inputs as one vector (a length-1 map of 4 * pixels channels) and its
+        # heads give one channel per pixel; a conv engine sees maps of the image's shape and its heads one channel
+        self.dense = config.tagger_engine == "dense"
+        dims = self.engine.config.dims
+        pixels = math.prod(config.obs_shape) if self.dense else 1
         bottom = self.engine.config.in_channels
         # the reference's learned projection of the inputs: the engine's bottom lateral gets parameters of its own
         self.projection = nn.Sequential(
-            conv(dims, TAGGER_INPUTS, bottom, 1, bias=False), norm_layer(config.norm, bottom, dims), nn.ReLU()
+            conv(dims, TAGGER_INPUTS * pixels, bottom, 1, bias=False), norm_layer(config.norm, bottom, dims), nn.ReLU()
         ) if config.tagger_projection else None
-        self.z_head = conv(dims, bottom, 1, 1, bias=False)
-        self.m_head = conv(dims, bottom, 1, 1, bias=False)
-        self.z_norm = _norm_without_affine(config.norm, dims)
-        self.m_norm = _norm_without_affine(config.norm, dims)
+        self.z_head = conv(dims, bottom, pixels, 1, bias=False)
+        self.m_head = conv(dims, bottom, pixels, 1, bias=False)
+        self.z_norm = _norm_without_affine(config.norm, dims, pixels)
+        self.m_norm = _norm_without_affine(config.norm, dims, pixels)
         self.binary = config.tagger_input == "binary"
         z0 = config.tagger_z_init
         self.z_scale = nn.Parameter(torch.tensor(1.0 if self.binary else 0.2))  # c_1
@@ -194,6 +201,8 @@ class RTagger(nn.Module):
                              f"({b} streams, {k} groups)")
 
         inputs = self.tagger_inputs(obs, state["z"], state["m"]).flatten(0, 1)  # groups folded into the batch
+        if self.dense:
+            inputs = inputs.reshape(b * k, -1, 1)
         if self.projection is not None:
             inputs = self.projection(inputs)
         engine_state = {name: state[ENGINE_PREFIX + name].flatten(0, 1) for name in self.engine.state_spec()}
