@@ -21,7 +21,6 @@ from .actions import parse_action
 from .randomness import episode_rng
 from .rendering import to_rgb
 from .scoring import N_CLASSES, bernoulli_log_likelihood, score_classes
-from .splits import DigitPool
 
 
 @dataclass
@@ -29,10 +28,10 @@ class EpisodeSource:
     """Where an environment's episodes come from: a batched generator bound to its data, and the split.
 
     ``generate(rng=, batch_size=, choice=)`` (keywords: a ``functools.partial`` of a module's generator
-    with its data bound) returns a batch of sequences; ``choice`` (row indices into the pool,
-    or ``None`` for rows drawn with ``rng``) picks the digits. On the train split episodes are drawn from the
-    environment's generator; on valid/test, episode ``i`` is row ``i`` with a trajectory from
-    :func:`episode_rng` ``(env_name, split, i)``, identical on every run and machine.
+    with its data bound, which the training's on-device renderers read too) returns a batch of sequences;
+    ``choice`` (row indices into the pool, or ``None`` for rows drawn with ``rng``) picks the digits. On the
+    train split episodes are drawn from the environment's generator; on valid/test, episode ``i`` is row ``i``
+    with a trajectory from :func:`episode_rng` ``(env_name, split, i)``, identical on every run and machine.
     """
 
     generate: Callable[..., dict[str, np.ndarray]]
@@ -41,7 +40,6 @@ class EpisodeSource:
     env_name: str
     source: str
     labelled_rows: np.ndarray | None = None  # semi-supervised train split: the pool rows whose label is given
-    pool: DigitPool | None = None  # the digits drawn from, for renderers of the same episodes elsewhere
 
     @property
     def fixed(self) -> bool:

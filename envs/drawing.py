@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+# uint8 ink k -> k / 255 in float32: the generators' grey levels, and the table the training's torch renderers
+# index (a GPU divides by a scalar as a multiplication by its reciprocal: 1 ulp off for half the levels).
+INK = np.arange(256, dtype=np.float32) / np.float32(255.0)
+
 
 def paste(patches: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Place ``patches [..., h, w]`` on zero canvases ``[..., H, W]`` with top-left corners ``(ys, xs)``.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
-from .drawing import bounce, paste
+from .drawing import INK, bounce, paste
 from .randomness import BatchRandom
 from .splits import mnist_pool
 
@@ -21,6 +21,40 @@ LIMIT = FRAME_SIZE - DIGIT_SIZE  # top-left corners 0..36
 SPEED_RANGE = (2.0, 5.0)  # px/frame
 INK_THRESHOLD = 127  # uint8: a digit "inks" a pixel when its value / 255 > 0.5
 AMI_IGNORE = (-1, 0)  # docs/design.md#moving-mnist: AMI over digit pixels only (overlaps and the background left out)
+
+
+def draw_paths(
+    rng: np.random.Generator | Sequence[np.random.Generator],
+    n_digits: int,
+    batch_size: int,
+    choice: np.ndarray | None = None,
+    n_frames: int = N_FRAMES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random part of :func:`generate_moving_batch`: which two digits (the first unless ``choice`` is
+    given), and their rounded paths. Returns ``(indices [B, 2], ys [B, 2, T], xs [B, 2, T])``, int64. The
+    training's on-device renderer starts from this too, so it sees the same draws."""
+    draw = BatchRandom(rng, batch_size)
+    first = draw.integers(0, n_digits) if choice is None else np.asarray(choice, dtype=np.int64)
+    second = draw.integers(0, n_digits)
+    start = draw.uniform(0.0, LIMIT, (2, 2))
+    angle = draw.uniform(0.0, 2.0 * np.pi, (2,))
+    speed = draw.uniform(*SPEED_RANGE, (2,))
+    velocity = speed[..., None] * np.stack([np.sin(angle), np.cos(angle)], axis=-1)
+    path = np.rint(bounce(start, velocity, n_frames, LIMIT)).astype(np.int64)  # [B, digit, yx, T]
+    return np.stack([first, second], axis=1), path[:, :, 0], path[:, :, 1]
+
+
+def label_groups(one: Any, two: Any, groups: Any) -> Any:
+    """Fill and return ``groups`` (int8, the layers' shape) with the segmentation of two uint8 digit layers:
+    0 background (neither has ink), 1 / 2 the digit whose ink is brighter, -1 where both ink the pixel above
+    ``INK_THRESHOLD`` or they tie with ink. Numpy arrays or torch tensors alike: the generator's rule, written
+    once for the training's on-device renderer too."""
+    groups[...] = 1
+    groups[two > one] = 2
+    tie = one == two
+    groups[tie] = 0
+    groups[(tie & (one > 0)) | ((one > INK_THRESHOLD) & (two > INK_THRESHOLD))] = -1
+    return groups
 
 
 def generate_moving_batch(
@@ -39,8 +73,8 @@ def generate_moving_batch(
     position; frames combine the two digits by max.
 
     Args:
-        rng: all randomness (first digits if ``choice`` is None, second digits, starts, directions, speeds);
-            or one generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
+        rng: all randomness (:func:`draw_paths`: first digits if ``choice`` is None, second digits, starts,
+            directions, speeds); or one generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]``.
         choice: optional ``[batch_size]`` rows of ``digits`` for the FIRST digit (the second is always drawn).
         n_frames: sequence length (20).
@@ -52,29 +86,13 @@ def generate_moving_batch(
         ``labels`` int64 ``[B, 2]``; ``indices`` int64 ``[B, 2]``; ``positions`` int64 ``[B, 2, T, 2]``
         (digit, tick, top-left y/x).
     """
-    draw = BatchRandom(rng, batch_size)
-    first = draw.integers(0, len(digits)) if choice is None else np.asarray(choice, dtype=np.int64)
-    second = draw.integers(0, len(digits))
-    indices = np.stack([first, second], axis=1)
-    start = draw.uniform(0.0, LIMIT, (2, 2))
-    angle = draw.uniform(0.0, 2.0 * np.pi, (2,))
-    speed = draw.uniform(*SPEED_RANGE, (2,))
-    velocity = speed[..., None] * np.stack([np.sin(angle), np.cos(angle)], axis=-1)
-    path = np.rint(bounce(start, velocity, n_frames, LIMIT)).astype(np.int64)  # [B, digit, yx, T]
-    ys, xs = path[:, :, 0], path[:, :, 1]
-
+    indices, ys, xs = draw_paths(rng, len(digits), batch_size, choice, n_frames)
     size = (FRAME_SIZE, FRAME_SIZE)
-    one = paste(digits[first][:, None], ys[:, 0], xs[:, 0], size)  # uint8 [B, T, 64, 64]
-    two = paste(digits[second][:, None], ys[:, 1], xs[:, 1], size)
-    groups = np.where(two > one, np.int8(2), np.int8(1))
-    tie = one == two
-    groups[tie] = 0
-    groups[(tie & (one > 0)) | (np.minimum(one, two) > INK_THRESHOLD)] = -1
-    frames = np.maximum(one, two).astype(np.float32)
-    frames /= np.float32(255.0)  # k / 255 exactly, as in the other environments
+    one = paste(digits[indices[:, 0]][:, None], ys[:, 0], xs[:, 0], size)  # uint8 [B, T, 64, 64]
+    two = paste(digits[indices[:, 1]][:, None], ys[:, 1], xs[:, 1], size)
     return {
-        "frames": frames,
-        "groups": groups,
+        "frames": INK[np.maximum(one, two)],  # k / 255 exactly, as in the other environments
+        "groups": label_groups(one, two, np.empty(one.shape, np.int8)),
         "labels": np.asarray(labels)[indices].astype(np.int64),
         "indices": indices,
         "positions": np.stack([ys, xs], axis=-1),

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
-from .drawing import bounce, paste
+from .drawing import INK, bounce, paste
 from .randomness import BatchRandom
 from .splits import mnist_pool
 
@@ -83,7 +83,7 @@ def generate_occluded_batch(
     """
     choice, ys, xs, velocity = draw_trajectories(rng, len(digits), batch_size, choice, n_frames)
     small = resize_digits(digits[choice])
-    ink = small.astype(np.float32) / 255.0
+    ink = INK[small]
     clean = paste(ink[:, None], ys, xs, (FRAME_SIZE, FRAME_SIZE))
     frames = np.where(OCCLUDED, np.float32(0.0), clean)
     # Which digit pixels are visible in each frame, in the digit's own coordinates: [B, T, 16, 16].
@@ -110,7 +110,7 @@ def episode_source(
     bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels)
-    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, pool.source, pool.labelled_rows, pool)
+    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, pool.source, pool.labelled_rows)
 
 
 class OccludedMovingMNISTEnv(PredictionEnv):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
-from .drawing import paste
+from .drawing import INK, paste
 from .randomness import BatchRandom
 from .splits import mnist_pool
 from .data.brodatz import load_brodatz
@@ -32,6 +32,60 @@ def thicken(digits: np.ndarray) -> np.ndarray:
     return np.max([padded[:, dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0)
 
 
+# A crop's pixel centres about its centre, in crop pixels (float64; the training's renderer uses them too).
+CROP_GRID = np.arange(IMAGE_SIZE, dtype=np.float64) - (IMAGE_SIZE - 1) / 2.0
+
+
+class TextureDraws(NamedTuple):
+    """The random part of a batch of textured digits (:func:`draw_textured`), ``B`` rows."""
+
+    choice: np.ndarray  # int64 [B]: rows of the digits
+    offsets: np.ndarray  # int64 [B, 2]: the digit's top-left y, x
+    which: np.ndarray  # int64 [B, 2]: digit and background texture rows
+    centre: np.ndarray  # float64 [B, 2, 2]: per texture, the crop's centre y, x
+    angle: np.ndarray  # float64 [B, 2]: per texture, the crop's rotation (radians)
+    scale: np.ndarray  # float64 [B, 2]: per texture, the crop's magnification
+
+
+def draw_textured(
+    rng: np.random.Generator | Sequence[np.random.Generator],
+    n_digits: int,
+    n_textures: int,
+    texture_size: int,
+    batch_size: int,
+    choice: np.ndarray | None = None,
+    augment: bool = True,
+) -> TextureDraws:
+    """The random part of :func:`generate_textured_batch` (digits unless ``choice`` is given, offsets,
+    textures, then crop parameters). The training's on-device renderer starts from this too, so it sees the
+    same draws."""
+    if n_textures < 2:
+        raise ValueError("need at least two textures")
+    draw = BatchRandom(rng, batch_size)
+    choice = draw.integers(0, n_digits) if choice is None else np.asarray(choice, dtype=np.int64)
+    offsets = draw.integers(0, IMAGE_SIZE - DIGIT_SIZE + 1, (2,))
+    digit_texture = draw.integers(0, n_textures)
+    background_texture = (digit_texture + draw.integers(1, n_textures)) % n_textures
+    which = np.stack([digit_texture, background_texture], axis=1)  # [B, 2]
+    if augment:
+        angle = draw.uniform(*ROTATION_RANGE, (2,))
+        scale = draw.uniform(*SCALE_RANGE, (2,))
+        margin = (IMAGE_SIZE / 2) * np.sqrt(2.0) / scale + 1.0  # the rotated crop's reach, plus bilinear
+        centre = margin[..., None] + draw.uniform(0.0, 1.0, (2, 2)) * (texture_size - 1 - 2 * margin[..., None])
+    else:
+        angle, scale = np.zeros((batch_size, 2)), np.ones((batch_size, 2))
+        corner = draw.integers(0, texture_size - IMAGE_SIZE + 1, (2, 2))
+        centre = corner + (IMAGE_SIZE - 1) / 2.0
+    return TextureDraws(choice, offsets.astype(np.int64), which, centre, angle, scale)
+
+
+def crop_axes(angle: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(cos, sin)`` of each crop's ``angle`` over its ``scale``: one crop pixel's step in the texture. The
+    training's renderer takes these numpy values too (another library's cos and sin may differ in the last
+    bit, and move a sample point)."""
+    return np.cos(angle) / scale, np.sin(angle) / scale
+
+
 def crop_textures(
     textures: np.ndarray, which: np.ndarray, centre: np.ndarray, angle: np.ndarray, scale: np.ndarray
 ) -> np.ndarray:
@@ -42,9 +96,8 @@ def crop_textures(
     the crop is an exact copy of the texture.
     """
     size = textures.shape[-1]
-    d = np.arange(IMAGE_SIZE, dtype=np.float64) - (IMAGE_SIZE - 1) / 2.0
-    dy, dx = d[None, :, None], d[None, None, :]
-    cos, sin = (np.cos(angle) / scale)[:, None, None], (np.sin(angle) / scale)[:, None, None]
+    dy, dx = CROP_GRID[None, :, None], CROP_GRID[None, None, :]
+    cos, sin = (c[:, None, None] for c in crop_axes(angle, scale))
     y = centre[:, 0, None, None] + cos * dy - sin * dx
     x = centre[:, 1, None, None] + sin * dy + cos * dx
     y0 = np.clip(np.floor(y).astype(np.int64), 0, size - 1)
@@ -55,6 +108,21 @@ def crop_textures(
     top = textures[k, y0, x0] * (1 - wx) + textures[k, y0, x1] * wx
     bottom = textures[k, y1, x0] * (1 - wx) + textures[k, y1, x1] * wx
     return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def compose(mask: Any, digit: Any, background: Any) -> Any:
+    """The image ``m * T_digit + (1 - m) * T_background`` in [0, 1]: numpy arrays or torch tensors alike (the
+    generator's, written once for the training's renderer too)."""
+    return (mask * digit + (1 - mask) * background).clip(0.0, 1.0)
+
+
+def label_groups(mask: Any, groups: Any) -> Any:
+    """Fill and return ``groups`` (int8, the mask's shape): 0 background where ``m < MASK_LOW``, 1 digit where
+    ``m > MASK_HIGH``, -1 ignored between. Numpy arrays or torch tensors alike."""
+    groups[...] = -1
+    groups[mask < MASK_LOW] = 0
+    groups[mask > MASK_HIGH] = 1
+    return groups
 
 
 def generate_textured_batch(
@@ -77,8 +145,8 @@ def generate_textured_batch(
     uniform whole-pixel position.
 
     Args:
-        rng: all randomness (digits if ``choice`` is None, offsets, textures, then crop parameters); or one
-            generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
+        rng: all randomness (:func:`draw_textured`: digits if ``choice`` is None, offsets, textures, then crop
+            parameters); or one generator per row (see :class:`~rladder_stream.envs.randomness.BatchRandom`).
         digits: uint8 ``[N, 28, 28]``; ``labels``: ``[N]`` (-1 = unlabelled); ``textures``: float32
             ``[K, S, S]`` in [0, 1], K >= 2 (S >= 96 leaves room for rotated, shrunk crops).
         choice: optional ``[batch_size]`` rows of ``digits``.
@@ -91,44 +159,22 @@ def generate_textured_batch(
         background texture rows); ``offsets`` int64 ``[B, 2]`` (digit top-left y, x); ``crop_params``
         float64 ``[B, 2, 4]`` (per texture: centre y, centre x, angle, scale; see :func:`crop_textures`).
     """
-    n_textures, size = len(textures), textures.shape[-1]
-    if n_textures < 2:
-        raise ValueError("need at least two textures")
-    draw = BatchRandom(rng, batch_size)
-    choice = draw.integers(0, len(digits)) if choice is None else np.asarray(choice, dtype=np.int64)
-    offsets = draw.integers(0, IMAGE_SIZE - DIGIT_SIZE + 1, (2,))
-    digit_texture = draw.integers(0, n_textures)
-    background_texture = (digit_texture + draw.integers(1, n_textures)) % n_textures
-    which = np.stack([digit_texture, background_texture], axis=1)  # [B, 2]
-    if augment:
-        angle = draw.uniform(*ROTATION_RANGE, (2,))
-        scale = draw.uniform(*SCALE_RANGE, (2,))
-        margin = (IMAGE_SIZE / 2) * np.sqrt(2.0) / scale + 1.0  # the rotated crop's reach, plus bilinear
-        centre = margin[..., None] + draw.uniform(0.0, 1.0, (2, 2)) * (size - 1 - 2 * margin[..., None])
-    else:
-        angle, scale = np.zeros((batch_size, 2)), np.ones((batch_size, 2))
-        corner = draw.integers(0, size - IMAGE_SIZE + 1, (2, 2))
-        centre = corner + (IMAGE_SIZE - 1) / 2.0
+    d = draw_textured(rng, len(digits), len(textures), textures.shape[-1], batch_size, choice, augment)
     crops = crop_textures(
-        textures, which.reshape(-1), centre.reshape(-1, 2), angle.reshape(-1), scale.reshape(-1)
+        textures, d.which.reshape(-1), d.centre.reshape(-1, 2), d.angle.reshape(-1), d.scale.reshape(-1)
     ).reshape(batch_size, 2, IMAGE_SIZE, IMAGE_SIZE)
-
-    mask = paste(thicken(digits[choice]), offsets[:, 0], offsets[:, 1], (IMAGE_SIZE, IMAGE_SIZE))
-    mask = mask.astype(np.float32) / np.float32(255.0)
-    image = np.clip(mask * crops[:, 0] + (1 - mask) * crops[:, 1], 0.0, 1.0)
-    groups = np.full(mask.shape, -1, dtype=np.int8)
-    groups[mask < MASK_LOW] = 0
-    groups[mask > MASK_HIGH] = 1
+    mask = INK[paste(thicken(digits[d.choice]), d.offsets[:, 0], d.offsets[:, 1], (IMAGE_SIZE, IMAGE_SIZE))]
+    image = compose(mask, crops[:, 0], crops[:, 1])
     return {
         "image": image,
         "frames": np.repeat(image[:, None], n_ticks, axis=1),
         "mask": mask,
-        "groups": groups,
-        "labels": np.asarray(labels)[choice].astype(np.int64),
-        "indices": choice,
-        "textures": which,
-        "offsets": offsets.astype(np.int64),
-        "crop_params": np.concatenate([centre, angle[..., None], scale[..., None]], axis=-1),
+        "groups": label_groups(mask, np.empty(mask.shape, np.int8)),
+        "labels": np.asarray(labels)[d.choice].astype(np.int64),
+        "indices": d.choice,
+        "textures": d.which,
+        "offsets": d.offsets,
+        "crop_params": np.concatenate([d.centre, d.angle[..., None], d.scale[..., None]], axis=-1),
     }
 
 

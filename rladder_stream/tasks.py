@@ -80,8 +80,12 @@ class EpisodeTask(Task):
     only. A sequence's label reaches the batch only when its digit is one of the labelled rows (the rest get
     -1, which no class cost reads), whatever the label array of the pool says.
 
-    Subclasses call :meth:`_use_sources` in their constructor and implement ``to_batch``.
+    Subclasses call :meth:`_use_sources` in their constructor and implement ``to_batch``; one whose environment
+    has a :class:`Renderer` names it as ``renderer``.
     """
+
+    renderer: type[Renderer] | None = None  # draws the training episodes on the training device, if the task has one
+    _rendering: Renderer | None = None
 
     def _use_sources(self, train: "EpisodeSource", evaluation: dict[str, "EpisodeSource"], train_config: DataSettings | None) -> None:
         self.train_source, self._eval_sources = train, evaluation
@@ -97,12 +101,22 @@ class EpisodeTask(Task):
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         raise NotImplementedError
 
+    def renders_on(self, device: torch.device | None) -> bool:
+        """Whether training batches for ``device`` come from the task's :attr:`renderer`: off the CPU (no
+        frames rendered on the CPU and copied over); CPU training takes the environment's generator itself."""
+        return self.renderer is not None and device is not None and torch.device(device).type != "cpu"
+
     def train_sequences(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None,
                         device: torch.device | None) -> Batch:
-        """Training sequences of the pool ``rows`` (random digits when ``None``) as a batch on ``device``;
-        a task with an on-device renderer overrides this."""
-        batch = self.to_batch(self.train_source.episodes(rng, batch_size, rows))
-        return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        """Training sequences of the pool ``rows`` (random digits when ``None``) as a batch on ``device``:
+        the environment's generator, or where :meth:`renders_on` says so its draws rendered on ``device``
+        by the task's :class:`Renderer` (the same values; one data path either way)."""
+        if not self.renders_on(device):
+            batch = self.to_batch(self.train_source.episodes(rng, batch_size, rows))
+            return batch if device is None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        if self._rendering is None or self._rendering.device != torch.device(device):
+            self._rendering = self.renderer(self.train_source, device)
+        return self.to_batch(self._rendering.episodes(rng, batch_size, rows))
 
     def train_batch(self, rng: np.random.Generator, batch_size: int, device: torch.device | None = None) -> Batch:
         """Fresh random training sequences (new trajectories every epoch), a pure function of ``rng``;
@@ -133,6 +147,143 @@ class EpisodeTask(Task):
             yield self.to_batch(source.episodes(None, len(indices), indices))
 
 
+def _paste(patches: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, size: int) -> torch.Tensor:
+    """Torch :func:`rladder_stream.envs.drawing.paste` on the patches' device: ``patches [B, h, w]`` on zero
+    canvases ``[*ys.shape, size, size]``, row ``b``'s patch at each of its top-left corners ``(ys[b], xs[b])``."""
+    lead, device = ys.shape, patches.device
+    b, h, w = patches.shape
+    ys, xs = ys.reshape(b, -1), xs.reshape(b, -1)  # [B, L]: the corners of each row
+    canvas = patches.new_zeros(b, ys.shape[1], size, size)
+    rows = (ys[..., None] + torch.arange(h, device=device))[..., :, None]  # [B, L, h, 1]
+    cols = (xs[..., None] + torch.arange(w, device=device))[..., None, :]  # [B, L, 1, w]
+    canvas[torch.arange(b, device=device)[:, None, None, None],
+           torch.arange(ys.shape[1], device=device)[None, :, None, None], rows, cols] = patches[:, None]
+    return canvas.reshape(*lead, size, size)
+
+
+class Renderer:
+    """An environment's training episodes drawn with torch on the training device: the generator's own draws
+    (numpy, on the CPU, so the same ``rng`` gives the same episodes) rendered where the model trains, to the
+    generator's values. The data the generator is bound to (its ``functools.partial`` keywords: digits,
+    labels, ...) goes to the device once. Each subclass renders one environment; a test compares it with the
+    generator on the CPU. On a GPU the same operations run, each rounded as on the CPU (elementwise IEEE
+    arithmetic, one kernel per operation), with the generator's own grey-level table and trigonometry."""
+
+    def __init__(self, source: EpisodeSource, device: torch.device | str):
+        from rladder_stream.envs.drawing import INK
+
+        self.device = torch.device(device)
+        self.data = source.generate.keywords
+        self.n_digits = len(self.data["digits"])
+        self.labels = self.tensor(np.asarray(self.data["labels"], dtype=np.int64))
+        self.ink = self.tensor(INK)
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        """A copy of a numpy array on the device (the pool's arrays may be read-only)."""
+        return torch.tensor(array, device=self.device)
+
+    def grey(self, ink: torch.Tensor) -> torch.Tensor:
+        """uint8 ink -> the generator's float32 ``k / 255`` (its table: a GPU divides by a scalar as a
+        multiplication by the reciprocal, 1 ulp off for half the levels)."""
+        return self.ink[ink.long()]
+
+    def episodes(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None) -> dict[str, torch.Tensor]:
+        """The train split's ``EpisodeSource.episodes(rng, batch_size, rows)``, the arrays the task's
+        ``to_batch`` reads, as tensors on the device."""
+        raise NotImplementedError
+
+
+class OccludedRenderer(Renderer):
+    """Occluded Moving MNIST (:func:`rladder_stream.envs.occluded_mnist.generate_occluded_batch`): exactly its
+    ``frames``, ``clean`` and ``labels`` (pasting and masking compute nothing). The pool's digits are resized
+    once, here, instead of at every batch."""
+
+    def __init__(self, source: EpisodeSource, device: torch.device | str):
+        from rladder_stream.envs.occluded_mnist import OCCLUDED, resize_digits
+
+        super().__init__(source, device)
+        self.digits = self.tensor(resize_digits(self.data["digits"]))  # uint8 [N, 16, 16]
+        self.visible = self.tensor(~OCCLUDED)
+
+    def episodes(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None) -> dict[str, torch.Tensor]:
+        from rladder_stream.envs.occluded_mnist import FRAME_SIZE, draw_trajectories
+
+        choice, ys, xs, _ = (self.tensor(a) for a in draw_trajectories(rng, self.n_digits, batch_size, rows))
+        clean = self.grey(_paste(self.digits[choice], ys, xs, FRAME_SIZE))
+        return {"frames": clean * self.visible, "clean": clean, "labels": self.labels[choice]}
+
+
+class MovingRenderer(Renderer):
+    """Moving MNIST (:func:`rladder_stream.envs.moving_mnist.generate_moving_batch`): exactly its ``frames`` and
+    ``groups`` (uint8 layers pasted and combined by max, the generator's own grouping rule
+    :func:`~rladder_stream.envs.moving_mnist.label_groups` and grey-level table)."""
+
+    def __init__(self, source: EpisodeSource, device: torch.device | str):
+        super().__init__(source, device)
+        self.digits = self.tensor(self.data["digits"])  # uint8 [N, 28, 28]
+
+    def episodes(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None) -> dict[str, torch.Tensor]:
+        from rladder_stream.envs.moving_mnist import FRAME_SIZE, draw_paths, label_groups
+
+        indices, ys, xs = (self.tensor(a) for a in draw_paths(rng, self.n_digits, batch_size, rows))
+        one = _paste(self.digits[indices[:, 0]], ys[:, 0], xs[:, 0], FRAME_SIZE)  # uint8 [B, T, 64, 64]
+        two = _paste(self.digits[indices[:, 1]], ys[:, 1], xs[:, 1], FRAME_SIZE)
+        groups = label_groups(one, two, torch.empty(one.shape, dtype=torch.int8, device=self.device))
+        return {"frames": self.grey(torch.maximum(one, two)), "groups": groups}
+
+
+class TexturedRenderer(Renderer):
+    """Brodatz-textured MNIST (:func:`rladder_stream.envs.textured_mnist.generate_textured_batch`), rotated and
+    scaled crops included: exactly its ``frames``, ``groups`` and ``labels``. The crops are the generator's
+    bilinear sampling (:func:`~rladder_stream.envs.textured_mnist.crop_textures`) done again operation by
+    operation in the same precision (float64 sample points from the generator's own cos and sin,
+    :func:`~rladder_stream.envs.textured_mnist.crop_axes`; float32 weighting), so no value can round
+    differently; the mask, the composition and the groups are integer pasting, the grey-level table and the
+    generator's own functions. The pool's digits are thickened once, here. Needs float64 on the device."""
+
+    def __init__(self, source: EpisodeSource, device: torch.device | str):
+        from rladder_stream.envs.textured_mnist import CROP_GRID, thicken
+
+        super().__init__(source, device)
+        digits = self.data["digits"]
+        chunks = np.array_split(digits, max(1, len(digits) // 4096))  # thicken holds 9 shifted copies of its input
+        self.thick = self.tensor(np.concatenate([thicken(chunk) for chunk in chunks]))  # uint8 [N, 28, 28]
+        self.textures = self.tensor(self.data["textures"])  # float32 [K, S, S]
+        self.grid = self.tensor(CROP_GRID)
+        self.augment, self.n_ticks = self.data["augment"], self.data["n_ticks"]
+
+    def crops(self, which: np.ndarray, centre: np.ndarray, angle: np.ndarray, scale: np.ndarray) -> torch.Tensor:
+        """:func:`~rladder_stream.envs.textured_mnist.crop_textures` on the device: the same operations in the
+        same order and precision, ``[N, 32, 32]``."""
+        from rladder_stream.envs.textured_mnist import crop_axes
+
+        size, textures = self.textures.shape[-1], self.textures
+        dy, dx = self.grid[None, :, None], self.grid[None, None, :]
+        cos, sin = (self.tensor(c)[:, None, None] for c in crop_axes(angle, scale))
+        centre, k = self.tensor(centre), self.tensor(which)[:, None, None]
+        y = centre[:, 0, None, None] + cos * dy - sin * dx
+        x = centre[:, 1, None, None] + sin * dy + cos * dx
+        y0, x0 = y.floor().long().clamp(0, size - 1), x.floor().long().clamp(0, size - 1)
+        wy, wx = (y - y0).float(), (x - x0).float()
+        y1, x1 = (y0 + 1).clamp(max=size - 1), (x0 + 1).clamp(max=size - 1)
+        top = textures[k, y0, x0] * (1 - wx) + textures[k, y0, x1] * wx
+        bottom = textures[k, y1, x0] * (1 - wx) + textures[k, y1, x1] * wx
+        return top * (1 - wy) + bottom * wy
+
+    def episodes(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None) -> dict[str, torch.Tensor]:
+        from rladder_stream.envs.textured_mnist import IMAGE_SIZE, compose, draw_textured, label_groups
+
+        n_textures, size = self.textures.shape[0], self.textures.shape[-1]
+        d = draw_textured(rng, self.n_digits, n_textures, size, batch_size, rows, self.augment)
+        crops = self.crops(d.which.reshape(-1), d.centre.reshape(-1, 2), d.angle.reshape(-1), d.scale.reshape(-1))
+        crops = crops.reshape(batch_size, 2, IMAGE_SIZE, IMAGE_SIZE)
+        choice, offsets = self.tensor(d.choice), self.tensor(d.offsets)
+        mask = self.grey(_paste(self.thick[choice], offsets[:, 0], offsets[:, 1], IMAGE_SIZE))
+        image = compose(mask, crops[:, 0], crops[:, 1])
+        groups = label_groups(mask, torch.empty(mask.shape, dtype=torch.int8, device=self.device))
+        return {"frames": image[:, None].repeat(1, self.n_ticks, 1, 1), "groups": groups, "labels": self.labels[choice]}
+
+
 class OccludedMNISTTask(EpisodeTask):
     """Occluded Moving MNIST (docs/design.md#occluded-moving-mnist): 5 observed frames, each forecasting the next;
     label at the end.
@@ -143,6 +294,7 @@ class OccludedMNISTTask(EpisodeTask):
     """
 
     name = "omm"
+    renderer = OccludedRenderer
 
     def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
         from rladder_stream.envs.occluded_mnist import N_OBSERVED, episode_source
@@ -151,24 +303,13 @@ class OccludedMNISTTask(EpisodeTask):
         labelled = train_config.labelled if train_config else None
         self.config = config
         self.n_observed = N_OBSERVED
-        self._renderer: OccludedRenderer | None = None
         evaluation = {split: episode_source(split, None, data_dir) for split in ("valid", "test")}
         self._use_sources(episode_source("train", labelled, data_dir), evaluation, train_config)
 
-    def train_sequences(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None,
-                        device: torch.device | None) -> Batch:
-        """The generator's episodes drawn with ``rng`` (:func:`rladder_stream.envs.occluded_mnist.draw_trajectories`) and drawn
-        on ``device`` by :class:`OccludedRenderer`: the same values as the environment's generator, without a
-        per-batch resize on the CPU and a copy of every frame to the device. The static classifier's optimal
-        reconstruction and CPU batches take the generator itself."""
-        if device is None or self.config.input_view != "observed":
-            return super().train_sequences(rng, batch_size, rows, device)
-        from rladder_stream.envs.occluded_mnist import draw_trajectories
-
-        if self._renderer is None or self._renderer.device != torch.device(device):
-            self._renderer = OccludedRenderer(self.train_source.pool.images, self.train_source.pool.labels, device)
-        choice, ys, xs, _ = draw_trajectories(rng, self.train_source.pool_size, batch_size, rows, self.n_observed + 1)
-        return self._renderer.batch(choice, ys, xs)
+    def renders_on(self, device: torch.device | None) -> bool:
+        """Observed frames on any device, the CPU included (exact, and no slower there than the generator); the
+        static classifier's optimal reconstruction and ``device=None`` take the generator."""
+        return device is not None and self.config.input_view == "observed"
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> tensors: inputs, next-frame targets, clean frames (probe), labels."""
@@ -183,38 +324,6 @@ class OccludedMNISTTask(EpisodeTask):
             "clean": torch.as_tensor(seqs["clean"][:, :-1]),
             "labels": labels,
         }
-
-
-class OccludedRenderer:
-    """Occluded Moving MNIST frames drawn with torch on any device, from the same trajectories as the
-    environment's generator (:func:`rladder_stream.envs.occluded_mnist.generate_occluded_batch` gives equal values; a test
-    checks it). The pool's digits are resized once, here, instead of at every batch."""
-
-    def __init__(self, digits: np.ndarray, labels: np.ndarray, device: torch.device | str):
-        from rladder_stream.envs.occluded_mnist import DIGIT_SIZE, FRAME_SIZE, OCCLUDED, resize_digits
-
-        self.device = torch.device(device)
-        self.ink = torch.as_tensor(resize_digits(digits)).to(self.device)  # uint8 [N, 16, 16]
-        self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64)).to(self.device)
-        self.visible = torch.as_tensor(~OCCLUDED).to(self.device)
-        self.offsets = torch.arange(DIGIT_SIZE, device=self.device)
-        self.frame_size = FRAME_SIZE
-
-    def batch(self, choice: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> Batch:
-        """Inputs, next-frame targets, clean frames and labels of the episodes ``(choice [B], ys/xs [B, T])``."""
-        to = lambda a: torch.as_tensor(a).to(self.device, non_blocking=True)  # noqa: E731
-        choice, ys, xs = to(choice), to(ys), to(xs)
-        b, t = ys.shape
-        ink = self.ink[choice].float() / 255.0  # [B, 16, 16], the generator's float32 ink
-        rows = (ys[..., None] + self.offsets)[..., :, None]  # [B, T, 16, 1]
-        cols = (xs[..., None] + self.offsets)[..., None, :]  # [B, T, 1, 16]
-        clean = torch.zeros(b, t, self.frame_size, self.frame_size, device=self.device)
-        batch_index = torch.arange(b, device=self.device)[:, None, None, None]
-        tick_index = torch.arange(t, device=self.device)[None, :, None, None]
-        clean[batch_index, tick_index, rows, cols] = ink[:, None]
-        frames = clean * self.visible
-        return {"inputs": frames[:, :-1], "next_targets": frames[:, 1:], "clean": clean[:, :-1],
-                "labels": self.labels[choice]}
 
 
 class MusicTask(Task):
@@ -365,6 +474,11 @@ class TexturedMNISTTask(_GroupingTask):
 
     name = "tmnist"
     one_noise_per_sequence = True  # the Tagger's iterations refine their view of one corrupted input
+    renderer = TexturedRenderer
+
+    def renders_on(self, device: torch.device | None) -> bool:
+        """As every task, but not on Apple's MPS, which has no float64 for the crops' sample points."""
+        return super().renders_on(device) and torch.device(device).type != "mps"
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from rladder_stream.envs.textured_mnist import episode_source
@@ -388,6 +502,7 @@ class MovingMNISTTask(_GroupingTask):
 
     name = "mmnist"
     ami_ignore = (-1, 0)  # as envs.moving_mnist.AMI_IGNORE: digit pixels only (docs/design.md#moving-mnist)
+    renderer = MovingRenderer
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from rladder_stream.envs.moving_mnist import episode_source

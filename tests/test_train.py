@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from shared_data import find_shared_data, needs_shared
 
 from rladder_stream import load_checkpoint
 from rladder_stream.registry import get_config, list_configs
@@ -16,6 +17,7 @@ from rladder_stream.reproduce.common import train_runs
 from rladder_stream.tasks import TASKS, task_for
 from rladder_stream.train import TrainConfig, parse_overrides, train, train_cli_main
 
+SHARED = find_shared_data("mnist", "brodatz")
 TRAINABLE = sorted(n for n in list_configs() if n.split("-")[0] in TASKS)
 
 
@@ -230,6 +232,30 @@ def test_the_on_device_renderer_draws_the_generators_episodes():
     assert set(on_device) == set(reference)
     for k in reference:
         assert on_device[k].dtype == reference[k].dtype and torch.equal(on_device[k], reference[k]), k
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no GPU"))])
+@pytest.mark.parametrize("data_dir", [None, pytest.param(SHARED, marks=needs_shared("mnist", "brodatz"))],
+                         ids=["default-data", "shared-data"])
+@pytest.mark.parametrize("name, labelled", [("mmnist-rtagger", None), ("tmnist-rtagger", None),
+                                            ("tmnist-rtagger", 100), ("omm-rladder", None)])
+def test_the_renderers_draw_the_generators_episodes(name, labelled, data_dir, device, monkeypatch):
+    """Each task's torch renderer (Textured MNIST's rotated, scaled crops included) gives exactly the batches of
+    the environment's generator for the same seeds, semi-supervised rows too, on the CPU and on a GPU where
+    there is one; Moving and Textured MNIST training takes them off the CPU only."""
+    cfg = get_config(name, size="tiny")
+    task = TASKS[task_for(cfg)](cfg, TrainConfig(model=name, size="tiny", labelled=labelled,
+                                                 data_dir=None if data_dir is None else str(data_dir)))
+    assert task.renders_on(torch.device("cuda")) and task.renders_on(torch.device("cpu")) == (name == "omm-rladder")
+    references = [task.train_batch(np.random.default_rng([seed, 3]), 12) for seed in range(3)]
+    monkeypatch.setattr(type(task), "renders_on", lambda self, device: device is not None)  # the renderer, anywhere
+    for seed, reference in enumerate(references):
+        rendered = task.train_batch(np.random.default_rng([seed, 3]), 12, torch.device(device))
+        assert set(rendered) == set(reference)
+        for k in reference:
+            assert rendered[k].device.type == device and rendered[k].dtype == reference[k].dtype, (seed, k)
+            assert torch.equal(rendered[k].cpu(), reference[k]), (seed, k)
 
 
 def _train_costs(out) -> dict[tuple[int, str], float]:
