@@ -15,9 +15,9 @@
 # (default 280), compiled when COMPILE=true (or, unset, when OUT_DIR/benchmarks.json measured compiled training at
 # least COMPILE_GAIN (default 2) times faster than eager); then the RLadder's weights in bf16 (about 12 MB) and
 # Figure 4. Two back-to-back calls (bench, then table1) fit one 15-minute lease.
-# tagger: the grouping sanity test at the gpu size: shapes-rtagger and shapes-tagger, seeds 0-2, side by side
-# (the reference Tagger's Shapes recipe: batch 100, Adam 4e-4 constant, no clipping), BUDGET_S seconds each,
-# then Figure 6 of the RTagger (seed 0).
+# tagger: the grouping sanity test at the gpu size: TAGGER_MODELS (default: the dense engines shapes-tagger-dense
+# and shapes-rtagger-dense, then the conv ones), seeds 0-2, side by side (the reference Tagger's Shapes recipe:
+# batch 100, Adam 4e-4 constant, no clipping), BUDGET_S seconds each, then Figure 6 of seed 0 of each.
 # table4: the 7 Table 4 runs and the 2 Moving MNIST runs side by side, then Figures 6 and 7.
 # Writes under OUT_DIR at most 8 files (what a lease brings back): gpu.txt, lease.log, benchmarks.json,
 # benchmarks.md, gpu_usage.csv, results.tgz (every run's results.json and log.csv, the documents, the figures;
@@ -51,6 +51,7 @@ CLI="python3 -m rladder_stream"
 mkdir -p "$RUNS/figures"
 
 if [ "$TABLE" = bench ]; then
+    timeout 60 python3 benchmarks/check_renderers.py  # the on-device data equals the generators' (exit 1 if not)
     # rows are written as they come, so a timeout loses only the unfinished ones
     if [ "$SIZE" = tiny ]; then bench_extra=(--quick --steps 2 --ticks 20 --stream-batch 1 64); else bench_extra=(); fi
     timeout "$BENCH" python3 benchmarks/throughput.py --size "$SIZE" --configs omm-rladder omm-hrnn tmnist-rtagger \
@@ -108,7 +109,7 @@ elif [ "$TABLE" = tagger ]; then
               valid_sequences=1000 test_sequences=2000 eval_batch_size=500 log_every=50)
     [ "$SIZE" = tiny ] && settings+=(train_sequences=400 valid_sequences=50 test_sequences=50)
     pids=()
-    for model in shapes-rtagger shapes-tagger; do
+    for model in ${TAGGER_MODELS:-shapes-tagger-dense shapes-rtagger-dense shapes-rtagger shapes-tagger}; do
         for seed in 0 1 2; do
             mkdir -p "$RUNS/$model"
             timeout $((BUDGET + 110)) $CLI train $model --out "$RUNS/$model/seed$seed" \
@@ -118,7 +119,9 @@ elif [ "$TABLE" = tagger ]; then
     done
     wait "${pids[@]}"
     for log in "$RUNS"/shapes-*/seed*.log; do echo "== $log"; grep -v "^step " "$log" | tail -n 3; done
-    timeout 60 $CLI groups --model "$RUNS/shapes-rtagger/seed0/last.pt" --out "$RUNS/figures/shapes-rtagger"
+    for model in shapes-tagger-dense shapes-rtagger-dense shapes-rtagger; do
+        [ -f "$RUNS/$model/seed0/last.pt" ] && timeout 60 $CLI groups --model "$RUNS/$model/seed0/last.pt" --out "$RUNS/figures/$model"
+    done
 else
     reproduce=(table4 --seeds 1 --moving-seeds 1 --jobs 9
         --set batch_size=128 epochs=100 train_sequences=12800 valid_sequences=1000
