@@ -205,6 +205,19 @@ def write_document(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def records_path(doc: str | os.PathLike) -> Path:
+    """Where a document's raw records go: beside it, ``.json`` for ``.md``."""
+    return Path(doc).with_suffix(".json")
+
+
+def write_records(doc: str | os.PathLike, results: Sequence[Mapping[str, Any]]) -> Path:
+    """The runs' results records (as each run's ``results.json`` has them) as a JSON list beside the document, so
+    the document can be re-derived from what is committed."""
+    path = records_path(doc)
+    path.write_text(json.dumps(list(results), indent=1) + "\n")
+    return path
+
+
 # ============================================================================ planning and training the runs
 
 
@@ -359,7 +372,8 @@ def reproduce_table(name: str, runs: Sequence[TrainConfig], shape: str, budget_s
     started = time.perf_counter()
     results = train_runs(runs, name, shape, budget_s, say, jobs)
     path = write_document(doc, document(results))
-    say(f"{name}: wrote {path} ({duration(time.perf_counter() - started)} this session)")
+    records = write_records(doc, results)
+    say(f"{name}: wrote {path} and its records {records.name} ({duration(time.perf_counter() - started)} this session)")
     return results
 
 

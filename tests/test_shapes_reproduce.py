@@ -1,0 +1,76 @@
+"""The Shapes document (rladder_stream.reproduce.shapes): a pure function of the runs' records, its claim rule,
+and the command that re-derives it from committed records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rladder_stream.apps.cli import main as cli_main
+from rladder_stream.reproduce.common import Stat
+from rladder_stream.reproduce.shapes import TARGET_AMI, claim_at_least, plan_shapes, shapes_markdown
+
+
+def _record(model: str, seed: int, amis: tuple[float, ...], shuffled: float, history: tuple[float, ...] = ()) -> dict:
+    test = {f"ami_{i}": a for i, a in enumerate(amis, start=1)} | {"ami_shuffled": shuffled}
+    return {"model": model, "size": "cpu", "seed": seed, "steps": 1000 + seed, "train_time_s": 60.0, "test": test,
+            "hardware": "CPU test", "data": "Shapes",
+            "valid_history": [{"step": 100 * (i + 1), f"ami_{len(amis)}": a} for i, a in enumerate(history)]}
+
+
+def test_the_document_is_a_pure_function_of_the_records():
+    records = [_record("shapes-tagger-dense", s, (0.2 + s / 100, 0.5, 0.7 + s / 100), 0.3, (0.4, 0.6)) for s in range(3)]
+    records.append(_record("shapes-rtagger", 0, (0.05, 0.06, 0.07), 0.05))
+    doc = shapes_markdown(records, command="rladder-stream reproduce shapes")
+    assert doc == shapes_markdown(list(reversed(records)), command="rladder-stream reproduce shapes")
+    tagger = next(line for line in doc.splitlines() if line.startswith("| Tagger, fully connected"))
+    assert "| 3 | 0.210 ± 0.010 | 0.500 ± 0.000 | 0.710 ± 0.010 | 0.300 ± 0.000 | 1000, 1001, 1002 |" in tagger
+    assert "**holds**: `shapes-tagger-dense` groups Shapes" in doc
+    assert "**cannot tell with 1 seed**: `shapes-rtagger` groups Shapes" in doc
+    assert "Ratio of the means, last-iteration AMI over the shuffled chance level: 2.4." in doc
+    assert "| 200 | 0.600 | 0.600 | 0.600 |" in doc  # the validation curve, one column per run with a history
+    assert "shapes-rtagger-dense" not in doc  # a model without runs is left out
+
+
+@pytest.mark.parametrize("values, verdict", [((0.70, 0.72, 0.74), "holds"), ((0.40, 0.45, 0.50), "does not hold"),
+                                             ((0.50, 0.62, 0.74), "cannot tell with 3 seeds"), ((0.9,), "cannot tell with 1 seed")])
+def test_the_bar_counts_only_beyond_one_standard_deviation(values, verdict):
+    assert claim_at_least("t", "m", Stat(values), TARGET_AMI).verdict == verdict
+
+
+def test_the_plan_refuses_other_models_and_the_flagged_settings(tmp_path):
+    runs = plan_shapes(["shapes-tagger-dense", "shapes-rtagger"], 2, "tiny", 30.0, ["epochs=2", "tagger_z_init=0.3"], tmp_path)
+    assert [(r.model, r.seed) for r in runs] == [("shapes-tagger-dense", 0), ("shapes-tagger-dense", 1),
+                                                 ("shapes-rtagger", 0), ("shapes-rtagger", 1)]
+    assert runs[0].model_overrides == {"tagger_z_init": 0.3} and runs[0].epochs == 2 and runs[0].time_budget_s == 30.0
+    with pytest.raises(ValueError, match="not a Shapes model"):
+        plan_shapes(["omm-rladder"], 1, "tiny", None, [], tmp_path)
+    with pytest.raises(ValueError, match="--seeds"):
+        plan_shapes(["shapes-tagger"], 1, "tiny", None, ["seed=3"], tmp_path)
+
+
+def test_the_document_is_re_derived_from_committed_records(tmp_path, capsys):
+    records = tmp_path / "shapes.json"
+    records.write_text(json.dumps([_record("shapes-tagger-dense", s, (0.3, 0.65 + s / 50), 0.28) for s in range(2)]))
+    doc = tmp_path / "shapes.md"
+    assert cli_main(["reproduce", "shapes", "--from-records", str(records), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "| Tagger, fully connected engine (the reference's) | `shapes-tagger-dense` | 2 | 0.300 ± 0.000 | 0.660 ± 0.014 |" in text
+    assert "--from-records" in text  # the command that made it
+    records.write_text("{not json")
+    with pytest.raises(SystemExit):
+        cli_main(["reproduce", "shapes", "--from-records", str(records), "--doc", str(doc)])
+    assert "cannot read records" in capsys.readouterr().err
+
+
+def test_reproduce_trains_writes_the_document_and_its_records(tmp_path):
+    doc, out = tmp_path / "shapes.md", tmp_path / "runs"
+    argv = ["reproduce", "shapes", "--models", "shapes-tagger-dense", "--seeds", "1", "--size", "tiny", "--out", str(out),
+            "--doc", str(doc), "--set", "epochs=1", "train_sequences=64", "batch_size=32", "valid_sequences=16",
+            "test_sequences=16", "eval_batch_size=16"]
+    assert cli_main(argv) == 0
+    records = json.loads(doc.with_suffix(".json").read_text())
+    assert [(r["model"], r["seed"], r["steps"]) for r in records] == [("shapes-tagger-dense", 0, 2)]
+    assert (out / "shapes-tagger-dense" / "seed0" / "results.json").exists()
+    assert "`shapes-tagger-dense` | 1 |" in doc.read_text()
