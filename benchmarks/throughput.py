@@ -37,49 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 from markdown_sections import replace_section  # noqa: E402  (benchmarks/, beside this script)
 from rladder_stream.fast_step import make_step  # noqa: E402
+from rladder_stream.flops import count_flops, measure_peak, synchronize, timed  # noqa: E402
 from rladder_stream.registry import build_model, get_config  # noqa: E402
 from rladder_stream.tasks import TASKS, task_for  # noqa: E402
 from rladder_stream.train import DivergenceGuard, TrainConfig, WithCosts, build_optimizer, optimise  # noqa: E402
 
 SECTION = "## Throughput against the device's peak"
 DEFAULT_CONFIGS = ("omm-rladder", "omm-hrnn", "tmnist-rtagger")
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    """Seconds per call of ``fn`` over ``repeats`` calls (after the caller's warm-up), device work included."""
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    synchronize(device)
-    return (time.perf_counter() - start) / repeats
-
-
-def measure_peak(device: torch.device, quick: bool) -> tuple[float, str]:
-    """FLOP/s of a large matrix product: bf16 8192^3 on a GPU, float32 on a CPU (the ceiling to report against)."""
-    if device.type == "cuda":
-        n, dtype = 8192, torch.bfloat16
-    else:
-        n, dtype = (512 if quick else 2048), torch.float32
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    seconds = timed(lambda: a @ b, device, 3 if device.type == "cpu" else 50)
-    return 2 * n**3 / seconds, f"{str(dtype).removeprefix('torch.')} matmul {n}x{n}x{n}"
-
-
-def count_flops(fn: Callable[[], Any]) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def training_setup(name: str, size: str, batch: int, device: torch.device, compile_mode: str | None):

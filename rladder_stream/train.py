@@ -22,6 +22,7 @@ the targets of the consistency cost, and it is updated after every optimiser ste
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -41,6 +42,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import TrainingDiverged
+from .flops import count_flops, measure_peak
 from .mean_teacher import MeanTeacher, consistency_cost
 from .registry import build_model, get_config
 from .run_folder import check_resume, resumed_history
@@ -210,6 +212,30 @@ class TrainingRun:
                  f"data: {self.task.data_source}; {self.total} steps of {cfg.batch_size} sequences")
         self.scalars = Scalars(self.out if self.master else None)
         self.progress = Progress(self.total, cfg.log_every, sys.stderr if self.master else None, first_step=self.step)
+        if self.master:
+            self.progress.flops_per_sequence, self.progress.peak = self.measure_compute()
+
+    def measure_compute(self) -> tuple[float, float]:
+        """(FLOPs of one training sequence, forward and backward; the device's peak FLOP/s), logged once, so the
+        progress lines can say what fraction of the chip the run uses. Counted on a copy of the model, under a
+        forked random generator, on a batch of its own: the run's weights, statistics and draws are untouched."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            model = copy.deepcopy(self.model).train()
+            batch = self.task.train_batch(np.random.default_rng(0), 2, self.device)
+            if self.model_config.input_noise > 0:
+                batch["inputs"] = self.task.add_input_noise(batch["inputs"], self.model_config.input_noise)
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.bf16 and self.device.type == "cuda")
+
+            def step() -> None:
+                with autocast:
+                    costs = WithCosts(model, self.task)(batch)
+                costs["total"].backward()
+
+            flops = count_flops(step) / 2
+        peak, what = measure_peak(self.device, quick=self.device.type == "cpu")
+        self.log(f"compute: {flops / 1e9:.3g} GFLOP a training sequence (matrix work, forward and backward); "
+                 f"device peak {peak / 1e12:.3g} TFLOP/s ({what}, measured now)")
+        return flops, peak
 
     def resume(self) -> None:
         """Continue exactly where ``last.pt`` left off; other settings are refused, with the differences listed."""
@@ -355,6 +381,7 @@ class Progress:
         self.total, self.every, self.stream = total, every, stream
         self.start = time.perf_counter()
         self.first_step = first_step
+        self.flops_per_sequence = self.peak = 0.0  # set by the run once measured: then the line shows the fraction
 
     def update(self, step: int, sequences: int, costs: dict[str, float]) -> None:
         if self.stream is None or (step % self.every and step != self.total):
@@ -364,7 +391,11 @@ class Progress:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - step) / rate if rate > 0 else float("inf")
         text = " ".join(f"{k}={v:.4f}" for k, v in costs.items())
-        print(f"step {step}/{self.total} {text} | {rate * sequences:.1f} seq/s | eta {eta:.0f}s", file=self.stream, flush=True)
+        compute = ""
+        if self.flops_per_sequence and self.peak:
+            achieved = rate * sequences * self.flops_per_sequence
+            compute = f" = {achieved / 1e9:.3g} GFLOP/s, {100 * achieved / self.peak:.1f} % of peak"
+        print(f"step {step}/{self.total} {text} | {rate * sequences:.1f} seq/s{compute} | eta {eta:.0f}s", file=self.stream, flush=True)
 
 
 class Scalars:

@@ -24,7 +24,7 @@ FOLDERS = {PACKAGE: ROOT / "rladder_stream", f"{PACKAGE}.envs": ROOT / "envs", f
 ROOMS = {
     "envs": ["rladder_stream.envs."],
     "base": ["rladder_stream.version", "rladder_stream.errors", "rladder_stream.fileio", "rladder_stream.checkout",
-             "rladder_stream.autoregister"],
+             "rladder_stream.autoregister", "rladder_stream.flops"],
     "model": ["rladder_stream.config", "rladder_stream.registry", "rladder_stream.cells", "rladder_stream.ladder",
               "rladder_stream.tagger"],
     "streaming": ["rladder_stream.outputs", "rladder_stream.validation", "rladder_stream.fast_step",

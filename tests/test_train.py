@@ -306,3 +306,21 @@ def test_the_whole_training_forward_compiles_as_one_graph(name):
     batch = task.train_batch(np.random.default_rng(0), 4)
     explained = torch._dynamo.explain(WithCosts(build_model(cfg), task))(batch)
     assert explained.graph_break_count == 0, explained.break_reasons
+
+
+@pytest.mark.parametrize("model", ["omm-rladder", "shapes-rtagger"])  # batch norm and random initial masks in the second
+def test_counting_the_compute_changes_nothing_the_run_learns(tmp_path, model, monkeypatch, capsys):
+    """The FLOPs are counted on a copy of the model, on a batch of its own, under a forked generator: the weights
+    after training are bit-identical to a run that does not count, and the progress lines show the fraction."""
+    from rladder_stream.train import TrainingRun
+
+    lines: list[str] = []
+    train(_tiny(tmp_path, model=model, out=str(tmp_path / "counted")), log=lines.append)
+    assert any(line.startswith("compute: ") and "TFLOP/s" in line for line in lines)
+    assert "% of peak" in capsys.readouterr().err
+    monkeypatch.setattr(TrainingRun, "measure_compute", lambda self: (0.0, 0.0))
+    train(_tiny(tmp_path, model=model, out=str(tmp_path / "plain")), log=lambda s: None)
+    _, counted, _ = load_checkpoint(tmp_path / "counted" / "last.pt")
+    _, plain, _ = load_checkpoint(tmp_path / "plain" / "last.pt")
+    for k, v in plain.items():
+        assert torch.equal(counted[k], v), k
