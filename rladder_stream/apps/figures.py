@@ -387,8 +387,8 @@ def record_grouping(predictor: StreamingPredictor, env: Any, index: int = 0) -> 
 
 
 def figure6(record: GroupingRecord, scale: int = 4) -> Image.Image:
-    """The paper's Figure 6 for one textured digit: per iteration, the image coloured by group and each
-    group's reconstruction (tinted with its group's colour)."""
+    """The paper's Figure 6 for one textured digit: per iteration, the image coloured by group and what each
+    group explains, its reconstruction times its mask ``m_k z_k`` (tinted with its group's colour)."""
     rows = []
     k = record.groups.shape[1]
     for t in range(len(record.groups)):
@@ -400,7 +400,10 @@ def figure6(record: GroupingRecord, scale: int = 4) -> Image.Image:
         for g in range(k):
             one = np.zeros_like(record.groups[t])
             one[g] = 1.0
-            row.append((f"group {g + 1}", _rgb_panel(colour_by_group(record.reconstructions[t, g], one), scale)))
+            # what the group explains: its reconstruction where its mask holds (a group's z_k outside its mask
+            # is unconstrained: every group's z_k alone looks like the whole image)
+            explained = record.reconstructions[t, g] * record.groups[t, g]
+            row.append((f"group {g + 1}", _rgb_panel(colour_by_group(explained, one), scale)))
         rows.append((f"iteration {t + 1}", row))
     caption = ""
     if record.class_probs is not None:
