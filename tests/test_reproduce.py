@@ -157,6 +157,10 @@ def test_plan_covers_every_row_and_seed_in_the_papers_order(tmp_path):
     for flagged in ("seed=3", "size=gpu", "time_budget_s=4", "out=x"):
         with pytest.raises(ValueError, match="not --set"):
             plan_table1(1, "tiny", None, [flagged], tmp_path)
+    some = plan_table1(1, "tiny", None, [], tmp_path, models=["omm-rladder", "omm-hrnn"])
+    assert [r.model for r in some] == ["omm-hrnn", "omm-rladder"]  # the paper's order, whatever the order asked
+    with pytest.raises(ValueError, match="Table 1 rows"):
+        plan_table1(1, "tiny", None, [], tmp_path, models=["music-lstm"])
 
 
 SMALL = ["train_sequences=16", "batch_size=8", "valid_sequences=8", "test_sequences=8", "eval_batch_size=8"]

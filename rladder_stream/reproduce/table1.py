@@ -162,14 +162,19 @@ def table1_markdown(
     return "\n".join(lines)
 
 
-def plan_table1(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | os.PathLike) -> list[TrainConfig]:
-    """The runs of Table 1, row by row (paper order), seeds 0..seeds-1 within a row."""
+def plan_table1(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | os.PathLike,
+                models: Sequence[str] | None = None) -> list[TrainConfig]:
+    """The runs of Table 1 (of the rows ``models``, default all), row by row in the paper's order, seeds
+    0..seeds-1 within a row."""
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    unknown = [m for m in models or () if m not in ROWS]
+    if unknown:
+        raise ValueError(f"Table 1 rows are {', '.join(ROWS)}; got {unknown}")
     train_fields, model_fields = parse_overrides(list(settings))
     refuse_flagged(train_fields)
     runs = []
-    for row in TABLE1:
+    for row in (row for row in TABLE1 if models is None or row.config in models):
         applied, _ = row_model_overrides(row.config, size, model_fields)
         get_config(row.config, size=size, **applied)  # fail fast on bad settings
         for seed in range(seeds):
@@ -180,20 +185,25 @@ def plan_table1(seeds: int, size: str, budget_s: float | None, settings: Sequenc
 
 def reproduce_table1(seeds: int = 3, size: str = "cpu", budget_s: float | None = None, settings: Sequence[str] = (),
                      out: str | os.PathLike = "runs/table1", doc: str | os.PathLike = "docs/results/table1.md",
-                     command: str | None = None, stream: TextIO | None = None, jobs: int = 1) -> list[dict[str, Any]]:
-    """Train (or reuse) every run of Table 1 (``jobs`` at a time), write the markdown document ``doc``; returns
-    all results. Progress (which run, elapsed time, ETA) goes to ``stream`` (default: standard error)."""
-    runs = plan_table1(seeds, size, budget_s, settings, out)
+                     command: str | None = None, stream: TextIO | None = None, jobs: int = 1,
+                     models: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Train (or reuse) every run of Table 1 (of the rows ``models``, default all; ``jobs`` at a time), write the
+    markdown document ``doc`` (rows without runs show dashes); returns all results. Progress (which run, elapsed
+    time, ETA) goes to ``stream`` (default: standard error)."""
+    runs = plan_table1(seeds, size, budget_s, settings, out, models)
     document = lambda results: table1_markdown(results, command=command, budget_s=budget_s, generated=timestamp())  # noqa: E731
-    return reproduce_table("table1", runs, f"{len(TABLE1)} rows x {seeds} seeds", budget_s, document, doc, stream, jobs)
+    rows = len(models) if models else len(TABLE1)
+    return reproduce_table("table1", runs, f"{rows} rows x {seeds} seeds", budget_s, document, doc, stream, jobs)
 
 
 def table1_cli_main(argv: list[str]) -> int:
     """``rladder-stream reproduce table1 [--seeds N] [--size S] [--budget-s SEC] [--set key=value ...] [--out DIR] [--doc FILE]``."""
     parser = table_parser("table1", __doc__, seeds=3)
+    parser.add_argument("--models", nargs="+", default=None, choices=list(ROWS), metavar="CONFIG",
+                        help="train only these rows (default: all 7)")
     args = parser.parse_args(argv)
-    checked_plan(parser, lambda: plan_table1(args.seeds, args.size, args.budget_s, args.set, args.out))
+    checked_plan(parser, lambda: plan_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.models))
     reproduce_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table1"),
-                     jobs=args.jobs)
+                     jobs=args.jobs, models=args.models)
     print(f"wrote {args.doc}")
     return 0
