@@ -56,7 +56,7 @@ def test_resumed_training_equals_uninterrupted(tmp_path, model, dataset, monkeyp
 def test_a_non_finite_cost_stops_training_before_that_step_changes_anything(tmp_path, monkeypatch):
     from rladder_stream.reproduce.common import train_runs
     from rladder_stream.tasks import OccludedMNISTTask
-    from rladder_stream.train import TrainingDiverged
+    from rladder_stream.train import TrainingDiverged, TrainingRun
 
     cfg = _tiny(tmp_path, epochs=2, train_sequences=16)  # 2 steps per epoch: a checkpoint after step 2
     costs = OccludedMNISTTask.costs
@@ -68,6 +68,8 @@ def test_a_non_finite_cost_stops_training_before_that_step_changes_anything(tmp_
         return dict(out, total=out["total"] * float("nan")) if len(calls) == 4 else out
 
     monkeypatch.setattr(OccludedMNISTTask, "costs", poisoned)
+    # the calls are counted: no extra forward for the FLOP count at the start
+    monkeypatch.setattr(TrainingRun, "measure_compute", lambda self: (0.0, 0.0))
     with pytest.raises(TrainingDiverged, match="diverged at step 4: .*total=nan.*last checkpoint"):
         train(cfg, log=lambda s: None)
     _, weights, extra = load_checkpoint(tmp_path / "run" / "last.pt")
