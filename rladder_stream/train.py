@@ -136,7 +136,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     run = TrainingRun(cfg, log)  # processes, model, task, optimiser, schedule, teacher; resumed from out/last.pt
     forward = run.training_forward()  # the costs of a batch: DDP-wrapped and compiled as the settings say
     guard = DivergenceGuard(run.device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and run.device.type == "cuda")
+    autocast = run.autocast()
     interrupted = False
     while run.step < run.total:
         tick = time.perf_counter()
@@ -224,7 +224,7 @@ class TrainingRun:
             batch = self.task.train_batch(np.random.default_rng(0), 2, self.device)
             if self.model_config.input_noise > 0:
                 batch["inputs"] = self.task.add_input_noise(batch["inputs"], self.model_config.input_noise)
-            autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.bf16 and self.device.type == "cuda")
+            autocast = self.autocast()
 
             def step() -> None:
                 with autocast:
@@ -253,6 +253,10 @@ class TrainingRun:
         self.wall_before = float(extra.get("wall_time", 0.0))
         self.history = resumed_history(self.out, self.step) if self.master else []  # later log rows go, history stays
         self.log(f"resumed from {self.last} at step {self.step}/{self.total}")
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast on CUDA when the settings ask for it (a no-op context elsewhere)."""
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.bf16 and self.device.type == "cuda")
 
     def training_forward(self) -> torch.nn.Module:
         """:class:`WithCosts` around the model, in DistributedDataParallel under torchrun, compiled when asked."""

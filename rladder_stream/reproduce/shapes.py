@@ -152,7 +152,7 @@ def _curves(shown: Sequence[Row], grouped: Mapping[str, Sequence[Mapping[str, An
         cells = []
         for config, r in columns:
             h = history[(config, r.get("seed"))].get(step)
-            keys = sorted((k for k in (h or {}) if k.startswith("ami_") and k[4:].isdigit()), key=lambda k: int(k[4:]))
+            keys = iterations({"test": h or {}})
             cells.append(format_value(h[keys[-1]], DIGITS) if keys else "")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     return lines
