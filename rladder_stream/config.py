@@ -23,6 +23,8 @@ INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")
 TAGGER_INPUTS_KINDS = ("gaussian", "binary")
 TAGGER_ENGINES = ("conv", "dense")
+TAGGER_Z_FEEDS = ("probability", "logit")
+TAGGER_AFFINES = ("shared", "pixel")
 D2E_ENTRIES = ("input", "gates", "normalised")
 
 
@@ -97,6 +99,11 @@ class LadderConfig:
         tagger_engine: ``conv`` (the engine's levels are maps of the image's shape) or ``dense`` (the reference
             Tagger's fully connected Ladder: the 4 inputs of every pixel flattened into one vector, the levels
             vectors of ``channels`` units; the levels must then have kernel 1 and pool 1).
+        tagger_z_feed: what the engine reads as a binary group's reconstruction: ``probability`` (ẑ_k itself) or
+            ``logit`` (its pre-sigmoid value, as the reference feeds ``z_hat_pre_bin``; a saturated probability
+            then stays distinguishable from an almost saturated one; binary inputs only).
+        tagger_affine: the scale c_1 and shift b_1 of the reconstruction head: ``shared`` (one of each) or
+            ``pixel`` (one per pixel, as the reference has them: b_1 can hold where ink usually is).
     """
 
     name: str = "custom"
@@ -130,6 +137,8 @@ class LadderConfig:
     tagger_variance_init: float = 0.04
     tagger_projection: int = 0
     tagger_engine: str = "conv"
+    tagger_z_feed: str = "probability"
+    tagger_affine: str = "shared"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))
@@ -226,6 +235,12 @@ class LadderConfig:
             raise ValueError(f"binary inputs flip each pixel with probability input_noise in [0, 0.5), got {self.input_noise}")
         if self.tagger_engine not in TAGGER_ENGINES:
             raise ValueError(f"tagger_engine={self.tagger_engine!r}; expected one of {TAGGER_ENGINES}")
+        if self.tagger_z_feed not in TAGGER_Z_FEEDS:
+            raise ValueError(f"tagger_z_feed={self.tagger_z_feed!r}; expected one of {TAGGER_Z_FEEDS}")
+        if self.tagger_z_feed == "logit" and self.tagger_input != "binary":
+            raise ValueError("tagger_z_feed='logit' feeds a binary group's pre-sigmoid value; Gaussian groups have none")
+        if self.tagger_affine not in TAGGER_AFFINES:
+            raise ValueError(f"tagger_affine={self.tagger_affine!r}; expected one of {TAGGER_AFFINES}")
         if self.tagger_engine == "dense" and (self.top_pool != 1 or any(lv.kernel != 1 or lv.pool != 1 for lv in self.levels)):
             raise ValueError("a dense Tagger engine has vector levels: every level needs kernel=1 and pool=1, and top_pool=1")
         if self.groups and self.in_channels != 1:

@@ -118,8 +118,10 @@ class RTagger(nn.Module):
         self.m_norm = _norm_without_affine(config.norm, dims, pixels)
         self.binary = config.tagger_input == "binary"
         z0 = config.tagger_z_init
-        self.z_scale = nn.Parameter(torch.tensor(1.0 if self.binary else 0.2))  # c_1
-        self.z_shift = nn.Parameter(torch.tensor(math.log(z0 / (1 - z0)) if self.binary else z0))  # b_1 (a logit if binary)
+        affine_shape = config.obs_shape if config.tagger_affine == "pixel" else ()
+        self.z_scale = nn.Parameter(torch.full(affine_shape, 1.0 if self.binary else 0.2))  # c_1
+        self.z_shift = nn.Parameter(torch.full(affine_shape, math.log(z0 / (1 - z0)) if self.binary else z0))  # b_1 (a logit if binary)
+        self.feed_logit = self.binary and config.tagger_z_feed == "logit"
         self.m_scale = nn.Parameter(torch.tensor(1.0))  # c_2
         self.log_variance = nn.Parameter(torch.tensor(math.log(config.tagger_variance_init)))  # log v²
 
@@ -181,6 +183,9 @@ class RTagger(nn.Module):
             neg_log_lik = 0.5 * torch.log(variance) + (z - x).square() / (2 * variance)
             error = m * (x - z)
         likelihood = torch.softmax(-neg_log_lik, dim=1)
+        if self.feed_logit:  # the pre-sigmoid value the state's z came from (clamped: sigmoid saturates in float)
+            z = z.clamp(1e-6, 1 - 1e-6)
+            z = torch.log(z) - torch.log1p(-z)
         return torch.stack([z, m, error, likelihood], dim=2)
 
     def step(self, obs: Tensor, state: State) -> tuple[Outputs, State]:
@@ -208,7 +213,7 @@ class RTagger(nn.Module):
         engine_state = {name: state[ENGINE_PREFIX + name].flatten(0, 1) for name in self.engine.state_spec()}
         engine_out, engine_next = self.engine.step(inputs, engine_state)
         h = engine_out["prediction_logits"]  # the engine's bottom-level output, (B*K, channels, *obs_shape)
-        z = (self.z_scale * self.z_norm(self.z_head(h)) + self.z_shift).reshape(b, k, *cfg.obs_shape)
+        z = self.z_scale * self.z_norm(self.z_head(h)).reshape(b, k, *cfg.obs_shape) + self.z_shift
         if self.binary:
             z = torch.sigmoid(z)
         m = torch.softmax((self.m_scale * self.m_norm(self.m_head(h))).reshape(b, k, *cfg.obs_shape), dim=1)

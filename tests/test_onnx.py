@@ -583,13 +583,14 @@ def test_export_to_onnx_runtime_says_what_it_does_and_where_it_caches(tmp_path, 
     assert len(said) == 1  # cached: nothing to wait for, nothing said
 
 
-@pytest.mark.parametrize("name", ["shapes-tagger-dense", "shapes-rtagger-dense"])
-def test_a_dense_tagger_engine_streams_like_pytorch(tmp_path, name):
+@pytest.mark.parametrize("name, overrides", [("shapes-tagger-dense", {}), ("shapes-rtagger-dense", {}),
+                                             ("shapes-tagger-dense", {"tagger_z_feed": "logit", "tagger_affine": "pixel"})])
+def test_a_dense_tagger_engine_streams_like_pytorch(tmp_path, name, overrides):
     """The dense engine (length-1 maps of 4 x 400 channels) exports too. Its batch norms get the statistics of a
     few training batches rather than random ones: random weights on 1,600 inputs with unmatched statistics give
     activations in the hundreds, whose float32 rounding alone exceeds the export's tolerance."""
     torch.manual_seed(0)
-    model = build_model(get_config(name, size="tiny"))
+    model = build_model(get_config(name, size="tiny", **overrides))
     with torch.no_grad():
         for _ in range(3):
             model.train()((torch.rand(16, 3, 20, 20) < 0.3).float())

@@ -599,3 +599,43 @@ def test_a_dense_engine_needs_vector_levels():
         get_config("shapes-tagger", size="tiny", tagger_engine="dense")
     with pytest.raises(ValueError, match="tagger_engine"):
         get_config("shapes-tagger", size="tiny", tagger_engine="sparse")
+
+
+def test_a_logit_feed_gives_the_engine_the_pre_sigmoid_reconstruction():
+    """tagger_z_feed=logit (the reference's z_hat_pre_bin): the engine's z channel is logit(ẑ), the other three
+    channels are unchanged; the feed needs binary inputs."""
+    cfg = get_config("shapes-tagger-dense", size="tiny")
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, *cfg.obs_shape, generator=gen) < 0.3).float()
+    z = torch.rand(2, cfg.groups, *cfg.obs_shape, generator=gen) * 0.98 + 0.01
+    m = torch.softmax(torch.randn(2, cfg.groups, *cfg.obs_shape, generator=gen), dim=1)
+    plain = build_model(cfg).tagger_inputs(x, z, m)
+    fed = build_model(cfg.replace(tagger_z_feed="logit")).tagger_inputs(x, z, m)
+    torch.testing.assert_close(fed[:, :, 0], torch.log(z / (1 - z)))
+    torch.testing.assert_close(torch.sigmoid(fed[:, :, 0]), plain[:, :, 0])
+    torch.testing.assert_close(fed[:, :, 1:], plain[:, :, 1:])
+    with pytest.raises(ValueError, match="binary"):
+        get_config("tmnist-rtagger", size="tiny", tagger_z_feed="logit")
+    with pytest.raises(ValueError, match="tagger_z_feed"):
+        cfg.replace(tagger_z_feed="odds")
+
+
+def test_a_pixel_affine_gives_each_pixel_its_own_reconstruction_shift():
+    """tagger_affine=pixel: c_1 and b_1 are maps of the image's shape (the reference's), so one pixel's shift moves
+    that pixel's reconstruction logit and no other; shared keeps one scalar each."""
+    cfg = get_config("shapes-tagger-dense", size="tiny")
+    assert build_model(cfg).z_shift.shape == ()
+    model = build_model(cfg.replace(tagger_affine="pixel")).double().eval()
+    assert model.z_scale.shape == model.z_shift.shape == cfg.obs_shape
+    x = (torch.rand(2, *cfg.obs_shape, dtype=torch.double) < 0.3).double()
+    state = model.init_state(2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model.step(x, state)[0]["reconstructions"]
+        model.z_shift[3, 5] += 1.0
+        after = model.step(x, state)[0]["reconstructions"]
+    changed = (torch.logit(after) - torch.logit(before)).abs() > 1e-9
+    assert changed[:, :, 3, 5].all() and changed.sum() == changed[:, :, 3, 5].numel()
+    torch.testing.assert_close(torch.logit(after)[:, :, 3, 5] - torch.logit(before)[:, :, 3, 5],
+                               torch.ones_like(before[:, :, 3, 5]))
+    with pytest.raises(ValueError, match="tagger_affine"):
+        cfg.replace(tagger_affine="channel")
