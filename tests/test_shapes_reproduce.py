@@ -74,3 +74,25 @@ def test_reproduce_trains_writes_the_document_and_its_records(tmp_path):
     assert [(r["model"], r["seed"], r["steps"]) for r in records] == [("shapes-tagger-dense", 0, 2)]
     assert (out / "shapes-tagger-dense" / "seed0" / "results.json").exists()
     assert "`shapes-tagger-dense` | 1 |" in doc.read_text()
+
+
+def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
+    """benchmarks/cost_vs_grouping.py: each window's mean training cost and its last validation AMI, by hand."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cost_vs_grouping.py"
+    spec = importlib.util.spec_from_file_location("cost_vs_grouping", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = ["kind,step,epoch,train_time_s,lr,metric,value"]
+    for step, cost in [(100, 10.0), (200, 20.0), (300, 6.0), (400, 2.0)]:
+        rows += [f"train,{step},0,0,0.001,low_level,{cost}", f"train,{step},0,0,0.001,total,{cost * 100}"]
+    rows += ["valid,150,0,0,,ami_3,0.1", "valid,200,0,0,,ami_3,0.3", "valid,200,0,0,,ami_2,0.9", "valid,400,0,0,,ami_3,0.5"]
+    log = tmp_path / "seed7" / "log.csv"
+    log.parent.mkdir()
+    log.write_text("\n".join(rows) + "\n")
+    assert module.windows(*module.read_log(log), 200) == {0: (15.0, 0.3), 200: (4.0, 0.5)}
+    text = module.table([log], 200)
+    assert "seed7: cost" in text and "| 1-200 | 15.0 | 0.300 |" in text and "| 201-400 | 4.0 | 0.500 |" in text
+    assert "| 1-200 | 0.300 |" in module.table([log], 200, ami_only=True)
