@@ -18,15 +18,15 @@ import torch
 
 from rladder_stream.checkpoint import load_model
 from rladder_stream.metrics import batch_grouping_ami
+from rladder_stream.settings import DataSettings
 from rladder_stream.tasks import TASKS, task_for
-from rladder_stream.train import TrainConfig
 
 
 @torch.no_grad()
 def ink_shares(path: Path, images: int) -> dict[str, float]:
     """Mean ink share of the largest and second-largest group at the last iteration, and the AMI there."""
     model = load_model(path).eval()
-    task = TASKS[task_for(model.config)](model.config, TrainConfig(model="shapes-tagger-dense", test_sequences=images))
+    task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=images))
     batch = next(iter(task.eval_batches("test", images, images)))
     torch.manual_seed(0)
     outputs, _ = model(batch["inputs"])
