@@ -160,17 +160,33 @@ class FeedForwardCell(nn.Module):
 
     def forward(self, x: Tensor, state: tuple = (), side: Tensor | None = None) -> tuple[Tensor, tuple]:
         pre = self.norm(self.transform(x))
-        return torch.relu(pre if side is None else pre + side), ()
+        return self.activation(pre if side is None else pre + side), ()
+
+    @staticmethod
+    def activation(pre: Tensor) -> Tensor:
+        return torch.relu(pre)
 
 
-ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "gru": GRUCell, "feedforward": FeedForwardCell}
+class SoftmaxCell(FeedForwardCell):
+    """The reference Ladder's top layer: a feed-forward layer whose units compete through a softmax over the
+    channel axis (batch normalisation's scale and shift act as the softmax's learned temperature and bias per
+    unit). A code that is a distribution over prototypes: on a Tagger's group it favours one object a group."""
+
+    @staticmethod
+    def activation(pre: Tensor) -> Tensor:
+        return torch.softmax(pre, dim=1)
+
+
+ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "gru": GRUCell, "feedforward": FeedForwardCell,
+                                              "softmax": SoftmaxCell}
 
 
 def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int | None, norm: str) -> nn.Module:
-    """Encoder cell by name: ``lstm``, ``gru`` (recurrent) or ``feedforward`` (always batch-normalised)."""
+    """Encoder cell by name: ``lstm``, ``gru`` (recurrent), ``feedforward`` or ``softmax`` (stateless, always
+    batch-normalised)."""
     if kind not in ENCODER_CELLS:
         raise ValueError(f"unknown encoder cell {kind!r}; expected one of {sorted(ENCODER_CELLS)}")
-    if kind == "feedforward":
+    if kind in ("feedforward", "softmax"):
         norm = norm if norm in ("batch", "batch_stats", "none") else "batch"
     return ENCODER_CELLS[kind](in_ch, hidden, kernel, dims, norm)
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from .cells import DECODER_CELLS, DECODER_INITS, NORMS, UPSAMPLINGS
 
-ENCODER_KINDS = ("lstm", "gru", "feedforward")
+ENCODER_KINDS = ("lstm", "gru", "feedforward", "softmax")
+STATELESS_KINDS = ("feedforward", "softmax")  # encoder cells without state of their own
 SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")
@@ -46,7 +47,8 @@ class LadderConfig:
         name: registry name (informational).
         obs_shape: shape of one observation, without batch or channel axis: ``(H, W)`` or ``(keys,)``.
         levels: spatial encoder levels 1..L, bottom first.
-        top_kind: the top (dense) level's cell: ``lstm``, ``gru`` or ``feedforward``.
+        top_kind: the top (dense) level's cell: ``lstm``, ``gru``, ``feedforward`` or ``softmax`` (feed-forward with
+            a softmax over its units instead of a ReLU: the reference Ladder's top, docs/design.md#encoder-cells).
         top_size: units of the top level.
         top_pool: pooling of the highest map before it is flattened into the top level.
         decoder: build the decoder (off: hierarchical RNN, temporal baseline, static classifier).
@@ -170,7 +172,7 @@ class LadderConfig:
     @property
     def recurrent(self) -> bool:
         """Whether the model carries state from tick to tick."""
-        return self.top_kind != "feedforward" or any(lv.kind != "feedforward" for lv in self.levels) or (
+        return self.top_kind not in STATELESS_KINDS or any(lv.kind not in STATELESS_KINDS for lv in self.levels) or (
             self.decoder and self.decoder_to_encoder
         )
 

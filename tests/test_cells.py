@@ -9,7 +9,7 @@ from torch import nn
 from rladder_stream.cells import DECODER_CELLS, make_decoder_cell, make_encoder_cell, upsample
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "feedforward"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "feedforward", "softmax"])
 @pytest.mark.parametrize("dims", [None, 1, 2])
 def test_encoder_cells_keep_shapes(kind, dims):
     cell = make_encoder_cell(kind, 3, 5, 3, dims, "layer")
@@ -20,6 +20,22 @@ def test_encoder_cells_keep_shapes(kind, dims):
     assert y.shape == (4, 5, *spatial)
     assert len(new_state) == len(cell.state_names)
     assert all(s.shape == (4, 5, *spatial) for s in new_state)
+
+
+def test_a_softmax_cell_is_the_feed_forward_cell_with_its_units_competing():
+    """The softmax cell (the reference Ladder's top) is the feed-forward cell's batch-normalised transform (plus
+    the side input) through a softmax over the channel axis: each sample's code sums to 1, and the same weights
+    in a feed-forward cell give the ReLU of the same pre-activation."""
+    torch.manual_seed(0)
+    soft, relu = make_encoder_cell("softmax", 6, 5, 1, None, "batch"), make_encoder_cell("feedforward", 6, 5, 1, None, "batch")
+    relu.load_state_dict(soft.state_dict())
+    x, side = torch.randn(8, 6), torch.randn(8, 5)
+    code, state = soft(x, (), side)
+    assert state == ()
+    torch.testing.assert_close(code.sum(dim=1), torch.ones(8))
+    pre = soft.norm(soft.transform(x)) + side
+    torch.testing.assert_close(code, torch.softmax(pre, dim=1))
+    torch.testing.assert_close(relu(x, (), side)[0], torch.relu(pre))
 
 
 def _denoising_problem(dims, n=256, seed=0):

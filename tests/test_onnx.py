@@ -584,7 +584,8 @@ def test_export_to_onnx_runtime_says_what_it_does_and_where_it_caches(tmp_path, 
 
 
 @pytest.mark.parametrize("name, overrides", [("shapes-tagger-dense", {}), ("shapes-rtagger-dense", {}),
-                                             ("shapes-tagger-dense", {"tagger_z_feed": "logit", "tagger_affine": "pixel"})])
+                                             ("shapes-tagger-dense", {"tagger_z_feed": "logit", "tagger_affine": "pixel"}),
+                                             ("shapes-tagger-dense", {"top_kind": "softmax"})])
 def test_a_dense_tagger_engine_streams_like_pytorch(tmp_path, name, overrides):
     """The dense engine (length-1 maps of 4 x 400 channels) exports too. Its batch norms get the statistics of a
     few training batches rather than random ones: random weights on 1,600 inputs with unmatched statistics give

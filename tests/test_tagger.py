@@ -39,6 +39,8 @@ def test_the_registry_has_the_table4_and_moving_mnist_models():
     assert isinstance(convnet, RLadder) and convnet.state_spec() == {}  # encoder-like, feed-forward
     tagger = build_model(get_config("tmnist-tagger", size="tiny"))
     assert set(tagger.state_spec()) == {"z", "m"}  # Tagger: a non-recurrent Ladder engine, only z and m carried
+    soft_top = get_config("shapes-tagger-dense", size="tiny", top_kind="softmax")  # the reference Ladder's top
+    assert not soft_top.recurrent and set(build_model(soft_top).state_spec()) == {"z", "m"}
     rtagger = build_model(get_config("tmnist-rtagger", size="tiny"))
     assert {"engine.enc1.h", "engine.dec1.prev", "z", "m"} <= set(rtagger.state_spec())
     video_tagger = build_model(get_config("mmnist-tagger", size="tiny"))
