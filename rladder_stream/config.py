@@ -26,6 +26,7 @@ TAGGER_INPUTS_KINDS = ("gaussian", "binary")
 TAGGER_ENGINES = ("conv", "dense")
 TAGGER_Z_FEEDS = ("probability", "logit")
 TAGGER_AFFINES = ("shared", "pixel")
+TAGGER_COST_ITERATIONS = ("all", "last")
 D2E_ENTRIES = ("input", "gates", "normalised")
 
 
@@ -106,6 +107,10 @@ class LadderConfig:
             then stays distinguishable from an almost saturated one; binary inputs only).
         tagger_affine: the scale c_1 and shift b_1 of the reconstruction head: ``shared`` (one of each) or
             ``pixel`` (one per pixel, as the reference has them: b_1 can hold where ink usually is).
+        tagger_cost_iterations: which ticks' mixture cost trains the Tagger: ``all`` (averaged over the ticks, as
+            the reference) or ``last`` (only the last tick's). A binary mixture's cost sees only ``Σ_k m̂_k ẑ_k``
+            per pixel, so a grouping pays only through what it gives the next iterations (docs/design.md#the-rtagger);
+            ``last`` trains the earlier iterations for that alone.
     """
 
     name: str = "custom"
@@ -141,6 +146,7 @@ class LadderConfig:
     tagger_engine: str = "conv"
     tagger_z_feed: str = "probability"
     tagger_affine: str = "shared"
+    tagger_cost_iterations: str = "all"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))
@@ -243,6 +249,8 @@ class LadderConfig:
             raise ValueError("tagger_z_feed='logit' feeds a binary group's pre-sigmoid value; Gaussian groups have none")
         if self.tagger_affine not in TAGGER_AFFINES:
             raise ValueError(f"tagger_affine={self.tagger_affine!r}; expected one of {TAGGER_AFFINES}")
+        if self.tagger_cost_iterations not in TAGGER_COST_ITERATIONS:
+            raise ValueError(f"tagger_cost_iterations={self.tagger_cost_iterations!r}; expected one of {TAGGER_COST_ITERATIONS}")
         if self.tagger_engine == "dense" and (self.top_pool != 1 or any(lv.kernel != 1 or lv.pool != 1 for lv in self.levels)):
             raise ValueError("a dense Tagger engine has vector levels: every level needs kernel=1 and pool=1, and top_pool=1")
         if self.groups and self.in_channels != 1:

@@ -422,7 +422,8 @@ class _GroupingTask(EpisodeTask):
         raise NotImplementedError
 
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
-        """``low_level`` (the mixture NLL, weight ``prediction_weight``) and ``classification`` (weight ``class_weight``)."""
+        """``low_level`` (the mixture NLL of every tick, or of the last with ``tagger_cost_iterations=last``; weight
+        ``prediction_weight``) and ``classification`` (weight ``class_weight``)."""
         from .losses import classification_nll
         from .tagger import group_mixture_bce, group_mixture_nll
 
@@ -430,7 +431,9 @@ class _GroupingTask(EpisodeTask):
             return ladder_costs(outputs, batch, self.config)
         cfg = self.config
         mixture_cost = group_mixture_bce if cfg.tagger_input == "binary" else group_mixture_nll
-        costs = {"low_level": mixture_cost(outputs, batch["targets"])}
+        ticks = slice(-1, None) if cfg.tagger_cost_iterations == "last" else slice(None)
+        mixture = {k: outputs[k][:, ticks] for k in ("groups", "reconstructions", "log_variance")}
+        costs = {"low_level": mixture_cost(mixture, batch["targets"][:, ticks])}
         if "class_logits" in outputs:
             costs["classification"] = classification_nll(outputs["class_logits"], batch["labels"])
         weights = {"low_level": cfg.prediction_weight, "classification": cfg.class_weight}

@@ -3,6 +3,7 @@ the task and its configurations."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import gymnasium as gym
@@ -242,3 +243,43 @@ def test_groups_cli_draws_a_shapes_model(tmp_path, capsys):
     save_checkpoint(tmp_path / "m.pt", cfg, build_model(cfg).state_dict())
     assert groups_cli_main(["--model", str(tmp_path / "m.pt"), "--index", "2", "--out", str(tmp_path / "fig")]) == 0
     assert Image.open(tmp_path / "fig" / "figure6-shapes-rtagger-test2.png").size[0] > 100
+
+
+def test_the_cost_of_the_last_iteration_alone_is_that_iterations_mixture_cost():
+    """tagger_cost_iterations: ``all`` averages the mixture cost over the iterations (the reference), ``last``
+    keeps the last iteration's alone; the same outputs give each by hand."""
+    from rladder_stream.tagger import group_mixture_bce
+
+    cfg = get_config("shapes-tagger-dense", size="tiny")
+    batch = ShapesTask(cfg).train_batch(np.random.default_rng(3), 4)
+    torch.manual_seed(0)
+    outputs, _ = build_model(cfg)(batch["inputs"])
+    per_tick = [group_mixture_bce({k: outputs[k][:, t : t + 1] for k in ("groups", "reconstructions")}, batch["targets"][:, t : t + 1])
+                for t in range(3)]
+    every = ShapesTask(cfg).costs(outputs, batch)["low_level"]
+    last = ShapesTask(cfg.replace(tagger_cost_iterations="last")).costs(outputs, batch)["low_level"]
+    torch.testing.assert_close(every, torch.stack(per_tick).mean())
+    torch.testing.assert_close(last, per_tick[-1])
+    assert not torch.allclose(every, last)
+    with pytest.raises(ValueError, match="tagger_cost_iterations"):
+        cfg.replace(tagger_cost_iterations="first")
+
+
+def test_a_binary_mixture_cost_does_not_see_how_the_ink_is_grouped():
+    """Per pixel a mixture of Bernoullis is one Bernoulli of the mixture's mean, so the binary cost depends on
+    Σ_k m_k z_k alone: one group carrying the whole image costs exactly what a split into groups costs. (The
+    Gaussian mixture's cost does depend on the split.) Grouping pays only through the later iterations."""
+    from rladder_stream.tagger import group_mixture_bce, group_mixture_nll
+
+    gen = torch.Generator().manual_seed(0)
+    targets = (torch.rand(2, 1, 20, 20, generator=gen) < 0.3).float()
+    masks = torch.softmax(torch.randn(2, 1, 4, 20, 20, generator=gen), dim=2)
+    recon = torch.rand(2, 1, 4, 20, 20, generator=gen)
+    one_group = torch.zeros_like(masks)
+    one_group[:, :, 0] = 1.0
+    mean = (masks * recon).sum(2, keepdim=True).expand_as(recon)
+    split, whole = {"groups": masks, "reconstructions": recon}, {"groups": one_group, "reconstructions": mean}
+    torch.testing.assert_close(group_mixture_bce(split, targets), group_mixture_bce(whole, targets))
+    log_var = torch.full((2, 1), math.log(0.04))
+    assert not torch.allclose(group_mixture_nll(split | {"log_variance": log_var}, targets),
+                              group_mixture_nll(whole | {"log_variance": log_var}, targets))
