@@ -44,12 +44,15 @@ class DataSettings:
     labelled: int | None = None  # semi-supervised: number of labelled training digits (class-balanced, fixed)
     use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
     labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
+    iterations: int | None = None  # Shapes: the iterations each image is shown for; None: the environment's (3)
 
     def check_data(self) -> None:
         if self.labelled is None and not self.use_unlabelled:
             raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
 
 
 @dataclass

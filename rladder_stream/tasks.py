@@ -36,6 +36,7 @@ class Task:
     name = "task"
     config: LadderConfig
     data_source: str = ""
+    takes_iterations = False  # whether the data setting ``iterations`` applies (static images shown several times)
 
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """Weighted training costs, their sum under ``"total"`` (the only one that carries gradients)."""
@@ -413,6 +414,7 @@ class _GroupingTask(EpisodeTask):
         data_dir = train_config.data_dir if train_config else None
         labelled = train_config.labelled if train_config else None
         self.config = config
+        self.iterations = train_config.iterations if train_config else None
         self._use_sources(*self._sources(data_dir, labelled), train_config)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
@@ -523,20 +525,22 @@ class MovingMNISTTask(_GroupingTask):
 
 class ShapesTask(_GroupingTask):
     """Shapes (the reference Tagger's easiest grouping task): the image of three binary shapes shown for
-    ``N_ITERATIONS`` ticks; the low-level target is the clean image (the training loop adds ``input_noise``
+    ``N_ITERATIONS`` ticks (the data setting ``iterations`` changes it); the low-level target is the clean image (the training loop adds ``input_noise``
     once per image: denoising); no class task; AMI over the shapes' pixels (background 0 and overlaps -1
     ignored). The images are generated, so ``data_dir`` does not apply."""
 
     name = "shapes"
     ami_ignore = (-1, 0)  # as envs.shapes.AMI_IGNORE
     one_noise_per_sequence = True  # one corrupted image for all iterations
+    takes_iterations = True
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
-        from rladder_stream.envs.shapes import episode_source
+        from rladder_stream.envs.shapes import N_ITERATIONS, episode_source
 
         if labelled is not None:
             raise ValueError("Shapes has no class task: 'labelled' does not apply")
-        return episode_source("train"), {s: episode_source(s) for s in ("valid", "test")}
+        n = self.iterations or N_ITERATIONS
+        return episode_source("train", n), {s: episode_source(s, n) for s in ("valid", "test")}
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> the iterations' inputs, their clean targets and the groups of each tick."""

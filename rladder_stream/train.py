@@ -191,7 +191,11 @@ class TrainingRun:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.model_config = get_config(cfg.model, size=cfg.size, **cfg.model_overrides)
-        self.task = TASKS[task_for(self.model_config)](self.model_config, cfg)
+        task = TASKS[task_for(self.model_config)]
+        if cfg.iterations is not None and not task.takes_iterations:
+            raise ValueError(f"iterations={cfg.iterations}: the {task.name} task does not show its images for several "
+                             "iterations (only shapes does)")
+        self.task = task(self.model_config, cfg)
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.model_config).to(self.device)

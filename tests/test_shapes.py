@@ -283,3 +283,24 @@ def test_a_binary_mixture_cost_does_not_see_how_the_ink_is_grouped():
     log_var = torch.full((2, 1), math.log(0.04))
     assert not torch.allclose(group_mixture_nll(split | {"log_variance": log_var}, targets),
                               group_mixture_nll(whole | {"log_variance": log_var}, targets))
+
+
+def test_shapes_can_show_each_image_for_more_iterations(tmp_path):
+    """The data setting ``iterations`` sets how many ticks Shapes shows each image for, in training and
+    evaluation alike (every iteration scored); tasks whose images are not shown repeatedly refuse it."""
+    from rladder_stream.train import TrainConfig, train
+
+    cfg = get_config("shapes-tagger-dense", size="tiny")
+    task = ShapesTask(cfg, TrainConfig(model=cfg.name, iterations=5))
+    batch = task.train_batch(np.random.default_rng(0), 2)
+    assert batch["inputs"].shape == batch["true_groups"].shape == (2, 5, 20, 20)
+    assert next(task.eval_batches("valid", 2))["inputs"].shape == (2, 5, 20, 20)
+    assert ShapesTask(cfg).train_batch(np.random.default_rng(0), 2)["inputs"].shape[1] == 3  # the default
+    run = TrainConfig(model=cfg.name, size="tiny", iterations=4, epochs=1, train_sequences=16, batch_size=8, valid_sequences=8,
+                      test_sequences=8, eval_batch_size=8, warmup_steps=1, log_every=1, out=str(tmp_path / "run"))
+    assert {"ami_4"} <= set(train(run, log=lambda s: None)["test"])
+    with pytest.raises(ValueError, match="iterations"):
+        TrainConfig(model=cfg.name, iterations=0).check_data()
+    omm = TrainConfig(model="omm-rladder", size="tiny", iterations=5, out=str(tmp_path / "omm"))
+    with pytest.raises(ValueError, match="iterations=5: the omm task"):
+        train(omm, log=lambda s: None)
