@@ -179,6 +179,7 @@ class SoftmaxCell(FeedForwardCell):
 
 ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "gru": GRUCell, "feedforward": FeedForwardCell,
                                               "softmax": SoftmaxCell}
+STATELESS_KINDS = tuple(kind for kind, cell in ENCODER_CELLS.items() if not cell.state_names)  # feedforward, softmax
 
 
 def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int | None, norm: str) -> nn.Module:
@@ -186,7 +187,7 @@ def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int
     batch-normalised)."""
     if kind not in ENCODER_CELLS:
         raise ValueError(f"unknown encoder cell {kind!r}; expected one of {sorted(ENCODER_CELLS)}")
-    if kind in ("feedforward", "softmax"):
+    if kind in STATELESS_KINDS:
         norm = norm if norm in ("batch", "batch_stats", "none") else "batch"
     return ENCODER_CELLS[kind](in_ch, hidden, kernel, dims, norm)
 

@@ -15,10 +15,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .cells import DECODER_CELLS, DECODER_INITS, NORMS, UPSAMPLINGS
+from .cells import DECODER_CELLS, DECODER_INITS, ENCODER_CELLS, NORMS, STATELESS_KINDS, UPSAMPLINGS
 
-ENCODER_KINDS = ("lstm", "gru", "feedforward", "softmax")
-STATELESS_KINDS = ("feedforward", "softmax")  # encoder cells without state of their own
+ENCODER_KINDS = tuple(ENCODER_CELLS)  # lstm, gru, feedforward, softmax
 SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")

@@ -188,14 +188,14 @@ class TrainingRun:
         if cfg.batch_size % self.world:
             raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of the {self.world} processes")
         self.log = log if self.master else (lambda s: None)
-        self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.model_config = get_config(cfg.model, size=cfg.size, **cfg.model_overrides)
         task = TASKS[task_for(self.model_config)]
         if cfg.iterations is not None and not task.takes_iterations:
             raise ValueError(f"iterations={cfg.iterations}: the {task.name} task does not show its images for several "
                              "iterations (only shapes does)")
         self.task = task(self.model_config, cfg)
+        self.out = Path(cfg.out)  # made once the settings are known to be good: a refused run leaves nothing behind
+        self.out.mkdir(parents=True, exist_ok=True)
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.model_config).to(self.device)

@@ -304,3 +304,4 @@ def test_shapes_can_show_each_image_for_more_iterations(tmp_path):
     omm = TrainConfig(model="omm-rladder", size="tiny", iterations=5, out=str(tmp_path / "omm"))
     with pytest.raises(ValueError, match="iterations=5: the omm task"):
         train(omm, log=lambda s: None)
+    assert not (tmp_path / "omm").exists()  # refused before its folder is made
