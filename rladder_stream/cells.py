@@ -19,11 +19,26 @@ NORMS = ("layer", "batch", "batch_stats", "none")
 # ----------------------------------------------------------------------------- layer helpers
 
 
+class SameConv1d(nn.Conv1d):
+    """A 'same'-padded :class:`~torch.nn.Conv1d` (odd kernel, stride 1) that computes as a matrix product
+    where it is one: a kernel of 1, or a map of length 1 (only the centre tap meets data, the rest meets the
+    padding). The dense Tagger's layers are such convolutions over length-1 maps; on the CPU the convolution
+    kernels (mkldnn) spent about 80 % of its training step on them, several times what the matrix product
+    takes (docs/benchmarks.md). Same parameters, same function."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.kernel_size[0]
+        if k != 1 and x.shape[-1] != 1:
+            return super().forward(x)
+        y = nn.functional.linear(x.transpose(1, 2), self.weight[..., k // 2], self.bias)
+        return y.transpose(1, 2)
+
+
 def conv(dims: int, in_ch: int, out_ch: int, kernel: int, bias: bool = True) -> nn.Module:
     """A 'same'-padded convolution over ``dims`` spatial axes (odd kernels only)."""
     if kernel % 2 != 1:
         raise ValueError(f"kernel sizes must be odd to keep the spatial shape, got {kernel}")
-    cls = {1: nn.Conv1d, 2: nn.Conv2d}[dims]
+    cls = {1: SameConv1d, 2: nn.Conv2d}[dims]
     return cls(in_ch, out_ch, kernel, padding=kernel // 2, bias=bias)
 
 

@@ -42,13 +42,14 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def measure_peak(device: torch.device, quick: bool = False) -> tuple[float, str]:
+def measure_peak(device: torch.device, quick: bool = False, cpu_bf16: bool = False) -> tuple[float, str]:
     """FLOP/s of a large matrix product on ``device`` and what was measured: bf16 8192^3 on a GPU, float32
-    2048^3 on a CPU (1024^3 with ``quick``). Measured once per process and device."""
+    2048^3 on a CPU (1024^3 with ``quick``; bf16 with ``cpu_bf16``, the arithmetic such training runs in).
+    Measured once per process and device."""
     if device.type == "cuda":
         n, dtype = 8192, torch.bfloat16
     else:
-        n, dtype = (1024 if quick else 2048), torch.float32
+        n, dtype = (1024 if quick else 2048), torch.bfloat16 if cpu_bf16 else torch.float32
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b

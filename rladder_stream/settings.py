@@ -45,14 +45,16 @@ class DataSettings:
     use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
     labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
     iterations: int | None = None  # Shapes: the iterations each image is shown for; None: the environment's (3)
+    eval_iterations: int | None = None  # Shapes: the iterations of each validation and test image; None: as in training
 
     def check_data(self) -> None:
         if self.labelled is None and not self.use_unlabelled:
             raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
-        if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        for name in ("iterations", "eval_iterations"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -66,6 +68,7 @@ class OptimisationSettings:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
+    cpu_bf16: bool = False  # autocast to bfloat16 on the CPU too (fast where it has bf16 matrix instructions)
     compile: bool = False  # torch.compile the whole training forward (every tick, costs included)
     compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
     channels_last: bool = False  # channels-last weights and activations (faster convolutions on tensor cores)

@@ -415,6 +415,7 @@ class _GroupingTask(EpisodeTask):
         labelled = train_config.labelled if train_config else None
         self.config = config
         self.iterations = train_config.iterations if train_config else None
+        self.eval_iterations = train_config.eval_iterations if train_config else None
         self._use_sources(*self._sources(data_dir, labelled), train_config)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
@@ -525,7 +526,7 @@ class MovingMNISTTask(_GroupingTask):
 
 class ShapesTask(_GroupingTask):
     """Shapes (the reference Tagger's easiest grouping task): the image of three binary shapes shown for
-    ``N_ITERATIONS`` ticks (the data setting ``iterations`` changes it); the low-level target is the clean image (the training loop adds ``input_noise``
+    ``N_ITERATIONS`` ticks (the data settings ``iterations`` and ``eval_iterations`` change it); the low-level target is the clean image (the training loop adds ``input_noise``
     once per image: denoising); no class task; AMI over the shapes' pixels (background 0 and overlaps -1
     ignored). The images are generated, so ``data_dir`` does not apply."""
 
@@ -540,7 +541,8 @@ class ShapesTask(_GroupingTask):
         if labelled is not None:
             raise ValueError("Shapes has no class task: 'labelled' does not apply")
         n = self.iterations or N_ITERATIONS
-        return episode_source("train", n), {s: episode_source(s, n) for s in ("valid", "test")}
+        n_eval = self.eval_iterations or n  # an iterative inference may run longer than it was trained for
+        return episode_source("train", n), {s: episode_source(s, n_eval) for s in ("valid", "test")}
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> the iterations' inputs, their clean targets and the groups of each tick."""

@@ -113,3 +113,24 @@ def test_nearest_upsampling_has_no_fixed_pattern_of_the_stride():
     torch.testing.assert_close(inner, inner[..., :1, :1].expand_as(inner))
     with pytest.raises(ValueError, match="upsampling"):
         upsample(2, 3, 2, 2, "bicubic")
+
+
+@pytest.mark.parametrize("kernel,length", [(1, 1), (1, 7), (3, 1), (3, 7), (5, 1)])
+def test_a_same_conv1d_is_the_convolution_it_replaces(kernel, length):
+    """``conv(1, ...)`` computes kernel-1 and length-1 cases as a matrix product (the dense Tagger's layers; much
+    faster on the CPU than the convolution kernels): outputs and gradients equal nn.Conv1d's with the same weights."""
+    from rladder_stream.cells import SameConv1d, conv
+
+    torch.manual_seed(0)
+    fast = conv(1, 6, 5, kernel)
+    assert isinstance(fast, SameConv1d)
+    plain = nn.Conv1d(6, 5, kernel, padding=kernel // 2)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(4, 6, length, requires_grad=True)
+    y_fast, y_plain = fast(x), plain(x)
+    torch.testing.assert_close(y_fast, y_plain)
+    g = torch.randn_like(y_plain)
+    grads_fast = torch.autograd.grad(y_fast, [x, fast.weight, fast.bias], g)
+    grads_plain = torch.autograd.grad(y_plain, [x, plain.weight, plain.bias], g)
+    for a, b in zip(grads_fast, grads_plain):
+        torch.testing.assert_close(a, b)

@@ -301,7 +301,32 @@ def test_shapes_can_show_each_image_for_more_iterations(tmp_path):
     assert {"ami_4"} <= set(train(run, log=lambda s: None)["test"])
     with pytest.raises(ValueError, match="iterations"):
         TrainConfig(model=cfg.name, iterations=0).check_data()
-    omm = TrainConfig(model="omm-rladder", size="tiny", iterations=5, out=str(tmp_path / "omm"))
-    with pytest.raises(ValueError, match="iterations=5: the omm task"):
-        train(omm, log=lambda s: None)
-    assert not (tmp_path / "omm").exists()  # refused before its folder is made
+    for setting in ("iterations", "eval_iterations"):
+        omm = TrainConfig(model="omm-rladder", size="tiny", out=str(tmp_path / "omm"), **{setting: 5})
+        with pytest.raises(ValueError, match=f"^{setting}=5: the omm task"):
+            train(omm, log=lambda s: None)
+        assert not (tmp_path / "omm").exists()  # refused before its folder is made
+
+
+def test_shapes_can_be_evaluated_for_more_iterations_than_trained(tmp_path):
+    """``eval_iterations``: validation and test images are shown for that many iterations while training keeps
+    its own; the first iterations of a longer evaluation are the shorter evaluation's (same masks, same AMI)."""
+    from rladder_stream.train import TrainConfig, evaluate, train
+
+    cfg = get_config("shapes-tagger-dense", size="tiny")
+    task = ShapesTask(cfg, TrainConfig(model=cfg.name, eval_iterations=6))
+    assert task.train_batch(np.random.default_rng(0), 2)["inputs"].shape[1] == 3
+    assert next(task.eval_batches("test", 2))["inputs"].shape == (2, 6, 20, 20)
+    with pytest.raises(ValueError, match="eval_iterations"):
+        TrainConfig(model=cfg.name, eval_iterations=0).check_data()
+    settings = dict(model=cfg.name, size="tiny", epochs=1, train_sequences=16, batch_size=8, valid_sequences=8, test_sequences=16,
+                    eval_batch_size=16, warmup_steps=1, log_every=1)
+    result = train(TrainConfig(**settings, eval_iterations=6, out=str(tmp_path / "run")), log=lambda s: None)
+    assert {f"ami_{i}" for i in range(1, 7)} <= set(result["test"])
+    from rladder_stream.checkpoint import load_model
+
+    model = load_model(tmp_path / "run" / "last.pt")
+    short = evaluate(model, ShapesTask(model.config, TrainConfig(model=cfg.name, test_sequences=16)), "test", 16, 16, torch.device("cpu"))
+    assert "ami_4" not in short
+    for i in (1, 2, 3):
+        assert short[f"ami_{i}"] == pytest.approx(result["test"][f"ami_{i}"], abs=1e-6)
