@@ -46,8 +46,9 @@ SECTION = "## Throughput against the device's peak"
 DEFAULT_CONFIGS = ("omm-rladder", "omm-hrnn", "tmnist-rtagger")
 
 
-def training_setup(name: str, size: str, batch: int, device: torch.device, compile_mode: str | None):
-    """A model, task, optimiser and one-step closure built as ``train`` builds them."""
+def training_setup(name: str, size: str, batch: int, device: torch.device, compile_mode: str | None, cpu_bf16: bool = False):
+    """A model, task, optimiser and one-step closure built as ``train`` builds them (``cpu_bf16``: the training
+    setting of that name, bf16 autocast on the CPU)."""
     cfg = TrainConfig(model=name, size=size, batch_size=batch, device=str(device), lr=1e-4)
     model_cfg = get_config(name, size=size)
     task = TASKS[task_for(model_cfg)](model_cfg, cfg)
@@ -57,7 +58,8 @@ def training_setup(name: str, size: str, batch: int, device: torch.device, compi
     with_costs = WithCosts(model, task)
     forward = with_costs if compile_mode is None else torch.compile(with_costs, mode=None if compile_mode == "default" else compile_mode)
     guard = DivergenceGuard(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16) if device.type == "cpu"
+                else torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"))
     counter = {"step": 0}
 
     def step(batch_size: int = batch) -> None:
@@ -85,12 +87,16 @@ def training_setup(name: str, size: str, batch: int, device: torch.device, compi
 
 
 def bench_training(name: str, size: str, batch: int, device: torch.device, modes: list[str], steps: int, peak: float,
-                   say: Callable[[str], None], record: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
+                   say: Callable[[str], None], record: Callable[[list[dict[str, Any]]], None],
+                   bf16_peak: float = 0.0) -> list[dict[str, Any]]:
+    """Training rows, one per mode; a mode ending in ``+bf16`` trains under bf16 autocast on the CPU and is
+    measured against the CPU's bf16 peak (``bf16_peak``)."""
     rows = []
     for mode in modes:
-        compile_mode = None if mode == "eager" else ("default" if mode == "compile" else mode.removeprefix("compile:"))
+        base, bf16 = mode.removesuffix("+bf16"), mode.endswith("+bf16") and device.type == "cpu"
+        compile_mode = None if base == "eager" else ("default" if base == "compile" else base.removeprefix("compile:"))
         t0 = time.perf_counter()
-        model, step, flops_per_sample = training_setup(name, size, batch, device, compile_mode)
+        model, step, flops_per_sample = training_setup(name, size, batch, device, compile_mode, cpu_bf16=bf16)
         flops = flops_per_sample()
         for _ in range(3):  # warm-up (and the compile)
             step()
@@ -98,7 +104,7 @@ def bench_training(name: str, size: str, batch: int, device: torch.device, modes
         warm = time.perf_counter() - t0
         seconds = timed(step, device, steps)
         rate = batch / seconds
-        rows.append(row(device, name, size, "train", batch, rate, flops, peak, variant=mode, setup_s=round(warm, 1),
+        rows.append(row(device, name, size, "train", batch, rate, flops, bf16_peak if bf16 else peak, variant=mode, setup_s=round(warm, 1),
                         parameters=sum(p.numel() for p in model.parameters())))
         record([rows[-1]])
         say(format_row(rows[-1]))
@@ -175,8 +181,11 @@ def format_row(r: dict[str, Any]) -> str:
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"{SECTION}: {meta['device']}", "", f"- command: `{meta['command']}`", f"- date: {meta['date']}", f"- device: {meta['device']}",
-             f"- peak: {meta['peak_tflops']:.1f} TFLOP/s measured on a {meta['peak_kind']} in the same run",
-             f"- versions: torch {meta.get('torch', torch.__version__)}; training under bf16 autocast on CUDA, float32 on CPU; "
+             f"- peak: {meta['peak_tflops']:.2f} TFLOP/s measured on a {meta['peak_kind']} in the same run"
+             + (f"; rows `+bf16`: against {meta['bf16_peak_tflops']:.2f} TFLOP/s, a {meta['bf16_peak_kind']}"
+                if "bf16_peak_tflops" in meta else ""),
+             f"- versions: torch {meta.get('torch', torch.__version__)}; training under bf16 autocast on CUDA, float32 on CPU "
+             "(bf16 autocast in the `+bf16` rows: the `cpu_bf16` setting); "
              "streaming in float32, inference mode",
              "- FLOPs: `torch.utils.flop_counter` (matrix products and convolutions; element-wise work is not counted), "
              "per training sample (forward + backward of the whole sequence) or per streamed tick", "",
@@ -203,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="*", default=list(DEFAULT_CONFIGS))
     parser.add_argument("--train-batch", type=int, nargs="*", default=None, help="training batch sizes (default: 256 on GPU, 32 on CPU)")
     parser.add_argument("--train-modes", nargs="*", default=["eager", "compile"],
-                        help="eager, compile, compile:reduce-overhead, compile:max-autotune-no-cudagraphs")
+                        help="eager, compile, compile:reduce-overhead, compile:max-autotune-no-cudagraphs; on a CPU "
+                             "each may end in +bf16 (the cpu_bf16 training setting), measured against the bf16 peak")
     parser.add_argument("--stream-configs", nargs="*", default=None, help="configs to stream (default: the first of --configs; given with no names: none)")
     parser.add_argument("--stream-batch", type=int, nargs="*", default=None, help="streaming batch sizes (default: 1 and 4096 on GPU, 1 and 256 on CPU)")
     parser.add_argument("--stream-modes", nargs="*", default=None, help="step modes (default: all the device supports)")
@@ -226,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": "python benchmarks/throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "device": device_name(device),
             "peak_tflops": peak / 1e12, "peak_kind": peak_kind}
-    say(f"device {meta['device']}: peak {peak / 1e12:.1f} TFLOP/s ({peak_kind})")
+    bf16_peak = 0.0
+    if not cuda and any(m.endswith("+bf16") for m in args.train_modes):
+        bf16_peak, bf16_kind = measure_peak(device, args.quick, cpu_bf16=True)
+        meta |= {"bf16_peak_tflops": bf16_peak / 1e12, "bf16_peak_kind": bf16_kind}
+    say(f"device {meta['device']}: peak {peak / 1e12:.1f} TFLOP/s ({peak_kind})"
+        + (f", bf16 peak {bf16_peak / 1e12:.2f} TFLOP/s" if bf16_peak else ""))
     rows: list[dict[str, Any]] = []
 
     def record(new: list[dict[str, Any]]) -> None:  # each row written as it comes: a run cut short keeps its rows
@@ -239,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.configs:  # a config's training, then its streaming
         for batch in args.train_batch or ([256] if cuda else [32]):
             try:
-                bench_training(name, args.size, batch, device, args.train_modes, args.steps, peak, say, record)
+                bench_training(name, args.size, batch, device, args.train_modes, args.steps, peak, say, record, bf16_peak)
             except Exception as exc:  # noqa: BLE001 - one failing config must not lose the others' rows
                 say(f"{name} train batch {batch}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
         if name in stream_configs:

@@ -33,6 +33,19 @@ def test_the_document_is_a_pure_function_of_the_records():
     assert "shapes-rtagger-dense" not in doc  # a model without runs is left out
 
 
+def test_a_longer_test_inference_gets_a_claim_at_the_trained_and_at_the_last_iteration():
+    """Runs trained with 3 iterations and tested with 5 (``eval_iterations``): the document says so and judges the
+    bar at iteration 3 and at iteration 5; runs trained with different numbers of iterations are refused."""
+    records = [_record("shapes-tagger-dense", s, (0.2, 0.4, 0.5 + s / 100, 0.6, 0.7 + s / 100), 0.3) for s in range(3)]
+    doc = shapes_markdown(records)
+    assert "runs the iterations on to 5 (the data setting `eval_iterations`)" in doc
+    assert "**does not hold**: `shapes-tagger-dense` groups Shapes at the last trained iteration (3): test AMI ≥ 0.6" in doc
+    assert "**holds**: `shapes-tagger-dense` groups Shapes: test AMI at the last iteration (5) ≥ 0.6" in doc
+    records[0]["train_config"] = {"iterations": 5}
+    with pytest.raises(ValueError, match="different numbers of iterations"):
+        shapes_markdown(records)
+
+
 @pytest.mark.parametrize("values, verdict", [((0.70, 0.72, 0.74), "holds"), ((0.40, 0.45, 0.50), "does not hold"),
                                              ((0.50, 0.62, 0.74), "cannot tell with 3 seeds"), ((0.9,), "cannot tell with 1 seed")])
 def test_the_bar_counts_only_beyond_one_standard_deviation(values, verdict):
