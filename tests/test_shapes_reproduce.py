@@ -109,3 +109,30 @@ def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
     text = module.table([log], 200)
     assert "seed7: cost" in text and "| 1-200 | 15.0 | 0.300 |" in text and "| 201-400 | 4.0 | 0.500 |" in text
     assert "| 1-200 | 0.300 |" in module.table([log], 200, ami_only=True)
+
+
+def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, capsys):
+    """benchmarks/longer_inference.py: the AMI at iterations 1..N of a checkpoint; its first three are what the
+    run's own test (three iterations) recorded; a checkpoint of a task without iterations is refused."""
+    import importlib.util
+    from pathlib import Path
+
+    from rladder_stream.train import TrainConfig, train
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "longer_inference.py"
+    spec = importlib.util.spec_from_file_location("longer_inference", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run = TrainConfig(model="shapes-tagger-dense", size="tiny", epochs=1, train_sequences=16, batch_size=8, valid_sequences=8,
+                      test_sequences=16, eval_batch_size=16, warmup_steps=1, log_every=1, out=str(tmp_path / "run"))
+    test = train(run, log=lambda s: None)["test"]
+    values = module.per_iteration_ami(tmp_path / "run" / "last.pt", 5, 16)
+    assert len(values) == 6  # five iterations and the shuffled level
+    assert values[:3] == pytest.approx([test["ami_1"], test["ami_2"], test["ami_3"]], abs=1e-6)
+    module.main([str(tmp_path / "run" / "last.pt"), "--iterations", "4", "--images", "16"])
+    assert "| AMI it. 4 | shuffled |" in capsys.readouterr().out
+    omm = TrainConfig(model="omm-hrnn", size="tiny", epochs=1, train_sequences=8, batch_size=8, valid_sequences=8,
+                      test_sequences=8, eval_batch_size=8, warmup_steps=1, out=str(tmp_path / "omm"))
+    train(omm, log=lambda s: None)
+    with pytest.raises(SystemExit, match="does not show its images"):
+        module.per_iteration_ami(tmp_path / "omm" / "last.pt", 5, 8)
