@@ -40,7 +40,8 @@ from rladder_stream.fast_step import make_step  # noqa: E402
 from rladder_stream.flops import count_flops, measure_peak, synchronize, timed  # noqa: E402
 from rladder_stream.registry import build_model, get_config  # noqa: E402
 from rladder_stream.tasks import TASKS, task_for  # noqa: E402
-from rladder_stream.train import DivergenceGuard, TrainConfig, WithCosts, build_optimizer, optimise  # noqa: E402
+from rladder_stream.train import (DivergenceGuard, TrainConfig, WithCosts, build_optimizer, optimise,  # noqa: E402
+                                  training_autocast)
 
 SECTION = "## Throughput against the device's peak"
 DEFAULT_CONFIGS = ("omm-rladder", "omm-hrnn", "tmnist-rtagger")
@@ -49,7 +50,7 @@ DEFAULT_CONFIGS = ("omm-rladder", "omm-hrnn", "tmnist-rtagger")
 def training_setup(name: str, size: str, batch: int, device: torch.device, compile_mode: str | None, cpu_bf16: bool = False):
     """A model, task, optimiser and one-step closure built as ``train`` builds them (``cpu_bf16``: the training
     setting of that name, bf16 autocast on the CPU)."""
-    cfg = TrainConfig(model=name, size=size, batch_size=batch, device=str(device), lr=1e-4)
+    cfg = TrainConfig(model=name, size=size, batch_size=batch, device=str(device), lr=1e-4, cpu_bf16=cpu_bf16)
     model_cfg = get_config(name, size=size)
     task = TASKS[task_for(model_cfg)](model_cfg, cfg)
     torch.manual_seed(0)
@@ -58,8 +59,7 @@ def training_setup(name: str, size: str, batch: int, device: torch.device, compi
     with_costs = WithCosts(model, task)
     forward = with_costs if compile_mode is None else torch.compile(with_costs, mode=None if compile_mode == "default" else compile_mode)
     guard = DivergenceGuard(device)
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16) if device.type == "cpu"
-                else torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"))
+    autocast = training_autocast(device, cfg)
     counter = {"step": 0}
 
     def step(batch_size: int = batch) -> None:

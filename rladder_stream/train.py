@@ -103,6 +103,15 @@ def hardware_description(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
+def training_autocast(device: torch.device, cfg: OptimisationSettings) -> torch.autocast:
+    """bf16 autocast on CUDA when the settings ask for it (``bf16``), on the CPU when they ask for it there
+    (``cpu_bf16``: matrix products in bf16; on a CPU with AVX512-BF16 about 5 times the float32 rate); a no-op
+    context elsewhere. The training loop and the throughput benchmark both take it from here."""
+    if device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.cpu_bf16)
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, task: Task, split: str, limit: int | None, batch_size: int, device: torch.device) -> dict[str, float]:
     """Pooled metrics over the fixed episodes of a split (eval mode, no noise). Any random draw of the model
@@ -260,12 +269,8 @@ class TrainingRun:
         self.log(f"resumed from {self.last} at step {self.step}/{self.total}")
 
     def autocast(self) -> torch.autocast:
-        """bf16 autocast on CUDA when the settings ask for it (``bf16``), on the CPU when they ask for it there
-        (``cpu_bf16``: matrix products in bf16; on a CPU with AVX512-BF16 about 5 times the float32 rate); a
-        no-op context elsewhere."""
-        if self.device.type == "cpu":
-            return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.cpu_bf16)
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.bf16 and self.device.type == "cuda")
+        """The training forward's autocast (:func:`training_autocast`)."""
+        return training_autocast(self.device, self.cfg)
 
     def training_forward(self) -> torch.nn.Module:
         """:class:`WithCosts` around the model, in DistributedDataParallel under torchrun, compiled when asked."""
