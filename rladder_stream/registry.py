@@ -224,6 +224,12 @@ def _tmnist_tagger(size: str) -> LadderConfig:
     return _tmnist(size, kind="feedforward", groups=2, decoder_to_encoder=False)
 
 
+@register_config("tmnist-tagger-dense", "Tagger on Brodatz-textured MNIST with the reference's fully connected Ladder "
+                 "engine (input projection, two dense levels; the reference's engine for its textured MNIST)", **TEXTURED)
+def _tmnist_tagger_dense(size: str) -> LadderConfig:
+    return _dense_engine(_tmnist(size, kind="feedforward", groups=2, decoder_to_encoder=False), size)
+
+
 @register_config("tmnist-convnet", "ConvNet baseline on Brodatz-textured MNIST: the feed-forward encoder, class cost only (Table 4)", **TEXTURED)
 def _tmnist_convnet(size: str) -> LadderConfig:
     return _tmnist(size, kind="feedforward", decoder=False, decoder_to_encoder=False, predict=False, prediction_weight=0.0,
@@ -281,17 +287,22 @@ def _shapes_tagger(size: str) -> LadderConfig:
     return _shapes(size, kind="feedforward", decoder_to_encoder=False)
 
 
-# The reference Tagger's engine on Shapes is fully connected: the 4 inputs of every pixel projected to 2,000
-# units (batch norm, ReLU), a Ladder of 1,000 and 500 units. ``tagger_engine=dense``: (projection, levels, top).
-_SHAPES_DENSE = {"tiny": (32, (16,), 8), "cpu": (500, (250,), 125), "gpu": (2000, (1000,), 500)}
+# The reference Tagger's engine is fully connected (Shapes and its textured MNIST alike): the 4 inputs of every pixel
+# projected to 2,000-3,000 units (batch norm, ReLU), a Ladder of 1,000-2,000 and 500-1,000 units.
+# ``tagger_engine=dense``: (projection, levels, top).
+_DENSE_ENGINE = {"tiny": (32, (16,), 8), "cpu": (500, (250,), 125), "gpu": (2000, (1000,), 500)}
+
+
+def _dense_engine(config: LadderConfig, size: str) -> LadderConfig:
+    """``config`` with the reference's fully connected engine of ``size`` in place of its convolutional levels."""
+    projection, levels, top = _DENSE_ENGINE[size]
+    kind = config.levels[0].kind
+    return config.replace(levels=tuple(LevelConfig(c, kind, kernel=1) for c in levels), top_size=top, top_pool=1,
+                          tagger_engine="dense", tagger_projection=projection)
 
 
 def _shapes_dense(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
-    projection, levels, top = _SHAPES_DENSE[size]
-    return _shapes(size, kind, **fields).replace(
-        levels=tuple(LevelConfig(c, kind, kernel=1) for c in levels), top_size=top, tagger_engine="dense",
-        tagger_projection=projection,
-    )
+    return _dense_engine(_shapes(size, kind, **fields), size)
 
 
 @register_config("shapes-rtagger-dense", "RTagger on Shapes with a fully connected LSTM Ladder engine (the reference's "

@@ -17,7 +17,8 @@ TABLES: dict[str, str] = {
     "table2": "rladder_stream.reproduce.table2:table2_cli_main",  # semi-supervised, with and without Mean Teacher
     "table3": "rladder_stream.reproduce.table3:table3_cli_main",  # polyphonic music
     "table4": "rladder_stream.reproduce.table4:table4_cli_main",  # Brodatz-textured MNIST, and Moving MNIST
-    "shapes": "rladder_stream.reproduce.shapes:shapes_cli_main",  # the grouping sanity test (not a table of the paper)
+    "shapes": "rladder_stream.reproduce.grouping:shapes_cli_main",  # the grouping sanity test (not a table of the paper)
+    "brodatz": "rladder_stream.reproduce.grouping:brodatz_cli_main",  # grouping on Table 4's images, per iteration
 }
 
 

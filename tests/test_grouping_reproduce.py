@@ -1,5 +1,5 @@
-"""The Shapes document (rladder_stream.reproduce.shapes): a pure function of the runs' records, its claim rule,
-and the command that re-derives it from committed records."""
+"""The grouping documents (rladder_stream.reproduce.grouping: Shapes, Brodatz-textured MNIST): pure functions of the
+runs' records, their claim rule, and the command that re-derives them from committed records."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from rladder_stream.apps.cli import main as cli_main
 from rladder_stream.reproduce.common import Stat
-from rladder_stream.reproduce.shapes import TARGET_AMI, claim_at_least, plan_shapes, shapes_markdown
+from rladder_stream.reproduce.grouping import BRODATZ, SHAPES, TARGET_AMI, claim_at_least, grouping_markdown, plan_grouping
 
 
 def _record(model: str, seed: int, amis: tuple[float, ...], shuffled: float, history: tuple[float, ...] = ()) -> dict:
@@ -22,8 +22,8 @@ def _record(model: str, seed: int, amis: tuple[float, ...], shuffled: float, his
 def test_the_document_is_a_pure_function_of_the_records():
     records = [_record("shapes-tagger-dense", s, (0.2 + s / 100, 0.5, 0.7 + s / 100), 0.3, (0.4, 0.6)) for s in range(3)]
     records.append(_record("shapes-rtagger", 0, (0.05, 0.06, 0.07), 0.05))
-    doc = shapes_markdown(records, command="rladder-stream reproduce shapes")
-    assert doc == shapes_markdown(list(reversed(records)), command="rladder-stream reproduce shapes")
+    doc = grouping_markdown(SHAPES, records, command="rladder-stream reproduce shapes")
+    assert doc == grouping_markdown(SHAPES, list(reversed(records)), command="rladder-stream reproduce shapes")
     tagger = next(line for line in doc.splitlines() if line.startswith("| Tagger, fully connected"))
     assert "| 3 | 0.210 ± 0.010 | 0.500 ± 0.000 | 0.710 ± 0.010 | 0.300 ± 0.000 | 1000, 1001, 1002 |" in tagger
     assert "**holds**: `shapes-tagger-dense` groups Shapes" in doc
@@ -37,13 +37,13 @@ def test_a_longer_test_inference_gets_a_claim_at_the_trained_and_at_the_last_ite
     """Runs trained with 3 iterations and tested with 5 (``eval_iterations``): the document says so and judges the
     bar at iteration 3 and at iteration 5; runs trained with different numbers of iterations are refused."""
     records = [_record("shapes-tagger-dense", s, (0.2, 0.4, 0.5 + s / 100, 0.6, 0.7 + s / 100), 0.3) for s in range(3)]
-    doc = shapes_markdown(records)
+    doc = grouping_markdown(SHAPES, records)
     assert "runs the iterations on to 5 (the data setting `eval_iterations`)" in doc
     assert "**does not hold**: `shapes-tagger-dense` groups Shapes at the last trained iteration (3): test AMI ≥ 0.6" in doc
     assert "**holds**: `shapes-tagger-dense` groups Shapes: test AMI at the last iteration (5) ≥ 0.6" in doc
     records[0]["train_config"] = {"iterations": 5}
     with pytest.raises(ValueError, match="different numbers of iterations"):
-        shapes_markdown(records)
+        grouping_markdown(SHAPES, records)
 
 
 @pytest.mark.parametrize("values, verdict", [((0.70, 0.72, 0.74), "holds"), ((0.40, 0.45, 0.50), "does not hold"),
@@ -52,15 +52,29 @@ def test_the_bar_counts_only_beyond_one_standard_deviation(values, verdict):
     assert claim_at_least("t", "m", Stat(values), TARGET_AMI).verdict == verdict
 
 
+def test_the_brodatz_document_shows_the_class_error_and_no_bar():
+    """Brodatz has no AMI bar: only the chance-level claim; the class error gets a column where runs classify."""
+    records = [_record("tmnist-tagger-dense", s, (0.01, 0.02, 0.03), 0.01) | {"data": "Brodatz"} for s in range(3)]
+    for s, record in enumerate(records):
+        record["test"]["class_error"] = 80.0 + s
+    doc = grouping_markdown(BRODATZ, records)
+    assert "Brodatz-textured MNIST: does the model group?" in doc
+    assert "| 0.010 ± 0.000 | 0.020 ± 0.000 | 0.030 ± 0.000 | 0.010 ± 0.000 | 81.00 ± 1.00 | 1000, 1001, 1002 |" in doc
+    assert "≥ 0.6" not in doc and "groups above its shuffled chance level" in doc
+    assert "| `tmnist-tagger-dense` | 2 | 0.010 | 0.020 | 0.030 | 0.010 | 82.00 | 1002 |" in doc
+    with pytest.raises(ValueError, match="not a Brodatz-textured MNIST model"):
+        plan_grouping(BRODATZ, ["shapes-tagger-dense"], 1, "tiny", None, [], ".")
+
+
 def test_the_plan_refuses_other_models_and_the_flagged_settings(tmp_path):
-    runs = plan_shapes(["shapes-tagger-dense", "shapes-rtagger"], 2, "tiny", 30.0, ["epochs=2", "tagger_z_init=0.3"], tmp_path)
+    runs = plan_grouping(SHAPES, ["shapes-tagger-dense", "shapes-rtagger"], 2, "tiny", 30.0, ["epochs=2", "tagger_z_init=0.3"], tmp_path)
     assert [(r.model, r.seed) for r in runs] == [("shapes-tagger-dense", 0), ("shapes-tagger-dense", 1),
                                                  ("shapes-rtagger", 0), ("shapes-rtagger", 1)]
     assert runs[0].model_overrides == {"tagger_z_init": 0.3} and runs[0].epochs == 2 and runs[0].time_budget_s == 30.0
     with pytest.raises(ValueError, match="not a Shapes model"):
-        plan_shapes(["omm-rladder"], 1, "tiny", None, [], tmp_path)
+        plan_grouping(SHAPES, ["omm-rladder"], 1, "tiny", None, [], tmp_path)
     with pytest.raises(ValueError, match="--seeds"):
-        plan_shapes(["shapes-tagger"], 1, "tiny", None, ["seed=3"], tmp_path)
+        plan_grouping(SHAPES, ["shapes-tagger"], 1, "tiny", None, ["seed=3"], tmp_path)
 
 
 def test_the_document_is_re_derived_from_committed_records(tmp_path, capsys):
