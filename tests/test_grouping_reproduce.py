@@ -77,17 +77,19 @@ def test_the_plan_refuses_other_models_and_the_flagged_settings(tmp_path):
         plan_grouping(SHAPES, ["shapes-tagger"], 1, "tiny", None, ["seed=3"], tmp_path)
 
 
-def test_the_document_is_re_derived_from_committed_records(tmp_path, capsys):
-    records = tmp_path / "shapes.json"
-    records.write_text(json.dumps([_record("shapes-tagger-dense", s, (0.3, 0.65 + s / 50), 0.28) for s in range(2)]))
-    doc = tmp_path / "shapes.md"
-    assert cli_main(["reproduce", "shapes", "--from-records", str(records), "--doc", str(doc)]) == 0
+@pytest.mark.parametrize("data, model, label", [("shapes", "shapes-tagger-dense", "Tagger, fully connected engine (the reference's)"),
+                                               ("brodatz", "tmnist-tagger-dense", "Tagger, fully connected engine (the reference's)")])
+def test_the_document_is_re_derived_from_committed_records(tmp_path, capsys, data, model, label):
+    records = tmp_path / f"{data}.json"
+    records.write_text(json.dumps([_record(model, s, (0.3, 0.65 + s / 50), 0.28) for s in range(2)]))
+    doc = tmp_path / f"{data}.md"
+    assert cli_main(["reproduce", data, "--from-records", str(records), "--doc", str(doc)]) == 0
     text = doc.read_text()
-    assert "| Tagger, fully connected engine (the reference's) | `shapes-tagger-dense` | 2 | 0.300 ± 0.000 | 0.660 ± 0.014 |" in text
-    assert "--from-records" in text  # the command that made it
+    assert f"| {label} | `{model}` | 2 | 0.300 ± 0.000 | 0.660 ± 0.014 |" in text
+    assert f"reproduce {data} --from-records" in text  # the command that made it
     records.write_text("{not json")
     with pytest.raises(SystemExit):
-        cli_main(["reproduce", "shapes", "--from-records", str(records), "--doc", str(doc)])
+        cli_main(["reproduce", data, "--from-records", str(records), "--doc", str(doc)])
     assert "cannot read records" in capsys.readouterr().err
 
 
