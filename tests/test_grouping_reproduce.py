@@ -105,15 +105,28 @@ def test_reproduce_trains_writes_the_document_and_its_records(tmp_path):
     assert "`shapes-tagger-dense` | 1 |" in doc.read_text()
 
 
-def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
-    """benchmarks/cost_vs_grouping.py: each window's mean training cost and its last validation AMI, by hand."""
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module."""
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cost_vs_grouping.py"
-    spec = importlib.util.spec_from_file_location("cost_vs_grouping", script)
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_shapes_run(path) -> dict:
+    from rladder_stream.train import TrainConfig, train
+
+    run = TrainConfig(model="shapes-tagger-dense", size="tiny", epochs=1, train_sequences=16, batch_size=8, valid_sequences=8,
+                      test_sequences=16, eval_batch_size=16, warmup_steps=1, log_every=1, out=str(path))
+    return train(run, log=lambda s: None)["test"]
+
+
+def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
+    """benchmarks/cost_vs_grouping.py: each window's mean training cost and its last validation AMI, by hand."""
+    module = _benchmark("cost_vs_grouping")
     rows = ["kind,step,epoch,train_time_s,lr,metric,value"]
     for step, cost in [(100, 10.0), (200, 20.0), (300, 6.0), (400, 2.0)]:
         rows += [f"train,{step},0,0,0.001,low_level,{cost}", f"train,{step},0,0,0.001,total,{cost * 100}"]
@@ -127,21 +140,40 @@ def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
     assert "| 1-200 | 0.300 |" in module.table([log], 200, ami_only=True)
 
 
+def test_eval_norm_switches_every_batch_norm_to_the_batch_statistics(tmp_path, capsys):
+    """benchmarks/eval_norm.py: with running statistics it scores what the run's own test recorded; after the switch
+    evaluation normalises with the batch's statistics (eval mode then equals the training-mode forward, which it did
+    not before) and no running statistics are left."""
+    import torch
+
+    from rladder_stream.checkpoint import load_model
+
+    module = _benchmark("eval_norm")
+    test = _tiny_shapes_run(tmp_path / "run")
+    model = load_model(tmp_path / "run" / "last.pt")
+    assert module.amis(model, 16, 16)[:3] == pytest.approx([test["ami_1"], test["ami_2"], test["ami_3"]], abs=1e-6)
+    images = torch.rand(8, 3, 20, 20).round()
+
+    def reconstructions(mode: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return model.train(mode)(images)[0]["groups"]
+
+    assert not torch.allclose(reconstructions(False), reconstructions(True))
+    module.use_batch_statistics(model)
+    assert torch.allclose(reconstructions(False), reconstructions(True))
+    assert all(m.running_mean is None for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    module.main([str(tmp_path / "run" / "last.pt"), "--images", "16", "--batch-size", "8", "--batches", "8", "16"])
+    assert "| batch of 16 |" in capsys.readouterr().out
+
+
 def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, capsys):
     """benchmarks/longer_inference.py: the AMI at iterations 1..N of a checkpoint; its first three are what the
     run's own test (three iterations) recorded; a checkpoint of a task without iterations is refused."""
-    import importlib.util
-    from pathlib import Path
-
     from rladder_stream.train import TrainConfig, train
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "longer_inference.py"
-    spec = importlib.util.spec_from_file_location("longer_inference", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    run = TrainConfig(model="shapes-tagger-dense", size="tiny", epochs=1, train_sequences=16, batch_size=8, valid_sequences=8,
-                      test_sequences=16, eval_batch_size=16, warmup_steps=1, log_every=1, out=str(tmp_path / "run"))
-    test = train(run, log=lambda s: None)["test"]
+    module = _benchmark("longer_inference")
+    test = _tiny_shapes_run(tmp_path / "run")
     values = module.per_iteration_ami(tmp_path / "run" / "last.pt", 5, 16)
     assert len(values) == 6  # five iterations and the shuffled level
     assert values[:3] == pytest.approx([test["ami_1"], test["ami_2"], test["ami_3"]], abs=1e-6)
