@@ -575,6 +575,29 @@ def test_batch_statistics_norm_evaluates_as_it_trains():
         torch.testing.assert_close(eval_out[k], train_out[k], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", ["tmnist-rtagger", "shapes-tagger-dense"])
+def test_running_statistics_keep_a_streams_output_independent_of_its_batch(name):
+    """norm=batch (the registered Taggers' choice, docs/design.md "Batch normalisation at evaluation"): in eval mode a
+    stream's groupings are the same alone and in a batch of other images; with norm=batch_stats they are not."""
+
+    def first_row(norm: str, rows: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = build_model(get_config(name, size="tiny", norm=norm))
+        _perturb(model)
+        x = torch.rand(4, 3, *model.config.obs_shape, generator=torch.Generator().manual_seed(2))
+        state = model.init_state(4, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            model.train()(x, state)  # running statistics that are not the initial ones
+            out, _ = model.eval()(x[:rows], {k: v[:rows] for k, v in state.items()})
+        return {k: out[k][0] for k in ("groups", "reconstructions")}
+
+    alone, batched = first_row("batch", 1), first_row("batch", 4)
+    for k in alone:
+        torch.testing.assert_close(alone[k], batched[k], rtol=1e-5, atol=1e-6)
+    alone, batched = first_row("batch_stats", 2), first_row("batch_stats", 4)
+    assert not torch.allclose(alone["groups"], batched["groups"], atol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["shapes-tagger-dense", "shapes-rtagger-dense"])
 def test_a_dense_engine_sees_the_whole_image_as_one_vector(name):
     """tagger_engine=dense (the reference's fully connected Ladder): each group's 4 inputs of every pixel are one
