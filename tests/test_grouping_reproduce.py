@@ -184,3 +184,21 @@ def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, ca
     train(omm, log=lambda s: None)
     with pytest.raises(SystemExit, match="does not show its images"):
         module.per_iteration_ami(tmp_path / "omm" / "last.pt", 5, 8)
+
+
+def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
+    """benchmarks/true_masks.py: group k's mask is 0.95 on the pixels of true group k, the rest shared, and a pixel
+    not scored (-1) is shared evenly; a run's comparison gives the cost and the AMI per iteration of both starts."""
+    import torch
+
+    module = _benchmark("true_masks")
+    masks = module.true_masks(torch.tensor([[[0, 1], [2, -1]]]), 4)
+    assert masks.shape == (1, 4, 2, 2)
+    torch.testing.assert_close(masks.sum(dim=1), torch.ones(1, 2, 2))
+    assert masks[0, 0, 0, 0] == masks[0, 1, 0, 1] == masks[0, 2, 1, 0] == pytest.approx(0.95)
+    assert masks[0, 3, 0, 0] == pytest.approx(0.05 / 3) and masks[0, 0, 1, 1] == masks[0, 3, 1, 1] == 0.25
+    _tiny_shapes_run(tmp_path / "run")
+    rows = module.compare(tmp_path / "run" / "last.pt", 16)
+    assert list(rows) == ["cost, random start", "AMI, random start", "cost, true start", "AMI, true start"]
+    assert all(len(v) == 3 for v in rows.values())
+    assert rows["cost, random start"] != rows["cost, true start"]

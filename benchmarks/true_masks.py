@@ -1,0 +1,80 @@
+"""Does a trained Tagger's cost reward the true grouping? Each test image is run twice from the same model: its
+masks started at random (as always) and started at the true segmentation (group k = true group k, pixels not
+scored shared evenly). Printed per iteration: the low-level cost (the mixture's, against the clean image) and the
+AMI of each start.
+
+If the true start does not lower the cost, the cost does not prefer the true grouping to the one the model makes;
+if the AMI of the true start falls back over the iterations, the model undoes a true grouping it is handed.
+
+    python benchmarks/true_masks.py runs/brodatz/tmnist-tagger-dense/seed0/last.pt --images 500
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rladder_stream.checkpoint import load_model
+from rladder_stream.metrics import batch_grouping_ami
+from rladder_stream.settings import DataSettings
+from rladder_stream.tagger import group_mixture_bce, group_mixture_nll
+from rladder_stream.tasks import TASKS, task_for
+
+TRUE_MASK = 0.95  # a true group's mask where it owns the pixel (the rest shared by the other groups)
+
+
+def true_masks(groups: torch.Tensor, k: int) -> torch.Tensor:
+    """``[B, K, *obs]`` masks from true groups ``[B, *obs]`` (labels 0..K-1; any other label, such as -1, gets
+    1/K in every group): ``TRUE_MASK`` for a pixel's own group, the rest shared."""
+    labels = torch.arange(k).view(1, k, *([1] * (groups.dim() - 1)))
+    own = groups.unsqueeze(1) == labels
+    masks = torch.where(own, torch.tensor(TRUE_MASK), torch.tensor((1 - TRUE_MASK) / (k - 1)))
+    scored = own.any(dim=1, keepdim=True)
+    return torch.where(scored, masks, torch.full_like(masks, 1.0 / k))
+
+
+@torch.no_grad()
+def compare(path: Path, images: int) -> dict[str, list[float]]:
+    """Per iteration: the cost and the AMI from the random start and from the true one."""
+    model = load_model(path).eval()
+    task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=images))
+    batch = next(iter(task.eval_batches("test", images, images)))
+    cost = group_mixture_bce if model.config.tagger_input == "binary" else group_mixture_nll
+    x, truth = batch["inputs"], batch["true_groups"]
+    rows: dict[str, list[float]] = {}
+    for start in ("random", "true"):
+        state = model.init_state(len(x), generator=torch.Generator().manual_seed(0))
+        if start == "true":
+            state["m"] = true_masks(truth[:, 0], model.config.groups).to(state["m"].dtype)
+        outputs, _ = model(x, state)
+        ticks = outputs["groups"].shape[1]
+        rows[f"cost, {start} start"] = [float(cost({k: v[:, t:t + 1] for k, v in outputs.items() if v.dim() >= 2},
+                                                   batch["targets"][:, t:t + 1])) for t in range(ticks)]
+        amis = [batch_grouping_ami(truth[:, t].numpy(), outputs["groups"][:, t].float().numpy(), task.ami_ignore)
+                for t in range(ticks)]
+        rows[f"AMI, {start} start"] = [s / max(n, 1) for s, n in amis]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--images", type=int, default=500, help="test images (default 500)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    for path in args.checkpoints:
+        rows = compare(path, args.images)
+        ticks = len(next(iter(rows.values())))
+        print(f"\n{path} ({args.images} test images, clean)\n")
+        print("| | " + " | ".join(f"iteration {t}" for t in range(1, ticks + 1)) + " |")
+        print("|---|" + "---:|" * ticks)
+        for name, values in rows.items():
+            digits = 3 if name.startswith("AMI") else 1
+            print(f"| {name} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |")
+
+
+if __name__ == "__main__":
+    main()
