@@ -30,6 +30,8 @@ def test_the_document_is_a_pure_function_of_the_records():
     assert "**cannot tell with 1 seed**: `shapes-rtagger` groups Shapes" in doc
     assert "Ratio of the means, last-iteration AMI over the shuffled chance level: 2.4." in doc
     assert "| 200 | 0.600 | 0.600 | 0.600 |" in doc  # the validation curve, one column per run with a history
+    records[0]["valid_history"][1]["ami_shuffled"] = 0.25
+    assert "| 200 | 0.600 (0.250) | 0.600 | 0.600 |" in grouping_markdown(SHAPES, records)  # its chance level beside
     assert "shapes-rtagger-dense" not in doc  # a model without runs is left out
 
 

@@ -221,6 +221,7 @@ def _curves(shown: Sequence[Row], grouped: Mapping[str, Sequence[Mapping[str, An
     history = {(config, r.get("seed")): {h["step"]: h for h in r["valid_history"]} for config, r in columns}
     steps = sorted({step for per_run in history.values() for step in per_run})
     lines = ["", "## Validation AMI at the last iteration over training", "",
+             "In brackets, where the run logged it, the shuffled chance level at the same step.", "",
              "| step | " + " | ".join(f"`{config}` seed {r.get('seed')}" for config, r in columns) + " |",
              "|---:|" + "---:|" * len(columns)]
     for step in steps:
@@ -228,7 +229,8 @@ def _curves(shown: Sequence[Row], grouped: Mapping[str, Sequence[Mapping[str, An
         for config, r in columns:
             h = history[(config, r.get("seed"))].get(step)
             keys = iterations({"test": h or {}})
-            cells.append(format_value(h[keys[-1]], DIGITS) if keys else "")
+            chance = f" ({format_value(h['ami_shuffled'], DIGITS)})" if keys and "ami_shuffled" in h else ""
+            cells.append(format_value(h[keys[-1]], DIGITS) + chance if keys else "")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     return lines
 
