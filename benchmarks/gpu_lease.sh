@@ -16,8 +16,9 @@
 # least COMPILE_GAIN (default 2) times faster than eager); then the RLadder's weights in bf16 (about 12 MB) and
 # Figure 4. Two back-to-back calls (bench, then table1) fit one 15-minute lease.
 # tagger: the grouping sanity test at the gpu size: TAGGER_MODELS (default: the dense engines shapes-tagger-dense
-# and shapes-rtagger-dense, then the conv ones), seeds 0-2, side by side (the reference Tagger's Shapes recipe:
-# batch 100, Adam 4e-4 constant, no clipping), BUDGET_S seconds each, then Figure 6 of seed 0 of each.
+# and shapes-rtagger-dense, then the conv ones; tmnist-tagger-dense adds Brodatz), seeds 0-2, side by side (the
+# reference Tagger's Shapes recipe: batch 100, Adam 4e-4 constant, no clipping; Brodatz runs also without the class
+# cost, σ = 0.2, output variance from 2.4), BUDGET_S seconds each, then Figure 6 of seed 0 of each.
 # table4: the 7 Table 4 runs and the 2 Moving MNIST runs side by side, then Figures 6 and 7.
 # Writes under OUT_DIR at most 8 files (what a lease brings back): gpu.txt, lease.log, benchmarks.json,
 # benchmarks.md, gpu_usage.csv, results.tgz (every run's results.json and log.csv, the documents, the figures;
@@ -109,17 +110,20 @@ elif [ "$TABLE" = tagger ]; then
               valid_sequences=1000 test_sequences=2000 eval_batch_size=500 log_every=50)
     [ "$SIZE" = tiny ] && settings+=(train_sequences=400 valid_sequences=50 test_sequences=50)
     pids=()
-    for model in ${TAGGER_MODELS:-shapes-tagger-dense shapes-rtagger-dense shapes-rtagger shapes-tagger}; do
+    models=(${TAGGER_MODELS:-shapes-tagger-dense shapes-rtagger-dense shapes-rtagger shapes-tagger})
+    for model in "${models[@]}"; do
+        # Brodatz (tmnist-*): the reference's first phase on its textured digits (docs/results/brodatz-cpu-bf16.md)
+        extra=(); [[ $model == tmnist-* ]] && extra=(class_weight=0 input_noise=0.2 tagger_variance_init=2.4)
         for seed in 0 1 2; do
             mkdir -p "$RUNS/$model"
             timeout $((BUDGET + 110)) $CLI train $model --out "$RUNS/$model/seed$seed" \
-                --set size=$SIZE time_budget_s=$BUDGET seed=$seed "${settings[@]}" >"$RUNS/$model/seed$seed.log" 2>&1 &
+                --set size=$SIZE time_budget_s=$BUDGET seed=$seed "${settings[@]}" "${extra[@]}" >"$RUNS/$model/seed$seed.log" 2>&1 &
             pids+=($!)
         done
     done
     wait "${pids[@]}"
-    for log in "$RUNS"/shapes-*/seed*.log; do echo "== $log"; grep -v "^step " "$log" | tail -n 3; done
-    for model in shapes-tagger-dense shapes-rtagger-dense shapes-rtagger; do
+    for model in "${models[@]}"; do
+        for log in "$RUNS/$model"/seed*.log; do echo "== $log"; grep -v "^step " "$log" | tail -n 3; done
         [ -f "$RUNS/$model/seed0/last.pt" ] && timeout 60 $CLI groups --model "$RUNS/$model/seed0/last.pt" --out "$RUNS/figures/$model"
     done
 else
