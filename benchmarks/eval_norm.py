@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from rladder_stream.checkpoint import load_model
+from rladder_stream.reproduce.grouping import iterations
 from rladder_stream.settings import DataSettings
 from rladder_stream.tasks import TASKS, task_for
 from rladder_stream.train import evaluate
@@ -34,8 +35,7 @@ def amis(model: torch.nn.Module, images: int, batch_size: int) -> list[float]:
     """Test AMI at every iteration, then the shuffled chance level at the last."""
     task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=images))
     metrics = evaluate(model, task, "test", images, batch_size, torch.device("cpu"))
-    ticks = sorted(int(k[4:]) for k in metrics if k.startswith("ami_") and k[4:].isdigit())
-    return [metrics[f"ami_{t}"] for t in ticks] + [metrics["ami_shuffled"]]
+    return [metrics[key] for key in iterations({"test": metrics})] + [metrics["ami_shuffled"]]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -204,3 +204,9 @@ def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
     assert list(rows) == ["cost, random start", "AMI, random start", "cost, true start", "AMI, true start"]
     assert all(len(v) == 3 for v in rows.values())
     assert rows["cost, random start"] != rows["cost, true start"]
+
+
+def test_each_data_set_defaults_to_its_environments_iterations():
+    from rladder_stream.envs import shapes, textured_mnist
+
+    assert (SHAPES.iterations, BRODATZ.iterations) == (shapes.N_ITERATIONS, textured_mnist.N_ITERATIONS)

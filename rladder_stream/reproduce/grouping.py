@@ -74,6 +74,7 @@ class DataSet:
     rows: tuple[Row, ...]
     target: float | None
     default_doc: str
+    iterations: int = 3  # what the environment shows an image for unless a run's ``iterations`` setting changes it
 
     @property
     def configs(self) -> dict[str, Row]:
@@ -92,7 +93,6 @@ BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: 
     Row("tmnist-rtagger", "RTagger, convolutional LSTM engine"),
     Row("tmnist-rtagger-noclass", "RTagger, convolutional LSTM engine, no class task"),
 ), None, "docs/results/brodatz.md")
-DATA_SETS = {d.key: d for d in (SHAPES, BRODATZ)}
 
 
 def iterations(result: Mapping[str, Any]) -> list[str]:
@@ -112,17 +112,14 @@ def last_ami(runs: Sequence[Mapping[str, Any]]) -> Stat | None:
     return Stat(values) if values else None
 
 
-def trained_iterations(runs: Sequence[Mapping[str, Any]]) -> int:
-    """How many iterations the runs trained with (their records' ``iterations`` setting; the environments' 3 when
-    unset). Runs trained with different numbers are refused: their columns would not mean one thing."""
-    from rladder_stream.envs.shapes import N_ITERATIONS
-    from rladder_stream.envs.textured_mnist import N_ITERATIONS as TEXTURED_ITERATIONS
-
-    assert N_ITERATIONS == TEXTURED_ITERATIONS, "one default for both data sets"
-    found = {(r.get("train_config") or {}).get("iterations") or N_ITERATIONS for r in runs}
+def trained_iterations(runs: Sequence[Mapping[str, Any]], default: int) -> int:
+    """How many iterations the runs trained with (their records' ``iterations`` setting; ``default``, the
+    environment's, when unset). Runs trained with different numbers are refused: their columns would not mean one
+    thing."""
+    found = {(r.get("train_config") or {}).get("iterations") or default for r in runs}
     if len(found) > 1:
         raise ValueError(f"the runs trained with different numbers of iterations: {sorted(found)}")
-    return found.pop() if found else N_ITERATIONS
+    return found.pop() if found else default
 
 
 def claim_at_least(text: str, name: str, stat: Stat | None, bar: float) -> Claim:
@@ -150,7 +147,7 @@ def grouping_markdown(data: DataSet, results: Sequence[Mapping[str, Any]], *, co
     shown = [row for row in data.rows if grouped[row.config]]
     found = [r for row in shown for r in grouped[row.config]]
     n_iter = max((len(iterations(r)) for r in found), default=0)
-    trained = trained_iterations(found)
+    trained = trained_iterations(found, data.iterations)
     classifies = any("class_error" in r.get("test", {}) for r in found)
     longer = ([f"The test runs the iterations on to {n_iter} (the data setting `eval_iterations`): the columns past {trained}",
                f"show what a longer inference gives the model trained with {trained}."] if n_iter > trained else [])
