@@ -13,7 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-NORMS = ("layer", "batch", "batch_stats", "none")
+NORMS = ("layer", "batch", "batch_tick", "batch_stats", "none")
+BATCH_NORMS = ("batch", "batch_tick", "batch_stats")
 
 
 # ----------------------------------------------------------------------------- layer helpers
@@ -72,7 +73,8 @@ def norm_layer(kind: str, channels: int, dims: int | None) -> nn.Module:
     """Normalisation over a feature map (``dims`` = 1 or 2) or a vector (``dims=None``).
 
     ``layer``: statistics over all features of one sample (GroupNorm with one group on maps), per-channel
-    affine. ``batch``: batch normalisation, running statistics at evaluation. ``batch_stats``: batch
+    affine. ``batch``: batch normalisation, running statistics at evaluation. ``batch_tick``: batch normalisation
+    with running statistics kept per tick (:class:`TickBatchNorm`; RTagger only). ``batch_stats``: batch
     normalisation with the batch's own statistics in training and evaluation alike (the RTagger, as the
     reference Tagger: its iterations have different statistics, which running averages pooled over them
     would blur; a stream's output then depends on the batch it is evaluated in). ``none``: identity.
@@ -82,9 +84,93 @@ def norm_layer(kind: str, channels: int, dims: int | None) -> nn.Module:
     if kind in ("batch", "batch_stats"):
         cls = nn.BatchNorm1d if dims in (None, 1) else nn.BatchNorm2d
         return cls(channels, track_running_stats=kind == "batch")
+    if kind == "batch_tick":
+        return TickBatchNorm(channels)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown normalisation {kind!r}; expected one of {NORMS}")
+
+
+class TickBatchNorm(nn.Module):
+    """Batch normalisation whose running statistics are kept per tick (docs/design.md#the-rtagger).
+
+    The RTagger's iterations have statistics unlike each other (the first sees a constant z and a uniform
+    L(m)), so running averages pooled over them normalise the first iterations with the statistics of later
+    ones. Training normalises with the batch's own statistics, exactly as :class:`~torch.nn.BatchNorm2d` does
+    (training is unchanged), and moves the running row of each tick the batch holds; evaluation normalises every
+    sample with the row of its own tick, so a stream's output stays independent of its batch. Ticks past the
+    last trained row use that row. Input ``(N, C, *spatial)`` or ``(N, C)``.
+
+    The tick of every sample belongs to the model's state, not to the module: :meth:`RTagger.step` lends it
+    (an ``(N,)`` integer tensor) for the length of one step (:class:`ticks_set`).
+    """
+
+    def __init__(self, channels: int, rows: int = 1, affine: bool = True, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.channels, self.momentum, self.eps = channels, momentum, eps
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
+        self.set_rows(rows)
+        self.tick: Tensor | None = None
+
+    def set_rows(self, rows: int) -> None:
+        """(Re)create the statistics for ``rows`` ticks, none of them trained yet."""
+        if rows < 1:
+            raise ValueError(f"rows must be >= 1, got {rows}")
+        self.register_buffer("running_mean", torch.zeros(rows, self.channels))
+        self.register_buffer("running_var", torch.ones(rows, self.channels))
+        self.register_buffer("rows_trained", torch.zeros((), dtype=torch.long))  # 1 + the highest tick trained
+
+    @property
+    def rows(self) -> int:
+        return self.running_mean.shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        tick = self.tick
+        if tick is None:
+            raise RuntimeError("norm='batch_tick' keeps its statistics per tick and needs every sample's tick: "
+                               "only the RTagger (groups >= 2) supplies it")
+        if self.training:
+            y = nn.functional.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            self._update(x.detach(), tick)
+            return y
+        index = torch.minimum(tick.clamp(0, self.rows - 1), (self.rows_trained - 1).clamp_min(0))
+        shape = (x.shape[0], self.channels) + (1,) * (x.dim() - 2)
+        mean, var = self.running_mean[index].reshape(shape), self.running_var[index].reshape(shape)
+        y = (x.float() - mean) * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            affine = (1, self.channels) + (1,) * (x.dim() - 2)
+            y = y * self.weight.float().reshape(affine) + self.bias.float().reshape(affine)
+        return y.to(x.dtype)
+
+    @torch.no_grad()
+    def _update(self, x: Tensor, tick: Tensor) -> None:
+        """Move the rows of the batch's ticks towards the batch's statistics (unbiased variance, as BatchNorm)."""
+        axes = [0, *range(2, x.dim())]
+        count = x.numel() // self.channels
+        mean = x.float().mean(axes)
+        var = x.float().var(axes, correction=1 if count > 1 else 0)
+        tick = tick.clamp(0, self.rows - 1)
+        present = torch.zeros(self.rows, device=x.device, dtype=torch.bool).index_fill_(0, tick, True)
+        step = self.momentum * present.float().unsqueeze(1)
+        self.running_mean.mul_(1 - step).add_(step * mean)
+        self.running_var.mul_(1 - step).add_(step * var)
+        self.rows_trained.copy_(torch.maximum(self.rows_trained, tick.max() + 1))
+
+
+class ticks_set:
+    """Context manager: every :class:`TickBatchNorm` in ``modules`` sees ``tick`` (``(N,)``) inside the block."""
+
+    def __init__(self, modules: list[TickBatchNorm], tick: Tensor):
+        self.modules, self.tick = modules, tick
+
+    def __enter__(self) -> None:
+        for module in self.modules:
+            module.tick = self.tick
+
+    def __exit__(self, *exc: object) -> None:
+        for module in self.modules:
+            module.tick = None
 
 
 def _linear(in_f: int, out_f: int, bias: bool = True) -> nn.Linear:
@@ -203,7 +289,7 @@ def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int
     if kind not in ENCODER_CELLS:
         raise ValueError(f"unknown encoder cell {kind!r}; expected one of {sorted(ENCODER_CELLS)}")
     if kind in STATELESS_KINDS:
-        norm = norm if norm in ("batch", "batch_stats", "none") else "batch"
+        norm = norm if norm in (*BATCH_NORMS, "none") else "batch"
     return ENCODER_CELLS[kind](in_ch, hidden, kernel, dims, norm)
 
 

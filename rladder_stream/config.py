@@ -68,8 +68,11 @@ class LadderConfig:
             "Where the feedback enters": 18.5 % test error against 5-6 % for the others, H200, 1 seed).
         decoder_to_encoder_detach: stop the gradient through ``d_l^{t-1}``: the feedback is used as an
             input but not trained through (issue 4 investigation).
-        norm: ``layer`` (RLadder), ``batch`` (running statistics at evaluation) or ``batch_stats`` (batch
-            statistics at evaluation too: the RTagger) after input convolutions and in decoder cells.
+        norm: after input convolutions and in decoder cells: ``layer`` (RLadder), ``batch`` (running statistics
+            pooled over ticks at evaluation), ``batch_tick`` (running statistics kept per tick, selected by a tick
+            counter in the state: the RTagger's iterations differ; RTagger only) or ``batch_stats`` (the batch's own
+            statistics at evaluation too, as the reference Tagger; a stream's output then depends on its batch).
+        norm_ticks: rows of per-tick statistics with ``batch_tick``; later ticks share the last row.
         n_classes: classes of the classification head; 0 for none.
         predict: next-observation head on the bottom decoder output (needs the decoder).
         probe: stopped-gradient readout of the clean input from the lowest decoder map (docs/design.md#baselines-and-ablations).
@@ -126,6 +129,7 @@ class LadderConfig:
     decoder_to_encoder_entry: str = "normalised"
     decoder_to_encoder_detach: bool = False
     norm: str = "layer"
+    norm_ticks: int = 20
     n_classes: int = 10
     predict: bool = True
     probe: bool = False
@@ -212,6 +216,8 @@ class LadderConfig:
             raise ValueError(f"decoder_cell={self.decoder_cell!r}; expected one of {sorted(DECODER_CELLS)}")
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r}; expected one of {NORMS}")
+        if self.norm_ticks < 1:
+            raise ValueError(f"norm_ticks must be >= 1, got {self.norm_ticks}")
         if self.prediction_readout not in PREDICTION_READOUTS:
             raise ValueError(f"prediction_readout={self.prediction_readout!r}; expected one of {PREDICTION_READOUTS}")
         if ((self.predict and self.prediction_readout == "decoder") or self.probe) and not self.decoder:

@@ -50,7 +50,10 @@ def measure_peak(device: torch.device, quick: bool = False, cpu_bf16: bool = Fal
         n, dtype = 8192, torch.bfloat16
     else:
         n, dtype = (1024 if quick else 2048), torch.bfloat16 if cpu_bf16 else torch.float32
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    # its own generator: the global one would advance on the first call in a process only, so a training run's
+    # draws would depend on whether an earlier run in the same process had measured the peak already
+    gen = torch.Generator(device=device).manual_seed(0)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype, generator=gen) for _ in range(2))
     for _ in range(2):
         a @ b
     # the best of several timings: on a CPU shared with other work the mean would understate the peak

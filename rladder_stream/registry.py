@@ -76,6 +76,9 @@ def get_config(name: str, size: str = "cpu", **overrides: Any) -> LadderConfig:
 def build_model(config: LadderConfig) -> nn.Module:
     """The model for a configuration (the single factory every entry point uses): an :class:`RLadder`, or an
     :class:`~rladder_stream.tagger.RTagger` around one when ``config.groups > 0``."""
+    if config.norm == "batch_tick" and not config.groups:
+        raise ValueError("norm='batch_tick' keeps statistics per tick of an RTagger's state (groups >= 2); "
+                         "an RLadder uses 'layer', 'batch' or 'batch_stats'")
     return RTagger(config) if config.groups else RLadder(config)
 
 
@@ -197,6 +200,9 @@ _TMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 # the same balance argument as OMM_PREDICTION_WEIGHT (a setting, not a fixed truth).
 TAGGER_DENOISING_WEIGHT = 0.02
 TAGGER_INPUT_NOISE = 0.1  # std of the Gaussian noise of the denoising task (textured images span [0, 1])
+# Batch norm with running statistics kept per iteration (docs/design.md, "Batch normalisation at evaluation"):
+# training is the same as with pooled ones; evaluation normalises each iteration with its own statistics.
+TAGGER_NORM = "batch_tick"
 
 
 def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
@@ -205,7 +211,8 @@ def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     fields.setdefault("top_kind", kind)
     fields.setdefault("prediction_weight", TAGGER_DENOISING_WEIGHT)
     fields.setdefault("input_noise", TAGGER_INPUT_NOISE)
-    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch", **fields)
+    fields.setdefault("norm", TAGGER_NORM if fields.get("groups") else "batch")
+    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], **fields)
 
 
 @register_config("tmnist-rtagger", "RTagger on Brodatz-textured MNIST: 2 groups, conv-LSTM RLadder engine, denoising + class (Table 4)", **TEXTURED)
@@ -242,7 +249,7 @@ _MMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 
 def _mmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     levels = tuple(LevelConfig(c, kind, pool=p) for c, p in _MMNIST_LEVELS[size])
-    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
+    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm=TAGGER_NORM, groups=3,
                         n_classes=0, class_weight=0.0, **fields)
 
 
@@ -272,7 +279,7 @@ SHAPES_MEAN_PIXEL = 0.28  # the share of ink pixels (envs/shapes.py, 50,000 trai
 def _shapes(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     levels = tuple(LevelConfig(c, kind, pool=1 if i == 0 else 2) for i, c in enumerate(_SHAPES_CHANNELS[size]))
     return LadderConfig(obs_shape=(20, 20), levels=levels, top_kind=kind, top_size=_SHAPES_TOP[size], top_pool=1,
-                        norm="batch", groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE,
+                        norm=TAGGER_NORM, groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE,
                         tagger_input="binary", tagger_z_init=SHAPES_MEAN_PIXEL, **fields)
 
 

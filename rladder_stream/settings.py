@@ -41,6 +41,11 @@ class DataSettings:
     valid_sequences: int = 2_000
     test_sequences: int | None = None  # None: the whole test split
     eval_batch_size: int = 500
+    # norm="batch_tick" (the Taggers): before every evaluation each iteration's statistics are averaged over this many
+    # clean training images, as evaluation and streaming see them (training's running averages come from noised
+    # ones; docs/design.md, "Batch normalisation at evaluation"); at most train_sequences; 0 keeps training's
+    # running averages
+    calibration_sequences: int = 2_000
     labelled: int | None = None  # semi-supervised: number of labelled training digits (class-balanced, fixed)
     use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
     labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
@@ -52,6 +57,8 @@ class DataSettings:
             raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
+        if self.calibration_sequences < 0:
+            raise ValueError(f"calibration_sequences must be >= 0, got {self.calibration_sequences}")
         for name in ("iterations", "eval_iterations"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -2,8 +2,10 @@
 
 Reading one tick (iteration on a static image, frame on video) top to bottom (``RTagger.step``):
 
-1. The state holds every group's current reconstruction ``z_k`` and mask ``m_k`` (Σ_k m_k = 1 per pixel)
-   and the engine's state for the ``B*K`` group-streams.
+1. The state holds every group's current reconstruction ``z_k`` and mask ``m_k`` (Σ_k m_k = 1 per pixel),
+   the engine's state for the ``B*K`` group-streams and, with ``norm="batch_tick"`` (the registered Taggers),
+   each stream's tick, which selects the batch norms' statistics of that iteration (docs/design.md, "Batch
+   normalisation at evaluation").
 2. Tagger inputs per group, from the observation ``x``: ``z_k``, ``m_k``, the error signal ``δz_k`` and the mask
    likelihood ``L(m_k) = softmax_k(-ℓ_k)``. Gaussian inputs: ``δz_k = m_k (x - z_k)``,
    ``ℓ_k = ½ log(σ² + v²) + (z_k - x)² / (2(σ² + v²))`` (σ: the config's ``input_noise``; v: a learned std).
@@ -19,7 +21,7 @@ Reading one tick (iteration on a static image, frame on video) top to bottom (``
    groups; "none" is dropped and the rest renormalised.
 
 The RTagger is the Tagger when its engine has feed-forward levels and no decoder-to-encoder connection (the
-state then holds z and m only): one code path, two configurations. It has the interface of ``RLadder``
+state then holds z and m, and the tick, only): one code path, two configurations. It has the interface of ``RLadder``
 (``state_spec``, ``init_state``, pure ``step``, ``forward`` = the loop over ``step``), so ``Predictor``,
 training and export use it unchanged.
 """
@@ -31,7 +33,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .cells import conv, norm_layer
+from .cells import TickBatchNorm, conv, norm_layer, ticks_set
 from .config import LadderConfig
 from .ladder import Outputs, RLadder, State
 
@@ -76,6 +78,8 @@ def pass_bottom_through(engine: RLadder) -> None:
 def _norm_without_affine(kind: str, dims: int, channels: int = 1) -> nn.Module:
     """Norm of the head maps (one channel; for a dense engine one channel per pixel, normalised per pixel as the
     reference does); the scales and shifts of docs/design.md#the-rtagger are explicit parameters."""
+    if kind == "batch_tick":
+        return TickBatchNorm(channels, affine=False)
     if kind in ("batch", "batch_stats"):
         return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims](channels, affine=False, track_running_stats=kind == "batch")
     if kind == "layer":
@@ -124,6 +128,10 @@ class RTagger(nn.Module):
         self.feed_logit = self.binary and config.tagger_z_feed == "logit"
         self.m_scale = nn.Parameter(torch.tensor(1.0))  # c_2
         self.log_variance = nn.Parameter(torch.tensor(math.log(config.tagger_variance_init)))  # log v²
+        # norm="batch_tick": statistics kept per tick, selected by a tick counter in the state
+        self.tick_norms = [m for m in self.modules() if isinstance(m, TickBatchNorm)]
+        for norm in self.tick_norms:
+            norm.set_rows(config.norm_ticks)
 
     @property
     def groups(self) -> int:
@@ -136,6 +144,8 @@ class RTagger(nn.Module):
         spec = {ENGINE_PREFIX + name: (k, *shape) for name, shape in self.engine.state_spec().items()}
         spec["z"] = (k, *obs)
         spec["m"] = (k, *obs)
+        if self.tick_norms:
+            spec["tick"] = ()  # the stream's tick (0 at the start), capped at the last row of statistics
         return spec
 
     def init_state(
@@ -208,15 +218,17 @@ class RTagger(nn.Module):
         inputs = self.tagger_inputs(obs, state["z"], state["m"]).flatten(0, 1)  # groups folded into the batch
         if self.dense:
             inputs = inputs.reshape(b * k, -1, 1)
-        if self.projection is not None:
-            inputs = self.projection(inputs)
         engine_state = {name: state[ENGINE_PREFIX + name].flatten(0, 1) for name in self.engine.state_spec()}
-        engine_out, engine_next = self.engine.step(inputs, engine_state)
-        h = engine_out["prediction_logits"]  # the engine's bottom-level output, (B*K, channels, *obs_shape)
-        z = self.z_scale * self.z_norm(self.z_head(h)).reshape(b, k, *cfg.obs_shape) + self.z_shift
+        tick = state["tick"].long() if self.tick_norms else obs.new_zeros(b, dtype=torch.long)
+        with ticks_set(self.tick_norms, tick.repeat_interleave(k)):  # one tick per group-stream
+            if self.projection is not None:
+                inputs = self.projection(inputs)
+            engine_out, engine_next = self.engine.step(inputs, engine_state)
+            h = engine_out["prediction_logits"]  # the engine's bottom-level output, (B*K, channels, *obs_shape)
+            z = self.z_scale * self.z_norm(self.z_head(h)).reshape(b, k, *cfg.obs_shape) + self.z_shift
+            m = torch.softmax((self.m_scale * self.m_norm(self.m_head(h))).reshape(b, k, *cfg.obs_shape), dim=1)
         if self.binary:
             z = torch.sigmoid(z)
-        m = torch.softmax((self.m_scale * self.m_norm(self.m_head(h))).reshape(b, k, *cfg.obs_shape), dim=1)
 
         outputs: Outputs = {}
         if cfg.n_classes:
@@ -231,6 +243,8 @@ class RTagger(nn.Module):
 
         new_state = {ENGINE_PREFIX + name: v.reshape(b, k, *v.shape[1:]) for name, v in engine_next.items()}
         new_state["z"], new_state["m"] = z, m
+        if self.tick_norms:
+            new_state["tick"] = (tick + 1).clamp_max(cfg.norm_ticks - 1).to(state["tick"].dtype)
         return outputs, new_state
 
     # The loop over ``step`` and the parameter count are the RLadder's own (they use only the interface).

@@ -132,6 +132,35 @@ def evaluate(model: torch.nn.Module, task: Task, split: str, limit: int | None, 
     return {name: total / max(count, 1.0) for name, (total, count) in sums.items()}
 
 
+@torch.no_grad()
+def calibrate_tick_statistics(model: torch.nn.Module, task: Task, sequences: int, batch_size: int, seed: int,
+                              device: torch.device, noise: float = 0.0) -> None:
+    """Set the per-iteration running statistics of ``model``'s ``norm="batch_tick"`` norms to their average over
+    ``sequences`` clean training sequences (drawn from ``seed``): the statistics of inputs as evaluation and
+    streaming see them. Training's running averages come from noised inputs; on the Shapes Tagger they cost 0.03-0.05
+    AMI against these (docs/design.md, "Batch normalisation at evaluation"). Nothing else changes: the weights, the
+    training's random draws (a forked generator, a data stream of its own) and the model's mode. ``noise``: the
+    inputs corrupted as in training instead (to measure what that costs)."""
+    norms = getattr(model, "tick_norms", [])
+    if not norms or sequences < 1:
+        return
+    rng = np.random.default_rng([seed, 0, 7])  # three words: no training step's [seed, step] stream
+    was_training, momenta = model.training, [norm.momentum for norm in norms]
+    model.train()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for i, start in enumerate(range(0, sequences, batch_size)):
+            for norm in norms:
+                norm.momentum = 1.0 / (i + 1)  # a cumulative average; the first batch replaces the old rows
+                if i == 0:
+                    norm.rows_trained.zero_()
+            inputs = task.train_batch(rng, min(batch_size, sequences - start), device)["inputs"].to(device)
+            model(task.add_input_noise(inputs, noise) if noise > 0 else inputs)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.train(was_training)
+
+
 # ============================================================================ the loop
 
 
@@ -278,6 +307,9 @@ class TrainingRun:
         if self.ddp:
             if self.device.type == "cuda":  # batch statistics over the global batch, as in one process
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                if getattr(self.model, "tick_norms", None):  # TickBatchNorm has no synchronised form (yet)
+                    self.log("note: norm=batch_tick normalises each process's share of the batch with its own "
+                             "statistics (not synchronised across processes)")
             # static_graph: the same parameters get gradients every step (an ablation's zero-weighted head never does)
             model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None, static_graph=True)
         model.train()
@@ -325,6 +357,8 @@ class TrainingRun:
     def metrics(self, split: str, limit: int | None) -> dict[str, float]:
         """The model's metrics on a split (and the teacher's, as ``teacher_...``)."""
         cfg = self.cfg
+        calibration = min(cfg.calibration_sequences, cfg.train_sequences)  # at most an epoch's worth
+        calibrate_tick_statistics(self.model, self.task, calibration, cfg.eval_batch_size, cfg.seed, self.device)
         metrics = evaluate(self.model, self.task, split, limit, cfg.eval_batch_size, self.device)
         if self.teacher is not None:
             metrics.update({f"teacher_{k}": v for k, v in evaluate(
@@ -384,6 +418,7 @@ class TrainingRun:
             "test": test,
             "valid_history": self.history,
             "train_config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+            "model_config": json.loads(json.dumps(dataclasses.asdict(self.model_config))),  # the registry's defaults change
         }
         (out / "results.json").write_text(json.dumps(results, indent=2))
         return results

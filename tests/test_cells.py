@@ -134,3 +134,62 @@ def test_a_same_conv1d_is_the_convolution_it_replaces(kernel, length):
     grads_plain = torch.autograd.grad(y_plain, [x, plain.weight, plain.bias], g)
     for a, b in zip(grads_fast, grads_plain):
         torch.testing.assert_close(a, b)
+
+
+# ----------------------------------------------------------------------------- per-tick batch norm
+
+
+def _tick_norm(rows: int = 4, channels: int = 3, affine: bool = True):
+    from rladder_stream.cells import TickBatchNorm
+
+    norm = TickBatchNorm(channels, rows=rows, affine=affine)
+    if affine:
+        with torch.no_grad():
+            norm.weight.copy_(torch.tensor([0.5, 2.0, -1.0]))
+            norm.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    return norm
+
+
+def test_a_tick_norm_trains_as_batch_norm_and_moves_only_its_ticks_row():
+    """Training output = BatchNorm2d's in training (batch statistics); the running row of the batch's tick moves as
+    BatchNorm2d's running statistics do, the other rows keep their init."""
+    from rladder_stream.cells import ticks_set
+
+    torch.manual_seed(0)
+    norm, reference = _tick_norm(), nn.BatchNorm2d(3)
+    with torch.no_grad():
+        reference.weight.copy_(norm.weight)
+        reference.bias.copy_(norm.bias)
+    x = 3 * torch.randn(6, 3, 5, 5) + 1
+    with ticks_set([norm], torch.full((6,), 2)):
+        y = norm.train()(x)
+    torch.testing.assert_close(y, reference.train()(x), rtol=0, atol=1e-6)
+    torch.testing.assert_close(norm.running_mean[2], reference.running_mean)
+    torch.testing.assert_close(norm.running_var[2], reference.running_var)
+    for row in (0, 1, 3):
+        assert torch.equal(norm.running_mean[row], torch.zeros(3)) and torch.equal(norm.running_var[row], torch.ones(3))
+    assert norm.rows_trained.item() == 3 and norm.tick is None  # the tick is lent for the block only
+
+
+def test_a_tick_norm_evaluates_each_sample_with_its_own_ticks_statistics():
+    """Known answer: in eval mode sample i is normalised with row ``tick_i`` (a BatchNorm2d holding that row gives the
+    same); ticks past the last trained row use that row; without a tick it refuses."""
+    from rladder_stream.cells import ticks_set
+
+    norm = _tick_norm().eval()
+    with torch.no_grad():
+        norm.running_mean.copy_(torch.randn(4, 3))
+        norm.running_var.copy_(0.5 + torch.rand(4, 3))
+        norm.rows_trained.fill_(3)  # rows 0-2 trained, row 3 never
+    x, ticks = torch.randn(5, 3, 4, 4), torch.tensor([0, 2, 1, 3, 7])
+    with ticks_set([norm], ticks):
+        y = norm(x)
+    for i, tick in enumerate(ticks.tolist()):
+        row = min(tick, 2)
+        reference = nn.BatchNorm2d(3).eval()
+        with torch.no_grad():
+            reference.weight.copy_(norm.weight), reference.bias.copy_(norm.bias)
+            reference.running_mean.copy_(norm.running_mean[row]), reference.running_var.copy_(norm.running_var[row])
+        torch.testing.assert_close(y[i : i + 1], reference(x[i : i + 1]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="only the RTagger"):
+        norm(x)

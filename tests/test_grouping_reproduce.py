@@ -142,10 +142,9 @@ def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
     assert "| 1-200 | 0.300 |" in module.table([log], 200, ami_only=True)
 
 
-def test_eval_norm_switches_every_batch_norm_to_the_batch_statistics(tmp_path, capsys):
-    """benchmarks/eval_norm.py: with running statistics it scores what the run's own test recorded; after the switch
-    evaluation normalises with the batch's statistics (eval mode then equals the training-mode forward, which it did
-    not before) and no running statistics are left."""
+def test_eval_norm_scores_a_tagger_with_other_batch_statistics(tmp_path, capsys):
+    """benchmarks/eval_norm.py: with the run's own statistics it scores what the run's test recorded; its batch-stats
+    twin evaluates as the training-mode forward does (which the model itself does not) with the same weights."""
     import torch
 
     from rladder_stream.checkpoint import load_model
@@ -156,17 +155,20 @@ def test_eval_norm_switches_every_batch_norm_to_the_batch_statistics(tmp_path, c
     assert module.amis(model, 16, 16)[:3] == pytest.approx([test["ami_1"], test["ami_2"], test["ami_3"]], abs=1e-6)
     images = torch.rand(8, 3, 20, 20).round()
 
-    def reconstructions(mode: bool) -> torch.Tensor:
+    def groups(net: torch.nn.Module, mode: bool) -> torch.Tensor:
         torch.manual_seed(0)
         with torch.no_grad():
-            return model.train(mode)(images)[0]["groups"]
+            return net.train(mode)(images)[0]["groups"]
 
-    assert not torch.allclose(reconstructions(False), reconstructions(True))
-    module.use_batch_statistics(model)
-    assert torch.allclose(reconstructions(False), reconstructions(True))
-    assert all(m.running_mean is None for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
-    module.main([str(tmp_path / "run" / "last.pt"), "--images", "16", "--batch-size", "8", "--batches", "8", "16"])
-    assert "| batch of 16 |" in capsys.readouterr().out
+    assert not torch.allclose(groups(model, False), groups(model, True))
+    batch_stats = module.use_batch_statistics(model)
+    assert batch_stats.config.norm == "batch_stats"
+    assert torch.allclose(groups(batch_stats, False), groups(batch_stats, True))
+    assert torch.allclose(groups(batch_stats, True), groups(model, True))  # the same weights
+    module.main([str(tmp_path / "run" / "last.pt"), "--images", "16", "--batch-size", "8", "--batches", "8", "16",
+                 "--calibrate", "16"])
+    out = capsys.readouterr().out
+    assert "| batch of 16 |" in out and "| per iteration (16 noised training images) |" in out and "(16 clean training images)" in out
 
 
 def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, capsys):

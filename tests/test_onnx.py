@@ -28,7 +28,7 @@ import torch
 from rladder_stream.export import OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx, read_step_info
 from rladder_stream.export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
 from rladder_stream import Predictor, __version__, build_model, get_config, list_configs, load_model, save_checkpoint
-from rladder_stream.cells import LSTMCell
+from rladder_stream.cells import LSTMCell, TickBatchNorm
 from rladder_stream.outputs import StreamingPredictor
 
 CPU = ["CPUExecutionProvider"]
@@ -68,9 +68,11 @@ def _random_model(name: str, seed: int = 0, scale: float = 0.1, forgetful: bool 
         for m in model.modules():
             if forgetful and isinstance(m, LSTMCell):
                 m.hidden_transform.bias[m.hidden : 2 * m.hidden] -= 1.0
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            if (isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats) or isinstance(m, TickBatchNorm):
                 m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=gen))
                 m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
+            if isinstance(m, TickBatchNorm):
+                m.rows_trained.fill_(m.rows)
     return model.eval()
 
 
@@ -167,6 +169,13 @@ def test_every_config_streams_like_pytorch_500_ticks(exported, name, n_streams):
     model, path = exported(name, decoder_init="closed")  # long streams: closed decoders (see FAST_PARITY)
     worst = _stream_parity(model, path, 500, n_streams)
     _assert_parity(worst)
+
+
+def test_per_tick_statistics_stream_like_pytorch(exported):
+    """norm=batch_tick: the tick counter is state, so ONNX selects each stream's row of statistics as PyTorch does,
+    in streams of different ages (one reset halfway) and past the last row (4 rows, 12 ticks)."""
+    model, path = exported("tmnist-rtagger", norm="batch_tick", norm_ticks=4)
+    _assert_parity(_stream_parity(model, path, 12, 7))
 
 
 @pytest.mark.slow

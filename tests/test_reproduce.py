@@ -11,6 +11,7 @@ import pytest
 from rladder_stream.apps.cli import main as cli_main
 from rladder_stream.reproduce.common import NO_VALUE, Stat, row_model_overrides
 from rladder_stream.reproduce.table1 import TABLE1, plan_table1, table1_claims, table1_markdown
+from rladder_stream.registry import get_config
 from rladder_stream.train import train
 
 CONFIGS = [row.config for row in TABLE1]
@@ -203,3 +204,32 @@ def test_reproduce_end_to_end_writes_all_rows_and_resumes_without_retraining(tmp
     with pytest.raises(SystemExit):  # finished runs made with other settings are not silently reused
         cli_main(args[:-len(SMALL)] + [*SMALL[:-1], "eval_batch_size=4"])
     assert "other settings" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_reused_only_with_the_same_model_and_settings(tmp_path):
+    """finished_results: a setting the package gained after the run counts as unchanged at its default; a run whose
+    recorded model configuration differs from the registry's now (a default changed since) is refused, naming it."""
+    import dataclasses
+
+    from rladder_stream.reproduce.common import finished_results
+    from rladder_stream.train import TrainConfig
+
+    cfg = TrainConfig(model="shapes-tagger", size="tiny", out=str(tmp_path))
+    settings = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    model = json.loads(json.dumps(dataclasses.asdict(get_config("shapes-tagger", "tiny"))))
+    path = tmp_path / "results.json"
+
+    def results(**changes) -> dict:
+        record = {"model": cfg.model, "test": {"ami_3": 0.5}, "train_config": settings, "model_config": model, **changes}
+        path.write_text(json.dumps(record))
+        return finished_results(cfg)
+
+    assert results()["test"] == {"ami_3": 0.5}
+    older = {k: v for k, v in settings.items() if k != "calibration_sequences"}
+    assert results(train_config=older)["test"]  # written before the setting existed, which has its default now
+    path.write_text(json.dumps({"model": cfg.model, "test": {}, "train_config": settings}))  # before models were recorded
+    assert finished_results(cfg) is not None
+    with pytest.raises(ValueError, match="model norm: 'batch' there, 'batch_tick' now"):
+        results(model_config={**model, "norm": "batch"})
+    with pytest.raises(ValueError, match="calibration_sequences: 10 there, 2000 now"):
+        results(train_config={**settings, "calibration_sequences": 10})

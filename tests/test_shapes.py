@@ -176,10 +176,10 @@ def test_configs_pick_the_shapes_task():
         for size in ("tiny", "cpu", "gpu"):
             cfg = get_config(name, size=size)
             assert cfg.obs_shape == (20, 20) and cfg.groups == 4 and cfg.n_classes == 0 and cfg.class_weight == 0
-            assert cfg.norm == "batch" and cfg.input_noise > 0 and cfg.recurrent == recurrent
+            assert cfg.norm == "batch_tick" and cfg.input_noise > 0 and cfg.recurrent == recurrent
             assert cfg.level_spatial(len(cfg.levels)) == ((10, 10) if size == "tiny" else (5, 5)) and cfg.top_pool == 1
         assert task_for(cfg) == "shapes" and TASKS["shapes"] is ShapesTask
-    assert set(build_model(get_config("shapes-tagger", size="tiny")).state_spec()) == {"z", "m"}
+    assert set(build_model(get_config("shapes-tagger", size="tiny")).state_spec()) == {"z", "m", "tick"}
 
 
 def test_task_batches_costs_and_ami():

@@ -13,6 +13,7 @@ from rladder_stream import Predictor
 from rladder_stream.registry import get_config, list_configs
 from rladder_stream.ladder import RLadder
 from rladder_stream.registry import build_model
+from rladder_stream.cells import ticks_set
 from rladder_stream.tagger import RTagger, engine_config, group_mixture_nll
 from rladder_stream.tasks import MovingMNISTTask, TexturedMNISTTask
 
@@ -38,13 +39,15 @@ def test_the_registry_has_the_table4_and_moving_mnist_models():
     convnet = build_model(get_config("tmnist-convnet", size="tiny"))
     assert isinstance(convnet, RLadder) and convnet.state_spec() == {}  # encoder-like, feed-forward
     tagger = build_model(get_config("tmnist-tagger", size="tiny"))
-    assert set(tagger.state_spec()) == {"z", "m"}  # Tagger: a non-recurrent Ladder engine, only z and m carried
+    assert set(tagger.state_spec()) == {"z", "m", "tick"}  # Tagger: a non-recurrent Ladder engine, only z, m (and the tick)
     soft_top = get_config("shapes-tagger-dense", size="tiny", top_kind="softmax")  # the reference Ladder's top
-    assert not soft_top.recurrent and set(build_model(soft_top).state_spec()) == {"z", "m"}
+    assert not soft_top.recurrent and set(build_model(soft_top).state_spec()) == {"z", "m", "tick"}
     rtagger = build_model(get_config("tmnist-rtagger", size="tiny"))
     assert {"engine.enc1.h", "engine.dec1.prev", "z", "m"} <= set(rtagger.state_spec())
     video_tagger = build_model(get_config("mmnist-tagger", size="tiny"))
-    assert isinstance(video_tagger, RTagger) and set(video_tagger.state_spec()) == {"z", "m"}  # frames carry z and m only
+    assert isinstance(video_tagger, RTagger) and set(video_tagger.state_spec()) == {"z", "m", "tick"}  # frames carry z and m
+    pooled = build_model(get_config("mmnist-tagger", size="tiny", norm="batch"))
+    assert set(pooled.state_spec()) == {"z", "m"}  # the tick only where statistics are kept per tick
 
 
 def test_engine_sees_four_channels_and_a_none_class():
@@ -93,7 +96,7 @@ def test_groups_are_interchangeable(name):
     x = torch.rand(2, 3, *cfg.obs_shape, dtype=torch.float64)
     state = model.init_state(2, generator=torch.Generator().manual_seed(1))
     perm = torch.arange(cfg.groups - 1, -1, -1)  # reversed groups
-    permuted = {k: v[:, perm] for k, v in state.items()}  # the engine state is per group too (zeros here)
+    permuted = {k: v if k == "tick" else v[:, perm] for k, v in state.items()}  # the engine state is per group too (zeros here)
     out, final = model(x, state)
     out_p, final_p = model(x, permuted)
     # float64; batch statistics summed in another order differ in the last bits, which the dense engines'
@@ -102,7 +105,7 @@ def test_groups_are_interchangeable(name):
     for key in ("groups", "reconstructions"):
         torch.testing.assert_close(out_p[key], out[key][:, :, perm], **close)
     for key in final:
-        torch.testing.assert_close(final_p[key], final[key][:, perm], **close)
+        torch.testing.assert_close(final_p[key], final[key] if key == "tick" else final[key][:, perm], **close)
     if cfg.n_classes:
         torch.testing.assert_close(out_p["class_logits"], out["class_logits"])
     assert not torch.allclose(out["groups"][:, :, 0], out["groups"][:, :, 1])  # the noise did break the symmetry
@@ -112,24 +115,28 @@ def test_a_closed_engine_passes_its_bottom_input_through_at_init():
     """Started closed, the bottom combinator is made d_0 = e_0 (not the zero of the original Ladder init), so
     the heads read each group's own inputs from the first step."""
     for name in ("tmnist-rtagger", "tmnist-tagger", "mmnist-rtagger"):
-        engine = build_model(get_config(name, size="tiny", decoder_init="closed")).engine
+        model = build_model(get_config(name, size="tiny", decoder_init="closed"))
+        engine = model.engine
         bottom = engine.decoders[0]
         e0 = torch.rand(3, 4, *engine.config.obs_shape)
         d1 = torch.randn(3, engine.config.levels[0].channels, *engine.config.level_spatial(1))
-        torch.testing.assert_close(bottom(d1, e0), e0)
+        with ticks_set(model.tick_norms, torch.zeros(3, dtype=torch.long)):  # per-tick norms: the first tick
+            torch.testing.assert_close(bottom(d1, e0), e0)
 
 
 def test_an_open_engine_mixes_its_bottom_input_with_the_signal_from_above():
     """Started open (the default), the bottom combinator blends e_0 with what comes from above: both reach the
     heads (a pass-through would cut the levels above off from the cost)."""
     for name in ("tmnist-rtagger", "tmnist-tagger", "mmnist-rtagger"):
-        engine = build_model(get_config(name, size="tiny")).engine
+        model = build_model(get_config(name, size="tiny"))
+        engine = model.engine
         bottom = engine.decoders[0]
         e0 = torch.rand(3, 4, *engine.config.obs_shape)
         d1 = torch.randn(3, engine.config.levels[0].channels, *engine.config.level_spatial(1))
-        y = bottom(d1, e0)
-        assert not torch.allclose(bottom(d1, e0 + 0.5), y, atol=1e-3)  # a function of e_0
-        assert not torch.allclose(bottom(2 * d1, e0), y, atol=1e-3)  # and of the signal from above
+        with ticks_set(model.tick_norms, torch.zeros(3, dtype=torch.long)):
+            y = bottom(d1, e0)
+            assert not torch.allclose(bottom(d1, e0 + 0.5), y, atol=1e-3)  # a function of e_0
+            assert not torch.allclose(bottom(2 * d1, e0), y, atol=1e-3)  # and of the signal from above
 
 
 @pytest.mark.parametrize("name", TAGGERS)
@@ -202,7 +209,8 @@ def test_class_beliefs_sum_the_groups_and_drop_the_none_class():
     out, _ = model.step(x, state)
     engine_state = {n: state["engine." + n].flatten(0, 1) for n in model.engine.state_spec()}
     inputs = model.tagger_inputs(x, state["z"], state["m"]).flatten(0, 1)
-    engine_out, _ = model.engine.step(inputs, engine_state)
+    with ticks_set(model.tick_norms, torch.zeros(4, dtype=torch.long)):  # 2 streams x 2 groups at their first tick
+        engine_out, _ = model.engine.step(inputs, engine_state)
     probs = torch.softmax(engine_out["class_logits"], -1).reshape(2, 2, 11).sum(1)[:, :10]
     torch.testing.assert_close(out["class_logits"].exp(), probs / probs.sum(-1, keepdim=True))
 
@@ -577,23 +585,24 @@ def test_batch_statistics_norm_evaluates_as_it_trains():
 
 @pytest.mark.parametrize("name", ["tmnist-rtagger", "shapes-tagger-dense"])
 def test_running_statistics_keep_a_streams_output_independent_of_its_batch(name):
-    """norm=batch (the registered Taggers' choice, docs/design.md "Batch normalisation at evaluation"): in eval mode a
-    stream's groupings are the same alone and in a batch of other images; with norm=batch_stats they are not."""
+    """norm=batch and batch_tick (running statistics, docs/design.md "Batch normalisation at evaluation"): in eval mode
+    a stream's groupings are the same alone and in a batch of other images; with norm=batch_stats they are not."""
 
     def first_row(norm: str, rows: int) -> dict[str, torch.Tensor]:
         torch.manual_seed(0)
-        model = build_model(get_config(name, size="tiny", norm=norm))
+        model = build_model(get_config(name, size="tiny", norm=norm)).double()  # double: no rounding by batch size
         _perturb(model)
-        x = torch.rand(4, 3, *model.config.obs_shape, generator=torch.Generator().manual_seed(2))
+        x = torch.rand(4, 3, *model.config.obs_shape, generator=torch.Generator().manual_seed(2), dtype=torch.double)
         state = model.init_state(4, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             model.train()(x, state)  # running statistics that are not the initial ones
             out, _ = model.eval()(x[:rows], {k: v[:rows] for k, v in state.items()})
         return {k: out[k][0] for k in ("groups", "reconstructions")}
 
-    alone, batched = first_row("batch", 1), first_row("batch", 4)
-    for k in alone:
-        torch.testing.assert_close(alone[k], batched[k], rtol=1e-5, atol=1e-6)
+    for norm in ("batch", "batch_tick"):
+        alone, batched = first_row(norm, 1), first_row(norm, 4)
+        for k in alone:
+            torch.testing.assert_close(alone[k], batched[k], rtol=1e-9, atol=1e-10)
     alone, batched = first_row("batch_stats", 2), first_row("batch_stats", 4)
     assert not torch.allclose(alone["groups"], batched["groups"], atol=1e-4)
 
@@ -664,3 +673,42 @@ def test_a_pixel_affine_gives_each_pixel_its_own_reconstruction_shift():
                                torch.ones_like(before[:, :, 3, 5]))
     with pytest.raises(ValueError, match="tagger_affine"):
         cfg.replace(tagger_affine="channel")
+
+
+@pytest.mark.parametrize("name", ["shapes-tagger", "shapes-rtagger-dense"])
+def test_per_tick_statistics_follow_each_streams_own_tick(name):
+    """norm=batch_tick: training fills one row of statistics per iteration (rows differ: the first iteration sees a
+    constant z); the state counts each stream's ticks up to the last row; in a batch of streams of different ages
+    (one just reset) every stream gets what it gets alone."""
+    torch.manual_seed(0)
+    model = build_model(get_config(name, size="tiny", norm="batch_tick", norm_ticks=3))
+    _perturb(model)
+    x = (torch.rand(8, 4, 20, 20, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    state = model.init_state(8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(state["tick"], torch.zeros(8))
+    with torch.no_grad():
+        _, after = model.train()(x, state)
+    assert torch.equal(after["tick"], torch.full((8,), 2.0))  # 4 ticks, capped at the last of 3 rows
+    norm = model.tick_norms[0]
+    assert norm.rows_trained.item() == 3 and not torch.allclose(norm.running_mean[0], norm.running_mean[1], atol=1e-4)
+
+    model.eval()
+    old = model.init_state(1, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in range(2):
+            _, old = model.step(x[1:2, t], old)
+        fresh = model.init_state(1, generator=torch.Generator().manual_seed(4))
+        both = {k: torch.cat([fresh[k], old[k]]) for k in fresh}
+        together, _ = model.step(x[:2, 2], both)
+        alone = [model.step(x[i : i + 1, 2], s)[0] for i, s in enumerate((fresh, old))]
+    for i in range(2):
+        for k in ("groups", "reconstructions"):
+            torch.testing.assert_close(together[k][i], alone[i][k][0], rtol=1e-5, atol=1e-6)
+
+
+def test_per_tick_statistics_are_an_rtagger_setting():
+    """An RLadder has no tick in its state to select statistics with: building one with batch_tick says so."""
+    with pytest.raises(ValueError, match="batch_tick"):
+        build_model(get_config("omm-rladder", size="tiny", norm="batch_tick"))
+    with pytest.raises(ValueError, match="norm_ticks"):
+        get_config("shapes-tagger", size="tiny", norm="batch_tick", norm_ticks=0)

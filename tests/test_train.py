@@ -223,6 +223,78 @@ def test_the_probe_does_not_change_how_the_model_trains(tmp_path):
         assert torch.equal(with_probe[k], v), k
 
 
+def test_per_tick_statistics_change_nothing_the_run_learns(tmp_path):
+    """norm=batch_tick normalises training batches as norm=batch does; only what it keeps for evaluation differs
+    (one row of running statistics per iteration): same seed, bit-identical weights after several steps."""
+    quiet = lambda s: None  # noqa: E731
+    run = dict(model="shapes-tagger", epochs=1, train_sequences=32)
+    train(_tiny(tmp_path, out=str(tmp_path / "pooled"), **run), log=quiet)
+    train(_tiny(tmp_path, out=str(tmp_path / "tick"), model_overrides={"norm": "batch_tick", "norm_ticks": 3}, **run), log=quiet)
+    _, pooled, _ = load_checkpoint(tmp_path / "pooled" / "last.pt")
+    tick_cfg, per_tick, _ = load_checkpoint(tmp_path / "tick" / "last.pt")
+    assert tick_cfg.norm == "batch_tick"
+    params = {name for name, _ in build_model(tick_cfg).named_parameters()}
+    assert params and params <= set(pooled)
+    for name in params:
+        assert torch.equal(per_tick[name], pooled[name]), name
+    rows = [v for k, v in per_tick.items() if k.endswith("running_mean")]
+    assert rows and all(v.shape[0] == 3 for v in rows)
+
+
+def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeypatch):
+    """calibrate_tick_statistics: row t of a per-tick norm is the mean, over the calibration batches, of the batch means
+    that norm saw at iteration t (recorded as it ran: a hand-computed average) of clean inputs; the weights, the
+    model's mode and torch's global generator are left as they were."""
+    from rladder_stream.cells import TickBatchNorm
+    from rladder_stream.train import calibrate_tick_statistics
+
+    cfg = get_config("shapes-tagger", size="tiny", norm="batch_tick", norm_ticks=5)
+    task = TASKS[task_for(cfg)](cfg, TrainConfig(model="shapes-tagger", size="tiny"))
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    weights = {k: v.clone() for k, v in model.named_parameters()}
+    seen: list[tuple[TickBatchNorm, int, torch.Tensor, torch.Tensor]] = []
+    forward = TickBatchNorm.forward
+
+    def recording(norm: TickBatchNorm, x: torch.Tensor) -> torch.Tensor:
+        assert norm.training and norm.tick.unique().numel() == 1  # a training-mode pass, one iteration at a time
+        seen.append((norm, int(norm.tick[0]), x.float().mean([0, *range(2, x.dim())]), x))
+        return forward(norm, x)
+
+    monkeypatch.setattr(TickBatchNorm, "forward", recording)
+    rng_before = torch.get_rng_state()
+    calibrate_tick_statistics(model, task, 20, 8, 0, torch.device("cpu"))  # batches of 8, 8, 4
+    monkeypatch.setattr(TickBatchNorm, "forward", forward)
+    assert torch.equal(torch.get_rng_state(), rng_before) and not model.training
+    assert all(torch.equal(p, weights[k]) for k, p in model.named_parameters())
+    assert sorted({len(x) for *_, x in seen}) == [4 * 4, 8 * 4]  # B*K samples
+    for norm in (model.tick_norms[0], model.tick_norms[-1]):
+        means: dict[int, list[torch.Tensor]] = {}
+        for who, tick, mean, _ in seen:
+            if who is norm:
+                means.setdefault(tick, []).append(mean)
+        assert sorted(means) == [0, 1, 2] and all(len(m) == 3 for m in means.values())
+        for tick, values in means.items():
+            torch.testing.assert_close(norm.running_mean[tick], torch.stack(values).mean(0), rtol=1e-5, atol=1e-6)
+        assert norm.rows_trained.item() == 3 and norm.momentum == 0.1
+    noised: list[float] = []
+    monkeypatch.setattr(task, "add_input_noise", lambda inputs, std: noised.append(std) or inputs)
+    calibrate_tick_statistics(model, task, 8, 8, 0, torch.device("cpu"))
+    calibrate_tick_statistics(model, task, 8, 8, 0, torch.device("cpu"), noise=0.2)
+    assert noised == [0.2]  # clean inputs unless asked
+
+
+def test_measuring_the_peak_leaves_the_global_generator_alone():
+    """The peak is measured once per process: had it drawn from torch's global generator, the first run in a process
+    would train on other draws than the same run started after another (found by the test above)."""
+    from rladder_stream.flops import measure_peak
+
+    measure_peak.cache_clear()
+    before = torch.get_rng_state()
+    measure_peak(torch.device("cpu"), quick=True)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_the_on_device_renderer_draws_the_generators_episodes():
     """The training's torch renderer gives exactly the environment generator's frames for the same draws."""
     from rladder_stream.envs.occluded_mnist import episode_source
@@ -295,15 +367,15 @@ def test_two_phase_schedule_trains_without_the_class_cost_first(tmp_path):
         _tiny(tmp_path, lr_schedule="stepwise")
 
 
-@pytest.mark.parametrize("name", ["omm-rladder", "tmnist-rtagger"])
-def test_the_whole_training_forward_compiles_as_one_graph(name):
+@pytest.mark.parametrize("name, overrides", [("omm-rladder", {}), ("tmnist-rtagger", {}), ("shapes-tagger", {"norm": "batch_tick"})])
+def test_the_whole_training_forward_compiles_as_one_graph(name, overrides):
     """Every tick and the costs in one graph. A graph break at every tick (there was one: the state's shapes
     computed with a generator expression inside math.prod) splits the sequence into per-tick graphs, and the
     RTagger's recompiled until torch.compile gave up."""
     from rladder_stream.train import WithCosts
 
     torch._dynamo.reset()
-    cfg = get_config(name, size="tiny")
+    cfg = get_config(name, size="tiny", **overrides)
     task = TASKS[task_for(cfg)](cfg, TrainConfig(model=name, size="tiny"))
     batch = task.train_batch(np.random.default_rng(0), 4)
     explained = torch._dynamo.explain(WithCosts(build_model(cfg), task))(batch)

@@ -249,7 +249,13 @@ def finished_results(cfg: TrainConfig) -> dict[str, Any] | None:
         return None
     results = json.loads(path.read_text())
     want, got = comparable_settings(dataclasses.asdict(cfg)), comparable_settings(results.get("train_config", {}))
-    differ = {k: (got.get(k), want.get(k)) for k in set(want) | set(got) if got.get(k) != want.get(k)}
+    # a setting added to the package after that run counts as unchanged when it has its default (as a resume does)
+    defaults = comparable_settings({f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING})
+    differ = {k: (got.get(k), want.get(k)) for k in set(want) | set(got)
+              if got.get(k) != want.get(k) and not (k not in got and k in defaults and want[k] == defaults[k])}
+    if "model_config" in results:  # a registered configuration's defaults may have changed since (older runs: unknown)
+        model_now = json.loads(json.dumps(dataclasses.asdict(get_config(cfg.model, cfg.size, **cfg.model_overrides))))
+        differ |= {f"model {k}": (v, model_now.get(k)) for k, v in results["model_config"].items() if model_now.get(k) != v}
     if differ:
         text = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differ.items()))
         raise ValueError(f"{path} was trained with other settings ({text}); use another --out or delete that run")
