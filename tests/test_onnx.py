@@ -76,6 +76,18 @@ def _random_model(name: str, seed: int = 0, scale: float = 0.1, forgetful: bool 
     return model.eval()
 
 
+def _with_training_statistics(name: str, **overrides) -> torch.nn.Module:
+    """A tiny Tagger whose batch norms hold the statistics of three training-mode passes over binary images (random
+    statistics on a dense engine's 1,600 inputs give activations whose float32 rounding alone exceeds the export's
+    tolerance)."""
+    torch.manual_seed(0)
+    model = build_model(get_config(name, size="tiny", **overrides))
+    with torch.no_grad():
+        for _ in range(3):
+            model.train()((torch.rand(16, 3, *model.config.obs_shape) < 0.3).float())
+    return model.eval()
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """``exported(name, **overrides) -> (model, path)``, each exported once per module (export takes seconds)."""
@@ -165,9 +177,20 @@ def test_onnx_runtime_streams_like_pytorch(exported, name, ticks, decoder_init, 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(list_configs()))
 @pytest.mark.parametrize("n_streams", [1, 7])
-def test_every_config_streams_like_pytorch_500_ticks(exported, name, n_streams):
-    model, path = exported(name, decoder_init="closed")  # long streams: closed decoders (see FAST_PARITY)
-    worst = _stream_parity(model, path, 500, n_streams)
+def test_every_config_streams_like_pytorch_500_ticks(exported, tmp_path, name, n_streams):
+    """Long streams: closed decoders (see FAST_PARITY); a dense Tagger engine with statistics of training batches and
+    a binary Tagger on binary frames (see test_a_dense_tagger_engine_streams_like_pytorch)."""
+    cfg = get_config(name, size="tiny")
+    if cfg.groups and cfg.tagger_engine == "dense":
+        model = _with_training_statistics(name, decoder_init="closed")
+        path = export_onnx(model, tmp_path / f"{name}.onnx")
+    else:
+        model, path = exported(name, decoder_init="closed")
+    frames = None
+    if cfg.groups and cfg.tagger_input == "binary":
+        shape = (n_streams, *cfg.obs_shape) if n_streams > 1 else cfg.obs_shape
+        frames = [(np.random.default_rng(t).random(shape) < 0.3).astype(np.float32) for t in range(500)]
+    worst = _stream_parity(model, path, 500, n_streams, frames=frames)
     _assert_parity(worst)
 
 
@@ -599,12 +622,7 @@ def test_a_dense_tagger_engine_streams_like_pytorch(tmp_path, name, overrides):
     """The dense engine (length-1 maps of 4 x 400 channels) exports too. Its batch norms get the statistics of a
     few training batches rather than random ones: random weights on 1,600 inputs with unmatched statistics give
     activations in the hundreds, whose float32 rounding alone exceeds the export's tolerance."""
-    torch.manual_seed(0)
-    model = build_model(get_config(name, size="tiny", **overrides))
-    with torch.no_grad():
-        for _ in range(3):
-            model.train()((torch.rand(16, 3, 20, 20) < 0.3).float())
-    model.eval()
+    model = _with_training_statistics(name, **overrides)
     path = export_onnx(model, tmp_path / f"{name}.onnx")
     frames = [(np.random.default_rng(t).random((3, 20, 20)) < 0.3).astype(np.float32) for t in range(9)]
     _assert_parity(_stream_parity(model, path, 9, 3, frames=frames))
