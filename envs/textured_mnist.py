@@ -178,28 +178,42 @@ def generate_textured_batch(
     }
 
 
+def weaken_textures(textures: np.ndarray, contrast: float) -> np.ndarray:
+    """Each plate's deviations from its own mean grey scaled by ``contrast``: 1 gives the plates, 0 flat plates at
+    their mean grey (what a grouping model can tell apart without modelling texture)."""
+    if not 0.0 <= contrast <= 1.0:
+        raise ValueError(f"texture contrast must be in [0, 1], got {contrast}")
+    mean = textures.mean(axis=(1, 2), keepdims=True)
+    return (mean + contrast * (textures - mean)).astype(np.float32)
+
+
 def episode_source(
     split: str = "train",
     labelled: int | None = None,
     data_dir: str | os.PathLike | None = None,
     n_iterations: int = N_ITERATIONS,
+    texture_contrast: float = 1.0,
 ) -> EpisodeSource:
     """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
-    bound to the split's digits and textures (train crops augmented, valid/test not);
-    ``episodes(rng, n, indices)`` returns a batch of sequences."""
+    bound to the split's digits and textures (train crops augmented, valid/test not; ``texture_contrast`` < 1
+    weakens every plate towards its mean grey, :func:`weaken_textures`); ``episodes(rng, n, indices)`` returns a
+    batch of sequences."""
     if n_iterations < 1:
         raise ValueError(f"n_iterations must be >= 1, got {n_iterations}")
+    plates = load_brodatz(data_dir=data_dir)
+    textures, described = plates.textures, plates.source
+    if texture_contrast != 1.0:
+        textures, described = weaken_textures(textures, texture_contrast), f"{described}, contrast {texture_contrast}"
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
-    textures = load_brodatz(data_dir=data_dir)
     generate = functools.partial(
         generate_textured_batch,
         digits=pool.images,
         labels=pool.labels,
-        textures=textures.textures,
+        textures=textures,
         augment=split == "train",
         n_ticks=n_iterations + 1,
     )
-    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, f"{pool.source}; textures: {textures.source}")
+    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, f"{pool.source}; textures: {described}")
 
 
 class TexturedMNISTEnv(PredictionEnv):
@@ -243,6 +257,8 @@ class TexturedMNISTEnv(PredictionEnv):
     docs/design.md#brodatz-textured-mnist);
       default ``$RLADDER_STREAM_DATA``, the cache, else the embedded subset (4 plates, 128x128 crops).
     - ``render_mode``: ``None`` or ``"rgb_array"``.
+    - ``texture_contrast``: each plate's deviations from its mean grey scaled by this (default 1; 0: flat plates),
+      as the training setting of the same name.
 
     ## Info
     Every tick: ``"t"``, ``"groups"`` (int8 ``(32, 32)``: 0 background where m < 0.1, 1 digit where m > 0.9,
@@ -267,8 +283,9 @@ class TexturedMNISTEnv(PredictionEnv):
         n_iterations: int = N_ITERATIONS,
         data_dir: str | os.PathLike | None = None,
         render_mode: str | None = None,
+        texture_contrast: float = 1.0,
     ) -> None:
-        super().__init__(episode_source(split, labelled, data_dir, n_iterations), render_mode)
+        super().__init__(episode_source(split, labelled, data_dir, n_iterations, texture_contrast), render_mode)
 
 
 class TexturedMNISTVectorEnv(PredictionVectorEnv):
@@ -288,5 +305,6 @@ class TexturedMNISTVectorEnv(PredictionVectorEnv):
         n_iterations: int = N_ITERATIONS,
         data_dir: str | os.PathLike | None = None,
         render_mode: str | None = None,
+        texture_contrast: float = 1.0,
     ) -> None:
-        super().__init__(episode_source(split, labelled, data_dir, n_iterations), num_envs, render_mode)
+        super().__init__(episode_source(split, labelled, data_dir, n_iterations, texture_contrast), num_envs, render_mode)

@@ -51,12 +51,15 @@ class DataSettings:
     labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
     iterations: int | None = None  # Shapes: the iterations each image is shown for; None: the environment's (3)
     eval_iterations: int | None = None  # Shapes: the iterations of each validation and test image; None: as in training
+    texture_contrast: float = 1.0  # Brodatz: each plate's deviations from its mean grey scaled by this (0: flat plates)
 
     def check_data(self) -> None:
         if self.labelled is None and not self.use_unlabelled:
             raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
+        if not 0.0 <= self.texture_contrast <= 1.0:
+            raise ValueError(f"texture_contrast must be in [0, 1], got {self.texture_contrast}")
         if self.calibration_sequences < 0:
             raise ValueError(f"calibration_sequences must be >= 0, got {self.calibration_sequences}")
         for name in ("iterations", "eval_iterations"):

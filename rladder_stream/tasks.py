@@ -37,6 +37,7 @@ class Task:
     config: LadderConfig
     data_source: str = ""
     takes_iterations = False  # whether the data setting ``iterations`` applies (static images shown several times)
+    takes_texture_contrast = False  # whether the data setting ``texture_contrast`` applies (Brodatz plates)
 
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """Weighted training costs, their sum under ``"total"`` (the only one that carries gradients)."""
@@ -416,6 +417,7 @@ class _GroupingTask(EpisodeTask):
         self.config = config
         self.iterations = train_config.iterations if train_config else None
         self.eval_iterations = train_config.eval_iterations if train_config else None
+        self.texture_contrast = train_config.texture_contrast if train_config else 1.0
         self._use_sources(*self._sources(data_dir, labelled), train_config)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
@@ -480,6 +482,7 @@ class TexturedMNISTTask(_GroupingTask):
 
     name = "tmnist"
     one_noise_per_sequence = True  # the Tagger's iterations refine their view of one corrupted input
+    takes_texture_contrast = True
     renderer = TexturedRenderer
 
     def renders_on(self, device: torch.device | None) -> bool:
@@ -489,7 +492,9 @@ class TexturedMNISTTask(_GroupingTask):
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from rladder_stream.envs.textured_mnist import episode_source
 
-        return episode_source("train", labelled, data_dir), {s: episode_source(s, None, data_dir) for s in ("valid", "test")}
+        contrast = self.texture_contrast
+        return (episode_source("train", labelled, data_dir, texture_contrast=contrast),
+                {s: episode_source(s, None, data_dir, texture_contrast=contrast) for s in ("valid", "test")})
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> the iterations' inputs, their clean targets, the groups of each tick, labels."""

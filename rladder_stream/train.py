@@ -232,6 +232,8 @@ class TrainingRun:
             if getattr(cfg, name) is not None and not task.takes_iterations:
                 raise ValueError(f"{name}={getattr(cfg, name)}: the {task.name} task does not show its images for "
                                  "several iterations (only shapes does)")
+        if cfg.texture_contrast != 1.0 and not task.takes_texture_contrast:
+            raise ValueError(f"texture_contrast={cfg.texture_contrast}: the {task.name} task has no textures (only tmnist has)")
         self.task = task(self.model_config, cfg)
         self.out = Path(cfg.out)  # made once the settings are known to be good: a refused run leaves nothing behind
         self.out.mkdir(parents=True, exist_ok=True)

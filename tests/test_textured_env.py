@@ -32,7 +32,7 @@ def data():
     return images, labels, load_brodatz().textures
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"split": "test"}, {"labelled": 100, "n_iterations": 2}])
+@pytest.mark.parametrize("kwargs", [{}, {"split": "test"}, {"labelled": 100, "n_iterations": 2}, {"texture_contrast": 0.5}])
 def test_check_env(kwargs):
     env = gym.make(TEXTURED, **kwargs)
     with warnings.catch_warnings():
@@ -154,3 +154,46 @@ def test_full_data():
     assert env.episode_source.generate.keywords["textures"].shape == (20, 300, 300)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (32, 32)
+
+
+def test_weakened_textures_keep_each_plates_mean_and_scale_its_deviations(data):
+    """texture_contrast (a data setting): every plate keeps its mean grey and its deviations from it shrink by the
+    factor; 0 leaves flat plates; outside [0, 1] is refused."""
+    from rladder_stream.envs.textured_mnist import weaken_textures
+
+    textures = data[2]
+    mean = textures.mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(weaken_textures(textures, 0.5) - mean, 0.5 * (textures - mean), atol=1e-6)
+    flat = weaken_textures(textures, 0.0)
+    np.testing.assert_allclose(flat, np.broadcast_to(mean, textures.shape), atol=1e-6)
+    assert weaken_textures(textures, 1.0).dtype == np.float32
+    with pytest.raises(ValueError, match="contrast"):
+        weaken_textures(textures, 1.5)
+
+
+def test_texture_contrast_reaches_the_training_batches_on_every_renderer(monkeypatch):
+    """With texture_contrast=0 every training image is two flat greys blended by the digit's mask: the background
+    (mask < 0.1) barely varies, where the textures' varies widely; the torch renderer draws the same batches as the
+    generator."""
+    import torch
+
+    from rladder_stream.registry import get_config
+    from rladder_stream.tasks import TASKS
+    from rladder_stream.train import TrainConfig
+
+    cfg = get_config("tmnist-rtagger", size="tiny")
+
+    def task_and_spread(contrast: float):
+        task = TASKS["tmnist"](cfg, TrainConfig(model="tmnist-rtagger", size="tiny", texture_contrast=contrast))
+        batch = task.train_batch(np.random.default_rng(0), 6)
+        images, groups = batch["inputs"][:, 0], batch["true_groups"][:, 0]
+        return task, batch, max(float(image[group == 0].std()) for image, group in zip(images, groups))
+
+    _, _, textured = task_and_spread(1.0)
+    task, batch, flat = task_and_spread(0.0)
+    assert flat < 0.02 < textured, (flat, textured)
+    assert "contrast 0.0" in task.data_source
+    monkeypatch.setattr(type(task), "renders_on", lambda self, device: device is not None)
+    rendered = task.train_batch(np.random.default_rng(0), 6, torch.device("cpu"))
+    for key, value in batch.items():
+        assert torch.equal(rendered[key], value), key

@@ -284,6 +284,13 @@ def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeyp
     assert noised == [0.2]  # clean inputs unless asked
 
 
+def test_texture_contrast_is_a_setting_of_the_textured_task_only(tmp_path):
+    with pytest.raises(ValueError, match="has no textures"):
+        train(_tiny(tmp_path, model="shapes-tagger", texture_contrast=0.5), log=lambda s: None)
+    with pytest.raises(ValueError, match="texture_contrast must be in"):
+        _tiny(tmp_path, model="tmnist-rtagger", texture_contrast=2.0)
+
+
 def test_measuring_the_peak_leaves_the_global_generator_alone():
     """The peak is measured once per process: had it drawn from torch's global generator, the first run in a process
     would train on other draws than the same run started after another (found by the test above)."""
