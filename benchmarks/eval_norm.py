@@ -4,9 +4,10 @@ the same weights.
 
 - ``batch of B``: the statistics of the evaluated batch itself (``norm="batch_stats"``); with B equal to
   ``--images`` the batch is the whole test set, so every normalisation sees its iteration's population statistics.
-- ``--calibrate N``: statistics kept per iteration (``norm="batch_tick"``, the registered Taggers' choice), each
-  iteration's the average over N training images, clean (what training does before every evaluation) or noised
-  as in training (what training's running averages hold). A model trained with pooled statistics
+- ``--calibrate N``: statistics pooled over the iterations (``norm="batch"``), the average over N training images
+  noised as in training (what training's running averages estimate), and statistics kept per iteration
+  (``norm="batch_tick"``), each iteration's the average over N training images, clean (what training does before
+  every evaluation) or noised as in training. A model trained with pooled statistics
   (``norm="batch"``) is so scored as its per-iteration twin would be: training is the same for both
   (tests/test_train.py).
 
@@ -61,6 +62,26 @@ def per_tick_statistics(model: torch.nn.Module, images: int, batch_size: int, no
     return copy.eval()
 
 
+def pooled_statistics(model: torch.nn.Module, images: int, batch_size: int) -> torch.nn.Module:
+    """``model``'s twin with statistics pooled over the iterations (``norm="batch"``), the average over ``images``
+    training images noised as in training: what training's own running averages estimate (a model trained with
+    per-iteration statistics keeps none pooled)."""
+    config = model.config
+    task = TASKS[task_for(config)](config, DataSettings())
+    copy = twin(model, norm="batch").train()
+    for module in copy.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average
+    rng = np.random.default_rng([0, 0, 7])
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(0)
+        for start in range(0, images, batch_size):
+            inputs = task.train_batch(rng, min(batch_size, images - start))["inputs"]
+            copy(task.add_input_noise(inputs, config.input_noise))
+    return copy.eval()
+
+
 def amis(model: torch.nn.Module, images: int, batch_size: int) -> list[float]:
     """Test AMI at every iteration, then the shuffled chance level at the last."""
     task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=images))
@@ -84,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         model = load_model(path)
         rows.append((path, "running", amis(model, args.images, args.batch_size)))
         if args.calibrate:
+            pooled = pooled_statistics(model, args.calibrate, args.batch_size)
+            rows.append((path, f"pooled ({args.calibrate} noised training images)", amis(pooled, args.images, args.batch_size)))
             for noised in (True, False):
                 per_tick = per_tick_statistics(model, args.calibrate, args.batch_size, noised=noised)
                 what = f"per iteration ({args.calibrate} {'noised' if noised else 'clean'} training images)"

@@ -169,6 +169,7 @@ def test_eval_norm_scores_a_tagger_with_other_batch_statistics(tmp_path, capsys)
                  "--calibrate", "16"])
     out = capsys.readouterr().out
     assert "| batch of 16 |" in out and "| per iteration (16 noised training images) |" in out and "(16 clean training images)" in out
+    assert "| pooled (16 noised training images) |" in out
 
 
 def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, capsys):
