@@ -61,8 +61,10 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, em
         _, want, extra_one = load_checkpoint(tmp_path / f"one-{name}" / "last.pt")
         _, got, extra_ddp = load_checkpoint(tmp_path / f"ddp-{name}" / "last.pt")
         assert extra_one["step"] == extra_ddp["step"] == 4
-        for k in want:  # float rounding of the all-reduce, amplified by Adam where gradients are near zero
-            torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-5, msg=k)
+        # float rounding of the all-reduce, amplified by Adam where gradients are near zero: 2.4e-5 measured on
+        # omm-rladder-no-d2e (2026-11-29); four steps of lr 2e-3 move weights by ~1e-2, a wrong batch by ~1e-3
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-4, msg=k)
         initial = build_init(name)
         assert max((want[k].float() - initial[k].float()).abs().max().item() for k in want) > 1e-3  # it trained
 
