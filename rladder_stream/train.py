@@ -255,6 +255,9 @@ class TrainingRun:
         self.log(f"model {self.model_config.name} ({cfg.size}): {self.model.num_parameters():,} parameters on "
                  f"{hardware_description(self.device)}{f' x {self.world} processes' if self.ddp else ''}; "
                  f"data: {self.task.data_source}; {self.total} steps of {cfg.batch_size} sequences")
+        if cfg.size != "tiny" and "embedded" in self.task.data_source.replace(";", " ").replace(",", " ").split():
+            self.log("note: training on the embedded subset shipped for the tests and the demo (a few thousand "
+                     "digits at most, 4 texture crops); for the full data set data_dir=... or RLADDER_STREAM_DATA")
         self.scalars = Scalars(self.out if self.master else None)
         self.progress = Progress(self.total, cfg.log_every, sys.stderr if self.master else None, first_step=self.step)
         if self.master:

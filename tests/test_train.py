@@ -291,6 +291,17 @@ def test_texture_contrast_is_a_setting_of_the_textured_task_only(tmp_path):
         _tiny(tmp_path, model="tmnist-rtagger", texture_contrast=2.0)
 
 
+def test_a_run_beyond_the_tiny_size_says_when_it_trains_on_the_embedded_subset(tmp_path, embedded_data):
+    """The data falls back to the embedded subset when no data is configured: fine for tiny test runs, a trap for a
+    real one, which the log then says (with what to set)."""
+    said: list[str] = []
+    train(_tiny(tmp_path, size="cpu", train_sequences=8, valid_sequences=8, test_sequences=8), log=said.append)
+    assert any("embedded subset" in line and "RLADDER_STREAM_DATA" in line for line in said)
+    said.clear()
+    train(_tiny(tmp_path, out=str(tmp_path / "tiny")), log=said.append)
+    assert not any("embedded subset" in line for line in said)
+
+
 def test_measuring_the_peak_leaves_the_global_generator_alone():
     """The peak is measured once per process: had it drawn from torch's global generator, the first run in a process
     would train on other draws than the same run started after another (found by the test above)."""
