@@ -6,8 +6,8 @@ the same weights.
   ``--images`` the batch is the whole test set, so every normalisation sees its iteration's population statistics.
 - ``--calibrate N``: statistics pooled over the iterations (``norm="batch"``), the average over N training images
   noised as in training (what training's running averages estimate), and statistics kept per iteration
-  (``norm="batch_tick"``), each iteration's the average over N training images, clean (what training does before
-  every evaluation) or noised as in training. A model trained with pooled statistics
+  (``norm="batch_tick"``: each iteration's mean, the variance pooled over the iterations), averaged over N training
+  images, clean (what training does before every evaluation) or noised as in training. A model trained with pooled statistics
   (``norm="batch"``) is so scored as its per-iteration twin would be: training is the same for both
   (tests/test_train.py).
 

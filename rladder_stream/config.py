@@ -69,8 +69,8 @@ class LadderConfig:
         decoder_to_encoder_detach: stop the gradient through ``d_l^{t-1}``: the feedback is used as an
             input but not trained through (issue 4 investigation).
         norm: after input convolutions and in decoder cells: ``layer`` (RLadder), ``batch`` (running statistics
-            pooled over ticks at evaluation), ``batch_tick`` (running statistics kept per tick, selected by a tick
-            counter in the state: the RTagger's iterations differ; RTagger only) or ``batch_stats`` (the batch's own
+            pooled over ticks at evaluation), ``batch_tick`` (running means kept per tick, selected by a tick counter
+            in the state, and the variance pooled over the ticks: the RTagger's iterations differ; RTagger only) or ``batch_stats`` (the batch's own
             statistics at evaluation too, as the reference Tagger; a stream's output then depends on its batch).
         norm_ticks: rows of per-tick statistics with ``batch_tick``; later ticks share the last row.
         n_classes: classes of the classification head; 0 for none.

@@ -200,6 +200,9 @@ _TMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 # the same balance argument as OMM_PREDICTION_WEIGHT (a setting, not a fixed truth).
 TAGGER_DENOISING_WEIGHT = 0.02
 TAGGER_INPUT_NOISE = 0.1  # std of the Gaussian noise of the denoising task (textured images span [0, 1])
+# Batch norm with a running mean per iteration and the variance pooled over them, calibrated on clean images before
+# every evaluation (docs/design.md, "Batch normalisation at evaluation"): training is the same as with "batch".
+TAGGER_NORM = "batch_tick"
 
 
 def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
@@ -208,7 +211,8 @@ def _tmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     fields.setdefault("top_kind", kind)
     fields.setdefault("prediction_weight", TAGGER_DENOISING_WEIGHT)
     fields.setdefault("input_noise", TAGGER_INPUT_NOISE)
-    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], norm="batch", **fields)
+    fields.setdefault("norm", TAGGER_NORM if fields.get("groups") else "batch")
+    return LadderConfig(obs_shape=(32, 32), levels=levels, top_size=_TMNIST_TOP[size], **fields)
 
 
 @register_config("tmnist-rtagger", "RTagger on Brodatz-textured MNIST: 2 groups, conv-LSTM RLadder engine, denoising + class (Table 4)", **TEXTURED)
@@ -245,7 +249,7 @@ _MMNIST_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 
 def _mmnist(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     levels = tuple(LevelConfig(c, kind, pool=p) for c, p in _MMNIST_LEVELS[size])
-    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm="batch", groups=3,
+    return LadderConfig(obs_shape=(64, 64), levels=levels, top_kind=kind, top_size=_MMNIST_TOP[size], norm=TAGGER_NORM, groups=3,
                         n_classes=0, class_weight=0.0, **fields)
 
 
@@ -270,17 +274,12 @@ _SHAPES_CHANNELS = {"tiny": (4, 8), "cpu": (8, 16, 32), "gpu": (32, 64, 128)}
 _SHAPES_TOP = {"tiny": 16, "cpu": 64, "gpu": 256}
 SHAPES_INPUT_NOISE = 0.2  # the reference's corruption: each pixel flipped with probability 0.2
 SHAPES_MEAN_PIXEL = 0.28  # the share of ink pixels (envs/shapes.py, 50,000 training images): where z starts
-# Batch norm statistics kept per iteration, calibrated on clean images before every evaluation: on Shapes as good as
-# the test set's own statistics. The Gaussian Taggers (Brodatz, Moving MNIST) keep pooled ones ("batch"): with
-# per-iteration statistics a few images' unbounded reconstructions explode (docs/design.md, "Batch normalisation
-# at evaluation").
-SHAPES_NORM = "batch_tick"
 
 
 def _shapes(size: str, kind: str = "lstm", **fields: Any) -> LadderConfig:
     levels = tuple(LevelConfig(c, kind, pool=1 if i == 0 else 2) for i, c in enumerate(_SHAPES_CHANNELS[size]))
     return LadderConfig(obs_shape=(20, 20), levels=levels, top_kind=kind, top_size=_SHAPES_TOP[size], top_pool=1,
-                        norm=SHAPES_NORM, groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE,
+                        norm=TAGGER_NORM, groups=4, n_classes=0, class_weight=0.0, input_noise=SHAPES_INPUT_NOISE,
                         tagger_input="binary", tagger_z_init=SHAPES_MEAN_PIXEL, **fields)
 
 

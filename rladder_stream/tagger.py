@@ -3,7 +3,7 @@
 Reading one tick (iteration on a static image, frame on video) top to bottom (``RTagger.step``):
 
 1. The state holds every group's current reconstruction ``z_k`` and mask ``m_k`` (Σ_k m_k = 1 per pixel),
-   the engine's state for the ``B*K`` group-streams and, with ``norm="batch_tick"`` (the Shapes Taggers),
+   the engine's state for the ``B*K`` group-streams and, with ``norm="batch_tick"`` (the registered Taggers),
    each stream's tick, which selects the batch norms' statistics of that iteration (docs/design.md, "Batch
    normalisation at evaluation").
 2. Tagger inputs per group, from the observation ``x``: ``z_k``, ``m_k``, the error signal ``δz_k`` and the mask

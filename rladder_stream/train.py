@@ -137,7 +137,7 @@ def calibrate_tick_statistics(model: torch.nn.Module, task: Task, sequences: int
                               device: torch.device, noise: float = 0.0) -> None:
     """Set the per-iteration running statistics of ``model``'s ``norm="batch_tick"`` norms to their average over
     ``sequences`` clean training sequences (drawn from ``seed``): the statistics of inputs as evaluation and
-    streaming see them. Training's running averages come from noised inputs; on the Shapes Tagger they cost 0.03-0.05
+    streaming see them. Training's running averages come from noised inputs; on the Shapes Tagger they cost 0.03
     AMI against these (docs/design.md, "Batch normalisation at evaluation"). Nothing else changes: the weights, the
     training's random draws (a forked generator, a data stream of its own) and the model's mode. ``noise``: the
     inputs corrupted as in training instead (to measure what that costs)."""

@@ -171,9 +171,10 @@ def test_a_tick_norm_trains_as_batch_norm_and_moves_only_its_ticks_row():
     assert norm.rows_trained.item() == 3 and norm.tick is None  # the tick is lent for the block only
 
 
-def test_a_tick_norm_evaluates_each_sample_with_its_own_ticks_statistics():
-    """Known answer: in eval mode sample i is normalised with row ``tick_i`` (a BatchNorm2d holding that row gives the
-    same); ticks past the last trained row use that row; without a tick it refuses."""
+def test_a_tick_norm_evaluates_each_sample_with_its_own_ticks_mean_and_the_pooled_variance():
+    """Known answer: in eval mode sample i is normalised with row ``tick_i``'s mean and the variance of the trained
+    ticks pooled (equal weights: mean of the variances plus variance of the means; a BatchNorm2d holding these gives
+    the same); ticks past the last trained row use that row; untrained rows do not enter; without a tick it refuses."""
     from rladder_stream.cells import ticks_set
 
     norm = _tick_norm().eval()
@@ -181,6 +182,9 @@ def test_a_tick_norm_evaluates_each_sample_with_its_own_ticks_statistics():
         norm.running_mean.copy_(torch.randn(4, 3))
         norm.running_var.copy_(0.5 + torch.rand(4, 3))
         norm.rows_trained.fill_(3)  # rows 0-2 trained, row 3 never
+    means, variances = norm.running_mean[:3], norm.running_var[:3]
+    pooled = variances.mean(0) + means.var(0, correction=0)
+    torch.testing.assert_close(norm.pooled_variance(), pooled)
     x, ticks = torch.randn(5, 3, 4, 4), torch.tensor([0, 2, 1, 3, 7])
     with ticks_set([norm], ticks):
         y = norm(x)
@@ -189,7 +193,9 @@ def test_a_tick_norm_evaluates_each_sample_with_its_own_ticks_statistics():
         reference = nn.BatchNorm2d(3).eval()
         with torch.no_grad():
             reference.weight.copy_(norm.weight), reference.bias.copy_(norm.bias)
-            reference.running_mean.copy_(norm.running_mean[row]), reference.running_var.copy_(norm.running_var[row])
+            reference.running_mean.copy_(norm.running_mean[row]), reference.running_var.copy_(pooled)
         torch.testing.assert_close(y[i : i + 1], reference(x[i : i + 1]), rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeError, match="only the RTagger"):
         norm(x)
+    untrained = _tick_norm()
+    torch.testing.assert_close(untrained.pooled_variance(), torch.ones(3))  # before training: row 0's initial 1

@@ -39,15 +39,15 @@ def test_the_registry_has_the_table4_and_moving_mnist_models():
     convnet = build_model(get_config("tmnist-convnet", size="tiny"))
     assert isinstance(convnet, RLadder) and convnet.state_spec() == {}  # encoder-like, feed-forward
     tagger = build_model(get_config("tmnist-tagger", size="tiny"))
-    assert set(tagger.state_spec()) == {"z", "m"}  # Tagger: a non-recurrent Ladder engine, only z and m carried
+    assert set(tagger.state_spec()) == {"z", "m", "tick"}  # Tagger: a non-recurrent Ladder engine, only z, m (and the tick)
     soft_top = get_config("shapes-tagger-dense", size="tiny", top_kind="softmax")  # the reference Ladder's top
     assert not soft_top.recurrent and set(build_model(soft_top).state_spec()) == {"z", "m", "tick"}
     rtagger = build_model(get_config("tmnist-rtagger", size="tiny"))
     assert {"engine.enc1.h", "engine.dec1.prev", "z", "m"} <= set(rtagger.state_spec())
     video_tagger = build_model(get_config("mmnist-tagger", size="tiny"))
-    assert isinstance(video_tagger, RTagger) and set(video_tagger.state_spec()) == {"z", "m"}  # frames carry z and m only
-    per_tick = build_model(get_config("mmnist-tagger", size="tiny", norm="batch_tick"))
-    assert set(per_tick.state_spec()) == {"z", "m", "tick"}  # the tick where statistics are kept per tick
+    assert isinstance(video_tagger, RTagger) and set(video_tagger.state_spec()) == {"z", "m", "tick"}  # frames carry z and m
+    pooled = build_model(get_config("mmnist-tagger", size="tiny", norm="batch"))
+    assert set(pooled.state_spec()) == {"z", "m"}  # the tick only where statistics are kept per tick
 
 
 def test_engine_sees_four_channels_and_a_none_class():
