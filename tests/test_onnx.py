@@ -626,3 +626,26 @@ def test_a_dense_tagger_engine_streams_like_pytorch(tmp_path, name, overrides):
     path = export_onnx(model, tmp_path / f"{name}.onnx")
     frames = [(np.random.default_rng(t).random((3, 20, 20)) < 0.3).astype(np.float32) for t in range(9)]
     _assert_parity(_stream_parity(model, path, 9, 3, frames=frames))
+
+
+def test_the_exports_own_check_refuses_a_real_discrepancy(exported):
+    """export_onnx runs one tick in ONNX Runtime against PyTorch: float32 rounding passes (1e-4 + 1e-4 x |value|),
+    a value off by 1e-3 is refused, naming the output."""
+    import onnx
+
+    from rladder_stream.export.onnx import _verify
+
+    model, path = exported("omm-rladder")
+    proto = onnx.load(str(path))
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.rand((2, *model.config.obs_shape), generator=gen)
+    state = {k: 0.5 * torch.randn((2, *shape), generator=gen) for k, shape in model.state_spec().items()}
+    with torch.no_grad():
+        outputs, new_state = model.step(obs, state)
+    names = list(outputs)
+    _verify(proto, obs, state, outputs, new_state, names)
+    nudged = {k: v + (1e-3 if k == "class_logits" else 0.0) for k, v in outputs.items()}
+    with pytest.raises(RuntimeError, match="class_logits"):
+        _verify(proto, obs, state, nudged, new_state, names)
+    rounded = {k: v * (1 + 5e-5) for k, v in outputs.items()}  # within the relative tolerance
+    _verify(proto, obs, state, rounded, new_state, names)
