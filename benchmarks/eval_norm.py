@@ -30,7 +30,7 @@ from rladder_stream.registry import build_model
 from rladder_stream.reproduce.grouping import iterations
 from rladder_stream.settings import DataSettings
 from rladder_stream.tasks import TASKS, task_for
-from rladder_stream.train import calibrate_tick_statistics, evaluate
+from rladder_stream.train import calibrate_norm_statistics, evaluate
 
 
 RUNNING = ("running_mean", "running_var", "num_batches_tracked", "rows_trained")
@@ -58,7 +58,7 @@ def per_tick_statistics(model: torch.nn.Module, images: int, batch_size: int, no
     task = TASKS[task_for(config)](config, DataSettings())
     ticks = task.train_batch(np.random.default_rng(0), 1)["inputs"].shape[1]
     copy = twin(model, norm="batch_tick", norm_ticks=ticks)
-    calibrate_tick_statistics(copy, task, images, batch_size, 0, torch.device("cpu"), config.input_noise if noised else 0.0)
+    calibrate_norm_statistics(copy, task, images, batch_size, 0, torch.device("cpu"), config.input_noise if noised else 0.0)
     return copy.eval()
 
 
@@ -68,17 +68,8 @@ def pooled_statistics(model: torch.nn.Module, images: int, batch_size: int) -> t
     per-iteration statistics keeps none pooled)."""
     config = model.config
     task = TASKS[task_for(config)](config, DataSettings())
-    copy = twin(model, norm="batch").train()
-    for module in copy.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # a cumulative average
-    rng = np.random.default_rng([0, 0, 7])
-    with torch.no_grad(), torch.random.fork_rng():
-        torch.manual_seed(0)
-        for start in range(0, images, batch_size):
-            inputs = task.train_batch(rng, min(batch_size, images - start))["inputs"]
-            copy(task.add_input_noise(inputs, config.input_noise))
+    copy = twin(model, norm="batch")
+    calibrate_norm_statistics(copy, task, images, batch_size, 0, torch.device("cpu"), config.input_noise)
     return copy.eval()
 
 

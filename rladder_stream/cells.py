@@ -170,9 +170,10 @@ class TickBatchNorm(nn.Module):
 
 
 class ticks_set:
-    """Context manager: every :class:`TickBatchNorm` in ``modules`` sees ``tick`` (``(N,)``) inside the block."""
+    """Context manager: every :class:`TickBatchNorm` in ``modules`` sees ``tick`` (``(N,)``) inside the block
+    (``None`` where there are no such modules)."""
 
-    def __init__(self, modules: list[TickBatchNorm], tick: Tensor):
+    def __init__(self, modules: list[TickBatchNorm], tick: Tensor | None):
         self.modules, self.tick = modules, tick
 
     def __enter__(self) -> None:

@@ -41,6 +41,13 @@ def _listed(diff: Mapping[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
 
 
+def added_at_default(saved_settings: Mapping[str, Any], settings: Any) -> frozenset[str]:
+    """The settings (fields of the dataclass ``settings``) that ``saved_settings`` lacks and that have their
+    default now: added to the package after that run was saved, they count as unchanged."""
+    return frozenset(f.name for f in dataclasses.fields(settings) if f.name not in saved_settings
+                     and f.default is not dataclasses.MISSING and _plain(getattr(settings, f.name)) == _plain(f.default))
+
+
 def check_resume(last: Path, saved_model: Any, model: Any, saved_settings: Mapping[str, Any] | None, settings: Any,
                  log: Any = print) -> None:
     """Refuse to resume ``last`` with another model configuration (always) or other training settings (unless
@@ -52,10 +59,7 @@ def check_resume(last: Path, saved_model: Any, model: Any, saved_settings: Mappi
     if saved_settings is None:  # a checkpoint written before settings were kept: nothing to compare
         return
     now = dataclasses.asdict(settings)
-    # a setting added to the package after that run was saved counts as unchanged when it has its default
-    defaults = {f.name: f.default for f in dataclasses.fields(settings) if f.default is not dataclasses.MISSING}
-    new = frozenset(k for k in now if k not in saved_settings and k in defaults and _plain(now[k]) == _plain(defaults[k]))
-    diff = differences(saved_settings, now, FREE_TO_CHANGE | new)
+    diff = differences(saved_settings, now, FREE_TO_CHANGE | added_at_default(saved_settings, settings))
     if not diff:
         return
     if getattr(settings, "resume_with_changes", False):

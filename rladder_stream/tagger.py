@@ -219,8 +219,8 @@ class RTagger(nn.Module):
         if self.dense:
             inputs = inputs.reshape(b * k, -1, 1)
         engine_state = {name: state[ENGINE_PREFIX + name].flatten(0, 1) for name in self.engine.state_spec()}
-        tick = state["tick"].long() if self.tick_norms else obs.new_zeros(b, dtype=torch.long)
-        with ticks_set(self.tick_norms, tick.repeat_interleave(k)):  # one tick per group-stream
+        tick = state["tick"].long() if self.tick_norms else None
+        with ticks_set(self.tick_norms, None if tick is None else tick.repeat_interleave(k)):  # a tick per group-stream
             if self.projection is not None:
                 inputs = self.projection(inputs)
             engine_out, engine_next = self.engine.step(inputs, engine_state)

@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from .cells import TickBatchNorm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import TrainingDiverged
 from .flops import count_flops, measure_peak
@@ -133,15 +134,16 @@ def evaluate(model: torch.nn.Module, task: Task, split: str, limit: int | None, 
 
 
 @torch.no_grad()
-def calibrate_tick_statistics(model: torch.nn.Module, task: Task, sequences: int, batch_size: int, seed: int,
+def calibrate_norm_statistics(model: torch.nn.Module, task: Task, sequences: int, batch_size: int, seed: int,
                               device: torch.device, noise: float = 0.0) -> None:
-    """Set the per-iteration running statistics of ``model``'s ``norm="batch_tick"`` norms to their average over
-    ``sequences`` clean training sequences (drawn from ``seed``): the statistics of inputs as evaluation and
-    streaming see them. Training's running averages come from noised inputs; on the Shapes Tagger they cost 0.03
-    AMI against these (docs/design.md, "Batch normalisation at evaluation"). Nothing else changes: the weights, the
-    training's random draws (a forked generator, a data stream of its own) and the model's mode. ``noise``: the
-    inputs corrupted as in training instead (to measure what that costs)."""
-    norms = getattr(model, "tick_norms", [])
+    """Set the running statistics of ``model``'s batch norms (pooled, or per iteration with ``norm="batch_tick"``)
+    to their average over ``sequences`` clean training sequences (drawn from ``seed``): the statistics of inputs as
+    evaluation and streaming see them. Training's running averages come from noised inputs; on the Shapes Tagger they
+    cost 0.03 AMI against these (docs/design.md, "Batch normalisation at evaluation"). Nothing else changes: the
+    weights, the training's random draws (a forked generator, a data stream of its own) and the model's mode.
+    ``noise``: the inputs corrupted as in training instead (to measure what that costs)."""
+    norms = [m for m in model.modules() if isinstance(m, TickBatchNorm)
+             or (isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats)]
     if not norms or sequences < 1:
         return
     rng = np.random.default_rng([seed, 0, 7])  # three words: no training step's [seed, step] stream
@@ -149,11 +151,16 @@ def calibrate_tick_statistics(model: torch.nn.Module, task: Task, sequences: int
     model.train()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
+        for norm in norms:
+            if isinstance(norm, TickBatchNorm):
+                norm.rows_trained.zero_()
+            else:  # a cumulative average over every call, so over the iterations too (each calls it once)
+                norm.reset_running_stats()
+                norm.momentum = None
         for i, start in enumerate(range(0, sequences, batch_size)):
             for norm in norms:
-                norm.momentum = 1.0 / (i + 1)  # a cumulative average; the first batch replaces the old rows
-                if i == 0:
-                    norm.rows_trained.zero_()
+                if isinstance(norm, TickBatchNorm):  # a row per iteration: a cumulative average over the batches
+                    norm.momentum = 1.0 / (i + 1)
             inputs = task.train_batch(rng, min(batch_size, sequences - start), device)["inputs"].to(device)
             model(task.add_input_noise(inputs, noise) if noise > 0 else inputs)
     for norm, momentum in zip(norms, momenta):
@@ -247,6 +254,7 @@ class TrainingRun:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, cfg.warmup_steps, self.total, cfg.lr_schedule))
         self.step, self.train_time, self.wall_before, self.history = 0, 0.0, 0.0, []
+        self.calibrated_at: int | None = None  # the step whose weights the batch_tick statistics were calibrated for
         self.teacher = MeanTeacher(self.model, round(cfg.consistency_rampup * self.total), cfg.consistency_weight,
                                    cfg.ema_decay_rampup, cfg.ema_decay) if cfg.mean_teacher else None
         self.last = self.out / "last.pt"
@@ -362,8 +370,10 @@ class TrainingRun:
     def metrics(self, split: str, limit: int | None) -> dict[str, float]:
         """The model's metrics on a split (and the teacher's, as ``teacher_...``)."""
         cfg = self.cfg
-        calibration = min(cfg.calibration_sequences, cfg.train_sequences)  # at most an epoch's worth
-        calibrate_tick_statistics(self.model, self.task, calibration, cfg.eval_batch_size, cfg.seed, self.device)
+        if getattr(self.model, "tick_norms", None) and self.calibrated_at != self.step:  # norm="batch_tick" only
+            calibration = min(cfg.calibration_sequences, cfg.train_sequences)  # at most an epoch's worth
+            calibrate_norm_statistics(self.model, self.task, calibration, cfg.eval_batch_size, cfg.seed, self.device)
+            self.calibrated_at = self.step  # the test after the last validation reuses it
         metrics = evaluate(self.model, self.task, split, limit, cfg.eval_batch_size, self.device)
         if self.teacher is not None:
             metrics.update({f"teacher_{k}": v for k, v in evaluate(

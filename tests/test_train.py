@@ -242,11 +242,11 @@ def test_per_tick_statistics_change_nothing_the_run_learns(tmp_path):
 
 
 def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeypatch):
-    """calibrate_tick_statistics: row t of a per-tick norm is the mean, over the calibration batches, of the batch means
+    """calibrate_norm_statistics: row t of a per-tick norm is the mean, over the calibration batches, of the batch means
     that norm saw at iteration t (recorded as it ran: a hand-computed average) of clean inputs; the weights, the
     model's mode and torch's global generator are left as they were."""
     from rladder_stream.cells import TickBatchNorm
-    from rladder_stream.train import calibrate_tick_statistics
+    from rladder_stream.train import calibrate_norm_statistics
 
     cfg = get_config("shapes-tagger", size="tiny", norm="batch_tick", norm_ticks=5)
     task = TASKS[task_for(cfg)](cfg, TrainConfig(model="shapes-tagger", size="tiny"))
@@ -263,7 +263,7 @@ def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeyp
 
     monkeypatch.setattr(TickBatchNorm, "forward", recording)
     rng_before = torch.get_rng_state()
-    calibrate_tick_statistics(model, task, 20, 8, 0, torch.device("cpu"))  # batches of 8, 8, 4
+    calibrate_norm_statistics(model, task, 20, 8, 0, torch.device("cpu"))  # batches of 8, 8, 4
     monkeypatch.setattr(TickBatchNorm, "forward", forward)
     assert torch.equal(torch.get_rng_state(), rng_before) and not model.training
     assert all(torch.equal(p, weights[k]) for k, p in model.named_parameters())
@@ -279,8 +279,8 @@ def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeyp
         assert norm.rows_trained.item() == 3 and norm.momentum == 0.1
     noised: list[float] = []
     monkeypatch.setattr(task, "add_input_noise", lambda inputs, std: noised.append(std) or inputs)
-    calibrate_tick_statistics(model, task, 8, 8, 0, torch.device("cpu"))
-    calibrate_tick_statistics(model, task, 8, 8, 0, torch.device("cpu"), noise=0.2)
+    calibrate_norm_statistics(model, task, 8, 8, 0, torch.device("cpu"))
+    calibrate_norm_statistics(model, task, 8, 8, 0, torch.device("cpu"), noise=0.2)
     assert noised == [0.2]  # clean inputs unless asked
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from ..errors import OneLineArgumentParser, TrainingDiverged, one_line
 from ..registry import get_config
+from ..run_folder import added_at_default, differences
 from ..train import TrainConfig, train
 
 NO_VALUE = "—"
@@ -238,21 +239,15 @@ def refuse_flagged(fields: Mapping[str, Any], option: str = "--set", flagged: Ma
             raise ValueError(f"set {key} with {flag}, not {option}")
 
 
-def comparable_settings(train_config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in json.loads(json.dumps(dict(train_config))).items() if k not in COSMETIC}
-
-
 def finished_results(cfg: TrainConfig) -> dict[str, Any] | None:
     """The results of a finished run, or None; ``ValueError`` if the run was trained with other settings."""
     path = Path(cfg.out) / "results.json"
     if not path.exists():
         return None
     results = json.loads(path.read_text())
-    want, got = comparable_settings(dataclasses.asdict(cfg)), comparable_settings(results.get("train_config", {}))
+    saved = results.get("train_config", {})
     # a setting added to the package after that run counts as unchanged when it has its default (as a resume does)
-    defaults = comparable_settings({f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING})
-    differ = {k: (got.get(k), want.get(k)) for k in set(want) | set(got)
-              if got.get(k) != want.get(k) and not (k not in got and k in defaults and want[k] == defaults[k])}
+    differ = differences(saved, dataclasses.asdict(cfg), frozenset(COSMETIC) | added_at_default(saved, cfg))
     if "model_config" in results:  # a registered configuration's defaults may have changed since (older runs: unknown)
         model_now = json.loads(json.dumps(dataclasses.asdict(get_config(cfg.model, cfg.size, **cfg.model_overrides))))
         differ |= {f"model {k}": (v, model_now.get(k)) for k, v in results["model_config"].items() if model_now.get(k) != v}
