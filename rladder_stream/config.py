@@ -68,6 +68,10 @@ class LadderConfig:
             "Where the feedback enters": 18.5 % test error against 5-6 % for the others, H200, 1 seed).
         decoder_to_encoder_detach: stop the gradient through ``d_l^{t-1}``: the feedback is used as an
             input but not trained through (issue 4 investigation).
+        decoder_input_detach: stop the gradient from the decoder into the encoder (the decoder reads the encoder's
+            lateral and top outputs detached): the prediction cost then trains the decoder and its readout only,
+            and the encoder learns from the class cost alone, the feedback ``d^{t-1}`` included
+            (docs/design.md, "Where the prediction gradient enters").
         norm: after input convolutions and in decoder cells: ``layer`` (RLadder), ``batch`` (running statistics
             pooled over ticks at evaluation), ``batch_tick`` (running means kept per tick, selected by a tick counter
             in the state, and the variance pooled over the ticks: the RTagger's iterations differ; RTagger only) or ``batch_stats`` (the batch's own
@@ -128,6 +132,7 @@ class LadderConfig:
     decoder_to_encoder: bool = True
     decoder_to_encoder_entry: str = "normalised"
     decoder_to_encoder_detach: bool = False
+    decoder_input_detach: bool = False
     norm: str = "layer"
     norm_ticks: int = 20
     n_classes: int = 10

@@ -9,7 +9,8 @@ Reading one tick top to bottom (``RLadder.step``):
    (docs/design.md#encoder-cells), or with ``decoder_to_encoder_entry="gates"`` enter through their own transform after the
    normalisation; ``decoder_to_encoder_detach`` stops their gradient.
 3. Top-down: ``d_top = g_top(e_top, e_top)``, ``d_l = g_l(d_{l+1}, e_l)`` for l = L..1, and the bottom
-   ``d_0 = g_0(d_1, e_0)``, whose per-pixel affine readout is the logit of the next observation.
+   ``d_0 = g_0(d_1, e_0)``, whose per-pixel affine readout is the logit of the next observation;
+   ``decoder_input_detach`` has the decoder read ``e`` without sending it gradients.
 4. Heads: class logits from ``e_top``; the probe from ``d_1`` with its gradient stopped. A config with
    ``prediction_readout="top"`` (the plain LSTM/GRU baselines: no levels, no decoder) reads the next
    observation's logits from ``e_top`` with a dense layer instead.
@@ -170,7 +171,11 @@ class RLadder(nn.Module):
 
         # top-down
         if cfg.decoder:
-            d = self.top_decoder(top, top)
+            if cfg.decoder_input_detach:  # the decoder's costs train the decoder only (config docstring)
+                top_in, laterals = top.detach(), [e.detach() for e in laterals]
+            else:
+                top_in = top
+            d = self.top_decoder(top_in, top_in)
             if d2e:
                 new_state["top_dec.prev"] = d
             for l in range(len(self.decoders) - 1, -1, -1):

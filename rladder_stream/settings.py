@@ -29,6 +29,10 @@ class ModelSettings:
     model: str = "omm-rladder"
     size: str = "cpu"
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    # a checkpoint to start from (another run's last.pt): every tensor of the same name and shape is copied, and
+    # the new decoder-to-encoder feedback starts at zero, so the model first computes what the source computed
+    # (docs/design.md, "Warm starts"); a resumed run ignores it
+    init_from: str | None = None
 
 
 @dataclass

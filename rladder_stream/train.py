@@ -247,6 +247,9 @@ class TrainingRun:
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.model_config).to(self.device)
+        self.last = self.out / "last.pt"
+        if cfg.init_from and not self.last.exists():  # a resumed run has its own weights
+            warm_start(self.model, cfg.init_from, self.log)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer, self.model_params = build_optimizer(self.model, cfg)
@@ -257,7 +260,6 @@ class TrainingRun:
         self.calibrated_at: int | None = None  # the step whose weights the batch_tick statistics were calibrated for
         self.teacher = MeanTeacher(self.model, round(cfg.consistency_rampup * self.total), cfg.consistency_weight,
                                    cfg.ema_decay_rampup, cfg.ema_decay) if cfg.mean_teacher else None
-        self.last = self.out / "last.pt"
         if self.last.exists():
             self.resume()
         self.log(f"model {self.model_config.name} ({cfg.size}): {self.model.num_parameters():,} parameters on "
@@ -440,6 +442,39 @@ class TrainingRun:
 
 
 # ============================================================================ helpers of the loop
+
+
+def warm_start(model: torch.nn.Module, source: str, log: Callable[[str], None] = print) -> None:
+    """Start ``model`` from the checkpoint ``source`` (docs/design.md, "Warm starts"): every tensor (weights and
+    statistics) of the same name and shape is copied; what the source lacks keeps its initialisation, except the
+    last layer of each new decoder-to-encoder feedback transform, set to zero, so that an RLadder started from a
+    hierarchical RNN computes exactly what the RNN computed until training moves it. A tensor of the same name but
+    another shape is an error (the two models differ in more than what is new)."""
+    _, weights, _ = load_checkpoint(source)
+    own = model.state_dict()
+    other_shape = [f"{k} {tuple(weights[k].shape)} -> {tuple(v.shape)}" for k, v in own.items()
+                   if k in weights and weights[k].shape != v.shape]
+    if other_shape:
+        raise ValueError(f"init_from={source}: tensors of another shape: {', '.join(other_shape)}")
+    copied = {k: weights[k] for k in own if k in weights}
+    if not copied:
+        raise ValueError(f"init_from={source}: the checkpoint holds none of this model's tensors")
+    model.load_state_dict(copied, strict=False)
+    new = [k for k in own if k not in weights]
+    with torch.no_grad():
+        for name, module in model.named_children():
+            if name not in ("feedback", "top_feedback") or module is None:
+                continue
+            transforms = module if isinstance(module, torch.nn.ModuleList) else [module]
+            for i, transform in enumerate(transforms):
+                last = transform[-1] if isinstance(transform, torch.nn.Sequential) else transform
+                prefix = f"{name}.{i}." if isinstance(module, torch.nn.ModuleList) else f"{name}."
+                if any(k.startswith(prefix) for k in new):  # new here: it starts silent
+                    for p in last.parameters():
+                        p.zero_()
+    log(f"warm start from {source}: {len(copied)} tensors copied, {len(new)} new"
+        + (" (the feedback starts at zero)" if any(k.startswith(("feedback.", "top_feedback.")) for k in new) else ""))
+
 
 
 class Progress:

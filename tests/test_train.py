@@ -439,3 +439,68 @@ def test_cpu_bf16_runs_the_training_matrix_products_in_bf16_on_the_cpu(tmp_path)
     assert all(np.isfinite(costs[True]))
     assert costs[True] != costs[False]  # the arithmetic did change
     np.testing.assert_allclose(costs[True], costs[False], rtol=0.05)
+
+
+def test_an_rladder_warm_started_from_a_hierarchical_rnn_computes_what_the_rnn_computed(tmp_path):
+    """init_from: an RLadder started from a trained HRNN (matching tensors copied, the new feedback at zero) gives
+    the HRNN's class logits at every tick, and training then moves the feedback away from zero."""
+    from rladder_stream.train import warm_start
+
+    quiet = lambda s: None  # noqa: E731
+    train(_tiny(tmp_path, model="omm-hrnn", out=str(tmp_path / "hrnn")), log=quiet)
+    _, hrnn_weights, _ = load_checkpoint(tmp_path / "hrnn" / "last.pt")
+    hrnn = build_model(get_config("omm-hrnn", size="tiny"))
+    hrnn.load_state_dict(hrnn_weights)
+    inputs = torch.rand(3, 5, 32, 32)
+    for entry in ("normalised", "gates"):
+        torch.manual_seed(1)
+        ladder = build_model(get_config("omm-rladder", size="tiny", decoder_to_encoder_entry=entry))
+        warm_start(ladder, str(tmp_path / "hrnn" / "last.pt"), log=quiet)
+        with torch.no_grad():
+            ours, theirs = ladder.eval()(inputs)[0]["class_logits"], hrnn.eval()(inputs)[0]["class_logits"]
+        assert torch.equal(ours, theirs), entry
+    # without zeroing the feedback the ladder would differ: the check above can fail
+    torch.manual_seed(1)
+    cold = build_model(get_config("omm-rladder", size="tiny")).eval()
+    cold.load_state_dict({k: v for k, v in hrnn_weights.items()}, strict=False)
+    with torch.no_grad():
+        assert not torch.equal(cold(inputs)[0]["class_logits"], hrnn(inputs)[0]["class_logits"])
+    # through the training setting: the run logs the warm start and its feedback leaves zero
+    lines: list[str] = []
+    train(_tiny(tmp_path, out=str(tmp_path / "ladder"), init_from=str(tmp_path / "hrnn" / "last.pt")), log=lines.append)
+    assert any("warm start from" in line and "feedback starts at zero" in line for line in lines)
+    _, trained, _ = load_checkpoint(tmp_path / "ladder" / "last.pt")
+    assert trained["top_feedback.1.weight"].abs().sum() > 0
+
+
+def test_a_warm_start_refuses_a_checkpoint_of_another_shape(tmp_path):
+    from rladder_stream.train import warm_start
+
+    train(_tiny(tmp_path, model="omm-hrnn", out=str(tmp_path / "hrnn")), log=lambda s: None)
+    ladder = build_model(get_config("omm-rladder", size="tiny", decoder_to_encoder_entry="input"))
+    before = {k: v.clone() for k, v in ladder.state_dict().items()}
+    with pytest.raises(ValueError, match="tensors of another shape: encoders.0"):
+        warm_start(ladder, str(tmp_path / "hrnn" / "last.pt"), log=lambda s: None)
+    assert all(torch.equal(before[k], v) for k, v in ladder.state_dict().items())  # nothing copied
+
+
+def test_a_detached_decoder_sends_the_encoder_no_prediction_gradient():
+    """decoder_input_detach: the prediction cost trains the decoder only (no encoder gradient), the class cost
+    still trains the encoder, and the forward pass is unchanged."""
+    torch.manual_seed(0)
+    attached = build_model(get_config("omm-rladder", size="tiny"))
+    detached = build_model(get_config("omm-rladder", size="tiny", decoder_input_detach=True))
+    detached.load_state_dict(attached.state_dict())
+    inputs = torch.rand(2, 3, 32, 32)
+    out_a, out_d = attached(inputs)[0], detached(inputs)[0]
+    assert torch.equal(out_a["prediction_logits"], out_d["prediction_logits"])
+    for model, out in ((attached, out_a), (detached, out_d)):
+        model.zero_grad()
+        out["prediction_logits"].sum().backward(retain_graph=True)
+        encoder_grad = sum(p.grad.abs().sum() for n, p in model.named_parameters() if n.startswith("encoders.") and p.grad is not None)
+        decoder_grad = sum(p.grad.abs().sum() for n, p in model.named_parameters() if n.startswith("decoders.") and p.grad is not None)
+        assert decoder_grad > 0
+        assert (encoder_grad == 0) == (model is detached)
+    detached.zero_grad()
+    out_d["class_logits"].sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in detached.named_parameters() if n.startswith("encoders."))

@@ -1,0 +1,182 @@
+"""Table 1's comparison without the learning-speed confound (issue 26; docs/design.md, "Warm starts").
+
+A hierarchical RNN (the RLadder's encoder alone) trains first; then every arm continues from its weights for the
+same number of steps, with a fresh optimiser and its own seed: the HRNN itself, and RLadders whose new decoder and
+feedback start so that the model computes exactly what the HRNN computed (``init_from``). What each arm then
+gains over the HRNN is what its decoder, feedback and prediction task add, not how fast it learns from scratch.
+
+    RLADDER_STREAM_DATA=../shared/data python experiments/warm_start.py run --out runs/warm --seeds 3 --jobs 2 \\
+        --doc docs/results/warm_start-cpu.md
+    python experiments/warm_start.py doc --out runs/warm --doc docs/results/warm_start-cpu.md   # re-derive the doc
+
+Every arm validates every ``--valid-every`` steps (the learning curves) and is tested on the whole test split.
+The document is a pure function of the runs' ``results.json`` (committed beside it as ``.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rladder_stream.reproduce.common import (Stat, claim_worse, duration, format_stat, provenance_lines, timestamp,
+                                             train_runs, write_document, write_records)
+from rladder_stream.train import TrainConfig
+
+#: arm -> (registered configuration, model settings): ablations are configurations plus settings, not copies
+ARMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "hrnn": ("omm-hrnn", {}),
+    "rladder": ("omm-rladder", {}),
+    "rladder-no-prediction": ("omm-rladder-no-prediction", {}),
+    "rladder-detached-0.3": ("omm-rladder", {"decoder_input_detach": True, "prediction_weight": 0.3}),
+    "rladder-0.3": ("omm-rladder", {"prediction_weight": 0.3}),
+    "rladder-no-d2e": ("omm-rladder-no-d2e", {}),
+}
+DEFAULT_ARMS = ("hrnn", "rladder", "rladder-no-prediction", "rladder-detached-0.3")
+WHAT = {
+    "hrnn": "the hierarchical RNN continued",
+    "rladder": "RLadder, default prediction weight",
+    "rladder-no-prediction": "RLadder without the prediction cost (decoder and feedback trained by the class cost)",
+    "rladder-detached-0.3": "RLadder, prediction weight 0.3, the decoder reading the encoder detached "
+                            "(the prediction cost trains the decoder only)",
+    "rladder-0.3": "RLadder, prediction weight 0.3",
+    "rladder-no-d2e": "RLadder without decoder-to-encoder connections",
+}
+
+
+def plan(out: str, size: str, seeds: int, base_steps: int, steps: int, valid_every: int, arms: Sequence[str],
+         common: Mapping[str, Any]) -> tuple[TrainConfig, list[tuple[str, TrainConfig]]]:
+    """(the base HRNN run, [(arm, run), ...]): the base is seed 0, the continuations seeds 1..seeds."""
+    def run(model: str, seed: int, n_steps: int, folder: str, overrides: Mapping[str, Any], **extra: Any) -> TrainConfig:
+        if n_steps % valid_every:
+            raise ValueError(f"steps ({n_steps}) must be a multiple of --valid-every ({valid_every})")
+        settings = dict(common)
+        batch = int(settings.pop("batch_size", 32))
+        return TrainConfig(model=model, size=size, seed=seed, out=str(Path(out) / folder), batch_size=batch,
+                           train_sequences=valid_every * batch, epochs=n_steps // valid_every,
+                           model_overrides=dict(overrides), **settings, **extra)
+
+    base = run("omm-hrnn", 0, base_steps, "base-hrnn", {})
+    runs = []
+    for arm in arms:
+        model, overrides = ARMS[arm]
+        for seed in range(1, seeds + 1):
+            runs.append((arm, run(model, seed, steps, f"{arm}-seed{seed}", overrides,
+                                  init_from=str(Path(base.out) / "last.pt"))))
+    return base, runs
+
+
+def curve(result: Mapping[str, Any], offset: int = 0) -> list[tuple[int, float]]:
+    return [(offset + int(h["step"]), float(h["class_error"])) for h in result.get("valid_history", []) if "class_error" in h]
+
+
+def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]], command: str | None) -> str:
+    """The Markdown document: the arms' test errors, the claims by the docs' rule, learning curves, per seed."""
+    by_arm: dict[str, list[Mapping[str, Any]]] = {}
+    for r in results:
+        by_arm.setdefault(r["arm"], []).append(r)
+
+    def stat(arm: str, metric: str) -> Stat | None:
+        values = tuple(float(r["test"][metric]) for r in by_arm.get(arm, []) if metric in r.get("test", {}))
+        return Stat(values) if values else None
+
+    base_steps = int(base["steps"]) if base else 0
+    lines = ["# Warm-started Table 1 on Occluded Moving MNIST", "", f"Generated {timestamp()} by `experiments/warm_start.py`.", ""]
+    if base:
+        lines += [f"A hierarchical RNN (`omm-hrnn`, seed {base['seed']}) trained {base_steps} steps "
+                  f"(test error {base['test']['class_error']:.2f} % on {base['train_config']['test_sequences'] or 'all'} "
+                  "test sequences); then every arm continued from its weights for the same steps with a fresh optimiser "
+                  "and its own seed. The RLadders start as that exact HRNN (matching tensors copied, the new feedback "
+                  "at zero: `init_from`, docs/design.md, \"Warm starts\").", ""]
+    lines += ["| arm | what | seeds | test class error % | forecast NLL (nats/frame) | forecast MSE/pixel | training time (mean) |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for arm, rows in by_arm.items():
+        mean_time = sum(float(r["train_time_s"]) for r in rows) / len(rows)
+        lines.append(f"| `{arm}` | {WHAT.get(arm, arm)} | {len(rows)} | {format_stat(stat(arm, 'class_error'), 2)} | "
+                     f"{format_stat(stat(arm, 'prediction_nll'), 2)} | {format_stat(stat(arm, 'prediction_mse'), 5)} | "
+                     f"{duration(mean_time)} |")
+    lines += ["", "## Against the hierarchical RNN", "",
+              "A difference counts when the means differ by more than the sum of the two standard deviations.", ""]
+    for arm in by_arm:
+        if arm == "hrnn":
+            continue
+        c = claim_worse(f"`{arm}` errs less than the HRNN continued", ("HRNN", stat("hrnn", "class_error")),
+                        (arm, stat(arm, "class_error")), 2)
+        lines.append(f"- **{c.verdict}**: {c.text}. {c.detail}.")
+    lines += ["", "## Learning curves (validation class error %, mean over seeds; steps counted from the HRNN's start)", ""]
+    steps = sorted({s for rows in by_arm.values() for r in rows for s, _ in curve(r, base_steps)})
+    if base:
+        base_curve = dict(curve(base))
+        lines += ["Base HRNN: " + ", ".join(f"{s}: {e:.1f}" for s, e in sorted(base_curve.items())), ""]
+    lines += ["| arm | " + " | ".join(str(s) for s in steps) + " |", "|---|" + "---:|" * len(steps)]
+    for arm, rows in by_arm.items():
+        cells = []
+        for s in steps:
+            values = [e for r in rows for step, e in curve(r, base_steps) if step == s]
+            cells.append(f"{sum(values) / len(values):.2f}" if values else "—")
+        lines.append(f"| `{arm}` | " + " | ".join(cells) + " |")
+    lines += ["", "## Per seed", "", "| arm | seed | test class error % | forecast NLL | steps | training time |", "|---|---:|---:|---:|---:|---:|"]
+    for arm, rows in by_arm.items():
+        for r in sorted(rows, key=lambda r: r["seed"]):
+            nll = r["test"].get("prediction_nll")
+            lines.append(f"| `{arm}` | {r['seed']} | {r['test']['class_error']:.2f} | {'—' if nll is None else f'{nll:.2f}'} | "
+                         f"{r['steps']} | {duration(float(r['train_time_s']))} |")
+    found = ([base] if base else []) + list(results)
+    lines += provenance_lines(found, command, None)
+    return "\n".join(lines) + "\n"
+
+
+def collect(base_cfg: TrainConfig, runs: Sequence[tuple[str, TrainConfig]]) -> tuple[dict | None, list[dict]]:
+    def read(cfg: TrainConfig) -> dict | None:
+        path = Path(cfg.out) / "results.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    results = []
+    for arm, cfg in runs:
+        r = read(cfg)
+        if r is not None:
+            results.append({"arm": arm, **r})
+    return read(base_cfg), results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("run", "doc"))
+    parser.add_argument("--out", required=True, help="folder of the runs")
+    parser.add_argument("--doc", help="the Markdown document to write (its records go beside it as .json)")
+    parser.add_argument("--size", default="cpu")
+    parser.add_argument("--seeds", type=int, default=3, help="continuations per arm (seeds 1..N; the base is seed 0)")
+    parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=sorted(ARMS))
+    parser.add_argument("--base-steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=2000, help="steps of every continuation")
+    parser.add_argument("--valid-every", type=int, default=500)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training settings for every run")
+    args = parser.parse_args(argv)
+    common: dict[str, Any] = {"batch_size": 32, "lr": 0.002, "lr_schedule": "constant", "valid_sequences": 1000,
+                              "test_sequences": None, "log_every": 100}
+    for pair in args.set:
+        key, value = pair.split("=", 1)
+        try:
+            common[key] = json.loads(value)
+        except json.JSONDecodeError:
+            common[key] = value
+    base, runs = plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common)
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    if args.action == "run":
+        train_runs([base], "warm start: base", "1 HRNN", None, say)
+        train_runs([cfg for _, cfg in runs], "warm start: arms", f"{len(args.arms)} arms x {args.seeds} seeds", None, say, jobs=args.jobs)
+    base_result, results = collect(base, runs)
+    text = document(base_result, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
+    print(text)
+    if args.doc:
+        write_document(args.doc, text)
+        write_records(args.doc, ([{"arm": "base", **base_result}] if base_result else []) + results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
