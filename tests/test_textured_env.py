@@ -151,7 +151,7 @@ def test_make_vec():
 def test_full_data():
     env = gym.make(TEXTURED, split="test", data_dir=SHARED).unwrapped
     assert "schlossvrl_300px" in env.episode_source.source
-    assert env.episode_source.generate.keywords["textures"].shape == (20, 300, 300)
+    assert env.episode_source.data["textures"].shape == (20, 300, 300)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (32, 32)
 

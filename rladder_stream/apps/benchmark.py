@@ -37,9 +37,10 @@ import numpy as np
 
 import rladder_stream.envs  # noqa: F401  (registers the environments)
 
-from ..errors import OneLineArgumentParser, check_fits, make_env
+from ..arguments import OneLineArgumentParser
 from ..streaming.baselines import MarginalPredictor, RepeatLastPredictor
 from ..training.metrics import grouping_ami
+from .boundary import check_fits, make_env
 from .loading import load_predictor
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]

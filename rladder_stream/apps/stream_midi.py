@@ -34,7 +34,8 @@ import numpy as np
 from rladder_stream.envs.data.midi import LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
 from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 
-from ..errors import OneLineArgumentParser, report
+from ..arguments import OneLineArgumentParser
+from .boundary import report
 from .loading import MUSIC_PRETRAINED, pretrained_path, predictor_for
 
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
