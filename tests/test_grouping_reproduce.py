@@ -108,12 +108,12 @@ def test_reproduce_trains_writes_the_document_and_its_records(tmp_path):
     assert "`shapes-tagger-dense` | 1 |" in doc.read_text()
 
 
-def _benchmark(name: str):
-    """A script of benchmarks/ as a module."""
+def _experiment(name: str):
+    """A script of experiments/ as a module."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -128,8 +128,8 @@ def _tiny_shapes_run(path) -> dict:
 
 
 def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
-    """benchmarks/cost_vs_grouping.py: each window's mean training cost and its last validation AMI, by hand."""
-    module = _benchmark("cost_vs_grouping")
+    """experiments/cost_vs_grouping.py: each window's mean training cost and its last validation AMI, by hand."""
+    module = _experiment("cost_vs_grouping")
     rows = ["kind,step,epoch,train_time_s,lr,metric,value"]
     for step, cost in [(100, 10.0), (200, 20.0), (300, 6.0), (400, 2.0)]:
         rows += [f"train,{step},0,0,0.001,low_level,{cost}", f"train,{step},0,0,0.001,total,{cost * 100}"]
@@ -144,13 +144,13 @@ def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
 
 
 def test_eval_norm_scores_a_tagger_with_other_batch_statistics(tmp_path, capsys):
-    """benchmarks/eval_norm.py: with the run's own statistics it scores what the run's test recorded; its batch-stats
+    """experiments/eval_norm.py: with the run's own statistics it scores what the run's test recorded; its batch-stats
     twin evaluates as the training-mode forward does (which the model itself does not) with the same weights."""
     import torch
 
     from rladder_stream.streaming.checkpoint import load_model
 
-    module = _benchmark("eval_norm")
+    module = _experiment("eval_norm")
     test = _tiny_shapes_run(tmp_path / "run")
     model = load_model(tmp_path / "run" / "last.pt")
     assert module.amis(model, 16, 16)[:3] == pytest.approx([test["ami_1"], test["ami_2"], test["ami_3"]], abs=1e-6)
@@ -174,11 +174,11 @@ def test_eval_norm_scores_a_tagger_with_other_batch_statistics(tmp_path, capsys)
 
 
 def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, capsys):
-    """benchmarks/longer_inference.py: the AMI at iterations 1..N of a checkpoint; its first three are what the
+    """experiments/longer_inference.py: the AMI at iterations 1..N of a checkpoint; its first three are what the
     run's own test (three iterations) recorded; a checkpoint of a task without iterations is refused."""
     from rladder_stream.training.train import TrainConfig, train
 
-    module = _benchmark("longer_inference")
+    module = _experiment("longer_inference")
     test = _tiny_shapes_run(tmp_path / "run")
     values = module.per_iteration_ami(tmp_path / "run" / "last.pt", 5, 16)
     assert len(values) == 6  # five iterations and the shuffled level
@@ -193,11 +193,11 @@ def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, ca
 
 
 def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
-    """benchmarks/true_masks.py: group k's mask is 0.95 on the pixels of true group k, the rest shared, and a pixel
+    """experiments/true_masks.py: group k's mask is 0.95 on the pixels of true group k, the rest shared, and a pixel
     not scored (-1) is shared evenly; a run's comparison gives the cost and the AMI per iteration of both starts."""
     import torch
 
-    module = _benchmark("true_masks")
+    module = _experiment("true_masks")
     masks = module.true_masks(torch.tensor([[[0, 1], [2, -1]]]), 4)
     assert masks.shape == (1, 4, 2, 2)
     torch.testing.assert_close(masks.sum(dim=1), torch.ones(1, 2, 2))

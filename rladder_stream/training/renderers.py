@@ -2,7 +2,7 @@
 one :class:`Renderer` per MNIST environment re-implements its generator's drawing in torch, to the generator's
 values, so training on a GPU renders its batches there instead of on the CPU. The random draws stay the
 generator's own (numpy, on the CPU), so the same ``rng`` gives the same episodes on every device; a test compares
-each renderer with its generator on the CPU (tests/test_train.py) and ``benchmarks/check_renderers.py`` on a GPU.
+each renderer with its generator on the CPU (tests/test_train.py) and ``benchmarks/lease/check_renderers.py`` on a GPU.
 
 A task (:mod:`.tasks`) names its environment's renderer; nothing else uses them.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare what benchmarks/gpu_lease.sh needs on a device machine that has PyTorch but not this package's other
+# Prepare what benchmarks/lease/gpu_lease.sh needs on a device machine that has PyTorch but not this package's other
 # dependencies and no data: pure-Python wheels in .whl/ (the build backend in .whl/build/) and the MNIST and
 # Brodatz folders in .devdata/ (about 23 MB; both ignored through .git/info/exclude). Run in the repository root,
 # with ../shared/data beside it (or DATA=folder). Then lease with carry [".whl", ".devdata"].

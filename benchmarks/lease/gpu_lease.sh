@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One short lease of a GPU machine, in one command: the throughput benchmark, then a table's runs side by side.
 #
-#   bash benchmarks/prepare_lease.sh                # once, on the machine that holds ../shared/data
-#   bash benchmarks/gpu_lease.sh OUT_DIR bench [BENCH_S]
-#   bash benchmarks/gpu_lease.sh OUT_DIR table1 [BUDGET_S]
-#   bash benchmarks/gpu_lease.sh OUT_DIR tagger [BUDGET_S]
-#   bash benchmarks/gpu_lease.sh OUT_DIR table4 [BUDGET_S]
+#   bash benchmarks/lease/prepare_lease.sh          # once, on the machine that holds ../shared/data
+#   bash benchmarks/lease/gpu_lease.sh OUT_DIR bench [BENCH_S]
+#   bash benchmarks/lease/gpu_lease.sh OUT_DIR table1 [BUDGET_S]
+#   bash benchmarks/lease/gpu_lease.sh OUT_DIR tagger [BUDGET_S]
+#   bash benchmarks/lease/gpu_lease.sh OUT_DIR table4 [BUDGET_S]
 #
 # bench: benchmarks/throughput.py at the gpu size, cut at BENCH_S seconds (default 230; rows are kept as they
 # come): the device's bf16 peak, training samples/s eager and compiled with their fraction of the peak
@@ -58,7 +58,7 @@ CLI="$SITE/bin/rladder-stream"
 mkdir -p "$RUNS/figures"
 
 if [ "$TABLE" = bench ]; then
-    timeout 60 python3 benchmarks/check_renderers.py  # the on-device data equals the generators' (exit 1 if not)
+    timeout 60 python3 benchmarks/lease/check_renderers.py  # the on-device data equals the generators' (exit 1 if not)
     # rows are written as they come, so a timeout loses only the unfinished ones
     if [ "$SIZE" = tiny ]; then bench_extra=(--quick --steps 2 --ticks 20 --stream-batch 1 64); else bench_extra=(); fi
     timeout "$BENCH" python3 benchmarks/throughput.py --size "$SIZE" --configs omm-rladder omm-hrnn tmnist-rtagger \

@@ -6,7 +6,7 @@ cross-entropy of the clean image, nats an image) and its validation AMI at the l
 validation inside the window). If runs that group very differently train to the same cost, the cost is blind to
 the grouping at that stage, and when a run starts to group is left to chance.
 
-    python benchmarks/cost_vs_grouping.py docs/results/shapes_cpu/dense-s0-log.csv \\
+    python experiments/cost_vs_grouping.py docs/results/shapes_cpu/dense-s0-log.csv \\
         docs/results/shapes_cpu/dense-s1-log.csv docs/results/shapes_cpu/dense-s2-log.csv --window 4000
 """
 

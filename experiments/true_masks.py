@@ -6,7 +6,7 @@ AMI of each start.
 If the true start does not lower the cost, the cost does not prefer the true grouping to the one the model makes;
 if the AMI of the true start falls back over the iterations, the model undoes a true grouping it is handed.
 
-    python benchmarks/true_masks.py runs/brodatz/tmnist-tagger-dense/seed0/last.pt --images 500
+    python experiments/true_masks.py runs/brodatz/tmnist-tagger-dense/seed0/last.pt --images 500
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 generator (tests/test_train.py::test_the_renderers_draw_the_generators_episodes checks it on the CPU; device
 images have no pytest). Prints one line per task and exits 1 on any difference.
 
-    python3 benchmarks/check_renderers.py [--device cuda]
+    python3 benchmarks/lease/check_renderers.py [--device cuda]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ share of each image's ink pixels won (arg-max mask) by its largest group and by 
 the same images. Three shapes split evenly would give the largest group about a third of the ink; a model that
 explains the image with one group gives it most.
 
-    python benchmarks/group_shares.py runs/shapes/shapes-tagger-dense/seed0/last.pt --images 500
+    python experiments/group_shares.py runs/shapes/shapes-tagger-dense/seed0/last.pt --images 500
 """
 
 from __future__ import annotations

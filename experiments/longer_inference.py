@@ -5,7 +5,7 @@ For each checkpoint it evaluates the first ``--images`` test images as training'
 batch norm's running statistics, masks started from a generator seeded 0: ``rladder_stream.training.train.evaluate``) and prints one row of
 the AMI at iterations 1..N and the shuffled chance level. The first iterations equal a shorter evaluation's.
 
-    python benchmarks/longer_inference.py runs/shapes/shapes-tagger-dense/seed0/last.pt --iterations 10
+    python experiments/longer_inference.py runs/shapes/shapes-tagger-dense/seed0/last.pt --iterations 10
 """
 
 from __future__ import annotations

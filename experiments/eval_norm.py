@@ -14,7 +14,7 @@ the same weights.
 The evaluation is training's own (clean images, masks started from a generator seeded 0:
 ``rladder_stream.training.train.evaluate``).
 
-    python benchmarks/eval_norm.py runs/shapes/shapes-tagger-dense/seed0/last.pt --images 1000 --batches 250 1000 --calibrate 12500
+    python experiments/eval_norm.py runs/shapes/shapes-tagger-dense/seed0/last.pt --images 1000 --batches 250 1000 --calibrate 12500
 """
 
 from __future__ import annotations
