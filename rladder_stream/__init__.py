@@ -1,18 +1,20 @@
 """rladder-stream: online inference with Recurrent Ladder networks (RLadder) and RTagger.
 
-The rooms, bottom to top (nothing imports what stands above it; ``tests/test_imports.py`` checks it):
+The rooms, bottom to top, each a folder (nothing imports what stands above it; ``tests/test_imports.py`` checks
+it; docs/design.md#the-layout):
 
 - ``rladder_stream.envs``: the Gymnasium environments and their data (a leaf: numpy, Gymnasium, Pillow, mido).
-- the model: :mod:`~rladder_stream.model.config` (configurations), :mod:`~rladder_stream.model.registry` (named
-  configurations and the one factory, :func:`build_model`), :mod:`~rladder_stream.model.cells`,
-  :mod:`~rladder_stream.model.ladder` (the pure one-tick step), :mod:`~rladder_stream.model.tagger` (RTagger).
-- streaming: :mod:`~rladder_stream.streaming.predictor` (stateful), :mod:`~rladder_stream.streaming.stateless` (SB3-style),
-  :mod:`~rladder_stream.streaming.checkpoint` (safe save/load), :mod:`~rladder_stream.streaming.baselines` (reference predictors).
-- training: :mod:`~rladder_stream.training.tasks`, :mod:`~rladder_stream.training.train`, :mod:`~rladder_stream.training.losses`,
-  :mod:`~rladder_stream.training.metrics` (AMI), :mod:`~rladder_stream.training.mean_teacher`.
-- ``rladder_stream.export`` (ONNX export and :class:`OnnxPredictor`) and ``rladder_stream.reproduce`` (the
+- the base, the modules directly in this folder: the errors a user can cause, every command's argument parser,
+  atomic writes, the version, and the start-up hook that registers the environments with Gymnasium.
+- :mod:`rladder_stream.model`: configurations (plain data), the registry and the one factory,
+  :func:`build_model`, the cells, RLadder (the pure one-tick step) and RTagger.
+- :mod:`rladder_stream.streaming`: the stateful :class:`Predictor`, the stateless one, the one streaming loop,
+  safe checkpoints and reference predictors.
+- :mod:`rladder_stream.training`: the tasks and their on-device renderers, the training loop and its settings,
+  the costs, AMI, Mean Teacher.
+- ``rladder_stream.export`` (ONNX export and :class:`OnnxPredictor`) beside :mod:`rladder_stream.reproduce` (the
   paper's tables).
-- ``rladder_stream.apps``: the command line, the benchmark, MIDI streaming, the figures, and
+- :mod:`rladder_stream.apps`: the command line, the benchmark, MIDI streaming, the figures, and
   :func:`load_predictor`, the one way to load a model file.
 
 Everything below is importable from here; the names load on first use, so ``import rladder_stream`` is cheap.
