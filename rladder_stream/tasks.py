@@ -449,10 +449,11 @@ class _GroupingTask(EpisodeTask):
     def metrics(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, tuple[float, float]]:
         """Class error at the last tick (``class_error``) and at each (``class_error_1``, ...), the forecast's
         MSE and NLL where there are next frames, and the mean AMI of each tick's grouping (``ami_1``, ...) and
-        over all ticks (``ami``). ``ami_shuffled`` scores the last tick's grouping of each observation against
+        over all ticks (``ami``); ``largest_group_1``, ...: the share of the scored pixels that the largest group
+        wins at each tick (a collapse into one group shows as a share near 1). ``ami_shuffled`` scores the last tick's grouping of each observation against
         the ground truth of the batch's previous observation: what these masks score by chance, a position
         prior included, for the real AMI to be judged against."""
-        from .metrics import batch_grouping_ami
+        from .metrics import batch_grouping_ami, largest_group_share
 
         out = batch_metrics(outputs, batch)
         if "class_logits" in outputs and "labels" in batch:
@@ -466,6 +467,8 @@ class _GroupingTask(EpisodeTask):
             s, n = batch_grouping_ami(truth[:, t], masks[:, t], self.ami_ignore)
             out[f"ami_{t + 1}"] = (s, float(n))
             total, count = total + s, count + n
+            s, n = largest_group_share(truth[:, t], masks[:, t], self.ami_ignore)
+            out[f"largest_group_{t + 1}"] = (s, float(n))
         out["ami"] = (total, float(count))
         if len(truth) > 1:  # the chance level of these masks: each last grouping against another image's truth
             s, n = batch_grouping_ami(np.roll(truth[:, -1], 1, axis=0), masks[:, -1], self.ami_ignore)
