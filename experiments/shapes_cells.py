@@ -28,11 +28,11 @@ from rladder_stream.train import TrainConfig
 
 #: arm -> (registered configuration, model settings): the corners are configurations plus one switch
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lstm_relu+feedback": ("shapes-rtagger-sparse", {}),
     "lstm+feedback": ("shapes-rtagger-dense", {}),
     "lstm": ("shapes-rtagger-dense", {"decoder_to_encoder": False}),
     "feedforward+feedback": ("shapes-tagger-dense", {"decoder_to_encoder": True}),
     "feedforward": ("shapes-tagger-dense", {}),
-    "lstm_relu+feedback": ("shapes-rtagger-sparse", {}),
 }
 WHAT = {
     "lstm+feedback": "the RTagger (LSTM engine, feedback)",
@@ -47,16 +47,17 @@ RECIPE = {"batch_size": 32, "lr": 0.001, "lr_schedule": "constant", "cpu_bf16": 
 
 def plan(out: str, size: str, seeds: int, steps: int, valid_every: int, arms: Sequence[str], common: Mapping[str, Any],
          arm_steps: Mapping[str, int] | None = None) -> list[tuple[str, TrainConfig]]:
-    """[(arm, run), ...], seeds 0..seeds-1; ``arm_steps`` trains some arms longer (the curve shows every step)."""
+    """[(arm, run), ...], seeds 0..seeds-1; ``arm_steps``: seed 0 of these arms trains on to more steps (with a
+    constant learning rate its first ``steps`` are those of the shorter runs; the curve shows what follows)."""
     runs = []
     for arm in arms:
         model, overrides = ARMS[arm]
-        n = (arm_steps or {}).get(arm, steps)
-        if n % valid_every:
-            raise ValueError(f"steps ({n}) must be a multiple of --valid-every ({valid_every})")
         settings = dict(common)
         batch = int(settings.pop("batch_size"))
         for seed in range(seeds):
+            n = (arm_steps or {}).get(arm, steps) if seed == 0 else steps
+            if n % valid_every:
+                raise ValueError(f"steps ({n}) must be a multiple of --valid-every ({valid_every})")
             runs.append((arm, TrainConfig(model=model, size=size, seed=seed, out=str(Path(out) / f"{arm}-seed{seed}"),
                                           batch_size=batch, train_sequences=valid_every * batch, epochs=n // valid_every,
                                           model_overrides=dict(overrides), **settings)))
@@ -109,8 +110,10 @@ def document(results: Sequence[Mapping[str, Any]], compare_step: int, command: s
     lines += ["", f"## Test ({results[0]['train_config']['test_sequences'] if results else '—'} images) at each run's end", "",
               "| arm | seeds | steps | " + " | ".join(f"AMI it. {t}" for t in iterations) + " | shuffled | largest group it. 1 | training time (mean) |",
               "|---|---:|---|" + "---:|" * (len(iterations) + 3)]
-    for arm, rows in by_arm.items():
-        steps = ", ".join(sorted({str(r["steps"]) for r in rows}))
+    by_length: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for r in results:
+        by_length.setdefault((r["arm"], int(r["steps"])), []).append(r)
+    for (arm, steps), rows in by_length.items():
         mean_time = sum(float(r["train_time_s"]) for r in rows) / len(rows)
         lines.append(f"| `{arm}` | {len(rows)} | {steps} | " + " | ".join(format_stat(stat(rows, f"ami_{t}"), 3) for t in iterations) +
                      f" | {format_stat(stat(rows, 'ami_shuffled'), 3)} | {format_stat(stat(rows, 'largest_group_1'), 3)} | {duration(mean_time)} |")
@@ -146,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--steps", type=int, default=2000, help="steps of every arm (the comparison's step)")
-    parser.add_argument("--long", nargs="*", default=[], metavar="ARM=STEPS", help="arms trained longer, e.g. lstm_relu+feedback=20000")
+    parser.add_argument("--long", nargs="*", default=[], metavar="ARM=STEPS", help="seed 0 of ARM trains on to STEPS, e.g. lstm_relu+feedback=12000")
     parser.add_argument("--valid-every", type=int, default=500)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training settings for every run")
