@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import torch
 
-from rladder_stream.registry import get_config
-from rladder_stream.tasks import TASKS, task_for
-from rladder_stream.train import TrainConfig
+from rladder_stream.model.registry import get_config
+from rladder_stream.training.tasks import TASKS, task_for
+from rladder_stream.training.train import TrainConfig
 
 
 def main() -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,10 @@ import numpy as np
 import torch
 from markdown_sections import replace_section  # benchmarks/, beside this script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import rladder_stream.envs  # noqa: E402,F401  (registers the environments)
-from rladder_stream.losses import ladder_costs  # noqa: E402
-from rladder_stream.registry import build_model, get_config  # noqa: E402
-from rladder_stream.tasks import OccludedMNISTTask  # noqa: E402
+import rladder_stream.envs  # noqa: F401  (registers the environments)
+from rladder_stream.model.registry import build_model, get_config
+from rladder_stream.training.losses import ladder_costs
+from rladder_stream.training.tasks import OccludedMNISTTask
 
 DIGIT_ENVS = {
     "OccludedMovingMNIST-v0": {"split": "train"},

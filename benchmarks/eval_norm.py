@@ -12,7 +12,7 @@ the same weights.
   (tests/test_train.py).
 
 The evaluation is training's own (clean images, masks started from a generator seeded 0:
-``rladder_stream.train.evaluate``).
+``rladder_stream.training.train.evaluate``).
 
     python benchmarks/eval_norm.py runs/shapes/shapes-tagger-dense/seed0/last.pt --images 1000 --batches 250 1000 --calibrate 12500
 """
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rladder_stream.checkpoint import load_model
-from rladder_stream.registry import build_model
+from rladder_stream.model.registry import build_model
 from rladder_stream.reproduce.grouping import iterations
-from rladder_stream.settings import DataSettings
-from rladder_stream.tasks import TASKS, task_for
-from rladder_stream.train import calibrate_norm_statistics, evaluate
+from rladder_stream.streaming.checkpoint import load_model
+from rladder_stream.training.settings import DataSettings
+from rladder_stream.training.tasks import TASKS, task_for
+from rladder_stream.training.train import calibrate_norm_statistics, evaluate
 
 
 RUNNING = ("running_mean", "running_var", "num_batches_tracked", "rows_trained")

@@ -24,7 +24,8 @@
 # benchmarks.md, gpu_usage.csv, results.tgz (every run's results.json and log.csv, the documents, the figures;
 # no checkpoints) and, for table1, omm-rladder-gpu-bf16.pt.
 # SIZE=tiny tries the script on a CPU. The Python packages the device machine lacks travel as wheels in .whl/
-# and the data in .devdata/ (made by prepare_lease.sh; both ignored by git): name both in the lease's carry.
+# (the build backend that installs this checkout in .whl/build/) and the data in .devdata/ (made by
+# prepare_lease.sh; both ignored by git): name both in the lease's carry.
 set -uo pipefail
 OUT_DIR=${1:?usage: gpu_lease.sh OUT_DIR bench|table1|table4 [SECONDS]}
 TABLE=${2:?usage: gpu_lease.sh OUT_DIR bench|table1|table4 [SECONDS]}
@@ -35,11 +36,15 @@ COMPILE_GAIN=${COMPILE_GAIN:-2}
 case $TABLE in bench|table1|tagger|table4) ;; *) echo "unknown mode $TABLE (bench, table1, tagger or table4)"; exit 2;; esac
 mkdir -p "$OUT_DIR"
 exec > >(tee "$OUT_DIR/lease.log") 2>&1
+SITE=/tmp/site
 if [ -d .whl ] && ! python3 -c "import gymnasium, mido" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 1
 fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+# the package itself, installed (only an installation has rladder_stream.envs and .export: docs/design.md#the-layout);
+# its build backend comes from .whl/build/ on a machine without an index
+build=(); [ -d .whl/build ] && build=(--no-index --find-links .whl/build)
+python3 -m pip install -q --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${build[@]}" . || exit 1
+export PYTHONPATH=$SITE PYTHONUNBUFFERED=1
 [ -d .devdata ] && export RLADDER_STREAM_DATA=$PWD/.devdata
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; nproc) | tee "$OUT_DIR/gpu.txt"
 python3 -c "import torch, gymnasium; print('torch', torch.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())" \
@@ -48,7 +53,8 @@ python3 -c "import torch, gymnasium; print('torch', torch.__version__, 'cuda', t
 monitor=$!
 started=$SECONDS
 RUNS=runs/$TABLE-$SIZE
-CLI="python3 -m rladder_stream"
+# the installed command ("python3 -m" here would import the checkout's rladder_stream/ folder, not the installation)
+CLI="$SITE/bin/rladder-stream"
 mkdir -p "$RUNS/figures"
 
 if [ "$TABLE" = bench ]; then
@@ -97,7 +103,7 @@ EOF
     # (3) the RLadder's weights in bf16 and its Figure 4
     python3 - "$RUNS/omm-rladder/seed0/last.pt" "$OUT_DIR/omm-rladder-$SIZE-bf16.pt" <<'EOF'
 import sys, torch
-from rladder_stream.checkpoint import load_checkpoint, save_checkpoint
+from rladder_stream.streaming.checkpoint import load_checkpoint, save_checkpoint
 config, weights, extra = load_checkpoint(sys.argv[1])
 half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()}
 keep = {k: extra[k] for k in ("step", "train_time", "train_config") if k in extra}

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from rladder_stream.checkpoint import load_model
-from rladder_stream.metrics import batch_grouping_ami
-from rladder_stream.settings import DataSettings
-from rladder_stream.tasks import TASKS, task_for
+from rladder_stream.streaming.checkpoint import load_model
+from rladder_stream.training.metrics import batch_grouping_ami
+from rladder_stream.training.settings import DataSettings
+from rladder_stream.training.tasks import TASKS, task_for
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 shown for more iterations than the model trained with (the data setting ``eval_iterations``).
 
 For each checkpoint it evaluates the first ``--images`` test images as training's own evaluation does (clean images,
-batch norm's running statistics, masks started from a generator seeded 0: ``rladder_stream.train.evaluate``) and prints one row of
+batch norm's running statistics, masks started from a generator seeded 0: ``rladder_stream.training.train.evaluate``) and prints one row of
 the AMI at iterations 1..N and the shuffled chance level. The first iterations equal a shorter evaluation's.
 
     python benchmarks/longer_inference.py runs/shapes/shapes-tagger-dense/seed0/last.pt --iterations 10
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from rladder_stream.checkpoint import load_model
-from rladder_stream.settings import DataSettings
-from rladder_stream.tasks import TASKS, task_for
-from rladder_stream.train import evaluate
+from rladder_stream.streaming.checkpoint import load_model
+from rladder_stream.training.settings import DataSettings
+from rladder_stream.training.tasks import TASKS, task_for
+from rladder_stream.training.train import evaluate
 
 
 def per_iteration_ami(path: Path, iterations: int, images: int) -> list[float]:

@@ -7,7 +7,7 @@ matrix product (bf16 on a GPU, float32 on a CPU), and times
 * training steps (the training loop's own pieces: the on-device batch, ``WithCosts``, fused AdamW with the
   divergence guard, bf16 autocast on CUDA), eager and ``torch.compile``d;
 * streaming ticks: latency at batch 1 (p50 / p99 over single ticks) and throughput at a large batch, for each
-  step mode of :func:`rladder_stream.fast_step.make_step` that the device supports.
+  step mode of :func:`rladder_stream.streaming.fast_step.make_step` that the device supports.
 
 It prints a table and writes the rows to ``docs/benchmarks.json`` (rows of other devices are kept) and the
 section "## Throughput against the device's peak: DEVICE" of ``docs/benchmarks.md`` (other sections kept).
@@ -31,17 +31,15 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from markdown_sections import replace_section  # benchmarks/, beside this script
+from rladder_stream.model.registry import build_model, get_config
+from rladder_stream.streaming.fast_step import make_step
+from rladder_stream.training.flops import count_flops, measure_peak, synchronize, timed
+from rladder_stream.training.tasks import TASKS, task_for
+from rladder_stream.training.train import (DivergenceGuard, TrainConfig, WithCosts, build_optimizer, optimise,
+                                           training_autocast)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from markdown_sections import replace_section  # noqa: E402  (benchmarks/, beside this script)
-from rladder_stream.fast_step import make_step  # noqa: E402
-from rladder_stream.flops import count_flops, measure_peak, synchronize, timed  # noqa: E402
-from rladder_stream.registry import build_model, get_config  # noqa: E402
-from rladder_stream.tasks import TASKS, task_for  # noqa: E402
-from rladder_stream.train import (DivergenceGuard, TrainConfig, WithCosts, build_optimizer, optimise,  # noqa: E402
-                                  training_autocast)
 
 SECTION = "## Throughput against the device's peak"
 DEFAULT_CONFIGS = ("omm-rladder", "omm-hrnn", "tmnist-rtagger")

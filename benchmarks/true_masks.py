@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from rladder_stream.checkpoint import load_model
-from rladder_stream.metrics import batch_grouping_ami
-from rladder_stream.settings import DataSettings
-from rladder_stream.tagger import group_mixture_bce, group_mixture_nll
-from rladder_stream.tasks import TASKS, task_for
+from rladder_stream.model.tagger import group_mixture_bce, group_mixture_nll
+from rladder_stream.streaming.checkpoint import load_model
+from rladder_stream.training.metrics import batch_grouping_ami
+from rladder_stream.training.settings import DataSettings
+from rladder_stream.training.tasks import TASKS, task_for
 
 TRUE_MASK = 0.95  # a true group's mask where it owns the pixel (the rest shared by the other groups)
 

@@ -43,10 +43,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from rladder_stream.version import __version__
 from rladder_stream.fileio import atomic_write_bytes
-from rladder_stream.ladder import RLadder
-from rladder_stream.tagger import RTagger
+from rladder_stream.model.ladder import RLadder
+from rladder_stream.model.tagger import RTagger
+from rladder_stream.version import __version__
 
 FORMAT = "rladder-stream-onnx-step"
 #: Metadata key of the SHA-256 over the whole model (graph, weights, every other metadata entry); see
@@ -115,7 +115,7 @@ def state_output_name(name: str) -> str:
 
 def _load_model(model_or_checkpoint_path: nn.Module | str | os.PathLike) -> nn.Module:
     if isinstance(model_or_checkpoint_path, (str, os.PathLike)):
-        from rladder_stream.checkpoint import load_model
+        from rladder_stream.streaming.checkpoint import load_model
 
         return load_model(model_or_checkpoint_path, "cpu")
     if isinstance(model_or_checkpoint_path, nn.Module):
@@ -213,7 +213,7 @@ def export_onnx(
     """Export the one-tick step of a model (or of a checkpoint's model) to an ONNX file.
 
     Args:
-        model_or_checkpoint_path: an :class:`~rladder_stream.ladder.RLadder` (not modified: a float32
+        model_or_checkpoint_path: an :class:`~rladder_stream.model.ladder.RLadder` (not modified: a float32
             eval-mode copy is exported, so BatchNorm uses its running statistics) or a checkpoint path.
         out_path: the ``.onnx`` file to write (atomically; parent folders are created).
         opset: ONNX opset, ``MIN_OPSET`` .. :func:`max_opset`; default :data:`DEFAULT_OPSET`.
@@ -312,7 +312,7 @@ def export_cli_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.opset is not None and not MIN_OPSET <= args.opset <= max_opset():
         parser.error(f"--opset must be in {MIN_OPSET}..{max_opset()}, got {args.opset}")
-    from rladder_stream.checkpoint import load_checkpoint
+    from rladder_stream.streaming.checkpoint import load_checkpoint
 
     try:
         load_checkpoint(args.checkpoint)  # a bad file is said in one line, before the wait

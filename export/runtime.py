@@ -35,11 +35,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from rladder_stream.config import LadderConfig
 from rladder_stream.errors import ModelFileError
-from rladder_stream.outputs import StepOutput
-from rladder_stream.predictor import to_step_output
-from rladder_stream.validation import validate_observation, validate_stream_ids
+from rladder_stream.model.config import LadderConfig
+from rladder_stream.streaming.outputs import StepOutput
+from rladder_stream.streaming.predictor import to_step_output
+from rladder_stream.streaming.validation import validate_observation, validate_stream_ids
 
 from .onnx import DIGEST_KEY, FORMAT, FORMAT_VERSION, META_PREFIX, OBS_INPUT, model_digest
 

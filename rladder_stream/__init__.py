@@ -3,13 +3,13 @@
 The rooms, bottom to top (nothing imports what stands above it; ``tests/test_imports.py`` checks it):
 
 - ``rladder_stream.envs``: the Gymnasium environments and their data (a leaf: numpy, Gymnasium, Pillow, mido).
-- the model: :mod:`~rladder_stream.config` (configurations), :mod:`~rladder_stream.registry` (named
-  configurations and the one factory, :func:`build_model`), :mod:`~rladder_stream.cells`,
-  :mod:`~rladder_stream.ladder` (the pure one-tick step), :mod:`~rladder_stream.tagger` (RTagger).
-- streaming: :mod:`~rladder_stream.predictor` (stateful), :mod:`~rladder_stream.stateless` (SB3-style),
-  :mod:`~rladder_stream.checkpoint` (safe save/load), :mod:`~rladder_stream.baselines` (reference predictors).
-- training: :mod:`~rladder_stream.tasks`, :mod:`~rladder_stream.train`, :mod:`~rladder_stream.losses`,
-  :mod:`~rladder_stream.metrics` (AMI), :mod:`~rladder_stream.mean_teacher`.
+- the model: :mod:`~rladder_stream.model.config` (configurations), :mod:`~rladder_stream.model.registry` (named
+  configurations and the one factory, :func:`build_model`), :mod:`~rladder_stream.model.cells`,
+  :mod:`~rladder_stream.model.ladder` (the pure one-tick step), :mod:`~rladder_stream.model.tagger` (RTagger).
+- streaming: :mod:`~rladder_stream.streaming.predictor` (stateful), :mod:`~rladder_stream.streaming.stateless` (SB3-style),
+  :mod:`~rladder_stream.streaming.checkpoint` (safe save/load), :mod:`~rladder_stream.streaming.baselines` (reference predictors).
+- training: :mod:`~rladder_stream.training.tasks`, :mod:`~rladder_stream.training.train`, :mod:`~rladder_stream.training.losses`,
+  :mod:`~rladder_stream.training.metrics` (AMI), :mod:`~rladder_stream.training.mean_teacher`.
 - ``rladder_stream.export`` (ONNX export and :class:`OnnxPredictor`) and ``rladder_stream.reproduce`` (the
   paper's tables).
 - ``rladder_stream.apps``: the command line, the benchmark, MIDI streaming, the figures, and
@@ -20,28 +20,20 @@ Everything below is importable from here; the names load on first use, so ``impo
 
 from __future__ import annotations
 
-import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .version import __version__
 
-if not os.path.isdir(os.path.join(os.path.dirname(__file__), "envs")):  # a source checkout: envs/ is beside us
-    from pathlib import Path
-
-    from .checkout import use_source_folders
-
-    use_source_folders(__name__, Path(__file__).resolve().parent)
-
 #: public name -> the module that defines it
 _PUBLIC = {
-    "LadderConfig": "config", "LevelConfig": "config",
-    "get_config": "registry", "list_configs": "registry", "register_config": "registry", "build_model": "registry",
-    "RLadder": "ladder", "RTagger": "tagger",
-    "StepOutput": "outputs", "StreamingPredictor": "outputs",
-    "Predictor": "predictor", "StatelessPredictor": "stateless",
-    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
-    "save_checkpoint": "checkpoint",
+    "LadderConfig": "model.config", "LevelConfig": "model.config",
+    "get_config": "model.registry", "list_configs": "model.registry", "register_config": "model.registry",
+    "build_model": "model.registry", "RLadder": "model.ladder", "RTagger": "model.tagger",
+    "StepOutput": "streaming.outputs", "StreamingPredictor": "streaming.outputs",
+    "Predictor": "streaming.predictor", "StatelessPredictor": "streaming.stateless",
+    "CheckpointError": "streaming.checkpoint", "load_checkpoint": "streaming.checkpoint",
+    "load_model": "streaming.checkpoint", "save_checkpoint": "streaming.checkpoint",
     "OnnxPredictor": "export.runtime", "OnnxModelError": "export.runtime", "export_onnx": "export.onnx",
     "load_predictor": "apps.loading",
 }
@@ -63,13 +55,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from .apps.loading import load_predictor
-    from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-    from .config import LadderConfig, LevelConfig
     from .export.onnx import export_onnx
     from .export.runtime import OnnxModelError, OnnxPredictor
-    from .ladder import RLadder
-    from .outputs import StepOutput, StreamingPredictor
-    from .predictor import Predictor
-    from .registry import build_model, get_config, list_configs, register_config
-    from .stateless import StatelessPredictor
-    from .tagger import RTagger
+    from .model.config import LadderConfig, LevelConfig
+    from .model.ladder import RLadder
+    from .model.registry import build_model, get_config, list_configs, register_config
+    from .model.tagger import RTagger
+    from .streaming.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+    from .streaming.outputs import StepOutput, StreamingPredictor
+    from .streaming.predictor import Predictor
+    from .streaming.stateless import StatelessPredictor

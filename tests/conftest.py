@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rladder_stream.registry import get_config, list_configs
+from rladder_stream.model.registry import get_config, list_configs
 
 ALL_CONFIGS = sorted(list_configs())
 

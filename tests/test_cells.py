@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rladder_stream.cells import DECODER_CELLS, make_decoder_cell, make_encoder_cell, upsample
+from rladder_stream.model.cells import DECODER_CELLS, make_decoder_cell, make_encoder_cell, upsample
 
 
 @pytest.mark.parametrize("kind", ["lstm", "lstm_relu", "gru", "feedforward", "softmax"])
@@ -142,7 +142,7 @@ def test_nearest_upsampling_has_no_fixed_pattern_of_the_stride():
 def test_a_same_conv1d_is_the_convolution_it_replaces(kernel, length):
     """``conv(1, ...)`` computes kernel-1 and length-1 cases as a matrix product (the dense Tagger's layers; much
     faster on the CPU than the convolution kernels): outputs and gradients equal nn.Conv1d's with the same weights."""
-    from rladder_stream.cells import SameConv1d, conv
+    from rladder_stream.model.cells import SameConv1d, conv
 
     torch.manual_seed(0)
     fast = conv(1, 6, 5, kernel)
@@ -163,7 +163,7 @@ def test_a_same_conv1d_is_the_convolution_it_replaces(kernel, length):
 
 
 def _tick_norm(rows: int = 4, channels: int = 3, affine: bool = True):
-    from rladder_stream.cells import TickBatchNorm
+    from rladder_stream.model.cells import TickBatchNorm
 
     norm = TickBatchNorm(channels, rows=rows, affine=affine)
     if affine:
@@ -176,7 +176,7 @@ def _tick_norm(rows: int = 4, channels: int = 3, affine: bool = True):
 def test_a_tick_norm_trains_as_batch_norm_and_moves_only_its_ticks_row():
     """Training output = BatchNorm2d's in training (batch statistics); the running row of the batch's tick moves as
     BatchNorm2d's running statistics do, the other rows keep their init."""
-    from rladder_stream.cells import ticks_set
+    from rladder_stream.model.cells import ticks_set
 
     torch.manual_seed(0)
     norm, reference = _tick_norm(), nn.BatchNorm2d(3)
@@ -198,7 +198,7 @@ def test_a_tick_norm_evaluates_each_sample_with_its_own_ticks_mean_and_the_poole
     """Known answer: in eval mode sample i is normalised with row ``tick_i``'s mean and the variance of the trained
     ticks pooled (equal weights: mean of the variances plus variance of the means; a BatchNorm2d holding these gives
     the same); ticks past the last trained row use that row; untrained rows do not enter; without a tick it refuses."""
-    from rladder_stream.cells import ticks_set
+    from rladder_stream.model.cells import ticks_set
 
     norm = _tick_norm().eval()
     with torch.no_grad():

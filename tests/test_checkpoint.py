@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rladder_stream import CheckpointError, Predictor, build_model, get_config, load_checkpoint
-from rladder_stream.checkpoint import save_checkpoint
+from rladder_stream.streaming.checkpoint import save_checkpoint
 
 
 @pytest.fixture
@@ -103,14 +103,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rladder_stream.checkpoint import (
-    FORMAT,
-    _digest,
-    convert_legacy_checkpoint,
-    legacy_digest,
-    legacy_digest_of,
-)
 from rladder_stream.apps.loading import pretrained_path
+from rladder_stream.streaming.checkpoint import (FORMAT, _digest, convert_legacy_checkpoint, legacy_digest,
+                                                 legacy_digest_of)
 
 PRETRAINED = Path(pretrained_path()).parent
 

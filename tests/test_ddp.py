@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rladder_stream import load_checkpoint
-from rladder_stream.train import TrainConfig, train
+from rladder_stream.training.train import TrainConfig, train
 
 # Layer-normalised models only: batch normalisation (feed-forward levels: omm-temporal, omm-static) uses each
 # rank's own rows on CPU, so those runs follow the single-process one only approximately.
@@ -31,7 +31,7 @@ def _settings(name: str, out: str) -> dict:
 DRIVER = textwrap.dedent("""
     import json, sys
     import torch.distributed as dist
-    from rladder_stream.train import TrainConfig, train
+    from rladder_stream.training.train import TrainConfig, train
     dist.init_process_group("gloo")  # created once by the caller, so that train() can run twice
     for settings in json.loads(sys.argv[1]):
         train(TrainConfig(**settings), log=lambda s: None)
@@ -92,10 +92,10 @@ def rank0_first_costs(name: str) -> dict[str, float]:
     """The costs of the first step on rows 0::2 of the first global batch (what rank 0 of 2 trains on)."""
     import numpy as np
 
-    from rladder_stream.registry import get_config
-    from rladder_stream.registry import build_model
-    from rladder_stream.losses import ladder_costs
-    from rladder_stream.tasks import OccludedMNISTTask
+    from rladder_stream.model.registry import get_config
+    from rladder_stream.model.registry import build_model
+    from rladder_stream.training.losses import ladder_costs
+    from rladder_stream.training.tasks import OccludedMNISTTask
 
     cfg = get_config(name, size="tiny", input_noise=0.1)
     torch.manual_seed(0)
@@ -109,15 +109,15 @@ def rank0_first_costs(name: str) -> dict[str, float]:
 
 def build_init(name: str) -> dict[str, torch.Tensor]:
     """The initial weights of a run (seed 0)."""
-    from rladder_stream.registry import get_config
-    from rladder_stream.registry import build_model
+    from rladder_stream.model.registry import get_config
+    from rladder_stream.model.registry import build_model
 
     torch.manual_seed(0)
     return build_model(get_config(name, size="tiny")).state_dict()
 
 
 def test_global_batch_must_split_evenly_across_processes(tmp_path, monkeypatch):
-    import rladder_stream.train as train_module
+    import rladder_stream.training.train as train_module
 
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setattr(train_module, "join_processes", lambda device: (0, 3, torch.device("cpu"), False))

@@ -9,7 +9,8 @@ import pytest
 
 from rladder_stream.apps.cli import main as cli_main
 from rladder_stream.reproduce.common import Stat
-from rladder_stream.reproduce.grouping import BRODATZ, SHAPES, TARGET_AMI, claim_at_least, grouping_markdown, plan_grouping
+from rladder_stream.reproduce.grouping import (BRODATZ, SHAPES, TARGET_AMI, claim_at_least, grouping_markdown,
+                                               plan_grouping)
 
 
 def _record(model: str, seed: int, amis: tuple[float, ...], shuffled: float, history: tuple[float, ...] = ()) -> dict:
@@ -119,7 +120,7 @@ def _benchmark(name: str):
 
 
 def _tiny_shapes_run(path) -> dict:
-    from rladder_stream.train import TrainConfig, train
+    from rladder_stream.training.train import TrainConfig, train
 
     run = TrainConfig(model="shapes-tagger-dense", size="tiny", epochs=1, train_sequences=16, batch_size=8, valid_sequences=8,
                       test_sequences=16, eval_batch_size=16, warmup_steps=1, log_every=1, out=str(path))
@@ -147,7 +148,7 @@ def test_eval_norm_scores_a_tagger_with_other_batch_statistics(tmp_path, capsys)
     twin evaluates as the training-mode forward does (which the model itself does not) with the same weights."""
     import torch
 
-    from rladder_stream.checkpoint import load_model
+    from rladder_stream.streaming.checkpoint import load_model
 
     module = _benchmark("eval_norm")
     test = _tiny_shapes_run(tmp_path / "run")
@@ -175,7 +176,7 @@ def test_eval_norm_scores_a_tagger_with_other_batch_statistics(tmp_path, capsys)
 def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, capsys):
     """benchmarks/longer_inference.py: the AMI at iterations 1..N of a checkpoint; its first three are what the
     run's own test (three iterations) recorded; a checkpoint of a task without iterations is refused."""
-    from rladder_stream.train import TrainConfig, train
+    from rladder_stream.training.train import TrainConfig, train
 
     module = _benchmark("longer_inference")
     test = _tiny_shapes_run(tmp_path / "run")

@@ -1,9 +1,12 @@
 """The layout's rules, read from the source with ``ast`` (nothing is imported): no import circles, nothing imported
 from a room above, no private name imported across modules, and ``rladder_stream.envs`` a leaf.
 
-Rooms, bottom to top (README, "Layout"): envs; base (errors, files, versions); the model; streaming; training;
-export and reproduce (beside each other, neither imports the other); apps and the package's front door. Every
-import counts, at the top of a module or inside a function, including those only for type checkers.
+A room is a folder (docs/design.md#the-layout): a module's room is the subpackage it sits in (``rladder_stream.model``,
+``rladder_stream.streaming``, ...; the repository's ``envs/`` and ``export/``, installed as ``rladder_stream.envs`` and
+``rladder_stream.export``); the modules directly in ``rladder_stream/`` are the base, a room of their own, apart
+from the package's ``__init__`` and ``__main__``, the front door. Rooms, bottom to top: envs; base; model;
+streaming; training; export and reproduce (beside each other, neither imports the other); apps; the front door.
+Every import counts, at the top of a module or inside a function, including those only for type checkers.
 """
 
 from __future__ import annotations
@@ -17,26 +20,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "rladder_stream"
-#: installed package name -> its folder in the repository (pyproject.toml's package-dir)
+#: installed package name -> its folder in the repository (pyproject.toml's package-dir; test_packaging checks it)
 FOLDERS = {PACKAGE: ROOT / "rladder_stream", f"{PACKAGE}.envs": ROOT / "envs", f"{PACKAGE}.export": ROOT / "export"}
-
-#: room -> the modules in it (a name ending in "." takes a whole subpackage); bottom first
-ROOMS = {
-    "envs": ["rladder_stream.envs."],
-    "base": ["rladder_stream.version", "rladder_stream.errors", "rladder_stream.fileio", "rladder_stream.checkout",
-             "rladder_stream.autoregister", "rladder_stream.flops"],
-    "model": ["rladder_stream.config", "rladder_stream.registry", "rladder_stream.cells", "rladder_stream.ladder",
-              "rladder_stream.tagger"],
-    "streaming": ["rladder_stream.outputs", "rladder_stream.validation", "rladder_stream.fast_step",
-                  "rladder_stream.predictor", "rladder_stream.stateless", "rladder_stream.checkpoint",
-                  "rladder_stream.baselines"],
-    "training": ["rladder_stream.losses", "rladder_stream.metrics", "rladder_stream.mean_teacher", "rladder_stream.tasks",
-                 "rladder_stream.settings", "rladder_stream.run_folder", "rladder_stream.train"],
-    "export": ["rladder_stream.export."],
-    "reproduce": ["rladder_stream.reproduce."],
-    "apps": ["rladder_stream.apps.", "rladder_stream.__main__", "rladder_stream"],
-}
-LEVEL = {"envs": 0, "base": 1, "model": 2, "streaming": 3, "training": 4, "export": 5, "reproduce": 5, "apps": 6}
+BASE, FRONT = "base", "front door"
+#: room (a subpackage's name, or the base, or the front door) -> its level; rooms at one level import neither other
+LEVEL = {"envs": 0, BASE: 1, "model": 2, "streaming": 3, "training": 4, "export": 5, "reproduce": 5, "apps": 6,
+         FRONT: 7}
 #: what envs may import besides the standard library and itself: at the top of a module, and inside a function
 #: (optional readers: the MATLAB form of the music data, downloads)
 ENVS_TOP_LEVEL = {"numpy", "gymnasium", "PIL", "mido"}
@@ -51,6 +40,8 @@ def project_modules() -> dict[str, Path]:
             parts = path.relative_to(folder).with_suffix("").parts
             if any(not (folder.joinpath(*parts[:i]) / "__init__.py").is_file() for i in range(len(parts))):
                 continue  # scripts in data folders (envs/embedded) are not modules of the package
+            if package == PACKAGE and parts[0] in ("envs", "export"):
+                continue  # not installed under these names: pyproject's package-dir gives them the root folders
             name = ".".join((package, *parts))
             found[name.removesuffix(".__init__")] = path
     return found
@@ -60,11 +51,14 @@ MODULES = project_modules()
 
 
 def room_of(module: str) -> str:
-    """The room of a module: the longest member of :data:`ROOMS` that names it or a package above it."""
-    found = [(len(member), room) for room, members in ROOMS.items() for member in members
-             if ((module + ".").startswith(member) if member.endswith(".") else module == member)]
-    assert found, f"{module} belongs to no room: add it to ROOMS (and to the README's layout)"
-    return max(found)[1]
+    """The room of a module: the first subpackage below ``rladder_stream`` that holds it; a module directly in
+    the package is the base, its ``__init__`` and ``__main__`` the front door."""
+    parts = module.split(".")
+    if module in (PACKAGE, f"{PACKAGE}.__main__"):
+        return FRONT
+    if len(parts) == 2 and MODULES[module].name != "__init__.py":
+        return BASE
+    return parts[1]
 
 
 def imports_of(module: str, path: Path) -> list[tuple[str, str, int, bool]]:
@@ -97,9 +91,24 @@ def project_graph() -> dict[str, set[str]]:
     return graph
 
 
-def test_every_module_has_a_room():
-    for module in MODULES:
-        room_of(module)
+def test_every_room_is_a_folder_with_a_level():
+    """Every subpackage of ``rladder_stream`` (and envs, export) is a room with a level: a new folder needs a place
+    in :data:`LEVEL` (and in the README's layout), and every room there is a folder."""
+    rooms = {room_of(module) for module in MODULES}
+    assert rooms == set(LEVEL), f"rooms without a level: {sorted(rooms - set(LEVEL))}; levels without a room: {sorted(set(LEVEL) - rooms)}"
+    folders = {module.split(".")[1] for module, path in MODULES.items() if path.name == "__init__.py" and module.count(".") == 1}
+    assert folders == set(LEVEL) - {BASE, FRONT}
+
+
+def test_rooms_of_some_modules():
+    """The rule read on known modules (the rule, not a list, decides every other)."""
+    assert room_of("rladder_stream.model.config") == "model"
+    assert room_of("rladder_stream.streaming.predictor") == "streaming"
+    assert room_of("rladder_stream.training.train") == "training"
+    assert room_of("rladder_stream.envs.data.music") == "envs"
+    assert room_of("rladder_stream.errors") == BASE
+    assert room_of("rladder_stream.training") == "training"
+    assert room_of("rladder_stream") == room_of("rladder_stream.__main__") == FRONT
 
 
 def test_no_import_circles():
@@ -133,7 +142,7 @@ def test_nothing_is_imported_from_a_room_above():
 
 def test_only_the_apps_import_export():
     importers = {module for module, targets in project_graph().items()
-                 if any(room_of(t) == "export" for t in targets) and room_of(module) not in ("export", "apps")}
+                 if any(room_of(t) == "export" for t in targets) and room_of(module) not in ("export", "apps", FRONT)}
     assert not importers
 
 
@@ -165,12 +174,15 @@ def test_envs_is_a_leaf():
 
 
 def test_the_readme_layout_names_every_module_and_only_those():
-    """README's "Layout" names every module of the package (``__init__``/``__main__`` aside), and every file it
-    names exists."""
+    """README's "Layout" names every room's folder and every module of the package (``__init__``/``__main__``
+    aside), and every file it names exists."""
     block = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
     named = set(re.findall(r"\b([a-z_0-9]+\.py)\b", block))
     files = {path.name for path in MODULES.values()}
     missing = sorted(files - named - {"__init__.py", "__main__.py"})
+    rooms = {module.split(".")[1] for module, path in MODULES.items() if path.name == "__init__.py" and module.count(".") == 1}
+    unnamed = sorted(room for room in rooms if f"{room}/" not in block)
+    assert not unnamed, f"room folders the README's layout does not name: {unnamed}"
     absent = sorted(named - files - {"build_support.py"})
     assert not missing, f"modules the README's layout does not name: {missing}"
     assert not absent and (ROOT / "build_support.py").is_file(), f"files the README names that do not exist: {absent}"

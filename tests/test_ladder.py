@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rladder_stream.config import LadderConfig
-from rladder_stream.registry import build_model, get_config, list_configs
+from rladder_stream.model.config import LadderConfig
+from rladder_stream.model.registry import build_model, get_config, list_configs
 
 
 def _perturb(model: torch.nn.Module, scale: float = 0.3) -> None:
@@ -232,8 +232,8 @@ def test_at_init_the_low_level_cost_reaches_every_encoder_and_decoder_level(name
     """Open combinators (the default): the bottom cost alone (prediction or denoising, not the class cost) sends
     gradient into the parameters of every encoder level and every decoder level at initialisation. Started
     closed, it reached no level above the bottom (the Table 1 RLadder was its encoder plus a local predictor)."""
-    from rladder_stream.losses import bernoulli_nll
-    from rladder_stream.tagger import group_mixture_nll
+    from rladder_stream.model.tagger import group_mixture_nll
+    from rladder_stream.training.losses import bernoulli_nll
 
     torch.manual_seed(0)
     model = build_model(get_config(name, size="tiny"))
@@ -254,7 +254,7 @@ def test_at_init_the_low_level_cost_reaches_every_encoder_and_decoder_level(name
 def test_started_closed_the_low_level_cost_sends_no_gradient_above_the_bottom():
     """The failure the open start fixes, kept as a known answer: closed combinators zero the gradient of every
     level above the bottom decoder."""
-    from rladder_stream.losses import bernoulli_nll
+    from rladder_stream.training.losses import bernoulli_nll
 
     model = build_model(get_config("omm-rladder", size="tiny", decoder_init="closed"))
     x = torch.rand(2, 3, 32, 32)

@@ -11,16 +11,12 @@ import pytest
 import torch
 
 from rladder_stream import load_checkpoint
-from rladder_stream.registry import get_config
-from rladder_stream.registry import build_model
-from rladder_stream.mean_teacher import (
-    MeanTeacher,
-    consistency_cost,
-    consistency_weight,
-)
-from rladder_stream.predictor import Predictor
-from rladder_stream.tasks import OccludedMNISTTask
-from rladder_stream.train import TrainConfig, train
+from rladder_stream.model.registry import get_config
+from rladder_stream.model.registry import build_model
+from rladder_stream.streaming.predictor import Predictor
+from rladder_stream.training.mean_teacher import MeanTeacher, consistency_cost, consistency_weight
+from rladder_stream.training.tasks import OccludedMNISTTask
+from rladder_stream.training.train import TrainConfig, train
 
 QUIET = lambda s: None  # noqa: E731
 

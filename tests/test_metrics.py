@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rladder_stream.metrics import adjusted_mutual_info, batch_grouping_ami, grouping_ami
+from rladder_stream.training.metrics import adjusted_mutual_info, batch_grouping_ami, grouping_ami
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from rladder_stream import Predictor
 from rladder_stream.envs.data.music import load_music
 from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv, nll_per_step
-from rladder_stream import Predictor
-from rladder_stream.registry import get_config
-from rladder_stream.registry import build_model
-from rladder_stream.losses import batch_metrics, bernoulli_nll
-from rladder_stream.tasks import TASKS, MusicTask, task_for
-from rladder_stream.train import TrainConfig, evaluate
+from rladder_stream.model.registry import get_config
+from rladder_stream.model.registry import build_model
+from rladder_stream.training.losses import batch_metrics, bernoulli_nll
+from rladder_stream.training.tasks import TASKS, MusicTask, task_for
+from rladder_stream.training.train import TrainConfig, evaluate
 
 
 def _perturbed(name: str, size: str = "tiny", seed: int = 0) -> torch.nn.Module:
@@ -127,7 +127,7 @@ def test_baselines_are_the_same_code_with_about_the_rladders_size(size):
 @pytest.mark.parametrize("name", ["music-rladder", "music-lstm", "music-gru"])
 def test_untrained_music_models_forecast_the_base_rate(name):
     """prediction_bias: every music model starts at about 4 of 88 keys on, not at 0.5."""
-    from rladder_stream.registry import MUSIC_PREDICTION_BIAS
+    from rladder_stream.model.registry import MUSIC_PREDICTION_BIAS
 
     model = build_model(get_config(name, size="tiny")).eval()
     probs = Predictor(model).step(np.zeros(88, np.float32)).next_obs

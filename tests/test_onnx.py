@@ -25,11 +25,12 @@ import pytest
 from bad_inputs import bad_observations
 import torch
 
-from rladder_stream.export import OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx, read_step_info
-from rladder_stream.export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
 from rladder_stream import Predictor, __version__, build_model, get_config, list_configs, load_model, save_checkpoint
-from rladder_stream.cells import LSTMCell, TickBatchNorm
-from rladder_stream.outputs import StreamingPredictor
+from rladder_stream.export import (OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx,
+                                   read_step_info)
+from rladder_stream.export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
+from rladder_stream.model.cells import LSTMCell, TickBatchNorm
+from rladder_stream.streaming.outputs import StreamingPredictor
 
 CPU = ["CPUExecutionProvider"]
 ATOL = 1e-4
@@ -536,8 +537,8 @@ def _largest_initializer(path: Path) -> bytes:
 def test_a_flipped_byte_in_the_weights_is_refused(exported, tmp_path, capsys):
     """The digest written at export covers graph and weights: one changed bit in a weight is refused, by the
     predictor, by read_step_info and by the command line (one line)."""
-    from rladder_stream.export import OnnxModelError
     from rladder_stream.apps.cli import main
+    from rladder_stream.export import OnnxModelError
 
     _, path = exported("omm-rladder")
     data = bytearray(path.read_bytes())

@@ -29,3 +29,19 @@ def test_every_package_is_marked_typed_and_ships_the_marker(package, folder):
     assert (ROOT / folder / "py.typed").is_file()
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "py.typed" in package_data[package]
+
+
+def test_the_wheel_lists_every_package_folder():
+    """pyproject's ``packages`` names every folder with an ``__init__.py`` (a new room would otherwise be missing
+    from the wheel, while an editable install still found it), and ``package-dir`` maps envs and export."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"rladder_stream.envs": "envs", "rladder_stream.export": "export"}
+    roots = {"rladder_stream": ROOT / "rladder_stream",
+             **{name: ROOT / folder for name, folder in setuptools["package-dir"].items()}}
+    found = set()
+    for name, folder in roots.items():
+        for init in folder.rglob("__init__.py"):
+            parts = init.parent.relative_to(folder).parts
+            if all((folder.joinpath(*parts[:i]) / "__init__.py").is_file() for i in range(len(parts) + 1)):
+                found.add(".".join((name, *parts)))
+    assert sorted(setuptools["packages"]) == sorted(found)

@@ -8,7 +8,7 @@ from bad_inputs import bad_observations
 import torch
 
 from rladder_stream import Predictor, build_model, get_config
-from rladder_stream.outputs import StepOutput, StreamingPredictor
+from rladder_stream.streaming.outputs import StepOutput, StreamingPredictor
 
 
 def _model(name="omm-rladder", dtype=torch.float32):

@@ -12,10 +12,10 @@ from gymnasium import spaces
 
 import rladder_stream.envs  # noqa: F401  (registers the environment ids)
 from rladder_stream.apps.benchmark import BenchmarkResult, benchmark, benchmark_cli_main, format_table
-from rladder_stream.metrics import grouping_ami as _ami
 from rladder_stream.envs.data.music import load_music
-from rladder_stream.baselines import MarginalPredictor, RepeatLastPredictor
-from rladder_stream.outputs import StepOutput, StreamingPredictor
+from rladder_stream.streaming.baselines import MarginalPredictor, RepeatLastPredictor
+from rladder_stream.streaming.outputs import StepOutput, StreamingPredictor
+from rladder_stream.training.metrics import grouping_ami as _ami
 
 ENV_ID = "rladder_stream/PolyphonicMusic-v0"
 C4, E4 = 60 - 21, 64 - 21

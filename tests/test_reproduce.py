@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from rladder_stream.apps.cli import main as cli_main
+from rladder_stream.model.registry import get_config
 from rladder_stream.reproduce.common import NO_VALUE, Stat, row_model_overrides
 from rladder_stream.reproduce.table1 import TABLE1, plan_table1, table1_claims, table1_markdown
-from rladder_stream.registry import get_config
-from rladder_stream.train import train
+from rladder_stream.training.train import train
 
 CONFIGS = [row.config for row in TABLE1]
 HAS_CLASS = {row.config: row.class_error for row in TABLE1}
@@ -212,7 +212,7 @@ def test_a_finished_run_is_reused_only_with_the_same_model_and_settings(tmp_path
     import dataclasses
 
     from rladder_stream.reproduce.common import finished_results
-    from rladder_stream.train import TrainConfig
+    from rladder_stream.training.train import TrainConfig
 
     cfg = TrainConfig(model="shapes-tagger", size="tiny", out=str(tmp_path))
     settings = json.loads(json.dumps(dataclasses.asdict(cfg)))

@@ -11,8 +11,8 @@ import torch
 
 from rladder_stream import load_checkpoint
 from rladder_stream.errors import UsageError
-from rladder_stream.tasks import OccludedMNISTTask
-from rladder_stream.train import TrainConfig, TrainingRun, parse_overrides, train
+from rladder_stream.training.tasks import OccludedMNISTTask
+from rladder_stream.training.train import TrainConfig, TrainingRun, parse_overrides, train
 
 QUIET = lambda s: None  # noqa: E731
 

@@ -15,11 +15,11 @@ from gymnasium.utils.env_checker import check_env
 import rladder_stream.envs  # noqa: F401  (registers the ids)
 from rladder_stream.envs.randomness import episode_rng
 from rladder_stream.envs.scoring import bernoulli_log_likelihood
-from rladder_stream.envs.shapes import (AMI_IGNORE, ENV_ID, SQUARE, TEMPLATES, TRIANGLE_DOWN, TRIANGLE_UP, ShapesEnv, episode_source,
-                         generate_shapes_batch)
-from rladder_stream.registry import get_config
-from rladder_stream.registry import build_model
-from rladder_stream.tasks import TASKS, ShapesTask, task_for
+from rladder_stream.envs.shapes import (AMI_IGNORE, ENV_ID, SQUARE, TEMPLATES, TRIANGLE_DOWN, TRIANGLE_UP, ShapesEnv,
+                                        episode_source, generate_shapes_batch)
+from rladder_stream.model.registry import get_config
+from rladder_stream.model.registry import build_model
+from rladder_stream.training.tasks import TASKS, ShapesTask, task_for
 
 
 def _footprints(shapes: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -211,7 +211,7 @@ def test_task_batches_costs_and_ami():
     assert count == 12 and total == pytest.approx(count)
     total, _ = task.metrics({"groups": masks[:, :, [1, 0, 2, 3]].roll(1, dims=-1)}, a)["ami"]
     assert total < 0.9 * count  # and a wrong grouping does not
-    from rladder_stream.train import TrainConfig
+    from rladder_stream.training.train import TrainConfig
 
     with pytest.raises(ValueError, match="labelled"):
         ShapesTask(cfg, TrainConfig(model="shapes-rtagger", labelled=1000))
@@ -219,7 +219,7 @@ def test_task_batches_costs_and_ami():
 
 def test_a_tiny_rtagger_trains_on_shapes(tmp_path):
     from rladder_stream import load_checkpoint
-    from rladder_stream.train import TrainConfig, train
+    from rladder_stream.training.train import TrainConfig, train
 
     cfg = TrainConfig(model="shapes-rtagger", size="tiny", epochs=1, train_sequences=24, batch_size=8, valid_sequences=16,
                       test_sequences=16, eval_batch_size=16, warmup_steps=2, log_every=1, out=str(tmp_path / "run"))
@@ -236,8 +236,8 @@ def test_a_tiny_rtagger_trains_on_shapes(tmp_path):
 def test_groups_cli_draws_a_shapes_model(tmp_path, capsys):
     from PIL import Image
 
-    from rladder_stream.checkpoint import save_checkpoint
     from rladder_stream.apps.figures import groups_cli_main
+    from rladder_stream.streaming.checkpoint import save_checkpoint
 
     cfg = get_config("shapes-rtagger", size="tiny")
     save_checkpoint(tmp_path / "m.pt", cfg, build_model(cfg).state_dict())
@@ -248,7 +248,7 @@ def test_groups_cli_draws_a_shapes_model(tmp_path, capsys):
 def test_the_cost_of_the_last_iteration_alone_is_that_iterations_mixture_cost():
     """tagger_cost_iterations: ``all`` averages the mixture cost over the iterations (the reference), ``last``
     keeps the last iteration's alone; the same outputs give each by hand."""
-    from rladder_stream.tagger import group_mixture_bce
+    from rladder_stream.model.tagger import group_mixture_bce
 
     cfg = get_config("shapes-tagger-dense", size="tiny")
     batch = ShapesTask(cfg).train_batch(np.random.default_rng(3), 4)
@@ -269,7 +269,7 @@ def test_a_binary_mixture_cost_does_not_see_how_the_ink_is_grouped():
     """Per pixel a mixture of Bernoullis is one Bernoulli of the mixture's mean, so the binary cost depends on
     Σ_k m_k z_k alone: one group carrying the whole image costs exactly what a split into groups costs. (The
     Gaussian mixture's cost does depend on the split.) Grouping pays only through the later iterations."""
-    from rladder_stream.tagger import group_mixture_bce, group_mixture_nll
+    from rladder_stream.model.tagger import group_mixture_bce, group_mixture_nll
 
     gen = torch.Generator().manual_seed(0)
     targets = (torch.rand(2, 1, 20, 20, generator=gen) < 0.3).float()
@@ -288,7 +288,7 @@ def test_a_binary_mixture_cost_does_not_see_how_the_ink_is_grouped():
 def test_shapes_can_show_each_image_for_more_iterations(tmp_path):
     """The data setting ``iterations`` sets how many ticks Shapes shows each image for, in training and
     evaluation alike (every iteration scored); tasks whose images are not shown repeatedly refuse it."""
-    from rladder_stream.train import TrainConfig, train
+    from rladder_stream.training.train import TrainConfig, train
 
     cfg = get_config("shapes-tagger-dense", size="tiny")
     task = ShapesTask(cfg, TrainConfig(model=cfg.name, iterations=5))
@@ -311,7 +311,7 @@ def test_shapes_can_show_each_image_for_more_iterations(tmp_path):
 def test_shapes_can_be_evaluated_for_more_iterations_than_trained(tmp_path):
     """``eval_iterations``: validation and test images are shown for that many iterations while training keeps
     its own; the first iterations of a longer evaluation are the shorter evaluation's (same masks, same AMI)."""
-    from rladder_stream.train import TrainConfig, evaluate, train
+    from rladder_stream.training.train import TrainConfig, evaluate, train
 
     cfg = get_config("shapes-tagger-dense", size="tiny")
     task = ShapesTask(cfg, TrainConfig(model=cfg.name, eval_iterations=6))
@@ -323,7 +323,7 @@ def test_shapes_can_be_evaluated_for_more_iterations_than_trained(tmp_path):
                     eval_batch_size=16, warmup_steps=1, log_every=1)
     result = train(TrainConfig(**settings, eval_iterations=6, out=str(tmp_path / "run")), log=lambda s: None)
     assert {f"ami_{i}" for i in range(1, 7)} <= set(result["test"])
-    from rladder_stream.checkpoint import load_model
+    from rladder_stream.streaming.checkpoint import load_model
 
     model = load_model(tmp_path / "run" / "last.pt")
     short = evaluate(model, ShapesTask(model.config, TrainConfig(model=cfg.name, test_sequences=16)), "test", 16, 16, torch.device("cpu"))

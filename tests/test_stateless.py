@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rladder_stream import Predictor, build_model, get_config
-from rladder_stream.stateless import StatelessPredictor
+from rladder_stream.streaming.stateless import StatelessPredictor
 
 
 def _model(name: str = "omm-rladder"):

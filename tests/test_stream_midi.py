@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from rladder_stream.envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
-from rladder_stream.envs.data.music import load_music
 from rladder_stream import Predictor, build_model, get_config, save_checkpoint
 from rladder_stream.apps.cli import main
 from rladder_stream.apps.stream_midi import MUSIC_PRETRAINED, music_pretrained_path, stream_midi
+from rladder_stream.envs.data.midi import MidiError, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.data.music import load_music
 
 TPB = 96  # ticks per beat: an eighth-note step is 48 ticks
 
@@ -98,8 +98,8 @@ def test_real_midi_files_stream_step_by_step(make, n_steps, checkpoint, tmp_path
 def test_streamed_nll_is_the_training_metric_of_the_piece(checkpoint, tmp_path, embedded_data):
     """A test chorale written as MIDI and streamed scores what training's evaluation gives that one piece."""
     from rladder_stream import load_model
-    from rladder_stream.tasks import MusicTask
-    from rladder_stream.train import TrainConfig, evaluate
+    from rladder_stream.training.tasks import MusicTask
+    from rladder_stream.training.train import TrainConfig, evaluate
 
     model = load_model(checkpoint)
     roll = load_music("embedded")["test"][2]

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from rladder_stream import Predictor
-from rladder_stream.registry import get_config, list_configs
-from rladder_stream.ladder import RLadder
-from rladder_stream.registry import build_model
-from rladder_stream.cells import ticks_set
-from rladder_stream.tagger import RTagger, engine_config, group_mixture_nll
-from rladder_stream.tasks import MovingMNISTTask, TexturedMNISTTask
+from rladder_stream.model.cells import ticks_set
+from rladder_stream.model.ladder import RLadder
+from rladder_stream.model.registry import get_config, list_configs
+from rladder_stream.model.registry import build_model
+from rladder_stream.model.tagger import RTagger, engine_config, group_mixture_nll
+from rladder_stream.training.tasks import MovingMNISTTask, TexturedMNISTTask
 
 TAGGERS = sorted(n for n in list_configs() if get_config(n, size="tiny").groups)
 
@@ -323,7 +323,7 @@ def test_moving_task_scores_each_forecast_against_the_next_frame():
 
     assert task.ami_ignore == AMI_IGNORE == MovingMNISTEnv.ami_ignore  # the benchmark scores the same pixels
     with pytest.raises(ValueError, match="labelled"):
-        from rladder_stream.train import TrainConfig
+        from rladder_stream.training.train import TrainConfig
 
         MovingMNISTTask(get_config("mmnist-rtagger", size="tiny"), TrainConfig(labelled=1000))
 
@@ -532,7 +532,7 @@ def test_binary_error_signal_is_the_gradient_of_the_mixture_log_likelihood():
 
 
 def test_binary_mixture_cost_is_the_cross_entropy_of_the_mixture_hand_computed():
-    from rladder_stream.tagger import group_mixture_bce
+    from rladder_stream.model.tagger import group_mixture_bce
 
     masks = torch.tensor([0.25, 0.75]).reshape(1, 1, 2, 1, 1).expand(1, 1, 2, 1, 2).contiguous()
     recon = torch.tensor([[0.8, 0.1], [0.4, 0.6]]).reshape(1, 1, 2, 1, 2)
@@ -544,7 +544,7 @@ def test_binary_mixture_cost_is_the_cross_entropy_of_the_mixture_hand_computed()
 
 
 def test_flip_noise_flips_the_asked_share_of_pixels_once_per_image():
-    from rladder_stream.tasks import ShapesTask
+    from rladder_stream.training.tasks import ShapesTask
 
     task = ShapesTask(get_config("shapes-rtagger", size="tiny"))
     x = (torch.rand(64, 3, 20, 20) < 0.3).float()
@@ -557,7 +557,7 @@ def test_flip_noise_flips_the_asked_share_of_pixels_once_per_image():
 
 
 def test_the_learned_projection_is_the_engines_bottom_lateral_and_trains():
-    from rladder_stream.tagger import group_mixture_nll
+    from rladder_stream.model.tagger import group_mixture_nll
 
     cfg = get_config("tmnist-rtagger", size="tiny", tagger_projection=6)
     model = build_model(cfg)

@@ -12,8 +12,8 @@ from gymnasium.utils.env_checker import check_env
 from scipy.ndimage import grey_dilation
 
 import rladder_stream.envs  # noqa: F401  (registers the ids)
-from rladder_stream.envs.scoring import bernoulli_log_likelihood
 from rladder_stream.envs.data import load_brodatz, load_mnist
+from rladder_stream.envs.scoring import bernoulli_log_likelihood
 from rladder_stream.envs.textured_mnist import crop_textures, generate_textured_batch
 
 TEXTURED = "rladder_stream/TexturedMNIST-v0"
@@ -177,9 +177,9 @@ def test_texture_contrast_reaches_the_training_batches_on_every_renderer(monkeyp
     generator."""
     import torch
 
-    from rladder_stream.registry import get_config
-    from rladder_stream.tasks import TASKS
-    from rladder_stream.train import TrainConfig
+    from rladder_stream.model.registry import get_config
+    from rladder_stream.training.tasks import TASKS
+    from rladder_stream.training.train import TrainConfig
 
     cfg = get_config("tmnist-rtagger", size="tiny")
 

@@ -10,12 +10,12 @@ import torch
 from shared_data import find_shared_data, needs_shared
 
 from rladder_stream import load_checkpoint
-from rladder_stream.registry import get_config, list_configs
-from rladder_stream.registry import build_model
-from rladder_stream.losses import bernoulli_nll, classification_nll, ladder_costs
+from rladder_stream.model.registry import get_config, list_configs
+from rladder_stream.model.registry import build_model
 from rladder_stream.reproduce.common import train_runs
-from rladder_stream.tasks import TASKS, task_for
-from rladder_stream.train import TrainConfig, parse_overrides, train, train_cli_main
+from rladder_stream.training.losses import bernoulli_nll, classification_nll, ladder_costs
+from rladder_stream.training.tasks import TASKS, task_for
+from rladder_stream.training.train import TrainConfig, parse_overrides, train, train_cli_main
 
 SHARED = find_shared_data("mnist", "brodatz")
 TRAINABLE = sorted(n for n in list_configs() if n.split("-")[0] in TASKS)
@@ -55,8 +55,8 @@ def test_resumed_training_equals_uninterrupted(tmp_path, model, dataset, monkeyp
 
 def test_a_non_finite_cost_stops_training_before_that_step_changes_anything(tmp_path, monkeypatch):
     from rladder_stream.reproduce.common import train_runs
-    from rladder_stream.tasks import OccludedMNISTTask
-    from rladder_stream.train import TrainingDiverged, TrainingRun
+    from rladder_stream.training.tasks import OccludedMNISTTask
+    from rladder_stream.training.train import TrainingDiverged, TrainingRun
 
     cfg = _tiny(tmp_path, epochs=2, train_sequences=16)  # 2 steps per epoch: a checkpoint after step 2
     costs = OccludedMNISTTask.costs
@@ -150,7 +150,7 @@ def test_zero_weight_removes_a_cost_from_the_total():
 
 
 def test_evaluation_is_deterministic_and_leaves_the_training_rng_alone(embedded_data):
-    from rladder_stream.train import evaluate
+    from rladder_stream.training.train import evaluate
 
     cfg = get_config("tmnist-rtagger", size="tiny")  # draws its initial masks at random
     task = TASKS[task_for(cfg)](cfg, TrainConfig(model=cfg.name))
@@ -245,8 +245,8 @@ def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeyp
     """calibrate_norm_statistics: row t of a per-tick norm is the mean, over the calibration batches, of the batch means
     that norm saw at iteration t (recorded as it ran: a hand-computed average) of clean inputs; the weights, the
     model's mode and torch's global generator are left as they were."""
-    from rladder_stream.cells import TickBatchNorm
-    from rladder_stream.train import calibrate_norm_statistics
+    from rladder_stream.model.cells import TickBatchNorm
+    from rladder_stream.training.train import calibrate_norm_statistics
 
     cfg = get_config("shapes-tagger", size="tiny", norm="batch_tick", norm_ticks=5)
     task = TASKS[task_for(cfg)](cfg, TrainConfig(model="shapes-tagger", size="tiny"))
@@ -305,7 +305,7 @@ def test_a_run_beyond_the_tiny_size_says_when_it_trains_on_the_embedded_subset(t
 def test_measuring_the_peak_leaves_the_global_generator_alone():
     """The peak is measured once per process: had it drawn from torch's global generator, the first run in a process
     would train on other draws than the same run started after another (found by the test above)."""
-    from rladder_stream.flops import measure_peak
+    from rladder_stream.training.flops import measure_peak
 
     measure_peak.cache_clear()
     before = torch.get_rng_state()
@@ -316,7 +316,7 @@ def test_measuring_the_peak_leaves_the_global_generator_alone():
 def test_the_on_device_renderer_draws_the_generators_episodes():
     """The training's torch renderer gives exactly the environment generator's frames for the same draws."""
     from rladder_stream.envs.occluded_mnist import episode_source
-    from rladder_stream.tasks import OccludedMNISTTask
+    from rladder_stream.training.tasks import OccludedMNISTTask
 
     task = OccludedMNISTTask(get_config("omm-rladder", size="tiny"))
     on_device = task.train_batch(np.random.default_rng([5, 9]), 12, device=torch.device("cpu"))
@@ -371,7 +371,7 @@ def test_compiled_training_follows_eager_training(tmp_path):
 def test_two_phase_schedule_trains_without_the_class_cost_first(tmp_path):
     """class_cost_from_step: before it the class head gets no gradient (its weights stay at their init), while the
     rest trains; lr_schedule=constant keeps the rate after the warm-up."""
-    from rladder_stream.train import lr_factor
+    from rladder_stream.training.train import lr_factor
 
     quiet = lambda s: None  # noqa: E731
     train(_tiny(tmp_path, out=str(tmp_path / "phase1"), class_cost_from_step=100, grad_clip=0.0, weight_decay=0.0), log=quiet)
@@ -390,7 +390,7 @@ def test_the_whole_training_forward_compiles_as_one_graph(name, overrides):
     """Every tick and the costs in one graph. A graph break at every tick (there was one: the state's shapes
     computed with a generator expression inside math.prod) splits the sequence into per-tick graphs, and the
     RTagger's recompiled until torch.compile gave up."""
-    from rladder_stream.train import WithCosts
+    from rladder_stream.training.train import WithCosts
 
     torch._dynamo.reset()
     cfg = get_config(name, size="tiny", **overrides)
@@ -404,7 +404,7 @@ def test_the_whole_training_forward_compiles_as_one_graph(name, overrides):
 def test_counting_the_compute_changes_nothing_the_run_learns(tmp_path, model, monkeypatch, capsys):
     """The FLOPs are counted on a copy of the model, on a batch of its own, under a forked generator: the weights
     after training are bit-identical to a run that does not count, and the progress lines show the fraction."""
-    from rladder_stream.train import TrainingRun
+    from rladder_stream.training.train import TrainingRun
 
     lines: list[str] = []
     train(_tiny(tmp_path, model=model, out=str(tmp_path / "counted")), log=lines.append)
@@ -421,7 +421,7 @@ def test_counting_the_compute_changes_nothing_the_run_learns(tmp_path, model, mo
 def test_cpu_bf16_runs_the_training_matrix_products_in_bf16_on_the_cpu(tmp_path):
     """``cpu_bf16``: the training forward under bf16 autocast on the CPU (off by default: CPU runs stay float32);
     the weights stay float32 and a run trains to finite costs, not far from the float32 run's."""
-    from rladder_stream.train import TrainingRun
+    from rladder_stream.training.train import TrainingRun
 
     for on in (False, True):
         run = TrainingRun(_tiny(tmp_path, model="shapes-tagger-dense", cpu_bf16=on, out=str(tmp_path / f"ctx{on}")), log=lambda s: None)
@@ -444,7 +444,7 @@ def test_cpu_bf16_runs_the_training_matrix_products_in_bf16_on_the_cpu(tmp_path)
 def test_an_rladder_warm_started_from_a_hierarchical_rnn_computes_what_the_rnn_computed(tmp_path):
     """init_from: an RLadder started from a trained HRNN (matching tensors copied, the new feedback at zero) gives
     the HRNN's class logits at every tick, and training then moves the feedback away from zero."""
-    from rladder_stream.train import warm_start
+    from rladder_stream.training.train import warm_start
 
     quiet = lambda s: None  # noqa: E731
     train(_tiny(tmp_path, model="omm-hrnn", out=str(tmp_path / "hrnn")), log=quiet)
@@ -474,7 +474,7 @@ def test_an_rladder_warm_started_from_a_hierarchical_rnn_computes_what_the_rnn_c
 
 
 def test_a_warm_start_refuses_a_checkpoint_of_another_shape(tmp_path):
-    from rladder_stream.train import warm_start
+    from rladder_stream.training.train import warm_start
 
     train(_tiny(tmp_path, model="omm-hrnn", out=str(tmp_path / "hrnn")), log=lambda s: None)
     ladder = build_model(get_config("omm-rladder", size="tiny", decoder_to_encoder_entry="input"))

@@ -15,7 +15,7 @@ import rladder_stream.envs.data.paths as paths
 from rladder_stream.apps.cli import main
 from rladder_stream.apps.loading import pretrained_path
 from rladder_stream.apps.stream_midi import music_pretrained_path
-from rladder_stream.train import TrainConfig, train
+from rladder_stream.training.train import TrainConfig, train
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 

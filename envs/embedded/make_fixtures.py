@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+from rladder_stream.envs.data.brodatz import BRODATZ_SHA256, EMBEDDED_PLATES
+from rladder_stream.envs.data.mnist import load_mnist
+from rladder_stream.envs.data.paths import fetch
 
-from rladder_stream.envs.data.brodatz import BRODATZ_SHA256, EMBEDDED_PLATES  # noqa: E402
-from rladder_stream.envs.data.mnist import load_mnist  # noqa: E402
-from rladder_stream.envs.data.paths import fetch  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 TEST_ROWS = np.arange(300)
 TRAIN_ROWS = np.concatenate([np.arange(1000), np.arange(50_000, 50_300)])

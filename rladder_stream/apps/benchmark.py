@@ -2,7 +2,7 @@
 docs/design.md#the-environments-contract, and print a table.
 
     >>> from rladder_stream.apps.benchmark import benchmark, format_table
-    >>> from rladder_stream.baselines import RepeatLastPredictor
+    >>> from rladder_stream.streaming.baselines import RepeatLastPredictor
     >>> result = benchmark("rladder_stream/PolyphonicMusic-v0", RepeatLastPredictor((88,)), 4, dataset="embedded")
     >>> print(format_table([result]))  # doctest: +SKIP
 
@@ -37,9 +37,9 @@ import numpy as np
 
 import rladder_stream.envs  # noqa: F401  (registers the environments)
 
-from ..baselines import MarginalPredictor, RepeatLastPredictor
 from ..errors import OneLineArgumentParser, check_fits, make_env
-from ..metrics import grouping_ami
+from ..streaming.baselines import MarginalPredictor, RepeatLastPredictor
+from ..training.metrics import grouping_ami
 from .loading import load_predictor
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
@@ -83,7 +83,7 @@ def benchmark(
 
     The first ``reset`` gets ``seed``, later ones continue from there (for the music and fixed valid/test
     digit splits: episodes 0, 1, 2, ... of the split in order). ``predictor`` follows
-    :class:`rladder_stream.outputs.StreamingPredictor` with one stream. An environment given as an id is made
+    :class:`rladder_stream.streaming.outputs.StreamingPredictor` with one stream. An environment given as an id is made
     with ``env_kwargs`` and closed at the end.
     """
     if n_episodes < 1:

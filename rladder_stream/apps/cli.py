@@ -20,7 +20,7 @@ from .loading import describe_model_file, predictor_for
 # Subcommands with their own parsers: name -> "module:function(argv)".
 DELEGATED = {
     "benchmark": "rladder_stream.apps.benchmark:benchmark_cli_main",
-    "train": "rladder_stream.train:train_cli_main",
+    "train": "rladder_stream.training.train:train_cli_main",
     "reproduce": "rladder_stream.reproduce:reproduce_cli_main",
     "figure4": "rladder_stream.apps.figures:figure4_cli_main",
     "groups": "rladder_stream.apps.figures:groups_cli_main",
@@ -69,7 +69,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_configs(args: argparse.Namespace) -> int:
     """List the registered configurations with their parameter counts."""
-    from ..registry import build_model, get_config, list_configs
+    from ..model.registry import build_model, get_config, list_configs
 
     print(f"{'name':32s} {'params':>10s}  description")
     for name, description in sorted(list_configs().items()):

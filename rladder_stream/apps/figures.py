@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw
 import rladder_stream.envs  # noqa: F401  (registers the environments)
 
 from ..errors import OneLineArgumentParser, one_line
-from ..outputs import StreamingPredictor
-from ..registry import REGISTRY
+from ..model.registry import REGISTRY
+from ..streaming.outputs import StreamingPredictor
 from .loading import load_predictor, predictor_for
 
 

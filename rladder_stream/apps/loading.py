@@ -1,6 +1,6 @@
 """The one way to load a model file: :func:`load_predictor` picks the runtime from the file itself.
 
-A checkpoint (``.pt``, safetensors) streams on PyTorch (:class:`~rladder_stream.predictor.Predictor`), an
+A checkpoint (``.pt``, safetensors) streams on PyTorch (:class:`~rladder_stream.streaming.predictor.Predictor`), an
 exported step (``.onnx``) on ONNX Runtime (:class:`~rladder_stream.export.runtime.OnnxPredictor`); asked for
 ``runtime="onnx"``, a checkpoint is exported once and the export cached. Every command (``demo``,
 ``benchmark``, ``figure4``, ``groups``, ``stream-midi``) and every example loads through here::
@@ -19,13 +19,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checkpoint import describe_checkpoint, load_checkpoint
 from ..errors import UsageError
 from ..export.onnx import export_onnx
 from ..export.runtime import OnnxPredictor, describe_onnx, is_onnx_file
-from ..outputs import StreamingPredictor
-from ..predictor import Predictor
-from ..registry import build_model, get_config
+from ..model.registry import build_model, get_config
+from ..streaming.checkpoint import describe_checkpoint, load_checkpoint
+from ..streaming.outputs import StreamingPredictor
+from ..streaming.predictor import Predictor
 
 RUNTIMES = ("auto", "torch", "onnx")
 #: the models shipped in rladder_stream/pretrained/
@@ -68,7 +68,7 @@ def load_predictor(path: str | os.PathLike, runtime: str | None = "auto", n_stre
     checkpoint. ``runtime="onnx"`` with a checkpoint exports it first (5-20 s), once: the export is kept in
     :func:`onnx_cache_dir` under the checkpoint's content hash; ``progress`` (default: a line on stderr) is told
     when an export starts and where it goes. An ONNX file runs on ONNX Runtime only. Damaged files raise
-    :class:`~rladder_stream.checkpoint.CheckpointError` or :class:`~rladder_stream.export.runtime.OnnxModelError`.
+    :class:`~rladder_stream.streaming.checkpoint.CheckpointError` or :class:`~rladder_stream.export.runtime.OnnxModelError`.
     """
     if runtime is not None and runtime not in RUNTIMES:
         raise UsageError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")

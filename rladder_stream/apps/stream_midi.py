@@ -12,7 +12,7 @@ hears step 1, forecasts step 2, and so on (the one streaming loop of docs/design
 the NLL per time step printed at the end is
 the field's number for this piece (docs/design.md#polyphonic-music), the same the training code reports. Every
 forecast goes through
-the predictor's ``step`` (:class:`~rladder_stream.predictor.Predictor`, or ONNX Runtime with ``--runtime onnx``).
+the predictor's ``step`` (:class:`~rladder_stream.streaming.predictor.Predictor`, or ONNX Runtime with ``--runtime onnx``).
 
 With ``--continue N`` the predictor then runs free for N steps: each step's notes are drawn from its forecast
 (independent Bernoulli draws per key, seeded with ``--seed``) or, with ``--threshold P``, every key with

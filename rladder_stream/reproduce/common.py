@@ -2,7 +2,7 @@
 the paper's claims judged against the spread, the parts of a document, and training the runs (reusing finished
 ones, resuming interrupted ones, several at a time).
 
-A table module (``table1`` ... ``table4``) plans its runs as :class:`~rladder_stream.train.TrainConfig` lists,
+A table module (``table1`` ... ``table4``) plans its runs as :class:`~rladder_stream.training.train.TrainConfig` lists,
 writes its document as a pure function of the runs' results, and has a command built from :func:`table_parser`,
 :func:`checked_plan` and :func:`reproduce_table`.
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from ..errors import OneLineArgumentParser, TrainingDiverged, one_line
-from ..registry import get_config
-from ..run_folder import added_at_default, differences
-from ..train import TrainConfig, train
+from ..model.registry import get_config
+from ..training.run_folder import added_at_default, differences
+from ..training.train import TrainConfig, train
 
 NO_VALUE = "—"
 # Settings with their own flag in every table; --set must not change them behind the flag's back.

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from ..registry import get_config
-from ..train import TrainConfig, parse_overrides
+from ..model.registry import get_config
+from ..training.train import TrainConfig, parse_overrides
 from .common import (NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat, format_value,
                      group_by_cell, provenance_lines, refuse_flagged, reproduce_command, reproduce_table, table_parser,
                      timestamp, write_document)

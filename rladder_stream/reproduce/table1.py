@@ -3,7 +3,7 @@
     rladder-stream reproduce table1 --seeds 3 --size cpu --budget-s 900 --out runs/table1 \\
         --doc docs/results/table1.md --set train_sequences=50000 epochs=4
 
-Each run is an ordinary :func:`rladder_stream.train.train` run in ``OUT/<config>/seed<k>``. A run whose
+Each run is an ordinary :func:`rladder_stream.training.train.train` run in ``OUT/<config>/seed<k>``. A run whose
 ``results.json`` exists is skipped (after checking it was trained with the same settings) and a run folder
 with only ``last.pt`` resumes inside ``train()``, so an interrupted reproduction continues where it stopped.
 The document is :func:`table1_markdown`, a pure function of the runs' results dicts.
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from ..registry import get_config
-from ..train import TrainConfig, parse_overrides
+from ..model.registry import get_config
+from ..training.train import TrainConfig, parse_overrides
 from .common import (NO_VALUE, Claim, Stat, checked_plan, claim_reaches, claim_worse, doc_header, duration,
                      format_stat, format_value, group_by_cell, planned_steps, provenance_lines, refuse_flagged,
                      reproduce_command, reproduce_table, row_model_overrides, table_parser, timestamp)

@@ -4,9 +4,9 @@
 
 Rows are the RLadder (``music-rladder``) and the same-protocol marginal baselines the paper asks for
 (``music-lstm``, ``music-gru``: one dense LSTM or GRU with sigmoid note outputs, about the same number of
-parameters), configurations of the same code, trained and evaluated by the same :class:`~rladder_stream.tasks.MusicTask`
+parameters), configurations of the same code, trained and evaluated by the same :class:`~rladder_stream.training.tasks.MusicTask`
 on the same batches. Columns are the data sets in the paper's order. Each run is an ordinary
-:func:`rladder_stream.train.train` run in ``OUT/<data set>/<config>/seed<k>``, reused when finished and
+:func:`rladder_stream.training.train.train` run in ``OUT/<data set>/<config>/seed<k>``, reused when finished and
 resumed when interrupted (:func:`rladder_stream.reproduce.train_runs`).
 
 The metric is the field's (docs/design.md#polyphonic-music): test-set Bernoulli NLL summed over the 88 keys, averaged
@@ -27,9 +27,9 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from rladder_stream.envs.data.music import canonical_name
 
-from ..registry import get_config
-from ..tasks import MusicTask
-from ..train import TrainConfig, parse_overrides
+from ..model.registry import get_config
+from ..training.tasks import MusicTask
+from ..training.train import TrainConfig, parse_overrides
 from .common import (FLAGGED, NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat,
                      format_value, group_by_cell, provenance_lines, refuse_flagged, reproduce_command,
                      reproduce_table, row_model_overrides, table_parser, timestamp)

@@ -8,7 +8,7 @@ Table 4 trains the RTagger, the Tagger and the ConvNet on Brodatz-textured MNIST
 labelled (50k) and semi-supervised (1k labelled + 49k unlabelled), and reports test AMI and classification
 error: the RTagger after each of its iterations, the Tagger and the ConvNet after the last. The Moving MNIST
 runs (``--moving-seeds``) train the RTagger and the Tagger on two-digit Moving MNIST and report their AMI
-beside the paper's 0.75. Runs are ordinary :func:`rladder_stream.train.train` runs in ``OUT/<block>/<config>/seed<k>``, reused
+beside the paper's 0.75. Runs are ordinary :func:`rladder_stream.training.train.train` runs in ``OUT/<block>/<config>/seed<k>``, reused
 when finished and resumed when interrupted (see :mod:`rladder_stream.reproduce`); the documents are
 :func:`table4_markdown` and :func:`moving_mnist_markdown`, pure functions of the runs' results dicts.
 """
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..registry import get_config
-from ..train import TrainConfig, parse_overrides
+from ..model.registry import get_config
+from ..training.train import TrainConfig, parse_overrides
 from .common import (FLAGGED, NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat,
                      group_by_cell, provenance_lines, refuse_flagged, reproduce_command, table_parser, timestamp,
                      train_runs, write_document)

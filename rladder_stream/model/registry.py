@@ -4,7 +4,7 @@ A registered name knows everything about itself: the factory ``size -> LadderCon
 the training task it belongs to and the environment its models stream through. Baselines and ablations of
 the paper (docs/design.md#baselines-and-ablations) are configurations here, not copies of code::
 
-    >>> from rladder_stream.registry import build_model, get_config, registered
+    >>> from rladder_stream.model.registry import build_model, get_config, registered
     >>> cfg = get_config("omm-rladder", size="cpu")
     >>> cfg.replace(decoder_to_encoder=False).decoder_to_encoder
     False
@@ -29,7 +29,7 @@ ConfigFactory = Callable[[str], LadderConfig]
 @dataclass(frozen=True)
 class RegisteredConfig:
     """What the registry knows about a name: how to build its configuration, what it is, the training task it
-    belongs to (a key of :data:`rladder_stream.tasks.TASKS`) and the environment its models stream through."""
+    belongs to (a key of :data:`rladder_stream.training.tasks.TASKS`) and the environment its models stream through."""
 
     name: str
     factory: ConfigFactory
@@ -75,7 +75,7 @@ def get_config(name: str, size: str = "cpu", **overrides: Any) -> LadderConfig:
 
 def build_model(config: LadderConfig) -> nn.Module:
     """The model for a configuration (the single factory every entry point uses): an :class:`RLadder`, or an
-    :class:`~rladder_stream.tagger.RTagger` around one when ``config.groups > 0``."""
+    :class:`~rladder_stream.model.tagger.RTagger` around one when ``config.groups > 0``."""
     if config.norm == "batch_tick" and not config.groups:
         raise ValueError("norm='batch_tick' keeps statistics per tick of an RTagger's state (groups >= 2); "
                          "an RLadder uses 'layer', 'batch' or 'batch_stats'")

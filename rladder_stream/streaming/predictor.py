@@ -21,9 +21,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..model.ladder import RLadder, State
 from .checkpoint import load_model, save_checkpoint
 from .fast_step import make_step
-from .ladder import RLadder, State
 from .outputs import StepOutput
 from .validation import validate_observation, validate_stream_ids
 
@@ -76,7 +76,7 @@ class Predictor:
         model: the network (put in eval mode; the predictor never trains it).
         n_streams: number of independent streams stepped together (a batch).
         device: where to run (``"cpu"``, ``"cuda"``...); defaults to the model's device.
-        step_mode: how the tick runs (:func:`rladder_stream.fast_step.make_step`): ``"none"`` (eager),
+        step_mode: how the tick runs (:func:`rladder_stream.streaming.fast_step.make_step`): ``"none"`` (eager),
             ``"compile"`` (torch.compile), and on CUDA ``"graph"`` or ``"compile+graph"`` (the tick replayed as
             one CUDA graph, the state kept in its buffers on the device between calls).
     """

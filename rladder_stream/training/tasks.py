@@ -1,6 +1,6 @@
 """Training data for each task, drawn from the environments' own batched generators (one data path).
 
-A task turns generator output into the batch dict that :mod:`rladder_stream.losses` reads. Train batches
+A task turns generator output into the batch dict that :mod:`rladder_stream.training.losses` reads. Train batches
 are a pure function of ``(seed, step)``, so resumed training sees exactly the data it would have seen.
 """
 
@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import torch
 
-from .config import LadderConfig
+from ..model.config import LadderConfig
+from ..model.registry import REGISTRY, registered
 from .losses import batch_metrics, ladder_costs
-from .registry import REGISTRY, registered
 from .settings import DataSettings
 
 if TYPE_CHECKING:
@@ -27,10 +27,10 @@ class Task:
     """What the training loop needs from a task: batches, and the costs and metrics of the model's outputs.
 
     A task is built as ``TaskClass(model_config, train_config)``; the training settings' data group
-    (:class:`~rladder_stream.settings.DataSettings`, which a ``TrainConfig`` is) says which data
+    (:class:`~rladder_stream.training.settings.DataSettings`, which a ``TrainConfig`` is) says which data
     (``data_dir``, ``labelled``, ``dataset``). Subclasses set ``name`` and ``data_source`` and implement ``train_batch``, ``eval_size`` and ``eval_batches``.
-    The default costs and metrics are the RLadder's (:func:`~rladder_stream.losses.ladder_costs`,
-    :func:`~rladder_stream.losses.batch_metrics`); a task whose model has other outputs overrides them.
+    The default costs and metrics are the RLadder's (:func:`~rladder_stream.training.losses.ladder_costs`,
+    :func:`~rladder_stream.training.losses.batch_metrics`); a task whose model has other outputs overrides them.
     """
 
     name = "task"
@@ -429,8 +429,8 @@ class _GroupingTask(EpisodeTask):
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """``low_level`` (the mixture NLL of every tick, or of the last with ``tagger_cost_iterations=last``; weight
         ``prediction_weight``) and ``classification`` (weight ``class_weight``)."""
+        from ..model.tagger import group_mixture_bce, group_mixture_nll
         from .losses import classification_nll
-        from .tagger import group_mixture_bce, group_mixture_nll
 
         if "groups" not in outputs:
             return ladder_costs(outputs, batch, self.config)

@@ -1,8 +1,8 @@
 """Model configurations as plain data: everything needed to build a model (the observation shape, the
 encoder levels, the top level, the decoder and its switches, the task heads and the cost weights), checked
-when made. The named configurations are in :mod:`rladder_stream.registry`::
+when made. The named configurations are in :mod:`rladder_stream.model.registry`::
 
-    >>> from rladder_stream.config import LadderConfig, LevelConfig
+    >>> from rladder_stream.model.config import LadderConfig, LevelConfig
     >>> cfg = LadderConfig(obs_shape=(32, 32), levels=(LevelConfig(8), LevelConfig(16, pool=2)))
     >>> cfg.replace(decoder_to_encoder=False).decoder_to_encoder
     False

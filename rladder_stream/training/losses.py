@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import LadderConfig
+from ..model.config import LadderConfig
 
 
 def _masked_mean(per_tick: Tensor, mask: Tensor | None) -> Tensor:

@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from .config import LadderConfig
-from .errors import ModelFileError
-from .fileio import atomic_write_bytes
-from .registry import build_model
-from .version import __version__
+from ..errors import ModelFileError
+from ..fileio import atomic_write_bytes
+from ..model.config import LadderConfig
+from ..model.registry import build_model
+from ..version import __version__
 
 FORMAT = "rladder-stream-checkpoint"
 FORMAT_VERSION = 2  # safetensors; 1 was a torch.save zip (still read)

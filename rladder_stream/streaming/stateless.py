@@ -1,13 +1,13 @@
 """For callers who keep the state themselves: ``predict(obs, state, episode_start) -> (outputs, state)``, the
 recurrent-policy call of Stable-Baselines3, over a model's pure one-tick step.
 
-:class:`~rladder_stream.predictor.Predictor` holds each stream's state between calls. A vectorised
+:class:`~rladder_stream.streaming.predictor.Predictor` holds each stream's state between calls. A vectorised
 environment loop, a replay buffer or a server holding many sessions would rather hold it itself;
 :class:`StatelessPredictor` stores nothing between calls:
 
     >>> import numpy as np
     >>> from rladder_stream import build_model, get_config
-    >>> from rladder_stream.stateless import StatelessPredictor
+    >>> from rladder_stream.streaming.stateless import StatelessPredictor
     >>> policy = StatelessPredictor(build_model(get_config("omm-rladder", size="tiny")))
     >>> out, state = policy.predict(np.zeros((4, 32, 32), np.float32), None, episode_start=np.ones(4, bool))
     >>> out, state = policy.predict(np.zeros((4, 32, 32), np.float32), state, episode_start=np.zeros(4, bool))

@@ -2,7 +2,7 @@
 the run folder), and ``key=value`` parsing checked against the type of the field it sets, so ``epochs=abc`` is
 refused when it is typed, not as a ``TypeError`` deep inside training.
 
-:class:`~rladder_stream.train.TrainConfig` joins the groups into one flat dataclass: ``--set key=value``,
+:class:`~rladder_stream.training.train.TrainConfig` joins the groups into one flat dataclass: ``--set key=value``,
 ``results.json`` and checkpoints name every setting by its field, whatever its group.
 """
 
@@ -15,8 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .config import LadderConfig
-from .errors import UsageError
+from ..errors import UsageError
+from ..model.config import LadderConfig
 
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -24,7 +24,7 @@ LR_SCHEDULES = ("cosine", "constant")
 @dataclass
 class ModelSettings:
     """Which model: the registered configuration ``model`` at ``size``, with ``model_overrides`` (fields of
-    :class:`~rladder_stream.config.LadderConfig`)."""
+    :class:`~rladder_stream.model.config.LadderConfig`)."""
 
     model: str = "omm-rladder"
     size: str = "cpu"
@@ -37,7 +37,7 @@ class ModelSettings:
 
 @dataclass
 class DataSettings:
-    """What the model trains and is evaluated on (what a task reads; see :mod:`rladder_stream.tasks`)."""
+    """What the model trains and is evaluated on (what a task reads; see :mod:`rladder_stream.training.tasks`)."""
 
     dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
     data_dir: str | None = None
@@ -106,7 +106,7 @@ class ScheduleSettings:
 
 @dataclass
 class MeanTeacherSettings:
-    """Mean Teacher (docs/design.md#costs-and-mean-teacher; :mod:`rladder_stream.mean_teacher`): on or off, the
+    """Mean Teacher (docs/design.md#costs-and-mean-teacher; :mod:`rladder_stream.training.mean_teacher`): on or off, the
     consistency cost's weight and
     ramp-up, the teacher's averaging."""
 

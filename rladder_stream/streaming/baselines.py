@@ -1,6 +1,6 @@
 """Reference predictors: the floor any learned model must beat, in every environment of the package.
 
-Both follow :class:`~rladder_stream.outputs.StreamingPredictor`: ``n_streams`` independent streams; ``step``
+Both follow :class:`~rladder_stream.streaming.outputs.StreamingPredictor`: ``n_streams`` independent streams; ``step``
 takes one observation of shape ``obs_shape`` when ``n_streams == 1`` (and answers unbatched) or a batch
 ``(n_streams, *obs_shape)`` (and answers batched). They forecast only the next observation
 (``StepOutput.next_obs``; no class beliefs, no groups).

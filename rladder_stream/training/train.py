@@ -3,7 +3,7 @@
     rladder-stream train omm-rladder --set size=cpu epochs=2 batch_size=64 --out runs/omm
     torchrun --standalone --nproc_per_node 2 -m rladder_stream train omm-rladder --set size=gpu ...
 
-Batches come from the environments' generators (:mod:`rladder_stream.tasks`) and are a pure function of
+Batches come from the environments' generators (:mod:`rladder_stream.training.tasks`) and are a pure function of
 ``(seed, step)``; checkpoints hold the model, optimiser, schedule, step and torch RNG, so a run resumed
 from any checkpoint ends with exactly the weights of an uninterrupted run.
 
@@ -15,8 +15,8 @@ rank normalises its own rows). Rank 0 alone evaluates and writes ``log.csv``, ch
 Scalars also go to TensorBoard (``out/tensorboard``) when the ``tensorboard`` package is installed.
 
 Semi-supervised runs (``labelled=N``) mix labelled and unlabelled sequences in every batch (see
-:class:`rladder_stream.tasks.OccludedMNISTTask`); ``mean_teacher=true`` adds the teacher of
-:mod:`rladder_stream.mean_teacher`: its class probabilities on an independently noised copy of the batch are
+:class:`rladder_stream.training.tasks.OccludedMNISTTask`); ``mean_teacher=true`` adds the teacher of
+:mod:`rladder_stream.training.mean_teacher`: its class probabilities on an independently noised copy of the batch are
 the targets of the consistency cost, and it is updated after every optimiser step.
 """
 
@@ -40,15 +40,15 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .cells import TickBatchNorm
-from .checkpoint import load_checkpoint, save_checkpoint
-from .errors import TrainingDiverged
+from ..errors import TrainingDiverged
+from ..model.cells import TickBatchNorm
+from ..model.registry import build_model, get_config
+from ..streaming.checkpoint import load_checkpoint, save_checkpoint
 from .flops import count_flops, measure_peak
 from .mean_teacher import MeanTeacher, consistency_cost
-from .registry import build_model, get_config
 from .run_folder import check_resume, resumed_history
-from .settings import (DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings, ScheduleSettings,
-                       parse_settings, settings_by_group)
+from .settings import (DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings,
+                       ScheduleSettings, parse_settings, settings_by_group)
 from .tasks import TASKS, Task, task_for
 
 __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "parse_overrides", "train", "train_cli_main"]
@@ -57,7 +57,7 @@ __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "parse_overrides", "tr
 @dataclass
 class TrainConfig(RunSettings, MeanTeacherSettings, ScheduleSettings, OptimisationSettings, DataSettings, ModelSettings):
     """Everything about a training run except the model's own fields (``model`` at ``size`` plus
-    ``model_overrides``): the groups of :mod:`rladder_stream.settings` (model, data, optimisation, schedule,
+    ``model_overrides``): the groups of :mod:`rladder_stream.training.settings` (model, data, optimisation, schedule,
     Mean Teacher, run folder), joined flat, so that ``--set key=value``, ``results.json`` and checkpoints name
     each setting by its field. (Dataclass fields come base last first: the model's settings lead.)"""
 
@@ -648,7 +648,7 @@ def train_cli_main(argv: list[str]) -> int:
     """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
     import argparse
 
-    from .errors import OneLineArgumentParser, one_line
+    from ..errors import OneLineArgumentParser, one_line
 
     parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="training settings, by group (any model setting goes too):\n" + settings_by_group())

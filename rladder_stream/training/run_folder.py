@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import UsageError
-from .fileio import atomic_write_bytes
+from ..errors import UsageError
+from ..fileio import atomic_write_bytes
 
 #: Settings that may change between invocations without changing what is trained: where things go, how often
 #: they are logged or saved, when to stop, the evaluation batch size and where the data files are found.

@@ -12,7 +12,7 @@ Reading one tick (iteration on a static image, frame on video) top to bottom (``
    Binary inputs with flip noise n: ``q_k = z_k (1 - 2n) + n`` (the chance group k sees ink), ``ℓ_k`` the
    cross-entropy of x under ``q_k``, and ``δz_k = m_k (1 - 2n) / (ξ - 1 + x)`` with ``ξ = Σ_k m_k q_k``: the
    gradient of the mixture's log-likelihood of x in ``z_k``.
-3. The K groups are folded into the batch and the engine (an :class:`~rladder_stream.ladder.RLadder` over
+3. The K groups are folded into the batch and the engine (an :class:`~rladder_stream.model.ladder.RLadder` over
    these 4 input channels) takes one step; its bottom decoder output h gives
    ``ẑ_k = c_1 Norm(W_z h) + b_1`` and ``m̂_k = softmax_k(c_2 Norm(W_m h))``, the next state's z and m.
    The engine's combinators start open (``y = 0.5 z + 0.25 u``), so from the first iteration h differs
