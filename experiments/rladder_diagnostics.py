@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from rladder_stream import load_checkpoint, load_model
-from rladder_stream.losses import ladder_costs
+from rladder_stream.training.losses import ladder_costs
 from rladder_stream.reproduce.common import timestamp, write_document, write_records
-from rladder_stream.settings import DataSettings
-from rladder_stream.tasks import TASKS, task_for
+from rladder_stream.training.settings import DataSettings
+from rladder_stream.training.tasks import TASKS, task_for
 
 SHARED = ("encoders.", "top_encoder.")  # the parameters both tasks train: the encoder's levels and its top
 

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from rladder_stream.reproduce.common import (Stat, claim_worse, duration, format_stat, provenance_lines, timestamp,
                                              train_runs, write_document, write_records)
-from rladder_stream.train import TrainConfig
+from rladder_stream.training.train import TrainConfig
 
 #: arm -> (registered configuration, model settings): the corners are configurations plus one switch
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {

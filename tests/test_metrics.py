@@ -87,7 +87,7 @@ def test_bad_inputs_raise():
 
 
 def test_the_largest_groups_share_of_the_scored_pixels_by_hand():
-    from rladder_stream.metrics import largest_group_share
+    from rladder_stream.training.metrics import largest_group_share
 
     truth = np.array([[[0, 0, 1, 1, -1]], [[-1, -1, -1, -1, -1]], [[2, 2, 2, 0, 1]]])  # (3 images, 1 x 5 pixels)
     won = np.array([[[0, 1, 1, 1, 0]], [[0, 0, 0, 0, 0]], [[0, 0, 0, 0, 0]]])  # each pixel's group

@@ -284,9 +284,14 @@ def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeyp
     assert noised == [0.2]  # clean inputs unless asked
 
 
-def test_texture_contrast_is_a_setting_of_the_textured_task_only(tmp_path):
-    with pytest.raises(ValueError, match="has no textures"):
-        train(_tiny(tmp_path, model="shapes-tagger", texture_contrast=0.5), log=lambda s: None)
+@pytest.mark.parametrize("plates", [{"texture_contrast": 0.5}, {"texture_scale": 2.0}, {"textures": "sinusoid"}])
+def test_the_plate_settings_are_the_textured_tasks_only(tmp_path, plates):
+    with pytest.raises(ValueError, match=f"{next(iter(plates))}=.*has no textures"):
+        train(_tiny(tmp_path, model="shapes-tagger", **plates), log=lambda s: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_texture_contrast_must_be_in_range(tmp_path):
     with pytest.raises(ValueError, match="texture_contrast must be in"):
         _tiny(tmp_path, model="tmnist-rtagger", texture_contrast=2.0)
 
@@ -330,15 +335,16 @@ def test_the_on_device_renderer_draws_the_generators_episodes():
     not torch.cuda.is_available(), reason="no GPU"))])
 @pytest.mark.parametrize("data_dir", [None, pytest.param(SHARED, marks=needs_shared("mnist", "brodatz"))],
                          ids=["default-data", "shared-data"])
-@pytest.mark.parametrize("name, labelled", [("mmnist-rtagger", None), ("tmnist-rtagger", None),
-                                            ("tmnist-rtagger", 100), ("omm-rladder", None)])
-def test_the_renderers_draw_the_generators_episodes(name, labelled, data_dir, device, monkeypatch):
-    """Each task's torch renderer (Textured MNIST's rotated, scaled crops included) gives exactly the batches of
-    the environment's generator for the same seeds, semi-supervised rows too, on the CPU and on a GPU where
-    there is one; Moving and Textured MNIST training takes them off the CPU only."""
+@pytest.mark.parametrize("name, labelled, plates", [("mmnist-rtagger", None, {}), ("tmnist-rtagger", None, {}),
+                                                    ("tmnist-rtagger", 100, {}), ("omm-rladder", None, {}),
+                                                    ("tmnist-rtagger", None, {"textures": "sinusoid", "texture_scale": 2.0})])
+def test_the_renderers_draw_the_generators_episodes(name, labelled, plates, data_dir, device, monkeypatch):
+    """Each task's torch renderer (Textured MNIST's rotated, scaled crops included, other plates and texture scales
+    too) gives exactly the batches of the environment's generator for the same seeds, semi-supervised rows too, on
+    the CPU and on a GPU where there is one; Moving and Textured MNIST training takes them off the CPU only."""
     cfg = get_config(name, size="tiny")
     task = TASKS[task_for(cfg)](cfg, TrainConfig(model=name, size="tiny", labelled=labelled,
-                                                 data_dir=None if data_dir is None else str(data_dir)))
+                                                 data_dir=None if data_dir is None else str(data_dir), **plates))
     assert task.renders_on(torch.device("cuda")) and task.renders_on(torch.device("cpu")) == (name == "omm-rladder")
     references = [task.train_batch(np.random.default_rng([seed, 3]), 12) for seed in range(3)]
     monkeypatch.setattr(type(task), "renders_on", lambda self, device: device is not None)  # the renderer, anywhere

@@ -19,6 +19,8 @@ from ..errors import UsageError
 from ..model.config import LadderConfig
 
 LR_SCHEDULES = ("cosine", "constant")
+#: the data settings of the plates: only a task with textures takes them (``Task.takes_textures``)
+TEXTURE_SETTINGS = ("texture_contrast", "texture_scale", "textures")
 
 
 @dataclass
@@ -56,6 +58,12 @@ class DataSettings:
     iterations: int | None = None  # Shapes: the iterations each image is shown for; None: the environment's (3)
     eval_iterations: int | None = None  # Shapes: the iterations of each validation and test image; None: as in training
     texture_contrast: float = 1.0  # Brodatz: each plate's deviations from its mean grey scaled by this (0: flat plates)
+    # Brodatz: every crop's magnification multiplied by this (training's random 0.7-1.4 and valid/test's 1), so the
+    # texture is coarser at pixel scale; docs/design.md#brodatz-textured-mnist measures the grouping cues per scale
+    texture_scale: float = 1.0
+    # Brodatz: the plates, "brodatz" or "sinusoid" (20 plane waves cropped the same way: the positive control, whose
+    # groups a working Tagger must find; docs/design.md#brodatz-textured-mnist)
+    textures: str = "brodatz"
 
     def check_data(self) -> None:
         if self.labelled is None and not self.use_unlabelled:
@@ -64,6 +72,12 @@ class DataSettings:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
         if not 0.0 <= self.texture_contrast <= 1.0:
             raise ValueError(f"texture_contrast must be in [0, 1], got {self.texture_contrast}")
+        if not 0.0 < self.texture_scale < float("inf"):  # whether crops fit the plates is the data's to say
+            raise ValueError(f"texture_scale must be a positive number, got {self.texture_scale}")
+        from rladder_stream.envs.textured_mnist import TEXTURE_KINDS
+
+        if self.textures not in TEXTURE_KINDS:
+            raise ValueError(f"textures must be one of {TEXTURE_KINDS}, got {self.textures!r}")
         if self.calibration_sequences < 0:
             raise ValueError(f"calibration_sequences must be >= 0, got {self.calibration_sequences}")
         for name in ("iterations", "eval_iterations"):

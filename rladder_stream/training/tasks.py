@@ -37,7 +37,7 @@ class Task:
     config: LadderConfig
     data_source: str = ""
     takes_iterations = False  # whether the data setting ``iterations`` applies (static images shown several times)
-    takes_texture_contrast = False  # whether the data setting ``texture_contrast`` applies (Brodatz plates)
+    takes_textures = False  # whether the data settings of the plates apply (``texture_contrast``, ``texture_scale``, ``textures``)
 
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """Weighted training costs, their sum under ``"total"`` (the only one that carries gradients)."""
@@ -236,9 +236,10 @@ class MovingRenderer(Renderer):
 
 class TexturedRenderer(Renderer):
     """Brodatz-textured MNIST (:func:`rladder_stream.envs.textured_mnist.generate_textured_batch`), rotated and
-    scaled crops included: exactly its ``frames``, ``groups`` and ``labels``. The crops are the generator's
-    bilinear sampling (:func:`~rladder_stream.envs.textured_mnist.crop_textures`) done again operation by
-    operation in the same precision (float64 sample points from the generator's own cos and sin,
+    scaled crops included, whatever the plates and ``texture_scale``: exactly its ``frames``, ``groups`` and
+    ``labels``. The crops are the generator's bilinear sampling
+    (:func:`~rladder_stream.envs.textured_mnist.crop_textures`) done again operation by operation in the same
+    precision (float64 sample points from the generator's own cos and sin,
     :func:`~rladder_stream.envs.textured_mnist.crop_axes`; float32 weighting), so no value can round
     differently; the mask, the composition and the groups are integer pasting, the grey-level table and the
     generator's own functions. The pool's digits are thickened once, here. Needs float64 on the device."""
@@ -252,7 +253,7 @@ class TexturedRenderer(Renderer):
         self.thick = self.tensor(np.concatenate([thicken(chunk) for chunk in chunks]))  # uint8 [N, 28, 28]
         self.textures = self.tensor(self.data["textures"])  # float32 [K, S, S]
         self.grid = self.tensor(CROP_GRID)
-        self.augment, self.n_ticks = self.data["augment"], self.data["n_ticks"]
+        self.augment, self.n_ticks, self.texture_scale = self.data["augment"], self.data["n_ticks"], self.data["texture_scale"]
 
     def crops(self, which: np.ndarray, centre: np.ndarray, angle: np.ndarray, scale: np.ndarray) -> torch.Tensor:
         """:func:`~rladder_stream.envs.textured_mnist.crop_textures` on the device: the same operations in the
@@ -276,7 +277,7 @@ class TexturedRenderer(Renderer):
         from rladder_stream.envs.textured_mnist import IMAGE_SIZE, compose, draw_textured, label_groups
 
         n_textures, size = self.textures.shape[0], self.textures.shape[-1]
-        d = draw_textured(rng, self.n_digits, n_textures, size, batch_size, rows, self.augment)
+        d = draw_textured(rng, self.n_digits, n_textures, size, batch_size, rows, self.augment, self.texture_scale)
         crops = self.crops(d.which.reshape(-1), d.centre.reshape(-1, 2), d.angle.reshape(-1), d.scale.reshape(-1))
         crops = crops.reshape(batch_size, 2, IMAGE_SIZE, IMAGE_SIZE)
         choice, offsets = self.tensor(d.choice), self.tensor(d.offsets)
@@ -418,6 +419,8 @@ class _GroupingTask(EpisodeTask):
         self.iterations = train_config.iterations if train_config else None
         self.eval_iterations = train_config.eval_iterations if train_config else None
         self.texture_contrast = train_config.texture_contrast if train_config else 1.0
+        self.texture_scale = train_config.texture_scale if train_config else 1.0
+        self.textures = train_config.textures if train_config else "brodatz"
         self._use_sources(*self._sources(data_dir, labelled), train_config)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
@@ -485,7 +488,7 @@ class TexturedMNISTTask(_GroupingTask):
 
     name = "tmnist"
     one_noise_per_sequence = True  # the Tagger's iterations refine their view of one corrupted input
-    takes_texture_contrast = True
+    takes_textures = True
     renderer = TexturedRenderer
 
     def renders_on(self, device: torch.device | None) -> bool:
@@ -495,9 +498,9 @@ class TexturedMNISTTask(_GroupingTask):
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from rladder_stream.envs.textured_mnist import episode_source
 
-        contrast = self.texture_contrast
-        return (episode_source("train", labelled, data_dir, texture_contrast=contrast),
-                {s: episode_source(s, None, data_dir, texture_contrast=contrast) for s in ("valid", "test")})
+        plates = {"texture_contrast": self.texture_contrast, "texture_scale": self.texture_scale, "textures": self.textures}
+        return (episode_source("train", labelled, data_dir, **plates),
+                {s: episode_source(s, None, data_dir, **plates) for s in ("valid", "test")})
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> the iterations' inputs, their clean targets, the groups of each tick, labels."""

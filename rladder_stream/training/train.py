@@ -47,7 +47,7 @@ from ..streaming.checkpoint import load_checkpoint, save_checkpoint
 from .flops import count_flops, measure_peak
 from .mean_teacher import MeanTeacher, consistency_cost
 from .run_folder import check_resume, resumed_history
-from .settings import (DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings,
+from .settings import (TEXTURE_SETTINGS, DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings,
                        ScheduleSettings, parse_settings, settings_by_group)
 from .tasks import TASKS, Task, task_for
 
@@ -239,8 +239,10 @@ class TrainingRun:
             if getattr(cfg, name) is not None and not task.takes_iterations:
                 raise ValueError(f"{name}={getattr(cfg, name)}: the {task.name} task does not show its images for "
                                  "several iterations (only shapes does)")
-        if cfg.texture_contrast != 1.0 and not task.takes_texture_contrast:
-            raise ValueError(f"texture_contrast={cfg.texture_contrast}: the {task.name} task has no textures (only tmnist has)")
+        defaults = {f.name: f.default for f in dataclasses.fields(DataSettings)}
+        for name in TEXTURE_SETTINGS:
+            if getattr(cfg, name) != defaults[name] and not task.takes_textures:
+                raise ValueError(f"{name}={getattr(cfg, name)!r}: the {task.name} task has no textures (only tmnist has)")
         self.task = task(self.model_config, cfg)
         self.out = Path(cfg.out)  # made once the settings are known to be good: a refused run leaves nothing behind
         self.out.mkdir(parents=True, exist_ok=True)
