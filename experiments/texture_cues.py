@@ -13,7 +13,7 @@ noise added, at the Taggers' training noise (``TAGGER_INPUT_NOISE``) and at 0.2:
   elsewhere the two regressions see the same features.
 - **k-means AMI**: per image, two-cluster k-means on local-energy features (5x5 local mean and std, and the 5x5
   mean of the squared gradient in four directions), AMI against the true groups over the pixels with a definite
-  group (``rladder_stream.metrics.grouping_ami``): how far low-level texture statistics alone separate the groups.
+  group (``rladder_stream.training.metrics.grouping_ami``): how far low-level texture statistics alone separate the groups.
 
     RLADDER_STREAM_DATA=/path/to/data OMP_NUM_THREADS=1 python experiments/texture_cues.py --images 300 \\
         --doc docs/results/texture_cues.md
@@ -38,8 +38,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 from rladder_stream.envs.textured_mnist import episode_source
-from rladder_stream.metrics import grouping_ami
-from rladder_stream.registry import TAGGER_INPUT_NOISE
+from rladder_stream.training.metrics import grouping_ami
+from rladder_stream.model.registry import TAGGER_INPUT_NOISE
 
 #: variant -> the data settings of the plates (environment arguments): Brodatz at texture scales 1-8 (at 6 and 8 a
 #: digit-sized crop spans 4-8 plate pixels: a smooth blob rather than a texture) and the sinusoid positive control
