@@ -39,6 +39,17 @@ class TrainingDiverged(FloatingPointError):
                          + (f", {out}/last.pt holds the last checkpoint" if out else ""))
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after the step in hand, with ``last.pt`` written: running the
+    same command again resumes exactly there. ``exit_status`` is the shell's for that signal (130, 143)."""
+
+    def __init__(self, step: int, total: int, out: str, signum: int):
+        self.step, self.total, self.out, self.signum = step, total, out, signum
+        self.exit_status = 128 + signum
+        super().__init__(f"interrupted at step {step}/{total}; {out}/last.pt holds it: run the same command again to "
+                         "resume from there")
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types the command line reports as one line: the project's own, the data layer's and
     the operating system's "no such file" family."""

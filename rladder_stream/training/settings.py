@@ -141,6 +141,9 @@ class RunSettings:
 
     out: str = "runs/default"
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
+    # also write last.pt when this many minutes passed since the last one (0: off), so that a killed run loses at
+    # most that much; Ctrl-C and SIGTERM write it at once (docs/design.md, "Stopping and resuming")
+    checkpoint_minutes: float = 5.0
     log_every: int = 20  # steps; also how often the device's costs are read back (the only host sync)
     resume_with_changes: bool = False  # resume a run folder even though these settings differ from its own
 
