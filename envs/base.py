@@ -27,9 +27,9 @@ from .scoring import N_CLASSES, bernoulli_log_likelihood, score_classes
 class EpisodeSource:
     """Where an environment's episodes come from: a batched generator bound to its data, and the split.
 
-    ``generate(rng=, batch_size=, choice=)`` (keywords: a ``functools.partial`` of a module's generator
-    with its data bound, which the training's on-device renderers read too) returns a batch of sequences;
-    ``choice`` (row indices into the pool, or ``None`` for rows drawn with ``rng``) picks the digits. On the
+    ``generate(rng=, batch_size=, choice=)`` (keywords: a ``functools.partial`` of a module's generator with
+    its data bound, :attr:`data`, which the training's on-device renderers read too) returns a batch of
+    sequences; ``choice`` (row indices into the pool, or ``None`` for rows drawn with ``rng``) picks the digits. On the
     train split episodes are drawn from the environment's generator; on valid/test, episode ``i`` is row ``i``
     with a trajectory from :func:`episode_rng` ``(env_name, split, i)``, identical on every run and machine.
     """
@@ -44,6 +44,11 @@ class EpisodeSource:
     @property
     def fixed(self) -> bool:
         return self.split != "train"
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The data the generator is bound to (its keyword arguments: ``digits``, ``labels``, ...)."""
+        return self.generate.keywords
 
     def check_index(self, index: int) -> int:
         if not (isinstance(index, (int, np.integer)) and 0 <= index < self.pool_size):

@@ -34,7 +34,6 @@ import copy
 import json
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -296,38 +295,3 @@ def _verify(proto: Any, obs: torch.Tensor, state: dict[str, torch.Tensor], want_
     bad = {k: worst[k] for k, v in want.items() if not (np.abs(got[k] - v.numpy()) <= atol + rtol * np.abs(v.numpy())).all()}
     if bad:
         raise RuntimeError(f"exported step disagrees with PyTorch beyond {atol} + {rtol} x |value|: {bad}")
-
-
-def export_cli_main(argv: Sequence[str] | None = None) -> int:
-    """``rladder-stream export CKPT out.onnx [--opset N]``: export a checkpoint's one-tick step to ONNX."""
-    from rladder_stream.errors import OneLineArgumentParser, report, user_errors
-
-    parser = OneLineArgumentParser(
-        prog="rladder-stream export",
-        description="Export the one-tick step of a checkpoint's model to ONNX (state as named inputs/outputs, dynamic batch).",
-    )
-    parser.add_argument("checkpoint", help="rladder-stream checkpoint (.pt)")
-    parser.add_argument("out", help="ONNX file to write")
-    parser.add_argument("--opset", type=int, default=None, help=f"ONNX opset, {MIN_OPSET}..{max_opset()} (default {DEFAULT_OPSET})")
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.opset is not None and not MIN_OPSET <= args.opset <= max_opset():
-        parser.error(f"--opset must be in {MIN_OPSET}..{max_opset()}, got {args.opset}")
-    from rladder_stream.streaming.checkpoint import load_checkpoint
-
-    try:
-        load_checkpoint(args.checkpoint)  # a bad file is said in one line, before the wait
-        print(f"exporting {args.checkpoint} to ONNX (takes 5-20 s) ...", file=sys.stderr, flush=True)
-        path = export_onnx(args.checkpoint, args.out, opset=args.opset)
-    except user_errors() as exc:  # a missing or bad checkpoint: one line; an exporter failure is a bug (traceback)
-        return report(exc)
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    meta = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props if p.key.startswith(META_PREFIX)}
-    config = json.loads(meta["config"])
-    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): {meta['model_kind']} '{config['name']}', "
-          f"opset {opset}, IR version {proto.ir_version}")
-    print(f"inputs:  {', '.join(json.loads(meta['inputs']))}")
-    print(f"outputs: {', '.join(json.loads(meta['outputs']))}")
-    return 0

@@ -222,3 +222,16 @@ def test_a_tick_norm_evaluates_each_sample_with_its_own_ticks_mean_and_the_poole
         norm(x)
     untrained = _tick_norm()
     torch.testing.assert_close(untrained.pooled_variance(), torch.ones(3))  # before training: row 0's initial 1
+
+
+def test_the_cells_build_exactly_what_a_configuration_may_name(monkeypatch):
+    """model/config.py names the cells as plain data (no torch); cells.py refuses to load when its tables differ."""
+    from rladder_stream.model import cells, config
+
+    cells.check_config_names()
+    monkeypatch.setattr(config, "DECODER_CELLS", (*config.DECODER_CELLS, "convg4"))
+    with pytest.raises(ImportError, match="DECODER_CELLS"):
+        cells.check_config_names()
+    monkeypatch.setattr(config, "STATELESS_KINDS", ("feedforward",))
+    with pytest.raises(ImportError, match="STATELESS_KINDS"):
+        cells.check_config_names()

@@ -188,10 +188,11 @@ def test_the_readme_layout_names_every_module_and_only_those():
     assert not absent and (ROOT / "build_support.py").is_file(), f"files the README names that do not exist: {absent}"
 
 
-@pytest.mark.parametrize("module", ["rladder_stream", "rladder_stream.envs"])
+@pytest.mark.parametrize("module", ["rladder_stream", "rladder_stream.envs", "rladder_stream.model.config"])
 def test_light_imports_stay_light(module):
     """``import rladder_stream`` (which every start-up runs in an installed environment, to register the
-    environments with Gymnasium) and ``import rladder_stream.envs`` load neither torch nor onnx."""
+    environments with Gymnasium), ``import rladder_stream.envs`` and the configurations (plain data) load
+    neither torch nor onnx."""
     import subprocess
 
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))"

@@ -91,7 +91,7 @@ def test_poisoned_unlabelled_labels_never_reach_a_batch(embedded_data):
     """Writing the true labels into the pool's unlabelled rows changes nothing: labelled-ness is the row's."""
     task = OccludedMNISTTask(get_config("omm-rladder", size="tiny"), TrainConfig(labelled=100))
     clean = task.train_batch(np.random.default_rng(3), 32)
-    pool_labels = task.train_source.generate.keywords["labels"]
+    pool_labels = task.train_source.data["labels"]
     pool_labels[task.unlabelled_rows] = np.arange(len(task.unlabelled_rows)) % 10  # poison
     poisoned = task.train_batch(np.random.default_rng(3), 32)
     for k in clean:
@@ -104,7 +104,7 @@ def test_poisoned_labels_give_the_same_training_run(tmp_path, embedded_data, mon
 
     def poisoning_init(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        self.train_source.generate.keywords["labels"][self.unlabelled_rows] = 7
+        self.train_source.data["labels"][self.unlabelled_rows] = 7
 
     monkeypatch.setattr(OccludedMNISTTask, "__init__", poisoning_init)
     b = train(_semi(tmp_path, "b", epochs=1), log=QUIET)

@@ -200,7 +200,7 @@ def test_fixed_split_walk_and_index():
 def test_semi_supervised():
     env = gym.make(OMM, split="train", labelled=100).unwrapped
     # The pool (MNIST train < 60,000; embedded: 1,300 digits) has 10 labelled digits per class.
-    rows = env.episode_source.generate.keywords["labels"]
+    rows = env.episode_source.data["labels"]
     assert np.bincount(rows[rows >= 0], minlength=10).tolist() == [10] * 10
     unlabelled = int(np.flatnonzero(rows < 0)[0])
     labelled = int(np.flatnonzero(rows >= 0)[0])
@@ -218,7 +218,7 @@ def test_semi_supervised():
 @needs_shared_data
 def test_semi_supervised_full_data():
     env = gym.make(OMM, labelled=1000, data_dir=SHARED).unwrapped
-    labels = env.episode_source.generate.keywords["labels"]
+    labels = env.episode_source.data["labels"]
     assert len(labels) == 60_000 and np.bincount(labels[labels >= 0]).tolist() == [100] * 10
 
 

@@ -26,8 +26,8 @@ from bad_inputs import bad_observations
 import torch
 
 from rladder_stream import Predictor, __version__, build_model, get_config, list_configs, load_model, save_checkpoint
-from rladder_stream.export import (OnnxPredictor, default_providers, cuda_usable, export_cli_main, export_onnx,
-                                   read_step_info)
+from rladder_stream.apps.cli import export_cli_main
+from rladder_stream.export import OnnxPredictor, cuda_usable, default_providers, export_onnx, read_step_info
 from rladder_stream.export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
 from rladder_stream.model.cells import LSTMCell, TickBatchNorm
 from rladder_stream.streaming.outputs import StreamingPredictor

@@ -152,7 +152,7 @@ def test_make_vec():
 def test_full_data():
     env = gym.make(TEXTURED, split="test", data_dir=SHARED).unwrapped
     assert "schlossvrl_300px" in env.episode_source.source
-    assert env.episode_source.generate.keywords["textures"].shape == (20, 300, 300)
+    assert env.episode_source.data["textures"].shape == (20, 300, 300)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (32, 32)
 
@@ -180,9 +180,9 @@ def test_the_plate_settings_reach_the_environment_and_the_renderer_alike(plates,
     import torch
 
     from rladder_stream.envs.textured_mnist import episode_source
-    from rladder_stream.registry import get_config
-    from rladder_stream.tasks import TASKS
-    from rladder_stream.train import TrainConfig
+    from rladder_stream.model.registry import get_config
+    from rladder_stream.training.tasks import TASKS
+    from rladder_stream.training.train import TrainConfig
 
     cfg = get_config("tmnist-rtagger", size="tiny")
     task = TASKS["tmnist"](cfg, TrainConfig(model="tmnist-rtagger", size="tiny", **plates))
@@ -242,7 +242,7 @@ def test_bad_plate_settings_are_refused(bad, match):
 
 
 def test_bad_plate_settings_are_refused_by_the_training_settings():
-    from rladder_stream.train import TrainConfig
+    from rladder_stream.training.train import TrainConfig
 
     for bad, match in (({"texture_scale": 0}, "texture_scale must be a positive"), ({"textures": "gabor"}, "textures must be one of")):
         with pytest.raises(ValueError, match=match):

@@ -1,5 +1,6 @@
 """Score any predictor in any environment of the package with the one streaming loop of
-docs/design.md#the-environments-contract, and print a table.
+docs/design.md#the-environments-contract (:func:`~rladder_stream.streaming.episode.play_episode`), and print a
+table.
 
     >>> from rladder_stream.apps.benchmark import benchmark, format_table
     >>> from rladder_stream.streaming.baselines import RepeatLastPredictor
@@ -37,9 +38,11 @@ import numpy as np
 
 import rladder_stream.envs  # noqa: F401  (registers the environments)
 
-from ..errors import OneLineArgumentParser, check_fits, make_env
+from ..arguments import OneLineArgumentParser
 from ..streaming.baselines import MarginalPredictor, RepeatLastPredictor
+from ..streaming.episode import play_episode
 from ..training.metrics import grouping_ami
+from .boundary import check_fits, make_env
 from .loading import load_predictor
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
@@ -78,8 +81,9 @@ def benchmark(
     seed: int = 0,
     **env_kwargs: Any,
 ) -> BenchmarkResult:
-    """Run ``n_episodes`` episodes of the one streaming loop of docs/design.md#the-environments-contract and measure
-    (see the module docstring).
+    """Run ``n_episodes`` episodes of the one streaming loop of docs/design.md#the-environments-contract
+    (:func:`~rladder_stream.streaming.episode.play_episode`; a predictor without a forecast is scored on the
+    uninformative one) and measure (see the module docstring).
 
     The first ``reset`` gets ``seed``, later ones continue from there (for the music and fixed valid/test
     digit splits: episodes 0, 1, 2, ... of the split in order). ``predictor`` follows
@@ -102,28 +106,20 @@ def benchmark(
     start = time.perf_counter()
     try:
         for episode in range(n_episodes):
-            obs, info = env.reset(seed=seed if episode == 0 else None)
-            predictor.reset()
             total = 0.0
-            while True:
-                out = predictor.step(obs)
-                action = out.action()
-                forecast = action["forecast"] if isinstance(action, dict) else action
-                obs, reward, terminated, truncated, info = env.step(action)
-                if out.groups is not None and "groups" in info:  # the groups of the frame the output forecasts
-                    score = grouping_ami(info["groups"], out.groups, ami_ignore)
+            for tick in play_episode(predictor, env, seed=seed if episode == 0 else None):
+                if tick.out.groups is not None and "groups" in tick.info:  # the groups of the frame the output forecasts
+                    score = grouping_ami(tick.info["groups"], tick.out.groups, ami_ignore)
                     if score is not None:
                         amis.append(score)
-                total += float(reward)
+                total += float(tick.reward)
                 n_steps += 1
-                if np.shape(forecast) == np.shape(obs):
-                    diff = np.asarray(forecast, np.float64) - np.asarray(obs, np.float64)
+                if np.shape(tick.forecast) == np.shape(tick.next_obs):
+                    diff = np.asarray(tick.forecast, np.float64) - np.asarray(tick.next_obs, np.float64)
                     sq_err_sum += float(np.mean(diff * diff))
                     n_mse += 1
-                if terminated or truncated:
-                    if "class_correct" in info:
-                        correct.append(bool(info["class_correct"]))
-                    break
+                if tick.last and "class_correct" in tick.info:
+                    correct.append(bool(tick.info["class_correct"]))
             rewards.append(total)
     finally:
         if own:

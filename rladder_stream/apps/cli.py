@@ -1,10 +1,11 @@
 """The ``rladder-stream`` command line: ``demo`` (the main job), ``train``, ``reproduce``, ``figure4``, ``benchmark``,
-``stream-midi``, ``configs``, ``info``."""
+``stream-midi``, ``configs``, ``info``, ``export``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
@@ -13,8 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import OneLineArgumentParser, check_fits, make_env, report, user_errors
+from ..arguments import OneLineArgumentParser
+from ..export.onnx import DEFAULT_OPSET, META_PREFIX, MIN_OPSET, export_onnx, max_opset
+from ..streaming.checkpoint import load_checkpoint
 from ..version import __version__
+from .boundary import check_fits, make_env, report, user_errors
 from .loading import describe_model_file, predictor_for
 
 # Subcommands with their own parsers: name -> "module:function(argv)".
@@ -24,7 +28,7 @@ DELEGATED = {
     "reproduce": "rladder_stream.reproduce:reproduce_cli_main",
     "figure4": "rladder_stream.apps.figures:figure4_cli_main",
     "groups": "rladder_stream.apps.figures:groups_cli_main",
-    "export": "rladder_stream.export.onnx:export_cli_main",
+    "export": "rladder_stream.apps.cli:export_cli_main",
     "stream-midi": "rladder_stream.apps.stream_midi:stream_midi_cli_main",
 }
 
@@ -80,9 +84,38 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Describe a checkpoint or an exported ONNX step (verified the way loading verifies it)."""
-    import json
-
     print(json.dumps(describe_model_file(Path(args.checkpoint)), indent=2))
+    return 0
+
+
+def export_cli_main(argv: Sequence[str] | None = None) -> int:
+    """``rladder-stream export CKPT out.onnx [--opset N]``: export a checkpoint's one-tick step to ONNX."""
+    parser = OneLineArgumentParser(
+        prog="rladder-stream export",
+        description="Export the one-tick step of a checkpoint's model to ONNX (state as named inputs/outputs, dynamic batch).",
+    )
+    parser.add_argument("checkpoint", help="rladder-stream checkpoint (.pt)")
+    parser.add_argument("out", help="ONNX file to write")
+    parser.add_argument("--opset", type=int, default=None, help=f"ONNX opset, {MIN_OPSET}..{max_opset()} (default {DEFAULT_OPSET})")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.opset is not None and not MIN_OPSET <= args.opset <= max_opset():
+        parser.error(f"--opset must be in {MIN_OPSET}..{max_opset()}, got {args.opset}")
+    try:
+        load_checkpoint(args.checkpoint)  # a bad file is said in one line, before the wait
+        print(f"exporting {args.checkpoint} to ONNX (takes 5-20 s) ...", file=sys.stderr, flush=True)
+        path = export_onnx(args.checkpoint, args.out, opset=args.opset)
+    except user_errors() as exc:  # a missing or bad checkpoint: one line; an exporter failure is a bug (traceback)
+        return report(exc)
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = {p.key[len(META_PREFIX):]: p.value for p in proto.metadata_props if p.key.startswith(META_PREFIX)}
+    config = json.loads(meta["config"])
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): {meta['model_kind']} '{config['name']}', "
+          f"opset {opset}, IR version {proto.ir_version}")
+    print(f"inputs:  {', '.join(json.loads(meta['inputs']))}")
+    print(f"outputs: {', '.join(json.loads(meta['outputs']))}")
     return 0
 
 

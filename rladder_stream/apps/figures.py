@@ -17,8 +17,10 @@ from PIL import Image, ImageDraw
 
 import rladder_stream.envs  # noqa: F401  (registers the environments)
 
-from ..errors import OneLineArgumentParser, one_line
+from ..arguments import OneLineArgumentParser
+from ..errors import one_line
 from ..model.registry import REGISTRY
+from ..streaming.episode import play_episode
 from ..streaming.outputs import StreamingPredictor
 from .loading import load_predictor, predictor_for
 
@@ -107,25 +109,16 @@ class EpisodeRecord:
 
 def record_episode(predictor: StreamingPredictor, env: Any, index: int = 0) -> EpisodeRecord:
     """Play fixed episode ``index`` of a (test-split) Occluded Moving MNIST environment through a single-stream
-    predictor with the one streaming loop of docs/design.md#the-environments-contract, keeping what Figure 4 shows."""
-    obs, info = env.reset(options={"index": index})
-    predictor.reset()
-    clean, observed, predicted, probe, beliefs, rewards = [info["clean_frame"]], [obs], [], [], [], []
-    while True:
-        out = predictor.step(obs)
-        predicted.append(out.next_obs)
-        probe.append(out.probe)
-        beliefs.append(out.class_probs)
-        if out.next_obs is not None:
-            action = out.action()
-        else:  # no forecast to offer (e.g. the hierarchical RNN): an uninformative one, with the beliefs
-            action = {"forecast": np.full(obs.shape, 0.5, np.float32), "class_probs": out.class_probs}
-        obs, reward, terminated, truncated, info = env.step(action)
-        rewards.append(reward)
-        clean.append(info["clean_frame"])
-        observed.append(obs)
-        if terminated or truncated:
-            break
+    predictor with the one streaming loop (:func:`~rladder_stream.streaming.episode.play_episode`), keeping what
+    Figure 4 shows."""
+    ticks = list(play_episode(predictor, env, options={"index": index}))
+    clean = [ticks[0].obs_info["clean_frame"], *(tick.info["clean_frame"] for tick in ticks)]
+    observed = [ticks[0].obs, *(tick.next_obs for tick in ticks)]
+    predicted = [tick.out.next_obs for tick in ticks]
+    probe = [tick.out.probe for tick in ticks]
+    beliefs = [tick.out.class_probs for tick in ticks]
+    rewards = [tick.reward for tick in ticks]
+    info = ticks[-1].info
 
     def stacked(values: list) -> np.ndarray | None:
         return None if values[0] is None else np.stack(values).astype(np.float32)
@@ -360,25 +353,18 @@ class GroupingRecord:
 
 def record_grouping(predictor: StreamingPredictor, env: Any, index: int = 0) -> GroupingRecord:
     """Play fixed episode ``index`` of a (test-split) TexturedMNIST or MovingMNIST environment through a
-    single-stream RTagger predictor with the one streaming loop of docs/design.md#the-environments-contract, keeping
-    its groupings."""
-    obs, info = env.reset(options={"index": index})
-    predictor.reset()
-    observed, truth, groups, recon, predicted, beliefs = [obs], [info.get("groups")], [], [], [], []
-    while True:
-        out = predictor.step(obs)
-        if out.groups is None:
+    single-stream RTagger predictor with the one streaming loop (:func:`~rladder_stream.streaming.episode.play_episode`),
+    keeping its groupings."""
+    ticks = []
+    for tick in play_episode(predictor, env, options={"index": index}):
+        if tick.out.groups is None:
             raise ValueError("this predictor returns no groups (not an RTagger model)")
-        groups.append(out.groups)
-        recon.append(out.reconstructions)
-        predicted.append(out.next_obs)
-        beliefs.append(out.class_probs)
-        obs, _, terminated, truncated, info = env.step(out.action())
-        observed.append(obs)
-        truth.append(info.get("groups"))
-        if terminated or truncated:
-            break
-    label = info.get("label", -1)
+        ticks.append(tick)
+    observed = [ticks[0].obs, *(tick.next_obs for tick in ticks)]
+    truth = [ticks[0].obs_info.get("groups"), *(tick.info.get("groups") for tick in ticks)]
+    groups, recon = [tick.out.groups for tick in ticks], [tick.out.reconstructions for tick in ticks]
+    predicted, beliefs = [tick.out.next_obs for tick in ticks], [tick.out.class_probs for tick in ticks]
+    label = ticks[-1].info.get("label", -1)
     return GroupingRecord(
         observed=np.stack(observed), groups=np.stack(groups), reconstructions=np.stack(recon), predicted=np.stack(predicted),
         true_groups=np.stack(truth) if all(t is not None for t in truth) else None,

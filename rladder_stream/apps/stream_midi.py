@@ -36,7 +36,9 @@ import numpy as np
 from rladder_stream.envs.data.midi import GRID_RULES, LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
 from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 
-from ..errors import OneLineArgumentParser, report
+from ..arguments import OneLineArgumentParser
+from ..streaming.episode import forecast_for, play_episode
+from .boundary import report
 from .loading import MUSIC_PRETRAINED, pretrained_path, predictor_for
 
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
@@ -76,13 +78,6 @@ class StreamRecord:
     def ticks_per_second(self) -> float:
         ticks = len(self.roll) + len(self.continuation)
         return ticks / self.seconds if self.seconds > 0 else float("inf")
-
-
-def _forecast(predictor: Any, obs: np.ndarray) -> np.ndarray:
-    out = predictor.step(obs)
-    if out.next_obs is None:
-        raise ValueError("this model makes no next-step forecast (its prediction task is off)")
-    return np.asarray(out.next_obs, dtype=np.float32)
 
 
 def stream_midi(
@@ -135,21 +130,18 @@ def stream_roll(
     roll = env.sequences[0].astype(np.float32)
     rng = np.random.default_rng(seed)
     forecasts, nll = np.zeros_like(roll), np.zeros(len(roll))
-    predictor.reset()
     started = time.perf_counter()
-    obs, _ = env.reset(options={"index": 0})  # silence: "nothing heard yet"
-    t, terminated = 0, False
-    while not terminated:  # the one streaming loop of docs/design.md#the-environments-contract
-        forecasts[t] = _forecast(predictor, obs)
-        obs, reward, terminated, _, _ = env.step(forecasts[t])
-        nll[t] = -reward
+    # the one streaming loop of docs/design.md#the-environments-contract; the first observation is silence:
+    # "nothing heard yet"
+    for tick in play_episode(predictor, env, options={"index": 0}):
+        forecasts[tick.index], nll[tick.index] = tick.forecast, -tick.reward
         if on_step is not None:
-            on_step(t, obs, nll[t])
-        t += 1
+            on_step(tick.index, tick.next_obs, nll[tick.index])
+        obs = tick.next_obs
     continuation = np.zeros((continue_steps, N_KEYS), np.float32)
     continuation_forecasts = np.zeros_like(continuation)
     for n in range(continue_steps):  # free running: the model hears its own notes
-        p = _forecast(predictor, obs)
+        p = forecast_for(predictor.step(obs), obs.shape)
         notes = p >= threshold if threshold is not None else rng.random(N_KEYS) < p
         continuation_forecasts[n], continuation[n] = p, notes
         obs = continuation[n]

@@ -13,8 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-NORMS = ("layer", "batch", "batch_tick", "batch_stats", "none")
-BATCH_NORMS = ("batch", "batch_tick", "batch_stats")
+from . import config
+from .config import BATCH_NORMS, DECODER_INITS, NORMS, STATELESS_KINDS, UPSAMPLINGS
 
 
 # ----------------------------------------------------------------------------- layer helpers
@@ -41,9 +41,6 @@ def conv(dims: int, in_ch: int, out_ch: int, kernel: int, bias: bool = True) -> 
         raise ValueError(f"kernel sizes must be odd to keep the spatial shape, got {kernel}")
     cls = {1: SameConv1d, 2: nn.Conv2d}[dims]
     return cls(in_ch, out_ch, kernel, padding=kernel // 2, bias=bias)
-
-
-UPSAMPLINGS = ("transposed", "nearest")
 
 
 def upsample(dims: int, in_ch: int, out_ch: int, factor: int, kind: str = "transposed") -> nn.Module:
@@ -336,7 +333,6 @@ class SoftmaxCell(FeedForwardCell):
 
 ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "lstm_relu": LSTMReLUCell, "gru": GRUCell,
                                               "feedforward": FeedForwardCell, "softmax": SoftmaxCell}
-STATELESS_KINDS = tuple(kind for kind, cell in ENCODER_CELLS.items() if not cell.state_names)  # feedforward, softmax
 
 
 def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int | None, norm: str) -> nn.Module:
@@ -354,9 +350,6 @@ def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int
 
 def _per_unit(shape: tuple[int, ...], value: float) -> nn.Parameter:
     return nn.Parameter(torch.full(shape, value))
-
-
-DECODER_INITS = ("open", "open_stable", "closed")
 
 
 class _Psi(nn.Module):
@@ -487,6 +480,20 @@ def make_decoder_cell(kind: str, project: nn.Module, channels: int, dims: int | 
     if kind not in DECODER_CELLS:
         raise ValueError(f"unknown decoder cell {kind!r}; expected one of {sorted(DECODER_CELLS)}")
     return DECODER_CELLS[kind](project, channels, dims, norm, kernel, init)
+
+
+def check_config_names() -> None:
+    """Raise ``ImportError`` unless the tables here build exactly the blocks a configuration may name (the plain
+    names of :mod:`.config`, which a configuration is checked against without torch); run once, below."""
+    built = {"ENCODER_KINDS": tuple(ENCODER_CELLS), "DECODER_CELLS": tuple(DECODER_CELLS),
+             "STATELESS_KINDS": tuple(kind for kind, cell in ENCODER_CELLS.items() if not cell.state_names)}
+    wrong = [f"config.{name} = {getattr(config, name)}, cells.py builds {here}" for name, here in built.items()
+             if getattr(config, name) != here]
+    if wrong:
+        raise ImportError("model/config.py and model/cells.py disagree: " + "; ".join(wrong))
+
+
+check_config_names()
 
 
 class DenseToMap(nn.Module):

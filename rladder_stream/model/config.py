@@ -15,9 +15,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .cells import DECODER_CELLS, DECODER_INITS, ENCODER_CELLS, NORMS, STATELESS_KINDS, UPSAMPLINGS
-
-ENCODER_KINDS = tuple(ENCODER_CELLS)  # lstm, gru, feedforward, softmax
+# The names a configuration may use; :mod:`.cells` builds a block for each and checks, when it loads, that its
+# tables name exactly these (plain data here, so that reading a configuration needs no torch).
+ENCODER_KINDS = ("lstm", "lstm_relu", "gru", "feedforward", "softmax")  # the encoder cells (cells.ENCODER_CELLS)
+STATELESS_KINDS = ("feedforward", "softmax")  # the encoder cells without state
+DECODER_CELLS = ("g1", "convg1", "convg2", "convg3")  # the decoder combinators (cells.DECODER_CELLS)
+DECODER_INITS = ("open", "open_stable", "closed")
+NORMS = ("layer", "batch", "batch_tick", "batch_stats", "none")
+BATCH_NORMS = ("batch", "batch_tick", "batch_stats")  # the norms with batch statistics
+UPSAMPLINGS = ("transposed", "nearest")
 SIZES = ("tiny", "cpu", "gpu")
 INPUT_VIEWS = ("observed", "optimal_reconstruction")
 PREDICTION_READOUTS = ("decoder", "top")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import OneLineArgumentParser
+from ..arguments import OneLineArgumentParser
 
 #: table -> "module:command(argv)"; each table's own options are in its module's parser
 TABLES: dict[str, str] = {

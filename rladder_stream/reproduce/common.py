@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from ..errors import OneLineArgumentParser, TrainingDiverged, one_line
+from ..arguments import OneLineArgumentParser
+from ..errors import TrainingDiverged, one_line
 from ..model.registry import get_config
 from ..training.run_folder import added_at_default, differences
 from ..training.train import TrainConfig, train

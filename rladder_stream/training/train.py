@@ -724,7 +724,8 @@ def train_cli_main(argv: list[str]) -> int:
     """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
     import argparse
 
-    from ..errors import OneLineArgumentParser, one_line
+    from ..arguments import OneLineArgumentParser
+    from ..errors import one_line
 
     parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="training settings, by group (any model setting goes too):\n" + settings_by_group())
