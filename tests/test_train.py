@@ -587,3 +587,23 @@ def test_a_checkpoint_is_written_when_its_minutes_have_passed(tmp_path, monkeypa
     train(_tiny(tmp_path, train_sequences=80, checkpoint_minutes=2.0), log=lambda s: None)
     monkeypatch.setattr(train_module.time, "perf_counter", real)
     assert len([s for s in saves if s < 10]) >= 3  # mid-epoch saves (the epoch ends at step 10)
+
+
+@pytest.mark.parametrize("setting, message", [("lr=-1", "lr must be > 0"), ("batch_size=0", "batch_size must be >= 1"),
+                                              ("epochs=-1", "epochs must be >= 1"), ("lr=NaN", "lr must be > 0"),
+                                              ("compile_mode=fast", "compile_mode must be one of"),
+                                              ("ema_decay=2", "ema_decay must be in [0, 1]")])
+def test_settings_are_checked_by_value_before_anything_is_made(tmp_path, capsys, setting, message):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli_main(["omm-rladder", "--set", "size=tiny", setting, "--out", str(out)])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()  # nothing made
+
+
+def test_a_gpu_this_torch_cannot_use_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        train_cli_main(["omm-rladder", "--set", "size=tiny", "device=cuda", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "device=cuda: this torch" in err[0] and "sees no CUDA GPU" in err[0]

@@ -64,9 +64,14 @@ class TrainConfig(RunSettings, MeanTeacherSettings, ScheduleSettings, Optimisati
     each setting by its field. (Dataclass fields come base last first: the model's settings lead.)"""
 
     def __post_init__(self) -> None:
+        """Every setting checked by value before anything is created (a refused run leaves nothing behind)."""
+        self.check_model()
         self.check_data()
+        self.check_optimisation()
         self.check_schedule()
         self.check_mean_teacher()
+        self.check_run()
+        check_device(self.device)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -90,6 +95,19 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> f
         return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def check_device(name: str) -> None:
+    """``ValueError`` for a device this torch cannot use (``cuda`` on a CPU build or a machine without a GPU, a
+    GPU index past the last), so the mistake is one line, not a traceback from the first tensor moved there."""
+    if not name.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={name}: this torch ({torch.__version__}) sees no CUDA GPU (a CPU build, or no GPU "
+                         "here); use device=cpu, or device=auto to take a GPU where there is one")
+    index = int(name.split(":")[1]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device={name}: there are {torch.cuda.device_count()} GPUs (cuda:0 ... cuda:{torch.cuda.device_count() - 1})")
 
 
 def device_named(name: str) -> torch.device:
