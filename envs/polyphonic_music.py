@@ -44,7 +44,8 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     """
     ## Description
 
-    Streams a piece of polyphonic music one eighth-note time step at a time, as an 88-key piano-roll row
+    Streams a piece of polyphonic music one time step at a time (an eighth note in the paper, a quarter note in
+    this project's JSB Chorales data), as an 88-key piano-roll row
     (column k = MIDI note 21 + k, A0..C8). The agent is a predictor: after each step it forecasts the
     probability that each key sounds in the next step, and is rewarded with the log-likelihood of what comes.
     The pieces are the four benchmarks of Boulanger-Lewandowski et al. (ICML 2012), Piano-midi.de,
@@ -96,8 +97,8 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ```python
     gymnasium.make("rladder_stream/PolyphonicMusic-v0", dataset=None, split="test", data_dir=None,
-                   midi_path=None, sequences=None, shuffle=False, seq_len=None, score_first_step=False,
-                   form="auto", render_mode=None, render_steps=64)
+                   midi_path=None, steps_per_beat=2, grid_rule="start", sequences=None, shuffle=False,
+                   seq_len=None, score_first_step=False, form="auto", render_mode=None, render_steps=64)
     ```
 
     * ``dataset``: ``"JSB Chorales"``, ``"Nottingham"``, ``"MuseData"``, ``"Piano-midi.de"`` (short forms
@@ -107,6 +108,10 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
     * ``data_dir``: folder holding ``music/`` (default ``$RLADDER_STREAM_DATA``, then the cache folder; see
       ``rladder_stream.envs.data.paths``).
     * ``midi_path``: stream this MIDI file instead (one sequence; ``rladder_stream.envs.data.midi.midi_to_piano_roll``).
+      ``steps_per_beat`` is its grid (2: eighth notes; 1: quarter notes, the JSB data's and the shipped model's);
+      ``grid_rule`` when a note is on in a step: ``"start"`` (default) when it sounds at the step's first instant,
+      the rule the JSB Chorales benchmark was sampled with (passing notes inside a beat are left out), or
+      ``"overlap"`` when it sounds at any time during the step. Both only for ``midi_path``.
     * ``sequences``: stream these ``[T, 88]`` {0,1} rolls instead.
     * ``shuffle``: draw random sequences with ``self.np_random`` (training); ``seq_len``: crop length in that
       mode (``None``: whole sequences).
@@ -146,6 +151,8 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
         *,
         data_dir: str | os.PathLike[str] | None = None,
         midi_path: str | os.PathLike[str] | None = None,
+        steps_per_beat: int = 2,
+        grid_rule: str = "start",
         sequences: Sequence[np.ndarray] | None = None,
         shuffle: bool = False,
         seq_len: int | None = None,
@@ -162,8 +169,10 @@ class PolyphonicMusicEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError("give at most one of dataset, midi_path and sequences")
         if seq_len is not None and (not shuffle or seq_len < 2):
             raise ValueError("seq_len (random crops of at least 2 steps) needs shuffle=True")
+        if midi_path is None and (steps_per_beat != 2 or grid_rule != "start"):
+            raise ValueError("steps_per_beat and grid_rule set how a MIDI file is read; they need midi_path")
         if midi_path is not None:
-            rolls = [midi_to_piano_roll(midi_path)]
+            rolls = [midi_to_piano_roll(midi_path, steps_per_beat, grid_rule=grid_rule)]
             self.dataset, self.split = f"midi:{os.fspath(midi_path)}", "file"
         elif sequences is not None:
             rolls = [self._check_roll(np.asarray(r), i) for i, r in enumerate(sequences)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 from typing import Any, NamedTuple, Sequence
 
@@ -22,6 +23,15 @@ ROTATION_RANGE = (0.0, 2.0 * np.pi)
 SCALE_RANGE = (0.7, 1.4)
 MASK_LOW, MASK_HIGH = 0.1, 0.9  # groups: background below, digit above, ignored between
 SEMI_SUPERVISED_END = 50_000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
+TEXTURE_KINDS = ("brodatz", "sinusoid")  # the plates a batch is cut from (the setting ``textures``)
+# The sinusoid plates (the positive control, docs/design.md#brodatz-textured-mnist): as many as the Brodatz plates,
+# of their size in the full data, each one plane wave whose std is the Brodatz plates' median (0.245; they range
+# 0.122-0.283), so only the pattern differs from the Brodatz data's, not the grey levels' spread.
+SINUSOID_PLATES = 20
+SINUSOID_SIZE = 300
+SINUSOID_STD = 0.245
+SINUSOID_PERIODS = (4.0, 16.0)  # pixels per cycle of the shortest and the longest wave, geometrically spaced
+SINUSOID_SEED = 27  # the waves' directions and phases
 
 
 def thicken(digits: np.ndarray) -> np.ndarray:
@@ -47,6 +57,23 @@ class TextureDraws(NamedTuple):
     scale: np.ndarray  # float64 [B, 2]: per texture, the crop's magnification
 
 
+def crop_margin(scale: Any) -> Any:
+    """How far from a plate's edge the centre of a crop at magnification ``scale`` must stay for every angle: the
+    rotated crop's reach, plus one pixel for the bilinear sampling."""
+    return (IMAGE_SIZE / 2) * np.sqrt(2.0) / scale + 1.0
+
+
+def check_texture_scale(texture_scale: float, texture_size: int) -> None:
+    """``ValueError`` unless ``texture_scale`` is a positive number at which every crop, the training's most shrunk
+    one at any angle included, fits inside a plate of ``texture_size`` pixels."""
+    if isinstance(texture_scale, bool) or not isinstance(texture_scale, numbers.Real) or not 0 < texture_scale < np.inf:
+        raise ValueError(f"texture_scale must be a positive number, got {texture_scale!r}")
+    smallest = SCALE_RANGE[0] * texture_scale
+    if 2 * crop_margin(smallest) > texture_size - 1:
+        raise ValueError(f"texture_scale={texture_scale}: a training crop at magnification {smallest:g} reaches across "
+                         f"{2 * crop_margin(smallest):.0f} texture pixels, more than the {texture_size}-pixel plates hold")
+
+
 def draw_textured(
     rng: np.random.Generator | Sequence[np.random.Generator],
     n_digits: int,
@@ -55,10 +82,11 @@ def draw_textured(
     batch_size: int,
     choice: np.ndarray | None = None,
     augment: bool = True,
+    texture_scale: float = 1.0,
 ) -> TextureDraws:
     """The random part of :func:`generate_textured_batch` (digits unless ``choice`` is given, offsets,
-    textures, then crop parameters). The training's on-device renderer starts from this too, so it sees the
-    same draws."""
+    textures, then crop parameters; every crop magnified by ``texture_scale`` more). The training's on-device
+    renderer starts from this too, so it sees the same draws."""
     if n_textures < 2:
         raise ValueError("need at least two textures")
     draw = BatchRandom(rng, batch_size)
@@ -69,13 +97,14 @@ def draw_textured(
     which = np.stack([digit_texture, background_texture], axis=1)  # [B, 2]
     if augment:
         angle = draw.uniform(*ROTATION_RANGE, (2,))
-        scale = draw.uniform(*SCALE_RANGE, (2,))
-        margin = (IMAGE_SIZE / 2) * np.sqrt(2.0) / scale + 1.0  # the rotated crop's reach, plus bilinear
+        scale = draw.uniform(*SCALE_RANGE, (2,)) * texture_scale
+        margin = crop_margin(scale)
         centre = margin[..., None] + draw.uniform(0.0, 1.0, (2, 2)) * (texture_size - 1 - 2 * margin[..., None])
-    else:
-        angle, scale = np.zeros((batch_size, 2)), np.ones((batch_size, 2))
-        corner = draw.integers(0, texture_size - IMAGE_SIZE + 1, (2, 2))
-        centre = corner + (IMAGE_SIZE - 1) / 2.0
+    else:  # axis-aligned, the first sample point on a whole pixel (at scale 1 every one: exact copies)
+        angle, scale = np.zeros((batch_size, 2)), np.full((batch_size, 2), float(texture_scale))
+        reach = (IMAGE_SIZE - 1) / texture_scale  # texture pixels from the first sample point to the last
+        corner = draw.integers(0, int(np.floor(texture_size - 1 - reach)) + 1, (2, 2))
+        centre = corner + reach / 2.0
     return TextureDraws(choice, offsets.astype(np.int64), which, centre, angle, scale)
 
 
@@ -135,14 +164,16 @@ def generate_textured_batch(
     choice: np.ndarray | None = None,
     augment: bool = True,
     n_ticks: int = N_ITERATIONS + 1,
+    texture_scale: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Draw ``batch_size`` textured digits (the environment and training both use this).
 
     The digit is thickened (3x3 grey dilation) and placed at a uniform offset in [0, 4]^2; its ink / 255 is
     the soft mask ``m``; ``image = m * T_digit + (1 - m) * T_background`` with two different textures drawn
     uniformly. With ``augment`` (training) each crop has a uniform rotation in [0, 360) degrees, a uniform
-    magnification in [0.7, 1.4] and a uniform continuous centre; without, crops are axis-aligned copies at a
-    uniform whole-pixel position.
+    magnification in [0.7, 1.4] times ``texture_scale`` and a uniform continuous centre; without, crops are
+    axis-aligned, magnified by ``texture_scale``, from a uniform whole-pixel position (at ``texture_scale`` 1
+    exact copies of the plate). The caller checks that the crops fit the plates (:func:`check_texture_scale`).
 
     Args:
         rng: all randomness (:func:`draw_textured`: digits if ``choice`` is None, offsets, textures, then crop
@@ -151,6 +182,7 @@ def generate_textured_batch(
             ``[K, S, S]`` in [0, 1], K >= 2 (S >= 96 leaves room for rotated, shrunk crops).
         choice: optional ``[batch_size]`` rows of ``digits``.
         n_ticks: length of ``frames`` (the image repeated: ``N_ITERATIONS`` observations + the target).
+        texture_scale: every crop's magnification multiplied by this (> 1: coarser texture at pixel scale).
 
     Returns (``B = batch_size``):
         ``image`` float32 ``[B, 32, 32]``; ``frames`` float32 ``[B, n_ticks, 32, 32]`` (the image repeated);
@@ -159,7 +191,7 @@ def generate_textured_batch(
         background texture rows); ``offsets`` int64 ``[B, 2]`` (digit top-left y, x); ``crop_params``
         float64 ``[B, 2, 4]`` (per texture: centre y, centre x, angle, scale; see :func:`crop_textures`).
     """
-    d = draw_textured(rng, len(digits), len(textures), textures.shape[-1], batch_size, choice, augment)
+    d = draw_textured(rng, len(digits), len(textures), textures.shape[-1], batch_size, choice, augment, texture_scale)
     crops = crop_textures(
         textures, d.which.reshape(-1), d.centre.reshape(-1, 2), d.angle.reshape(-1), d.scale.reshape(-1)
     ).reshape(batch_size, 2, IMAGE_SIZE, IMAGE_SIZE)
@@ -187,31 +219,66 @@ def weaken_textures(textures: np.ndarray, contrast: float) -> np.ndarray:
     return (mean + contrast * (textures - mean)).astype(np.float32)
 
 
+def sinusoid_plates(n: int = SINUSOID_PLATES, size: int = SINUSOID_SIZE) -> np.ndarray:
+    """The sinusoid plates, float32 ``[n, size, size]`` (read-only): plate ``i`` is the plane wave
+    ``0.5 + a * sin(2 pi (fy * y + fx * x) + phase)`` of period ``p_i`` pixels (``SINUSOID_PERIODS``, geometrically
+    spaced), direction ``theta_i`` uniform in [0, 180) degrees (``fy, fx = sin, cos theta_i / p_i``) and phase
+    uniform, both from the fixed ``SINUSOID_SEED``; ``a = sqrt(2) * SINUSOID_STD`` (a sine's std is a / sqrt 2).
+    The textures of the Tagger authors' textured MNIST, where telling the groups apart is easy: a positive control."""
+    rng = np.random.default_rng(SINUSOID_SEED)
+    period = np.geomspace(*SINUSOID_PERIODS, n)
+    theta, phase = rng.uniform(0.0, np.pi, n), rng.uniform(0.0, 2.0 * np.pi, n)
+    fy, fx = (np.sin(theta) / period)[:, None, None], (np.cos(theta) / period)[:, None, None]
+    y, x = np.arange(size, dtype=np.float64)[:, None], np.arange(size, dtype=np.float64)[None, :]
+    plates = (0.5 + np.sqrt(2.0) * SINUSOID_STD * np.sin(2.0 * np.pi * (fy * y + fx * x) + phase[:, None, None]))
+    plates = plates.astype(np.float32)
+    plates.setflags(write=False)
+    return plates
+
+
+def load_plates(textures: str = "brodatz", data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
+    """``(plates float32 [K, S, S], where they come from)`` for the setting ``textures`` (:data:`TEXTURE_KINDS`):
+    the Brodatz plates of the data folder (:func:`~rladder_stream.envs.data.brodatz.load_brodatz`), or the
+    sinusoid ones (:func:`sinusoid_plates`, which need no data)."""
+    if textures not in TEXTURE_KINDS:
+        raise ValueError(f"textures must be one of {TEXTURE_KINDS}, got {textures!r}")
+    if textures == "sinusoid":
+        return sinusoid_plates(), f"{SINUSOID_PLATES} sinusoid plates"
+    plates = load_brodatz(data_dir=data_dir)
+    return plates.textures, plates.source
+
+
 def episode_source(
     split: str = "train",
     labelled: int | None = None,
     data_dir: str | os.PathLike | None = None,
     n_iterations: int = N_ITERATIONS,
     texture_contrast: float = 1.0,
+    texture_scale: float = 1.0,
+    textures: str = "brodatz",
 ) -> EpisodeSource:
     """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
-    bound to the split's digits and textures (train crops augmented, valid/test not; ``texture_contrast`` < 1
-    weakens every plate towards its mean grey, :func:`weaken_textures`); ``episodes(rng, n, indices)`` returns a
-    batch of sequences."""
+    bound to the split's digits and the plates ``textures`` (:func:`load_plates`; train crops augmented,
+    valid/test not; ``texture_contrast`` < 1 weakens every plate towards its mean grey, :func:`weaken_textures`;
+    ``texture_scale`` magnifies every crop, :func:`generate_textured_batch`); ``episodes(rng, n, indices)``
+    returns a batch of sequences."""
     if n_iterations < 1:
         raise ValueError(f"n_iterations must be >= 1, got {n_iterations}")
-    plates = load_brodatz(data_dir=data_dir)
-    textures, described = plates.textures, plates.source
+    plates, described = load_plates(textures, data_dir)
+    check_texture_scale(texture_scale, plates.shape[-1])
     if texture_contrast != 1.0:
-        textures, described = weaken_textures(textures, texture_contrast), f"{described}, contrast {texture_contrast}"
+        plates, described = weaken_textures(plates, texture_contrast), f"{described}, contrast {texture_contrast}"
+    if texture_scale != 1.0:
+        described = f"{described}, scale {texture_scale:g}"
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(
         generate_textured_batch,
         digits=pool.images,
         labels=pool.labels,
-        textures=textures,
+        textures=plates,
         augment=split == "train",
         n_ticks=n_iterations + 1,
+        texture_scale=texture_scale,
     )
     return EpisodeSource(generate, len(pool.labels), split, ENV_ID, f"{pool.source}; textures: {described}")
 
@@ -220,7 +287,8 @@ class TexturedMNISTEnv(PredictionEnv):
     """
     ## Description
     A thickened MNIST digit cut out of one Brodatz texture and pasted on another (both crops of mean
-    intensity about 0.5), so only texture tells digit from background. The same 32x32 image is offered for
+    intensity about 0.5), so only texture tells digit from background. With ``textures="sinusoid"`` the 20
+    plates are plane waves instead (the positive control of docs/design.md#brodatz-textured-mnist). The same 32x32 image is offered for
     ``n_iterations`` ticks, the RTagger's inference iterations: since the next observation equals the
     current one, each forecast is a reconstruction of the image. The RTagger's grouping is scored against
     ``info["groups"]`` (AMI), its class beliefs after the last iteration (docs/design.md#brodatz-textured-mnist).
@@ -239,8 +307,9 @@ class TexturedMNISTEnv(PredictionEnv):
 
     ## Starting State
     A digit of the split at a uniform offset in [0, 4]^2, two different textures drawn uniformly from the
-    plates, and crops of them: on train rotated (0-360 degrees) and magnified (0.7-1.4) at random; on
-    valid/test axis-aligned, and episode i fixed by a seed derived from (split, i).
+    plates, and crops of them: on train rotated (0-360 degrees) and magnified (0.7-1.4, times ``texture_scale``)
+    at random; on valid/test axis-aligned and magnified by ``texture_scale``, and episode i fixed by a seed
+    derived from (split, i).
 
     ## Episode End
     ``reset`` returns the image; step k returns it again; step ``n_iterations`` ends the episode
@@ -259,6 +328,13 @@ class TexturedMNISTEnv(PredictionEnv):
     - ``render_mode``: ``None`` or ``"rgb_array"``.
     - ``texture_contrast``: each plate's deviations from its mean grey scaled by this (default 1; 0: flat plates),
       as the training setting of the same name.
+    - ``texture_scale``: every crop's magnification multiplied by this (default 1; 2: each texture pixel spans
+      about 2 image pixels, a coarser pattern), as the training setting of the same name. Crops must fit inside
+      the plates: a ``ValueError`` says when the smallest training magnification (0.7 times this) does not.
+    - ``textures``: ``"brodatz"`` (default) or ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
+      ``0.5 + a sin(2 pi (fy y + fx x) + phase)`` with periods 4 to 16 pixels (geometrically spaced), directions
+      and phases from a fixed seed, std 0.245 (the Brodatz plates' median), cropped as the Brodatz plates are;
+      they need no data files. As the training setting of the same name.
 
     ## Info
     Every tick: ``"t"``, ``"groups"`` (int8 ``(32, 32)``: 0 background where m < 0.1, 1 digit where m > 0.9,
@@ -269,7 +345,7 @@ class TexturedMNISTEnv(PredictionEnv):
     :func:`generate_textured_batch` (also used by training); vectorised: :class:`TexturedMNISTVectorEnv`.
 
     ## Version History
-    - v0: first version.
+    - v0: first version; ``texture_scale`` and ``textures`` added later, their defaults the first version's data.
     """
 
     frame_shape = (IMAGE_SIZE, IMAGE_SIZE)
@@ -284,8 +360,11 @@ class TexturedMNISTEnv(PredictionEnv):
         data_dir: str | os.PathLike | None = None,
         render_mode: str | None = None,
         texture_contrast: float = 1.0,
+        texture_scale: float = 1.0,
+        textures: str = "brodatz",
     ) -> None:
-        super().__init__(episode_source(split, labelled, data_dir, n_iterations, texture_contrast), render_mode)
+        source = episode_source(split, labelled, data_dir, n_iterations, texture_contrast, texture_scale, textures)
+        super().__init__(source, render_mode)
 
 
 class TexturedMNISTVectorEnv(PredictionVectorEnv):
@@ -306,5 +385,8 @@ class TexturedMNISTVectorEnv(PredictionVectorEnv):
         data_dir: str | os.PathLike | None = None,
         render_mode: str | None = None,
         texture_contrast: float = 1.0,
+        texture_scale: float = 1.0,
+        textures: str = "brodatz",
     ) -> None:
-        super().__init__(episode_source(split, labelled, data_dir, n_iterations, texture_contrast), num_envs, render_mode)
+        source = episode_source(split, labelled, data_dir, n_iterations, texture_contrast, texture_scale, textures)
+        super().__init__(source, num_envs, render_mode)

@@ -61,9 +61,9 @@ def plan(out: str, size: str, seeds: int, base_steps: int, steps: int, valid_eve
 
     base = run("omm-hrnn", 0, base_steps, "base-hrnn", {})
     runs = []
-    for arm in arms:
-        model, overrides = ARMS[arm]
-        for seed in range(1, seeds + 1):
+    for seed in range(1, seeds + 1):  # seed by seed: stopped early, every arm has as many seeds as the others
+        for arm in arms:
+            model, overrides = ARMS[arm]
             runs.append((arm, run(model, seed, steps, f"{arm}-seed{seed}", overrides,
                                   init_from=str(Path(base.out) / "last.pt"))))
     return base, runs

@@ -36,6 +36,17 @@ class TrainingDiverged(FloatingPointError):
                          + (f", {out}/last.pt holds the last checkpoint" if out else ""))
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after the step in hand, with ``last.pt`` written: running the
+    same command again resumes exactly there. ``exit_status`` is the shell's for that signal (130, 143)."""
+
+    def __init__(self, step: int, total: int, out: str, signum: int):
+        self.step, self.total, self.out, self.signum = step, total, out, signum
+        self.exit_status = 128 + signum
+        super().__init__(f"interrupted at step {step}/{total}; {out}/last.pt holds it: run the same command again to "
+                         "resume from there")
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (a ``KeyError`` without its quotes)."""
     text = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else str(exc)

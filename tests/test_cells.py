@@ -9,7 +9,7 @@ from torch import nn
 from rladder_stream.model.cells import DECODER_CELLS, make_decoder_cell, make_encoder_cell, upsample
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "feedforward", "softmax"])
+@pytest.mark.parametrize("kind", ["lstm", "lstm_relu", "gru", "feedforward", "softmax"])
 @pytest.mark.parametrize("dims", [None, 1, 2])
 def test_encoder_cells_keep_shapes(kind, dims):
     cell = make_encoder_cell(kind, 3, 5, 3, dims, "layer")
@@ -20,6 +20,29 @@ def test_encoder_cells_keep_shapes(kind, dims):
     assert y.shape == (4, 5, *spatial)
     assert len(new_state) == len(cell.state_names)
     assert all(s.shape == (4, 5, *spatial) for s in new_state)
+
+
+@pytest.mark.parametrize("dims", [None, 1])
+def test_an_lstm_relu_cell_starts_as_the_feed_forward_cell_and_keeps_an_lstm_memory(dims):
+    """lstm_relu: with its memory readout at zero (as it starts) the output is the ReLU of the normalised input
+    transform's output block, whatever the state, the feedback (``side``, into the gates only) included; the state
+    is an LSTM's, computed from the gate blocks by hand; a trained readout adds U h' to the output."""
+    torch.manual_seed(0)
+    cell = make_encoder_cell("lstm_relu", 3, 4, 1, dims, "batch").eval()
+    spatial = () if dims is None else (5,)
+    x, side = 4 * torch.randn(6, 3, *spatial), torch.randn(6, 16, *spatial)  # running statistics: mean 0, var 1
+    h0, c0 = torch.randn(6, 4, *spatial), torch.randn(6, 4, *spatial)
+    out, (h, c) = cell(x, (h0, c0), side)
+    pre = cell.norm(cell.input_transform(x))
+    torch.testing.assert_close(out, torch.relu(pre[:, 16:]))
+    assert (out == 0).any() and (out > 1).any()  # sparse and not bounded by 1, as the LSTM's output is
+    i, f, o, g = (pre[:, :16] + cell.hidden_transform(h0) + side).chunk(4, dim=1)
+    c_want = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
+    torch.testing.assert_close(c, c_want)
+    torch.testing.assert_close(h, torch.sigmoid(o) * torch.tanh(c_want))
+    with torch.no_grad():
+        cell.memory_readout.weight.normal_()
+    torch.testing.assert_close(cell(x, (h0, c0), side)[0], torch.relu(pre[:, 16:] + cell.memory_readout(h)))
 
 
 def test_a_softmax_cell_is_the_feed_forward_cell_with_its_units_competing():

@@ -84,3 +84,17 @@ def test_bad_inputs_raise():
         adjusted_mutual_info(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="ground-truth"):
         batch_grouping_ami(np.zeros((2, 3, 3), int), np.ones((3, 2, 3, 3)))
+
+
+def test_the_largest_groups_share_of_the_scored_pixels_by_hand():
+    from rladder_stream.training.metrics import largest_group_share
+
+    truth = np.array([[[0, 0, 1, 1, -1]], [[-1, -1, -1, -1, -1]], [[2, 2, 2, 0, 1]]])  # (3 images, 1 x 5 pixels)
+    won = np.array([[[0, 1, 1, 1, 0]], [[0, 0, 0, 0, 0]], [[0, 0, 0, 0, 0]]])  # each pixel's group
+    masks = np.stack([(won == k) * 0.9 + 0.05 for k in range(2)], axis=1)  # (3, 2 groups, 1, 5)
+    total, count = largest_group_share(truth, masks)
+    # image 0: 4 scored pixels, group 1 wins 3 -> 0.75; image 1: nothing scored (left out); image 2: 5 of 5 -> 1
+    assert count == 2 and total == pytest.approx(0.75 + 1.0)
+    # the background ignored too: image 2 keeps 4 pixels, all group 0's
+    total, count = largest_group_share(truth, masks, ignore=(-1, 0))
+    assert count == 2 and total == pytest.approx(1.0 + 1.0)  # image 0: both ink pixels are group 1's

@@ -1,4 +1,5 @@
-"""MIDI -> piano roll: the eighth-note grid, track/channel folding, percussion, malformed files, round trip."""
+"""MIDI -> piano roll: the eighth-note grid, the two grid rules (start sampling, the default, and overlap), track/channel
+folding, percussion, malformed files, round trip."""
 
 from __future__ import annotations
 
@@ -58,18 +59,74 @@ def test_type0_eighth_note_grid(tmp_path):
     midi.tracks.append(track_from(events))
     midi.save(tmp_path / "t0.mid")
     roll = midi_to_piano_roll(tmp_path / "t0.mid")
-    expected = roll_from({0: [60], 1: [60], 2: [64], 5: [67, 72], 6: [50]}, 8)
+    # the default samples each step's first instant: C5 (264-270) and the one-tick note (330-331) sound at none
+    np.testing.assert_array_equal(roll, roll_from({0: [60], 1: [60], 2: [64], 5: [67]}, 8))
     assert roll.dtype == np.uint8 and roll.shape == (8, 88)
-    np.testing.assert_array_equal(roll, expected)
+    overlap = midi_to_piano_roll(tmp_path / "t0.mid", grid_rule="overlap")  # the rule before issue 28
+    np.testing.assert_array_equal(overlap, roll_from({0: [60], 1: [60], 2: [64], 5: [67, 72], 6: [50]}, 8))
 
 
 def test_note_counts_in_every_step_it_touches(tmp_path):
-    """The documented overlap rule: a note is on in each step it sounds during, even briefly."""
+    """The overlap rule: a note is on in each step it sounds during, even briefly; start sampling keeps only the
+    step whose first instant (tick 48) it sounds at."""
     midi = mido.MidiFile(type=0, ticks_per_beat=96)
     midi.tracks.append(track_from([(30, on(60)), (50, off(60)), (200, mido.MetaMessage("end_of_track"))]))
     midi.save(tmp_path / "overlap.mid")
-    roll = midi_to_piano_roll(tmp_path / "overlap.mid")
+    roll = midi_to_piano_roll(tmp_path / "overlap.mid", grid_rule="overlap")
     np.testing.assert_array_equal(roll, roll_from({0: [60], 1: [60]}, 5))  # ceil(200 / 48) = 5 steps
+    np.testing.assert_array_equal(midi_to_piano_roll(tmp_path / "overlap.mid"), roll_from({1: [60]}, 5))
+
+
+def _chorale_bar(path: Path, tpb: int = 480) -> Path:
+    """Four voices on a quarter-note grid, one bar of 4/4 (issue 28's case): the soprano has a passing note
+    inside beat 1 (two eighths), the alto a note tied over beats 1-3 written as two notes of one key back to back,
+    the tenor a dotted quarter then an eighth (its second note starts inside beat 2), the bass a note starting
+    exactly on beat 3 after a rest."""
+    q, e = tpb, tpb // 2
+    events = [
+        (0, on(72)), (e, off(72)), (e, on(74)), (q, off(74)), (q, on(76)), (4 * q, off(76)),  # soprano
+        (0, on(67, ch=1)), (2 * q, off(67, ch=1)), (2 * q, on(67, ch=1)), (3 * q, off(67, ch=1)),  # alto: tie
+        (3 * q, on(65, ch=1)), (4 * q, off(65, ch=1)),
+        (0, on(64, ch=2)), (q + e, off(64, ch=2)), (q + e, on(62, ch=2)), (2 * q, off(62, ch=2)),  # tenor
+        (2 * q, on(60, ch=2)), (4 * q, off(60, ch=2)),
+        (2 * q, on(48, ch=3)), (4 * q, off(48, ch=3)),  # bass: rest, then exactly on beat 3
+        (4 * q, mido.MetaMessage("end_of_track")),
+    ]
+    midi = mido.MidiFile(type=0, ticks_per_beat=tpb)
+    midi.tracks.append(track_from(events))
+    midi.save(path)
+    return path
+
+
+def test_start_rule_samples_each_voice_at_the_beat(tmp_path):
+    """At most one key a voice per step under the default; the overlap rule adds the notes inside a beat."""
+    path = _chorale_bar(tmp_path / "bar.mid")
+    start = midi_to_piano_roll(path, steps_per_beat=1)
+    np.testing.assert_array_equal(start, roll_from({0: [72, 67, 64], 1: [76, 67, 64], 2: [76, 67, 60, 48],
+                                                    3: [76, 65, 60, 48]}, 4))
+    assert start.sum(1).max() <= 4
+    overlap = midi_to_piano_roll(path, steps_per_beat=1, grid_rule="overlap")
+    np.testing.assert_array_equal(overlap, roll_from({0: [72, 74, 67, 64], 1: [76, 67, 64, 62], 2: [76, 67, 60, 48],
+                                                      3: [76, 65, 60, 48]}, 4))
+    # on the eighth-note grid every note covers a grid instant: the two rules agree
+    np.testing.assert_array_equal(midi_to_piano_roll(path, 2), midi_to_piano_roll(path, 2, grid_rule="overlap"))
+    with pytest.raises(ValueError, match="grid_rule"):
+        midi_to_piano_roll(path, grid_rule="beat")
+
+
+@pytest.mark.parametrize("grid_rule", ["start", "overlap"])
+def test_notes_on_the_grid_read_the_same_under_both_rules(tmp_path, grid_rule):
+    """A note starting exactly on a step and ending exactly on one is on in exactly those steps; a note held
+    across steps (a tie) is on in each; the shipped test chorale, written on its grid, reads the same both ways."""
+    path = tmp_path / "grid.mid"
+    midi = mido.MidiFile(type=0, ticks_per_beat=96)
+    midi.tracks.append(track_from([(48, on(60)), (192, off(60)), (192, on(62)), (240, off(62)),
+                                   (288, mido.MetaMessage("end_of_track"))]))
+    midi.save(path)
+    np.testing.assert_array_equal(midi_to_piano_roll(path, grid_rule=grid_rule),
+                                  roll_from({1: [60], 2: [60], 3: [60], 4: [62]}, 6))
+    shipped = midi_to_piano_roll(EMBEDDED_MIDI, 1, grid_rule=grid_rule)
+    np.testing.assert_array_equal(shipped, load_music("embedded")["test"][0])
 
 
 def test_type1_tracks_channels_tempo_changes_percussion(tmp_path):
@@ -136,6 +193,14 @@ def test_smpte_time_honours_the_tempo_map(tmp_path):
     midi.save(tmp_path / "smpte.mid")
     roll = midi_to_piano_roll(tmp_path / "smpte.mid")
     np.testing.assert_array_equal(roll, roll_from({0: [60], 1: [60], 4: [64], 5: [64]}, 6))
+    # a note from 0.6 s to 0.7 s (beats 1.2-1.4 at 120 BPM, inside step 2): on only under the overlap rule
+    events[2:2] = [(600, on(67)), (700, off(67))]
+    midi = mido.MidiFile(type=0, ticks_per_beat=division)
+    midi.tracks.append(track_from(events))
+    midi.save(tmp_path / "smpte2.mid")
+    np.testing.assert_array_equal(midi_to_piano_roll(tmp_path / "smpte2.mid"), roll)
+    np.testing.assert_array_equal(midi_to_piano_roll(tmp_path / "smpte2.mid", grid_rule="overlap"),
+                                  roll_from({0: [60], 1: [60], 2: [67], 4: [64], 5: [64]}, 6))
 
 
 def _valid_bytes(tmp_path) -> bytes:
@@ -254,9 +319,10 @@ def _fold(pitch: int) -> int:
     return pitch
 
 
-def pretty_midi_roll(path: Path, n_steps: int, steps_per_beat: int = 2) -> np.ndarray:
+def pretty_midi_roll(path: Path, n_steps: int, steps_per_beat: int = 2, grid_rule: str = "start") -> np.ndarray:
     """The roll pretty_midi's notes give on our grid: each non-drum note from its start tick to its end tick,
-    on in every step it overlaps (pretty_midi times are converted back to the file's ticks)."""
+    on in every step whose first instant it sounds at (``start``) or that it overlaps (``overlap``); pretty_midi
+    times are converted back to the file's ticks."""
     pm = pretty_midi.PrettyMIDI(str(path))
     tpb = pm.resolution
     roll = np.zeros((n_steps, 88), np.uint8)
@@ -265,7 +331,8 @@ def pretty_midi_roll(path: Path, n_steps: int, steps_per_beat: int = 2) -> np.nd
             continue
         for note in instrument.notes:
             start, end = pm.time_to_tick(note.start), pm.time_to_tick(note.end)
-            first, last = start * steps_per_beat // tpb, -(-end * steps_per_beat // tpb)
+            first = start * steps_per_beat // tpb if grid_rule == "overlap" else -(-start * steps_per_beat // tpb)
+            last = -(-end * steps_per_beat // tpb)
             assert last <= n_steps, "pretty_midi has a note beyond our roll's length"
             roll[first:last, _fold(note.pitch) - 21] = 1
     return roll
@@ -283,13 +350,13 @@ def _save(path: Path, tracks: list[list[tuple[int, mido.Message | mido.MetaMessa
     return path
 
 
-def _assert_same_as_pretty_midi(path: Path, steps_per_beat: int = 2) -> np.ndarray:
+def _assert_same_as_pretty_midi(path: Path, steps_per_beat: int = 2, grid_rule: str = "overlap") -> np.ndarray:
     import warnings
 
-    ours = midi_to_piano_roll(path, steps_per_beat)
+    ours = midi_to_piano_roll(path, steps_per_beat, grid_rule=grid_rule)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pretty_midi warns about tempo events outside track 0
-        theirs = pretty_midi_roll(path, len(ours), steps_per_beat)
+        theirs = pretty_midi_roll(path, len(ours), steps_per_beat, grid_rule)
     np.testing.assert_array_equal(ours, theirs)
     return ours
 
@@ -368,4 +435,5 @@ def test_random_files_read_as_pretty_midi_reads_them(tmp_path, seed):
     tracks = [_random_events(rng, tpb, with_tempo=(i == 0)) for i in range(int(rng.integers(1, 4)))]
     path = _save(tmp_path / f"random{seed}.mid", tracks, tpb)
     for steps_per_beat in (1, 2, 4):
-        _assert_same_as_pretty_midi(path, steps_per_beat)
+        for grid_rule in ("start", "overlap"):
+            _assert_same_as_pretty_midi(path, steps_per_beat, grid_rule)

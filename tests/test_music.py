@@ -356,6 +356,31 @@ def test_midi_path_and_sequences_sources(tmp_path):
         PolyphonicMusicEnv("embedded", sequences=[roll])
 
 
+def test_midi_path_reading_options(tmp_path):
+    """steps_per_beat and grid_rule reach the MIDI reader; without midi_path they are refused."""
+    import mido
+
+    from rladder_stream.envs.data.midi import midi_to_piano_roll
+
+    track = mido.MidiTrack()  # a quarter note on beat 0, a passing eighth inside beat 1, a quarter on beat 2
+    for note, start, end in ((60, 0, 480), (62, 720, 960), (64, 960, 1440)):
+        track.append(mido.Message("note_on", note=note, velocity=64, time=start - sum(m.time for m in track)))
+        track.append(mido.Message("note_off", note=note, velocity=0, time=end - start))
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(tmp_path / "song.mid")
+    for spb, rule, keys in ((1, "start", [[60], [], [64]]), (1, "overlap", [[60], [62], [64]]),
+                            (2, "start", [[60], [60], [], [62], [64], [64]])):
+        env = PolyphonicMusicEnv(midi_path=tmp_path / "song.mid", steps_per_beat=spb, grid_rule=rule)
+        np.testing.assert_array_equal(env.sequences[0], midi_to_piano_roll(tmp_path / "song.mid", spb, grid_rule=rule))
+        assert [(np.flatnonzero(r) + 21).tolist() for r in env.sequences[0]] == keys
+    assert len(PolyphonicMusicEnv(midi_path=tmp_path / "song.mid").sequences[0]) == 6  # default: eighths, start
+    with pytest.raises(ValueError, match="need midi_path"):
+        PolyphonicMusicEnv("embedded", grid_rule="overlap")
+    with pytest.raises(ValueError, match="grid_rule"):
+        PolyphonicMusicEnv(midi_path=tmp_path / "song.mid", grid_rule="beat")
+
+
 def test_render_rgb_array_shows_notes_and_forecast():
     env = gym.make(ENV_ID, dataset="embedded", render_mode="rgb_array", render_steps=32)
     obs, _ = env.reset(seed=0)

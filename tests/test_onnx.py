@@ -616,7 +616,7 @@ def test_export_to_onnx_runtime_says_what_it_does_and_where_it_caches(tmp_path, 
     assert len(said) == 1  # cached: nothing to wait for, nothing said
 
 
-@pytest.mark.parametrize("name, overrides", [("shapes-tagger-dense", {}), ("shapes-rtagger-dense", {}),
+@pytest.mark.parametrize("name, overrides", [("shapes-tagger-dense", {}), ("shapes-rtagger-dense", {}), ("shapes-rtagger-sparse", {}),
                                              ("shapes-tagger-dense", {"tagger_z_feed": "logit", "tagger_affine": "pixel"}),
                                              ("shapes-tagger-dense", {"top_kind": "softmax"})])
 def test_a_dense_tagger_engine_streams_like_pytorch(tmp_path, name, overrides):

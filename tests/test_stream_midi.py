@@ -224,6 +224,37 @@ def test_steps_per_beat_sets_the_grid_of_input_and_continuation(checkpoint, tmp_
     assert "--steps-per-beat" in capsys.readouterr().err
 
 
+def passing_notes_file(path):
+    """Two voices on quarter notes, the upper one with a passing eighth inside every other beat (8 beats)."""
+    events = [e for k in range(8) for e in _note(k * TPB, TPB, 48 + (k % 3), channel=1)]
+    for k in range(8):
+        events += _note(k * TPB, TPB // 2, 72, channel=0) + _note(k * TPB + TPB // 2, TPB // 2, 74, channel=0) if k % 2 \
+            else _note(k * TPB, TPB, 76, channel=0)
+    midi = mido.MidiFile(type=0, ticks_per_beat=TPB)
+    midi.tracks.append(_track(events + [(8 * TPB, mido.MetaMessage("end_of_track"))]))
+    midi.save(path)
+    return path
+
+
+def test_grid_rule_decides_when_a_note_is_on(checkpoint, tmp_path, capsys):
+    """--grid-rule start (the default) leaves out the passing notes inside a beat; overlap puts them in."""
+    song = passing_notes_file(tmp_path / "passing.mid")
+    printed = {}
+    for flags, rule in (([], "start"), (["--grid-rule", "overlap"], "overlap"), (["--grid-rule", "start"], "start")):
+        assert main(["stream-midi", str(song), "--model", str(checkpoint), "--steps-per-beat", "1", *flags]) == 0
+        out = capsys.readouterr().out
+        assert f"1 step per beat, {rule} rule" in out
+        roll = midi_to_piano_roll(song, 1, grid_rule=rule)
+        notes = [[] if n == "-" else [int(x) for x in n.split()] for _, _, n in _steps(out)]
+        assert notes == [(np.flatnonzero(row) + 21).tolist() for row in roll]
+        printed[rule] = notes
+    assert max(len(n) for n in printed["start"]) == 2 and max(len(n) for n in printed["overlap"]) == 3
+    assert printed["overlap"][1] == [49, 72, 74] and printed["start"][1] == [49, 72]
+    with pytest.raises(SystemExit):
+        main(["stream-midi", str(song), "--grid-rule", "beat"])
+    assert "--grid-rule" in capsys.readouterr().err
+
+
 def _truncated(path):
     data = type0_file(path).read_bytes()
     path.write_bytes(data[: len(data) // 2])

@@ -32,7 +32,8 @@ def data():
     return images, labels, load_brodatz().textures
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"split": "test"}, {"labelled": 100, "n_iterations": 2}, {"texture_contrast": 0.5}])
+@pytest.mark.parametrize("kwargs", [{}, {"split": "test"}, {"labelled": 100, "n_iterations": 2}, {"texture_contrast": 0.5},
+                                    {"texture_scale": 2.0}, {"textures": "sinusoid", "split": "valid", "texture_scale": 1.5}])
 def test_check_env(kwargs):
     env = gym.make(TEXTURED, **kwargs)
     with warnings.catch_warnings():
@@ -169,6 +170,104 @@ def test_weakened_textures_keep_each_plates_mean_and_scale_its_deviations(data):
     assert weaken_textures(textures, 1.0).dtype == np.float32
     with pytest.raises(ValueError, match="contrast"):
         weaken_textures(textures, 1.5)
+
+
+@pytest.mark.parametrize("plates", [{"texture_contrast": 0.0}, {"texture_scale": 2.0}, {"textures": "sinusoid", "texture_scale": 1.5}],
+                         ids=["contrast", "scale", "sinusoid"])
+def test_the_plate_settings_reach_the_environment_and_the_renderer_alike(plates, monkeypatch):
+    """Every data setting of the plates gives the environment's images to the training task (the generator on the
+    CPU) and to its torch renderer, bit for bit; the data source names it."""
+    import torch
+
+    from rladder_stream.envs.textured_mnist import episode_source
+    from rladder_stream.model.registry import get_config
+    from rladder_stream.training.tasks import TASKS
+    from rladder_stream.training.train import TrainConfig
+
+    cfg = get_config("tmnist-rtagger", size="tiny")
+    task = TASKS["tmnist"](cfg, TrainConfig(model="tmnist-rtagger", size="tiny", **plates))
+    env_images = episode_source("train", **plates).episodes(np.random.default_rng(0), 6, None)["frames"]
+    batch = task.train_batch(np.random.default_rng(0), 6)
+    np.testing.assert_array_equal(batch["inputs"].numpy(), env_images[:, :-1])
+    named = {"texture_contrast": "contrast 0.0", "texture_scale": f"scale {plates.get('texture_scale', 1):g}",
+             "textures": "sinusoid"}
+    assert all(named[k] in task.data_source for k in plates), task.data_source
+    test_image, _ = gym.make(TEXTURED, split="test", **plates).reset(options={"index": 3})
+    np.testing.assert_array_equal(next(task.eval_batches("test", 4))["inputs"][3, 0].numpy(), test_image)
+    monkeypatch.setattr(type(task), "renders_on", lambda self, device: device is not None)
+    rendered = task.train_batch(np.random.default_rng(0), 6, torch.device("cpu"))
+    for key, value in batch.items():
+        assert torch.equal(rendered[key], value), key
+
+
+def test_texture_scale_magnifies_every_crop_and_keeps_it_inside_the_plate(data):
+    """Valid/test crops at texture_scale 2 are axis-aligned with their first sample point on a whole pixel, so every
+    second crop pixel is a plate pixel; training crops at the smallest scale the embedded 128-pixel plates allow
+    sample inside the plate at every angle, their magnifications 0.7-1.4 times the scale."""
+    from rladder_stream.envs.textured_mnist import CROP_GRID, compose, crop_axes, crop_textures
+
+    images, labels, textures = data
+    batch = generate_textured_batch(np.random.default_rng(2), images, labels, textures, 16, augment=False, texture_scale=2.0)
+    params = batch["crop_params"]
+    assert (params[..., 2] == 0).all() and (params[..., 3] == 2.0).all()
+    crops = crop_textures(textures, batch["textures"].reshape(-1), params[..., :2].reshape(-1, 2), params[..., 2].reshape(-1),
+                          params[..., 3].reshape(-1)).reshape(16, 2, 32, 32)
+    np.testing.assert_array_equal(batch["image"], compose(batch["mask"], crops[:, 0], crops[:, 1]))
+    for b in range(16):
+        for k in range(2):
+            cy, cx = params[b, k, :2] - 15.5 / 2  # the first sample point
+            assert cy == int(cy) and cx == int(cx)
+            plate = textures[batch["textures"][b, k], int(cy) : int(cy) + 16, int(cx) : int(cx) + 16]
+            np.testing.assert_array_equal(crops[b, k, ::2, ::2], plate)
+    size, scale = textures.shape[-1], 0.52  # 2 * margin(0.7 * 0.52) = 126.3 <= 127
+    train = generate_textured_batch(np.random.default_rng(3), images, labels, textures, 512, texture_scale=scale)
+    centre, angle, magnification = train["crop_params"][..., :2], train["crop_params"][..., 2], train["crop_params"][..., 3]
+    assert 0.7 * scale <= magnification.min() and magnification.max() <= 1.4 * scale
+    cos, sin = (c[..., None, None] for c in crop_axes(angle, magnification))
+    dy, dx = CROP_GRID[:, None], CROP_GRID[None, :]
+    y = centre[..., 0, None, None] + cos * dy - sin * dx
+    x = centre[..., 1, None, None] + sin * dy + cos * dx
+    assert 0 <= min(y.min(), x.min()) and max(y.max(), x.max()) <= size - 1
+    assert min(y.min(), x.min()) < 10 and max(y.max(), x.max()) > size - 11  # the plate's edges are reached
+
+
+@pytest.mark.parametrize("bad, match", [({"texture_scale": 0.0}, "positive"), ({"texture_scale": -1.0}, "positive"),
+                                        ({"texture_scale": float("nan")}, "positive"), ({"texture_scale": "2"}, "positive"),
+                                        ({"texture_scale": 0.5}, "128-pixel plates"), ({"textures": "gabor"}, "brodatz")])
+def test_bad_plate_settings_are_refused(bad, match):
+    """A texture scale that is not a positive number, or whose smallest training crops (0.7 x the scale) reach past
+    the (embedded, 128-pixel) plates, and unknown textures are refused when the environment is made."""
+    with pytest.raises(ValueError, match=match):
+        gym.make(TEXTURED, **bad)
+
+
+def test_bad_plate_settings_are_refused_by_the_training_settings():
+    from rladder_stream.training.train import TrainConfig
+
+    for bad, match in (({"texture_scale": 0}, "texture_scale must be a positive"), ({"textures": "gabor"}, "textures must be one of")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(model="tmnist-rtagger", size="tiny", **bad)
+
+
+def test_sinusoid_plates_are_the_documented_plane_waves():
+    """20 plates of 300x300 (the full data's Brodatz size), each a plane wave: mean 0.5, std about the Brodatz
+    plates' median, one peak in its spectrum at the period documented for it (4 to 16 pixels, geometrically
+    spaced), in directions that differ; the same plates every time (a fixed seed)."""
+    from rladder_stream.envs.textured_mnist import SINUSOID_PERIODS, SINUSOID_STD, sinusoid_plates
+
+    plates = sinusoid_plates()
+    assert plates.shape == (20, 300, 300) and plates.dtype == np.float32 and not plates.flags.writeable
+    np.testing.assert_array_equal(plates, sinusoid_plates())
+    np.testing.assert_allclose(plates.mean(axis=(1, 2)), 0.5, atol=0.01)
+    np.testing.assert_allclose(plates.std(axis=(1, 2)), SINUSOID_STD, atol=0.01)
+    spectrum = np.abs(np.fft.rfft2(plates - plates.mean(axis=(1, 2), keepdims=True)))
+    fy = np.fft.fftfreq(300)[:, None] * np.ones((1, spectrum.shape[-1]))
+    fx = np.fft.rfftfreq(300)[None, :] * np.ones((300, 1))
+    peaks = spectrum.reshape(20, -1).argmax(axis=1)
+    periods = 1.0 / np.hypot(fy.reshape(-1)[peaks], fx.reshape(-1)[peaks])
+    np.testing.assert_allclose(periods, np.geomspace(*SINUSOID_PERIODS, 20), rtol=0.05)
+    directions = np.degrees(np.arctan2(fy.reshape(-1)[peaks], fx.reshape(-1)[peaks])) % 180
+    assert np.ptp(directions) > 90
 
 
 def test_texture_contrast_reaches_the_training_batches_on_every_renderer(monkeypatch):

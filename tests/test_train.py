@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import time
 
 import numpy as np
 import pytest
@@ -284,9 +286,14 @@ def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeyp
     assert noised == [0.2]  # clean inputs unless asked
 
 
-def test_texture_contrast_is_a_setting_of_the_textured_task_only(tmp_path):
-    with pytest.raises(ValueError, match="has no textures"):
-        train(_tiny(tmp_path, model="shapes-tagger", texture_contrast=0.5), log=lambda s: None)
+@pytest.mark.parametrize("plates", [{"texture_contrast": 0.5}, {"texture_scale": 2.0}, {"textures": "sinusoid"}])
+def test_the_plate_settings_are_the_textured_tasks_only(tmp_path, plates):
+    with pytest.raises(ValueError, match=f"{next(iter(plates))}=.*has no textures"):
+        train(_tiny(tmp_path, model="shapes-tagger", **plates), log=lambda s: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_texture_contrast_must_be_in_range(tmp_path):
     with pytest.raises(ValueError, match="texture_contrast must be in"):
         _tiny(tmp_path, model="tmnist-rtagger", texture_contrast=2.0)
 
@@ -330,15 +337,16 @@ def test_the_on_device_renderer_draws_the_generators_episodes():
     not torch.cuda.is_available(), reason="no GPU"))])
 @pytest.mark.parametrize("data_dir", [None, pytest.param(SHARED, marks=needs_shared("mnist", "brodatz"))],
                          ids=["default-data", "shared-data"])
-@pytest.mark.parametrize("name, labelled", [("mmnist-rtagger", None), ("tmnist-rtagger", None),
-                                            ("tmnist-rtagger", 100), ("omm-rladder", None)])
-def test_the_renderers_draw_the_generators_episodes(name, labelled, data_dir, device, monkeypatch):
-    """Each task's torch renderer (Textured MNIST's rotated, scaled crops included) gives exactly the batches of
-    the environment's generator for the same seeds, semi-supervised rows too, on the CPU and on a GPU where
-    there is one; Moving and Textured MNIST training takes them off the CPU only."""
+@pytest.mark.parametrize("name, labelled, plates", [("mmnist-rtagger", None, {}), ("tmnist-rtagger", None, {}),
+                                                    ("tmnist-rtagger", 100, {}), ("omm-rladder", None, {}),
+                                                    ("tmnist-rtagger", None, {"textures": "sinusoid", "texture_scale": 2.0})])
+def test_the_renderers_draw_the_generators_episodes(name, labelled, plates, data_dir, device, monkeypatch):
+    """Each task's torch renderer (Textured MNIST's rotated, scaled crops included, other plates and texture scales
+    too) gives exactly the batches of the environment's generator for the same seeds, semi-supervised rows too, on
+    the CPU and on a GPU where there is one; Moving and Textured MNIST training takes them off the CPU only."""
     cfg = get_config(name, size="tiny")
     task = TASKS[task_for(cfg)](cfg, TrainConfig(model=name, size="tiny", labelled=labelled,
-                                                 data_dir=None if data_dir is None else str(data_dir)))
+                                                 data_dir=None if data_dir is None else str(data_dir), **plates))
     assert task.renders_on(torch.device("cuda")) and task.renders_on(torch.device("cpu")) == (name == "omm-rladder")
     references = [task.train_batch(np.random.default_rng([seed, 3]), 12) for seed in range(3)]
     monkeypatch.setattr(type(task), "renders_on", lambda self, device: device is not None)  # the renderer, anywhere
@@ -504,3 +512,98 @@ def test_a_detached_decoder_sends_the_encoder_no_prediction_gradient():
     detached.zero_grad()
     out_d["class_logits"].sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in detached.named_parameters() if n.startswith("encoders."))
+
+
+def test_ctrl_c_and_sigterm_write_a_checkpoint_and_the_same_command_resumes_with_a_continuous_log(tmp_path):
+    """A real process: SIGINT during training ends it with status 130, one line saying where it stopped and how to
+    resume, and last.pt at that step; the same command resumes there; SIGTERM does the same (143); the third run
+    finishes. log.csv then holds every step once, in order."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "rladder_stream", "train", "omm-rladder", "--out", str(out), "--set", "size=tiny",
+               "epochs=1", "train_sequences=800", "batch_size=8", "valid_sequences=16", "test_sequences=16",
+               "eval_batch_size=16", "log_every=1", "warmup_steps=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def interrupt(sig: int, after_step: int) -> tuple[int, str]:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= after_step:
+                process.send_signal(sig)
+                break
+        more, _ = process.communicate(timeout=300)
+        return process.returncode, "".join(lines) + more
+
+    status, err = interrupt(signal.SIGINT, 5)
+    assert status == 130 and "Traceback" not in err
+    said = err.strip().splitlines()[-1]
+    assert said.startswith("rladder-stream train: interrupted at step ") and "run the same command again" in said
+    first_stop = int(said.split("interrupted at step ")[1].split("/")[0])
+    assert first_stop >= 5 and load_checkpoint(out / "last.pt")[2]["step"] == first_stop
+
+    status, err = interrupt(signal.SIGTERM, first_stop + 5)
+    assert status == 143 and f"resumed from {out / 'last.pt'} at step {first_stop}/100" in err
+    second_stop = int(err.strip().splitlines()[-1].split("interrupted at step ")[1].split("/")[0])
+    assert second_stop > first_stop
+
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert finished.returncode == 0 and f"at step {second_stop}/100" in finished.stdout
+    with (out / "log.csv").open() as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row["kind"] == "train" and row["metric"] == "total"]
+    assert steps == list(range(1, 101))
+
+
+def test_a_fresh_run_says_so_and_keeps_a_log_it_did_not_resume(tmp_path):
+    """No last.pt: the run says it starts at step 0, and a log.csv already there (a run killed before its first
+    checkpoint) is moved aside, not appended to."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.csv").write_text("kind,step,epoch,train_time_s,lr,metric,value\ntrain,7,0.1,1.0,0.001,total,3.0\n")
+    lines: list[str] = []
+    train(_tiny(tmp_path), log=lines.append)
+    assert f"no checkpoint in {out}: starting at step 0" in lines
+    kept = [p for p in out.iterdir() if p.name.startswith("log-") and p.suffix == ".csv"]
+    assert len(kept) == 1 and "train,7," in kept[0].read_text()
+    assert "train,7," not in (out / "log.csv").read_text()
+    assert any(kept[0].name in line for line in lines)
+
+
+def test_a_checkpoint_is_written_when_its_minutes_have_passed(tmp_path, monkeypatch):
+    """checkpoint_minutes: last.pt is written once that much time passed since the last one, mid-epoch."""
+    from rladder_stream.training import train as train_module
+
+    clock = iter(range(0, 10**6, 60))  # every reading of the clock one minute later
+    real = time.perf_counter
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: next(clock))
+    saves: list[int] = []
+    original = train_module.TrainingRun.save
+    monkeypatch.setattr(train_module.TrainingRun, "save", lambda self: (saves.append(self.step), original(self))[1])
+    train(_tiny(tmp_path, train_sequences=80, checkpoint_minutes=2.0), log=lambda s: None)
+    monkeypatch.setattr(train_module.time, "perf_counter", real)
+    assert len([s for s in saves if s < 10]) >= 3  # mid-epoch saves (the epoch ends at step 10)
+
+
+@pytest.mark.parametrize("setting, message", [("lr=-1", "lr must be > 0"), ("batch_size=0", "batch_size must be >= 1"),
+                                              ("epochs=-1", "epochs must be >= 1"), ("lr=NaN", "lr must be > 0"),
+                                              ("compile_mode=fast", "compile_mode must be one of"),
+                                              ("ema_decay=2", "ema_decay must be in [0, 1]")])
+def test_settings_are_checked_by_value_before_anything_is_made(tmp_path, capsys, setting, message):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli_main(["omm-rladder", "--set", "size=tiny", setting, "--out", str(out)])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()  # nothing made
+
+
+def test_a_gpu_this_torch_cannot_use_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        train_cli_main(["omm-rladder", "--set", "size=tiny", "device=cuda", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "device=cuda: this torch" in err[0] and "sees no CUDA GPU" in err[0]

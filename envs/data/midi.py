@@ -3,12 +3,12 @@
 Reading rules (what :func:`midi_to_piano_roll` does, and why):
 
 * **Grid.** One step is ``1 / steps_per_beat`` of a beat; with the default ``steps_per_beat=2`` a step is an
-  eighth note, the time step of the four piano-roll benchmarks. For the usual metrical files (the header gives
-  ticks per beat) the grid is fixed in ticks, ``ticks_per_beat / steps_per_beat`` ticks a step, so tempo
-  changes do not move it: an eighth note stays an eighth note however fast it is played, which is what the
-  benchmarks encode. The tempo map matters only for files timed in SMPTE frames (negative division), whose
-  ticks are seconds: there each tick is converted to seconds and then to beats through the file's ``set_tempo``
-  events (120 BPM before the first one).
+  eighth note, the paper's time step (this project's JSB Chorales data, and so the shipped model, is on quarter
+  notes: ``steps_per_beat=1``). For the usual metrical files (the header gives ticks per beat) the grid is fixed
+  in ticks, ``ticks_per_beat / steps_per_beat`` ticks a step, so tempo changes do not move it: an eighth note
+  stays an eighth note however fast it is played, which is what the benchmarks encode. The tempo map matters
+  only for files timed in SMPTE frames (negative division), whose ticks are seconds: there each tick is
+  converted to seconds and then to beats through the file's ``set_tempo`` events (120 BPM before the first one).
 * **Which notes.** Every track and every channel is folded onto one 88-key roll, except percussion (MIDI channel
   10, mido's ``channel == 9``), whose note numbers name drums, not pitches. ``note_on`` with velocity 0 is a
   ``note_off``. Notes are paired exactly as pretty_midi pairs them (``PrettyMIDI._load_instruments``), so a
@@ -17,9 +17,17 @@ Reading rules (what :func:`midi_to_piano_roll` does, and why):
   released, then released once, ends both notes there); a note started at the same tick as the ``note_off``
   stays open if an earlier note was ended with it, and is dropped otherwise (a zero-length note). A
   ``note_off`` with nothing open is ignored, and a note still open at the end of its track is dropped.
-* **When a note is on.** A note sounding during ``[start, end)`` ticks is on in every step whose interval it
-  overlaps by a positive amount (a note active at any point during a step counts as on for that step).
-  Consecutive steps of one key cannot show a re-articulation: a roll is a set of sounding keys per step.
+* **When a note is on** (``grid_rule``). A note sounds during ``[start, end)``. With ``grid_rule="start"``, the
+  default, each step is sampled at its first instant: a key is on in step t when one of its notes sounds at
+  ``t * step`` (``start <= t * step < end``), so a voice gives at most one key a step. This is how the JSB
+  Chorales benchmark was made: read this way, real chorales give the data set's sequences but for differences
+  of edition (at most 4 keys a step; docs/design.md#midi-reading-the-grid). A note that covers no grid instant
+  (a passing note inside a beat) is then not in the roll at all, and neither is a performed, unquantised note
+  that starts just after the beat and ends before the next. ``grid_rule="overlap"``, the rule before, keeps
+  every note: a key is on in every step whose interval one of its notes overlaps by a positive amount (a note
+  active at any point during a step counts as on for that step), which puts every passing note of a chorale
+  into its beat. Under either rule consecutive steps of one key cannot show a re-articulation: a roll is a set
+  of sounding keys per step.
 * **Length.** ``ceil(last event tick / ticks per step)`` steps, the last event usually being the
   ``end_of_track``, so rests at the start and at the end are kept.
 * **Range.** Notes outside 21..108 (A0..C8) are moved by whole octaves into the range by default
@@ -50,6 +58,7 @@ __all__ = [
     "N_KEYS",
     "DEFAULT_MAX_STEPS",
     "DEFAULT_MAX_BYTES",
+    "GRID_RULES",
 ]
 
 LOWEST_NOTE = 21  # A0, column 0 of a piano roll
@@ -59,6 +68,7 @@ PERCUSSION_CHANNEL = 9  # "channel 10" counted from 1
 DEFAULT_MAX_STEPS = 1_000_000  # about 69 hours of eighth notes at 120 BPM
 DEFAULT_MAX_BYTES = 32 * 2**20  # real MIDI files are rarely above a few MiB
 _SMPTE_FPS = {24: 24.0, 25: 25.0, 29: 29.97, 30: 30.0}
+GRID_RULES = ("start", "overlap")  # when a note is on in a step: module docstring
 
 
 class MidiError(ValueError):
@@ -118,19 +128,23 @@ def midi_to_piano_roll(
     path: str | os.PathLike[str],
     steps_per_beat: int = 2,
     *,
+    grid_rule: str = "start",
     out_of_range: str = "fold",
     max_steps: int = DEFAULT_MAX_STEPS,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> np.ndarray:
     """Read a type-0 or type-1 MIDI file into a ``[T, 88]`` uint8 piano roll (column k = MIDI note 21 + k).
 
-    The rules (grid, tempo map, percussion, overlap, range) are in the module docstring. Raises
-    :class:`MidiError` (a ``ValueError``) naming the file for anything malformed, ``FileNotFoundError`` for a
-    missing file.
+    The rules (grid, tempo map, percussion, ``grid_rule``: ``"start"`` samples each step at its first instant as
+    the JSB Chorales benchmark was made, ``"overlap"`` counts any note sounding during the step; range) are in
+    the module docstring. Raises :class:`MidiError` (a ``ValueError``) naming the file for anything malformed,
+    ``FileNotFoundError`` for a missing file.
     """
     path = Path(path)
     if steps_per_beat < 1:
         raise ValueError(f"steps_per_beat must be a positive integer, got {steps_per_beat}")
+    if grid_rule not in GRID_RULES:
+        raise ValueError(f"grid_rule must be 'start' or 'overlap', got {grid_rule!r}")
     if out_of_range not in ("fold", "drop", "error"):
         raise ValueError(f"out_of_range must be 'fold', 'drop' or 'error', got {out_of_range!r}")
     size = path.stat().st_size  # FileNotFoundError for a missing file: not a malformed one
@@ -196,7 +210,9 @@ def midi_to_piano_roll(
             raise MidiError(f"{path}: {n_steps} steps (last event at tick {end_tick}) exceed max_steps={max_steps}")
         start = np.asarray(starts, dtype=np.int64) * steps_per_beat
         end = np.asarray(ends, dtype=np.int64) * steps_per_beat
-        first = start // division
+        # Step t begins at tick t * division / steps_per_beat: "start" takes the steps whose beginning lies in
+        # [start, end), "overlap" also the step the note starts inside.
+        first = -((-start) // division) if grid_rule == "start" else start // division
         last = -((-end) // division)
     else:  # SMPTE: ticks are fractions of a second, the tempo map gives beats
         fps_code, ticks_per_frame = -(division >> 8), division & 0xFF
@@ -209,12 +225,14 @@ def midi_to_piano_roll(
             raise MidiError(f"{path}: {n_steps} steps exceed max_steps={max_steps}")
         start_b = _smpte_beats(np.asarray(starts, dtype=np.float64), tempo_map, ticks_per_second) * steps_per_beat
         end_b = _smpte_beats(np.asarray(ends, dtype=np.float64), tempo_map, ticks_per_second) * steps_per_beat
-        first = np.floor(start_b + 1e-9).astype(np.int64)
+        first = np.ceil(start_b - 1e-9) if grid_rule == "start" else np.floor(start_b + 1e-9)
+        first = first.astype(np.int64)
         last = np.ceil(end_b - 1e-9).astype(np.int64)
 
-    last = np.maximum(last, first + 1)  # every kept note lasts at least one tick: it is on in its first step
+    if grid_rule == "overlap":
+        last = np.maximum(last, first + 1)  # every kept note lasts at least one tick: it is on in its first step
     pitch = _fold(np.asarray(pitches, dtype=np.int64), out_of_range, path)
-    keep = pitch >= 0
+    keep = (pitch >= 0) & (last > first)  # "start": a note between two grid instants sounds at none
     # Difference array: +1 where a note starts, -1 after it ends; a key is on where the running sum is > 0.
     diff = np.zeros((n_steps + 1, N_KEYS), dtype=np.int32)
     cols = pitch[keep] - LOWEST_NOTE

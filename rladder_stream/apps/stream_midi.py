@@ -6,7 +6,9 @@
 The file is read into an 88-key piano roll (:func:`rladder_stream.envs.data.midi.midi_to_piano_roll`: a grid of
 ``--steps-per-beat`` steps per beat, 2 = eighth notes as docs/design.md#polyphonic-music, 1 = quarter notes as this
 project's JSB Chorales
-data and so the shipped model's default; every track and channel folded, percussion left out) and played through
+data and so the shipped model's default; every track and channel folded, percussion left out; ``--grid-rule start``,
+the default, sounds a key in a step when a note sounds at the step's first instant, as the JSB benchmark was
+sampled, ``--grid-rule overlap`` when one sounds at any time during the step) and played through
 ``PolyphonicMusic-v0`` with ``score_first_step=True``: the predictor first hears silence, forecasts step 1,
 hears step 1, forecasts step 2, and so on (the one streaming loop of docs/design.md#the-environments-contract), so
 the NLL per time step printed at the end is
@@ -31,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rladder_stream.envs.data.midi import LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.data.midi import GRID_RULES, LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
 from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 
 from ..arguments import OneLineArgumentParser
@@ -87,6 +89,7 @@ def stream_midi(
     threshold: float | None = None,
     on_step: Callable[[int, np.ndarray, float], None] | None = None,
     steps_per_beat: int = 2,
+    grid_rule: str = "start",
 ) -> StreamRecord:
     """Stream ``midi_path`` through ``predictor`` (field-convention scoring), then generate ``continue_steps`` steps.
 
@@ -100,14 +103,30 @@ def stream_midi(
         on_step: called as ``on_step(t, notes, nll)`` after each step of the file is scored.
         steps_per_beat: the grid the file is read on: 2 = eighth notes (docs/design.md#polyphonic-music), 1 = quarter notes (the
             grid of this project's JSB Chorales data, on which the shipped music model was trained).
+        grid_rule: when a note is on in a step: ``"start"`` (it sounds at the step's first instant, as the JSB
+            benchmark was sampled) or ``"overlap"`` (at any time during the step); envs/data/midi.py.
     """
+    roll = midi_to_piano_roll(midi_path, steps_per_beat, grid_rule=grid_rule)
+    return stream_roll(predictor, roll, continue_steps, seed=seed, threshold=threshold, on_step=on_step)
+
+
+def stream_roll(
+    predictor: Any,
+    roll: np.ndarray,
+    continue_steps: int = 0,
+    *,
+    seed: int | None = 0,
+    threshold: float | None = None,
+    on_step: Callable[[int, np.ndarray, float], None] | None = None,
+) -> StreamRecord:
+    """:func:`stream_midi` for a ``[T, 88]`` {0,1} piano roll already read (or taken from a data set)."""
     if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
         raise ValueError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
     if continue_steps < 0:
         raise ValueError(f"continue_steps must be >= 0, got {continue_steps}")
     if threshold is not None and not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    env = PolyphonicMusicEnv(sequences=[midi_to_piano_roll(midi_path, steps_per_beat)], score_first_step=True)
+    env = PolyphonicMusicEnv(sequences=[roll], score_first_step=True)
     roll = env.sequences[0].astype(np.float32)
     rng = np.random.default_rng(seed)
     forecasts, nll = np.zeros_like(roll), np.zeros(len(roll))
@@ -167,6 +186,10 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     parser.add_argument("--steps-per-beat", type=int, default=None, metavar="S",
                         help="grid of the piano roll: 2 = eighth notes, 1 = quarter notes (default: 1 for the shipped JSB "
                              "model, whose training data is on quarter notes; 2 for any other model)")
+    parser.add_argument("--grid-rule", choices=GRID_RULES, default="start",
+                        help="when a key is on in a step: 'start' when a note sounds at the step's first instant, as "
+                             "the JSB benchmark was sampled (default; passing notes inside a step are left out), "
+                             "'overlap' when one sounds at any time during the step")
     parser.add_argument("--every", type=int, default=1, metavar="K", help="print every K-th step (default 1; 0: summary only)")
     args = parser.parse_args(argv)
     if args.continue_steps < 0:
@@ -189,7 +212,8 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
         report(exc)
         return 2
-    print(f"model: {source}\nfile: {midi} ({steps_per_beat} step{'s' * (steps_per_beat > 1)} per beat)")
+    print(f"model: {source}\nfile: {midi} ({steps_per_beat} step{'s' * (steps_per_beat > 1)} per beat, "
+          f"{args.grid_rule} rule)")
 
     def show(t: int, notes: np.ndarray, nll: float) -> None:
         if args.every and t % args.every == 0:
@@ -197,7 +221,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
 
     try:
         record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show,
-                             steps_per_beat=steps_per_beat)
+                             steps_per_beat=steps_per_beat, grid_rule=args.grid_rule)
     except ValueError as exc:  # MidiError (malformed file) is a ValueError; so is a non-music model
         report(exc)
         return 2

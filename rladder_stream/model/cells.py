@@ -230,6 +230,50 @@ class LSTMCell(nn.Module):
         return h, (h, c)
 
 
+class LSTMReLUCell(nn.Module):
+    """An LSTM's memory with a sparse, non-saturating output (docs/design.md#encoder-cells, "LSTM memory, ReLU output").
+
+    ``[i,f,o,g] = Norm(W_x x)_gates + W_h h + b [+ side]``; ``c' = σ(f) c + σ(i) tanh(g)``; ``h' = σ(o) tanh(c')``
+    is the memory (the state); the level's output, what it passes up and to its decoder, is
+    ``ReLU(Norm(W_x x)_out + U h')``. ``U`` starts at zero, so at first the output is exactly the feed-forward
+    cell's, whose sparse code lets one group take one object; training decides what the memory adds. The LSTM's
+    own output ``σ(o) tanh(c)`` is dense and saturating: as an RTagger's engine it gave one group all the ink.
+    The decoder's feedback (``side``) enters the gates only, so it reaches the output through the bounded memory:
+    an unbounded output fed back into itself could grow without limit from tick to tick. State: ``(h, c)``.
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, in_ch: int, hidden: int, kernel: int = 3, dims: int | None = 2, norm: str = "layer"):
+        super().__init__()
+        self.hidden, self.dims = hidden, dims
+        self.gate_channels = 4 * hidden  # what ``side`` must have: the gates only
+        if dims is None:
+            self.input_transform, self.hidden_transform = _linear(in_ch, 5 * hidden, bias=False), _linear(hidden, 4 * hidden)
+            self.memory_readout = _linear(hidden, hidden, bias=False)
+        else:
+            self.input_transform = conv(dims, in_ch, 5 * hidden, kernel, bias=False)
+            self.hidden_transform = conv(dims, hidden, 4 * hidden, kernel)
+            self.memory_readout = conv(dims, hidden, hidden, kernel, bias=False)
+        self.norm = norm_layer(norm, 5 * hidden, dims)
+        with torch.no_grad():  # forget-gate bias +1; U = 0: the output starts as the feed-forward cell's
+            self.hidden_transform.bias.zero_()
+            self.hidden_transform.bias[hidden : 2 * hidden].fill_(1.0)
+            self.memory_readout.weight.zero_()
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor], side: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = state
+        normalised = self.norm(self.input_transform(x))
+        gates, out = normalised[:, : 4 * self.hidden], normalised[:, 4 * self.hidden :]
+        gates = gates + self.hidden_transform(h)
+        if side is not None:
+            gates = gates + side
+        i, f, o, g = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return torch.relu(out + self.memory_readout(h)), (h, c)
+
+
 class GRUCell(nn.Module):
     """GRU with normalisation after the input transform, conv (``dims`` 1/2) or dense (``None``). State: ``(h,)``.
 
@@ -287,12 +331,12 @@ class SoftmaxCell(FeedForwardCell):
         return torch.softmax(pre, dim=1)
 
 
-ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "gru": GRUCell, "feedforward": FeedForwardCell,
-                                              "softmax": SoftmaxCell}
+ENCODER_CELLS: dict[str, type[nn.Module]] = {"lstm": LSTMCell, "lstm_relu": LSTMReLUCell, "gru": GRUCell,
+                                              "feedforward": FeedForwardCell, "softmax": SoftmaxCell}
 
 
 def make_encoder_cell(kind: str, in_ch: int, hidden: int, kernel: int, dims: int | None, norm: str) -> nn.Module:
-    """Encoder cell by name: ``lstm``, ``gru`` (recurrent), ``feedforward`` or ``softmax`` (stateless, always
+    """Encoder cell by name: ``lstm``, ``lstm_relu``, ``gru`` (recurrent), ``feedforward`` or ``softmax`` (stateless, always
     batch-normalised)."""
     if kind not in ENCODER_CELLS:
         raise ValueError(f"unknown encoder cell {kind!r}; expected one of {sorted(ENCODER_CELLS)}")

@@ -17,7 +17,7 @@ from typing import Any
 
 # The names a configuration may use; :mod:`.cells` builds a block for each and checks, when it loads, that its
 # tables name exactly these (plain data here, so that reading a configuration needs no torch).
-ENCODER_KINDS = ("lstm", "gru", "feedforward", "softmax")  # the encoder cells (cells.ENCODER_CELLS)
+ENCODER_KINDS = ("lstm", "lstm_relu", "gru", "feedforward", "softmax")  # the encoder cells (cells.ENCODER_CELLS)
 STATELESS_KINDS = ("feedforward", "softmax")  # the encoder cells without state
 DECODER_CELLS = ("g1", "convg1", "convg2", "convg3")  # the decoder combinators (cells.DECODER_CELLS)
 DECODER_INITS = ("open", "open_stable", "closed")

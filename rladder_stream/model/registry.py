@@ -322,3 +322,11 @@ def _shapes_rtagger_dense(size: str) -> LadderConfig:
                  "(input projection, two dense levels)", **SHAPES)
 def _shapes_tagger_dense(size: str) -> LadderConfig:
     return _shapes_dense(size, kind="feedforward", decoder_to_encoder=False)
+
+
+# Issue 27 (docs/results/shapes_cells.md): the LSTM engine gave one group all the ink; this one keeps the LSTM's memory
+# and the feedback but passes the feed-forward cell's sparse ReLU code up and to the decoder.
+@register_config("shapes-rtagger-sparse", "RTagger on Shapes whose fully connected engine keeps an LSTM memory but passes a "
+                 "sparse ReLU output up and to its decoder (lstm_relu cells), with decoder-to-encoder feedback", **SHAPES)
+def _shapes_rtagger_sparse(size: str) -> LadderConfig:
+    return _shapes_dense(size, kind="lstm_relu")

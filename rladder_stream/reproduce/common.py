@@ -32,7 +32,7 @@ NO_VALUE = "—"
 # Settings with their own flag in every table; --set must not change them behind the flag's back.
 FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out"}
 # Settings that change no result: a finished run is reused whatever they were.
-COSMETIC = {"log_every", "checkpoint_every", "stop_after_steps", "resume_with_changes"}
+COSMETIC = {"log_every", "checkpoint_every", "checkpoint_minutes", "stop_after_steps", "resume_with_changes"}
 
 
 # ============================================================================ statistics, numbers and claims

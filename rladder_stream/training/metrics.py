@@ -108,3 +108,16 @@ def batch_grouping_ami(true_groups: np.ndarray, masks: np.ndarray, ignore: Seque
         raise ValueError(f"{len(true_groups)} ground-truth groupings for {len(masks)} predicted ones")
     scores = [s for t, m in zip(true_groups, masks) if (s := grouping_ami(t, m, ignore)) is not None]
     return float(sum(scores)), len(scores)
+
+
+def largest_group_share(true_groups: np.ndarray, masks: np.ndarray, ignore: Sequence[int] = (IGNORE,)) -> tuple[float, int]:
+    """Sum and count over a batch of the share of each observation's scored pixels (ground truth not in
+    ``ignore``) won by its largest group (each pixel goes to its most likely group): about 1/objects when
+    each group takes one object, near 1 when one group takes everything (docs/design.md#the-rtagger)."""
+    true_groups, masks = np.asarray(true_groups), np.asarray(masks)
+    won = masks.argmax(1).reshape(len(masks), -1)
+    scored = ~np.isin(true_groups.reshape(len(masks), -1), list(ignore))
+    counts = np.stack([((won == k) & scored).sum(1) for k in range(masks.shape[1])], 1)
+    pixels = scored.sum(1)
+    has = pixels > 0
+    return float((counts.max(1)[has] / pixels[has]).sum()), int(has.sum())

@@ -105,9 +105,10 @@ class MovingRenderer(Renderer):
 
 class TexturedRenderer(Renderer):
     """Brodatz-textured MNIST (:func:`rladder_stream.envs.textured_mnist.generate_textured_batch`), rotated and
-    scaled crops included: exactly its ``frames``, ``groups`` and ``labels``. The crops are the generator's
-    bilinear sampling (:func:`~rladder_stream.envs.textured_mnist.crop_textures`) done again operation by
-    operation in the same precision (float64 sample points from the generator's own cos and sin,
+    scaled crops included, whatever the plates and ``texture_scale``: exactly its ``frames``, ``groups`` and
+    ``labels``. The crops are the generator's bilinear sampling
+    (:func:`~rladder_stream.envs.textured_mnist.crop_textures`) done again operation by operation in the same
+    precision (float64 sample points from the generator's own cos and sin,
     :func:`~rladder_stream.envs.textured_mnist.crop_axes`; float32 weighting), so no value can round
     differently; the mask, the composition and the groups are integer pasting, the grey-level table and the
     generator's own functions. The pool's digits are thickened once, here. Needs float64 on the device."""
@@ -121,7 +122,7 @@ class TexturedRenderer(Renderer):
         self.thick = self.tensor(np.concatenate([thicken(chunk) for chunk in chunks]))  # uint8 [N, 28, 28]
         self.textures = self.tensor(self.data["textures"])  # float32 [K, S, S]
         self.grid = self.tensor(CROP_GRID)
-        self.augment, self.n_ticks = self.data["augment"], self.data["n_ticks"]
+        self.augment, self.n_ticks, self.texture_scale = self.data["augment"], self.data["n_ticks"], self.data["texture_scale"]
 
     def crops(self, which: np.ndarray, centre: np.ndarray, angle: np.ndarray, scale: np.ndarray) -> torch.Tensor:
         """:func:`~rladder_stream.envs.textured_mnist.crop_textures` on the device: the same operations in the
@@ -145,7 +146,7 @@ class TexturedRenderer(Renderer):
         from rladder_stream.envs.textured_mnist import IMAGE_SIZE, compose, draw_textured, label_groups
 
         n_textures, size = self.textures.shape[0], self.textures.shape[-1]
-        d = draw_textured(rng, self.n_digits, n_textures, size, batch_size, rows, self.augment)
+        d = draw_textured(rng, self.n_digits, n_textures, size, batch_size, rows, self.augment, self.texture_scale)
         crops = self.crops(d.which.reshape(-1), d.centre.reshape(-1, 2), d.angle.reshape(-1), d.scale.reshape(-1))
         crops = crops.reshape(batch_size, 2, IMAGE_SIZE, IMAGE_SIZE)
         choice, offsets = self.tensor(d.choice), self.tensor(d.offsets)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +21,23 @@ from ..errors import UsageError
 from ..model.config import LadderConfig
 
 LR_SCHEDULES = ("cosine", "constant")
+#: the data settings of the plates: only a task with textures takes them (``Task.takes_textures``)
+TEXTURE_SETTINGS = ("texture_contrast", "texture_scale", "textures")
+
+
+def check_at_least(settings: Any, bounds: dict[str, float], optional: tuple[str, ...] = ()) -> None:
+    """``ValueError`` naming the first field of ``settings`` below its lower bound (``optional`` ones may be None);
+    the values were checked for type already, so each is a number."""
+    for name, low in bounds.items():
+        value = getattr(settings, name)
+        if value is None and name in optional:
+            continue
+        if not (value >= low and value == value and value != float("inf")):  # NaN and inf fail too
+            raise ValueError(f"{name} must be {'>= ' + format(low, 'g') if low != TINY else '> 0'}, got {value}")
+
+
+TINY = 1e-300  # "greater than zero" for check_at_least
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -33,6 +52,14 @@ class ModelSettings:
     # the new decoder-to-encoder feedback starts at zero, so the model first computes what the source computed
     # (docs/design.md, "Warm starts"); a resumed run ignores it
     init_from: str | None = None
+
+    def check_model(self) -> None:
+        from ..model.config import SIZES
+
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {SIZES}, got {self.size!r}")
+        if self.init_from is not None and not os.path.isfile(self.init_from):
+            raise ValueError(f"init_from={self.init_from}: no such checkpoint file")
 
 
 @dataclass
@@ -56,14 +83,28 @@ class DataSettings:
     iterations: int | None = None  # Shapes: the iterations each image is shown for; None: the environment's (3)
     eval_iterations: int | None = None  # Shapes: the iterations of each validation and test image; None: as in training
     texture_contrast: float = 1.0  # Brodatz: each plate's deviations from its mean grey scaled by this (0: flat plates)
+    # Brodatz: every crop's magnification multiplied by this (training's random 0.7-1.4 and valid/test's 1), so the
+    # texture is coarser at pixel scale; docs/design.md#brodatz-textured-mnist measures the grouping cues per scale
+    texture_scale: float = 1.0
+    # Brodatz: the plates, "brodatz" or "sinusoid" (20 plane waves cropped the same way: the positive control, whose
+    # groups a working Tagger must find; docs/design.md#brodatz-textured-mnist)
+    textures: str = "brodatz"
 
     def check_data(self) -> None:
+        check_at_least(self, {"train_sequences": 1, "valid_sequences": 0, "test_sequences": 1, "eval_batch_size": 1,
+                              "labelled": 1}, optional=("test_sequences", "labelled"))
         if self.labelled is None and not self.use_unlabelled:
             raise ValueError("use_unlabelled=false needs labelled=N (which digits are the labelled ones)")
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
         if not 0.0 <= self.texture_contrast <= 1.0:
             raise ValueError(f"texture_contrast must be in [0, 1], got {self.texture_contrast}")
+        if not 0.0 < self.texture_scale < float("inf"):  # whether crops fit the plates is the data's to say
+            raise ValueError(f"texture_scale must be a positive number, got {self.texture_scale}")
+        from rladder_stream.envs.textured_mnist import TEXTURE_KINDS
+
+        if self.textures not in TEXTURE_KINDS:
+            raise ValueError(f"textures must be one of {TEXTURE_KINDS}, got {self.textures!r}")
         if self.calibration_sequences < 0:
             raise ValueError(f"calibration_sequences must be >= 0, got {self.calibration_sequences}")
         for name in ("iterations", "eval_iterations"):
@@ -87,6 +128,13 @@ class OptimisationSettings:
     compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
     channels_last: bool = False  # channels-last weights and activations (faster convolutions on tensor cores)
 
+    def check_optimisation(self) -> None:
+        check_at_least(self, {"batch_size": 1, "lr": TINY, "weight_decay": 0, "grad_clip": 0})
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+
 
 @dataclass
 class ScheduleSettings:
@@ -100,6 +148,8 @@ class ScheduleSettings:
     stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
 
     def check_schedule(self) -> None:
+        check_at_least(self, {"epochs": 1, "warmup_steps": 0, "class_cost_from_step": 0, "time_budget_s": TINY,
+                              "stop_after_steps": 1}, optional=("time_budget_s", "stop_after_steps"))
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
@@ -117,6 +167,10 @@ class MeanTeacherSettings:
     ema_decay: float = 0.999  # and after it
 
     def check_mean_teacher(self) -> None:
+        check_at_least(self, {"consistency_weight": 0})
+        for name in ("ema_decay_rampup", "ema_decay"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.consistency_rampup <= 1.0:
             raise ValueError(f"consistency_rampup must be in [0, 1], got {self.consistency_rampup}")
 
@@ -127,8 +181,16 @@ class RunSettings:
 
     out: str = "runs/default"
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
+    # also write last.pt when this many minutes passed since the last one (0: off), so that a killed run loses at
+    # most that much; Ctrl-C and SIGTERM write it at once (docs/design.md, "Stopping and resuming")
+    checkpoint_minutes: float = 5.0
     log_every: int = 20  # steps; also how often the device's costs are read back (the only host sync)
     resume_with_changes: bool = False  # resume a run folder even though these settings differ from its own
+
+    def check_run(self) -> None:
+        check_at_least(self, {"checkpoint_every": 0, "checkpoint_minutes": 0, "log_every": 1})
+        if not self.out:
+            raise ValueError("out must name a folder")
 
 
 #: the groups by name, in the order ``--help`` lists them

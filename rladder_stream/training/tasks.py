@@ -38,7 +38,7 @@ class Task:
     config: LadderConfig
     data_source: str = ""
     takes_iterations = False  # whether the data setting ``iterations`` applies (static images shown several times)
-    takes_texture_contrast = False  # whether the data setting ``texture_contrast`` applies (Brodatz plates)
+    takes_textures = False  # whether the data settings of the plates apply (``texture_contrast``, ``texture_scale``, ``textures``)
 
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """Weighted training costs, their sum under ``"total"`` (the only one that carries gradients)."""
@@ -283,6 +283,8 @@ class _GroupingTask(EpisodeTask):
         self.iterations = train_config.iterations if train_config else None
         self.eval_iterations = train_config.eval_iterations if train_config else None
         self.texture_contrast = train_config.texture_contrast if train_config else 1.0
+        self.texture_scale = train_config.texture_scale if train_config else 1.0
+        self.textures = train_config.textures if train_config else "brodatz"
         self._use_sources(*self._sources(data_dir, labelled), train_config)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
@@ -314,10 +316,11 @@ class _GroupingTask(EpisodeTask):
     def metrics(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, tuple[float, float]]:
         """Class error at the last tick (``class_error``) and at each (``class_error_1``, ...), the forecast's
         MSE and NLL where there are next frames, and the mean AMI of each tick's grouping (``ami_1``, ...) and
-        over all ticks (``ami``). ``ami_shuffled`` scores the last tick's grouping of each observation against
+        over all ticks (``ami``); ``largest_group_1``, ...: the share of the scored pixels that the largest group
+        wins at each tick (a collapse into one group shows as a share near 1). ``ami_shuffled`` scores the last tick's grouping of each observation against
         the ground truth of the batch's previous observation: what these masks score by chance, a position
         prior included, for the real AMI to be judged against."""
-        from .metrics import batch_grouping_ami
+        from .metrics import batch_grouping_ami, largest_group_share
 
         out = batch_metrics(outputs, batch)
         if "class_logits" in outputs and "labels" in batch:
@@ -331,6 +334,8 @@ class _GroupingTask(EpisodeTask):
             s, n = batch_grouping_ami(truth[:, t], masks[:, t], self.ami_ignore)
             out[f"ami_{t + 1}"] = (s, float(n))
             total, count = total + s, count + n
+            s, n = largest_group_share(truth[:, t], masks[:, t], self.ami_ignore)
+            out[f"largest_group_{t + 1}"] = (s, float(n))
         out["ami"] = (total, float(count))
         if len(truth) > 1:  # the chance level of these masks: each last grouping against another image's truth
             s, n = batch_grouping_ami(np.roll(truth[:, -1], 1, axis=0), masks[:, -1], self.ami_ignore)
@@ -347,7 +352,7 @@ class TexturedMNISTTask(_GroupingTask):
 
     name = "tmnist"
     one_noise_per_sequence = True  # the Tagger's iterations refine their view of one corrupted input
-    takes_texture_contrast = True
+    takes_textures = True
     renderer = TexturedRenderer
 
     def renders_on(self, device: torch.device | None) -> bool:
@@ -357,9 +362,9 @@ class TexturedMNISTTask(_GroupingTask):
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from rladder_stream.envs.textured_mnist import episode_source
 
-        contrast = self.texture_contrast
-        return (episode_source("train", labelled, data_dir, texture_contrast=contrast),
-                {s: episode_source(s, None, data_dir, texture_contrast=contrast) for s in ("valid", "test")})
+        plates = {"texture_contrast": self.texture_contrast, "texture_scale": self.texture_scale, "textures": self.textures}
+        return (episode_source("train", labelled, data_dir, **plates),
+                {s: episode_source(s, None, data_dir, **plates) for s in ("valid", "test")})
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> the iterations' inputs, their clean targets, the groups of each tick, labels."""

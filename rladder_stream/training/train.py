@@ -29,7 +29,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +42,14 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..errors import TrainingDiverged
+from ..errors import TrainingDiverged, TrainingInterrupted
 from ..model.cells import TickBatchNorm
 from ..model.registry import build_model, get_config
 from ..streaming.checkpoint import load_checkpoint, save_checkpoint
 from .flops import count_flops, measure_peak
 from .mean_teacher import MeanTeacher, consistency_cost
 from .run_folder import check_resume, resumed_history
-from .settings import (DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings,
+from .settings import (TEXTURE_SETTINGS, DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings,
                        ScheduleSettings, parse_settings, settings_by_group)
 from .tasks import TASKS, Task, task_for
 
@@ -62,9 +64,14 @@ class TrainConfig(RunSettings, MeanTeacherSettings, ScheduleSettings, Optimisati
     each setting by its field. (Dataclass fields come base last first: the model's settings lead.)"""
 
     def __post_init__(self) -> None:
+        """Every setting checked by value before anything is created (a refused run leaves nothing behind)."""
+        self.check_model()
         self.check_data()
+        self.check_optimisation()
         self.check_schedule()
         self.check_mean_teacher()
+        self.check_run()
+        check_device(self.device)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -88,6 +95,19 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> f
         return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def check_device(name: str) -> None:
+    """``ValueError`` for a device this torch cannot use (``cuda`` on a CPU build or a machine without a GPU, a
+    GPU index past the last), so the mistake is one line, not a traceback from the first tensor moved there."""
+    if not name.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={name}: this torch ({torch.__version__}) sees no CUDA GPU (a CPU build, or no GPU "
+                         "here); use device=cpu, or device=auto to take a GPU where there is one")
+    index = int(name.split(":")[1]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device={name}: there are {torch.cuda.device_count()} GPUs (cuda:0 ... cuda:{torch.cuda.device_count() - 1})")
 
 
 def device_named(name: str) -> torch.device:
@@ -179,6 +199,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     group cannot be created twice in one process: to train several runs in one launch, create it first).
     """
     run = TrainingRun(cfg, log)  # processes, model, task, optimiser, schedule, teacher; resumed from out/last.pt
+    with StopSignals() as stop:  # Ctrl-C and SIGTERM: finish the step, write last.pt, raise TrainingInterrupted
+        return _train_loop(run, cfg, log, stop)
+
+
+def _train_loop(run: "TrainingRun", cfg: TrainConfig, log: Callable[[str], None], stop: "StopSignals") -> dict[str, Any]:
     forward = run.training_forward()  # the costs of a batch: DDP-wrapped and compiled as the settings say
     guard = DivergenceGuard(run.device)
     autocast = run.autocast()
@@ -200,7 +225,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             run.log_costs(guard.check(cfg.out, costs), tick)
         run.train_time += time.perf_counter() - tick
         out_of_time = run.out_of_time()
-        checkpoint_due = bool(cfg.checkpoint_every) and run.step % cfg.checkpoint_every == 0
+        checkpoint_due = (bool(cfg.checkpoint_every) and run.step % cfg.checkpoint_every == 0) or run.checkpoint_overdue()
         stop_asked = cfg.stop_after_steps is not None and run.step >= cfg.stop_after_steps
         if out_of_time or checkpoint_due or stop_asked:
             guard.check(cfg.out)  # nothing is evaluated or saved after a non-finite cost
@@ -216,8 +241,51 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             run.save()
             interrupted = True
             break
+        signum = stop.received_by_any(run)
+        if signum and run.step < run.total:
+            guard.check(cfg.out)
+            run.save()
+            run.finish(interrupted=True)
+            raise TrainingInterrupted(run.step, run.total, cfg.out, signum)
     run.save()
     return run.finish(interrupted)
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM during training ask the loop to stop after the step in hand, write ``last.pt``
+    and raise :class:`TrainingInterrupted` (instead of a traceback from wherever the signal struck, with the work
+    since the last checkpoint lost). A second signal acts at once, as it would without this. Handlers are
+    installed in the main thread only (Python allows no other) and restored on exit."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
+
+    def received_by_any(self, run: "TrainingRun") -> int:
+        """The signal received (0: none); under torchrun any rank's, so that every rank stops at the same step."""
+        if not run.ddp:
+            return self.received
+        flag = torch.tensor([float(self.received)], device=run.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item())
 
 
 class TrainingRun:
@@ -239,8 +307,10 @@ class TrainingRun:
             if getattr(cfg, name) is not None and not task.takes_iterations:
                 raise ValueError(f"{name}={getattr(cfg, name)}: the {task.name} task does not show its images for "
                                  "several iterations (only shapes does)")
-        if cfg.texture_contrast != 1.0 and not task.takes_texture_contrast:
-            raise ValueError(f"texture_contrast={cfg.texture_contrast}: the {task.name} task has no textures (only tmnist has)")
+        defaults = {f.name: f.default for f in dataclasses.fields(DataSettings)}
+        for name in TEXTURE_SETTINGS:
+            if getattr(cfg, name) != defaults[name] and not task.takes_textures:
+                raise ValueError(f"{name}={getattr(cfg, name)!r}: the {task.name} task has no textures (only tmnist has)")
         self.task = task(self.model_config, cfg)
         self.out = Path(cfg.out)  # made once the settings are known to be good: a refused run leaves nothing behind
         self.out.mkdir(parents=True, exist_ok=True)
@@ -260,8 +330,12 @@ class TrainingRun:
         self.calibrated_at: int | None = None  # the step whose weights the batch_tick statistics were calibrated for
         self.teacher = MeanTeacher(self.model, round(cfg.consistency_rampup * self.total), cfg.consistency_weight,
                                    cfg.ema_decay_rampup, cfg.ema_decay) if cfg.mean_teacher else None
+        self.saved_at = time.perf_counter()
         if self.last.exists():
             self.resume()
+        elif self.master:
+            self.log(f"no checkpoint in {self.out}: starting at step 0")
+            self.keep_stale_log()
         self.log(f"model {self.model_config.name} ({cfg.size}): {self.model.num_parameters():,} parameters on "
                  f"{hardware_description(self.device)}{f' x {self.world} processes' if self.ddp else ''}; "
                  f"data: {self.task.data_source}; {self.total} steps of {cfg.batch_size} sequences")
@@ -272,6 +346,25 @@ class TrainingRun:
         self.progress = Progress(self.total, cfg.log_every, sys.stderr if self.master else None, first_step=self.step)
         if self.master:
             self.progress.flops_per_sequence, self.progress.peak = self.measure_compute()
+
+    def keep_stale_log(self) -> None:
+        """A ``log.csv`` without a checkpoint belongs to a run that never reached one (stopped before it, or
+        killed): it is moved aside, not appended to or overwritten, and the run says where it went."""
+        old = self.out / "log.csv"
+        if old.exists() and old.stat().st_size:
+            kept = self.out / f"log-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+            old.rename(kept)
+            self.log(f"{old} belonged to a run without a checkpoint: kept as {kept.name}")
+
+    def checkpoint_overdue(self) -> bool:
+        """Whether ``checkpoint_minutes`` passed since the last ``last.pt`` (rank 0's clock decides under torchrun)."""
+        minutes = self.cfg.checkpoint_minutes
+        due = bool(minutes) and time.perf_counter() - self.saved_at >= 60.0 * minutes
+        if self.ddp and minutes:
+            flag = torch.tensor([float(due)], device=self.device)
+            dist.broadcast(flag, src=0)
+            due = bool(flag.item())
+        return due
 
     def measure_compute(self) -> tuple[float, float]:
         """(FLOPs of one training sequence, forward and backward; the device's peak FLOP/s), logged once, so the
@@ -407,6 +500,7 @@ class TrainingRun:
         if self.teacher is not None:
             extra["teacher"] = self.teacher.state_dict()
         save_checkpoint(self.last, self.model_config, self.model.state_dict(), extra)
+        self.saved_at = time.perf_counter()
 
     def finish(self, interrupted: bool) -> dict[str, Any]:
         """After the loop: the teacher's own checkpoint, the test metrics and ``results.json`` (rank 0)."""
@@ -670,7 +764,11 @@ def train_cli_main(argv: list[str]) -> int:
         get_config(cfg.model, size=cfg.size, **cfg.model_overrides)  # fail fast on bad settings
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(one_line(exc))
-    results = train(cfg)
+    try:
+        results = train(cfg)
+    except TrainingInterrupted as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return exc.exit_status
     if "rank" in results:  # a torchrun rank other than 0: rank 0 reports
         return 0
     print(json.dumps({k: results[k] for k in results if k in ("test", "steps", "train_time_s", "interrupted_at")}, indent=2))
