@@ -160,22 +160,40 @@ def _run_delegated(name: str, argv: list[str]) -> int:
     return int(getattr(importlib.import_module(module), function)(argv) or 0)
 
 
+#: the exit status when standard output is a pipe closed early (``rladder-stream info FILE | head``): the shell's
+#: for a process that SIGPIPE ended, 128 + 13, as ``cat`` or ``grep`` would give
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user's mistake is one ``error: ...`` line on stderr and exit status 1 (argument
-    syntax: 2), a bug keeps its traceback (``RLADDER_STREAM_DEBUG=1`` shows it for user errors too)."""
+    syntax: 2), a bug keeps its traceback (``RLADDER_STREAM_DEBUG=1`` shows it for user errors too). Output into
+    a pipe that closes early (``| head``) ends the command quietly with :data:`BROKEN_PIPE_STATUS`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in DELEGATED:
-            return _run_delegated(argv[0], argv[1:])
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if getattr(args, "episodes", 1) < 1:
-            parser.error("--episodes must be >= 1")
-        return int(args.func(args) or 0)
-    except user_errors() as exc:
-        if os.environ.get("RLADDER_STREAM_DEBUG"):
-            raise
-        return report(exc)
+        try:
+            return _run(argv)
+        except user_errors() as exc:
+            if os.environ.get("RLADDER_STREAM_DEBUG"):
+                raise
+            return report(exc)
+        finally:  # --help's SystemExit too: a pipe closed early must fail here, not at interpreter exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # what is still buffered goes nowhere, not into a second error
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+
+
+def _run(argv: list[str]) -> int:
+    """Parse the command line and run the command it names."""
+    if argv and argv[0] in DELEGATED:
+        return _run_delegated(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "episodes", 1) < 1:
+        parser.error("--episodes must be >= 1")
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from PIL import Image, ImageDraw
 import rladder_stream.envs  # noqa: F401  (registers the environments)
 
 from ..arguments import OneLineArgumentParser
-from ..errors import one_line
+from ..errors import UsageError, one_line
 from ..model.registry import REGISTRY
 from ..streaming.episode import play_episode
 from ..streaming.outputs import StreamingPredictor
+from .boundary import check_fits, make_env
 from .loading import load_predictor, predictor_for
 
 
@@ -207,6 +208,18 @@ def parsed(parser: OneLineArgumentParser, argv: list[str]) -> Any:
     return args
 
 
+def figure_env(parser: OneLineArgumentParser, env_id: str, index: int, data_dir: str | None) -> Any:
+    """The test split of ``env_id`` (reading ``data_dir`` where the environment takes one); an ``--index`` beyond
+    it is an argument error (exit 2), a data folder without the data a user error (exit 1), like every command's."""
+    env = make_env(env_id, split="test", **env_arguments(env_id, data_dir=data_dir))
+    try:
+        env.unwrapped.episode_source.check_index(index)
+    except ValueError as exc:
+        env.close()
+        parser.error(one_line(exc))
+    return env
+
+
 def figure4_cli_main(argv: list[str]) -> int:
     """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
 
@@ -215,11 +228,9 @@ def figure4_cli_main(argv: list[str]) -> int:
     parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
     args = parsed(parser, argv)
     predictor, source = predictor_for(args.model, untrained="omm-rladder", seed=0)
-    try:
-        env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
-        episode = record_episode(predictor, env, args.index)
-    except (ValueError, FileNotFoundError) as exc:  # an index outside the split, no data in --data-dir
-        parser.error(one_line(exc))
+    env = figure_env(parser, "rladder_stream/OccludedMovingMNIST-v0", args.index, args.data_dir)
+    check_fits(predictor, env, args.model or "the shipped model")
+    episode = record_episode(predictor, env, args.index)
     if episode.probe is None:
         print(f"note: {source} has no probe (config.probe is off): the probe row is left out", file=sys.stderr)
     out = Path(args.out)
@@ -447,18 +458,15 @@ def groups_cli_main(argv: list[str]) -> int:
     parser.add_argument("--model", required=True,
                         help="RTagger checkpoint or exported .onnx step (tmnist-..., mmnist-... or shapes-... configuration)")
     args = parsed(parser, argv)
-    try:
-        predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
-        config = predictor.config if hasattr(predictor, "config") else predictor.model.config
-        if not config.groups:
-            raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
-        if config.name not in REGISTRY:
-            raise ValueError(f"{args.model} holds a {config.name!r} model; no environment is registered for it")
-        env_id = REGISTRY[config.name].env_id
-        env = gym.make(env_id, split="test", **env_arguments(env_id, data_dir=args.data_dir))
-        record = record_grouping(predictor, env, args.index)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(one_line(exc))
+    predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
+    config = predictor.config if hasattr(predictor, "config") else predictor.model.config
+    if not config.groups:
+        raise UsageError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
+    if config.name not in REGISTRY:
+        raise UsageError(f"{args.model} holds a {config.name!r} model; no environment is registered for it")
+    env_id = REGISTRY[config.name].env_id
+    env = figure_env(parser, env_id, args.index, args.data_dir)
+    record = record_grouping(predictor, env, args.index)
     stem = f"{PAPER_FIGURES.get(env_id, 'figure6')}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
     print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")

@@ -33,12 +33,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rladder_stream.envs.data.midi import GRID_RULES, LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.data.midi import GRID_RULES, LOWEST_NOTE, N_KEYS, MidiError, midi_to_piano_roll, piano_roll_to_midi
 from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 
 from ..arguments import OneLineArgumentParser
+from ..errors import UsageError
 from ..streaming.episode import forecast_for, play_episode
-from .boundary import report
 from .loading import MUSIC_PRETRAINED, pretrained_path, predictor_for
 
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
@@ -106,8 +106,15 @@ def stream_midi(
         grid_rule: when a note is on in a step: ``"start"`` (it sounds at the step's first instant, as the JSB
             benchmark was sampled) or ``"overlap"`` (at any time during the step); envs/data/midi.py.
     """
+    check_music_model(predictor)  # before the file is read: a model mistake is said first
     roll = midi_to_piano_roll(midi_path, steps_per_beat, grid_rule=grid_rule)
     return stream_roll(predictor, roll, continue_steps, seed=seed, threshold=threshold, on_step=on_step)
+
+
+def check_music_model(predictor: Any) -> None:
+    """Refuse a predictor that does not observe the 88 piano keys (a digit model)."""
+    if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
+        raise UsageError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
 
 
 def stream_roll(
@@ -120,8 +127,7 @@ def stream_roll(
     on_step: Callable[[int, np.ndarray, float], None] | None = None,
 ) -> StreamRecord:
     """:func:`stream_midi` for a ``[T, 88]`` {0,1} piano roll already read (or taken from a data set)."""
-    if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
-        raise ValueError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
+    check_music_model(predictor)
     if continue_steps < 0:
         raise ValueError(f"continue_steps must be >= 0, got {continue_steps}")
     if threshold is not None and not 0.0 < threshold <= 1.0:
@@ -204,14 +210,9 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     if (args.out or args.png or args.include_input) and not args.continue_steps:
         parser.error("--out, --png and --include-input need --continue N")
     midi = Path(args.midi)
-    if not midi.is_file():
-        parser.error(f"{midi}: no such file")
-
-    try:
-        predictor, source = predictor_for(args.model, args.runtime, shipped=MUSIC_PRETRAINED)
-    except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
-        report(exc)
-        return 2
+    if not midi.is_file():  # said before the model loads; a bad file or model is a user error (exit 1)
+        raise MidiError(f"{midi} is a folder, not a MIDI file" if midi.is_dir() else f"{midi}: no such file")
+    predictor, source = predictor_for(args.model, args.runtime, shipped=MUSIC_PRETRAINED)
     print(f"model: {source}\nfile: {midi} ({steps_per_beat} step{'s' * (steps_per_beat > 1)} per beat, "
           f"{args.grid_rule} rule)")
 
@@ -219,12 +220,8 @@ def stream_midi_cli_main(argv: list[str]) -> int:
         if args.every and t % args.every == 0:
             print(f"step {t:5d}  nll {nll:7.3f}  notes {_notes(notes)}")
 
-    try:
-        record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show,
-                             steps_per_beat=steps_per_beat, grid_rule=args.grid_rule)
-    except ValueError as exc:  # MidiError (malformed file) is a ValueError; so is a non-music model
-        report(exc)
-        return 2
+    record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show,
+                         steps_per_beat=steps_per_beat, grid_rule=args.grid_rule)
     print(f"{len(record.roll)} steps: NLL per time step {record.nll_per_step:.4f} nats (88-key Bernoulli, first step "
           f"from silence); {len(record.roll) + len(record.continuation)} ticks in {record.seconds:.2f} s = "
           f"{record.ticks_per_second:.0f} ticks/s")

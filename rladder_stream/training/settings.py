@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..errors import UsageError
+from ..errors import ModelFileError, UsageError
 from ..model.config import LadderConfig
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -58,8 +57,8 @@ class ModelSettings:
 
         if self.size not in SIZES:
             raise ValueError(f"size must be one of {SIZES}, got {self.size!r}")
-        if self.init_from is not None and not os.path.isfile(self.init_from):
-            raise ValueError(f"init_from={self.init_from}: no such checkpoint file")
+        if self.init_from is not None:
+            ModelFileError.check_path(self.init_from, "checkpoint", name=f"init_from={self.init_from}")
 
 
 @dataclass

@@ -42,7 +42,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..errors import TrainingDiverged, TrainingInterrupted
+from ..errors import ModelFileError, TrainingDiverged, TrainingInterrupted, UsageError
 from ..model.cells import TickBatchNorm
 from ..model.registry import build_model, get_config
 from ..streaming.checkpoint import load_checkpoint, save_checkpoint
@@ -549,10 +549,10 @@ def warm_start(model: torch.nn.Module, source: str, log: Callable[[str], None] =
     other_shape = [f"{k} {tuple(weights[k].shape)} -> {tuple(v.shape)}" for k, v in own.items()
                    if k in weights and weights[k].shape != v.shape]
     if other_shape:
-        raise ValueError(f"init_from={source}: tensors of another shape: {', '.join(other_shape)}")
+        raise UsageError(f"init_from={source}: tensors of another shape: {', '.join(other_shape)}")
     copied = {k: weights[k] for k in own if k in weights}
     if not copied:
-        raise ValueError(f"init_from={source}: the checkpoint holds none of this model's tensors")
+        raise UsageError(f"init_from={source}: the checkpoint holds none of this model's tensors")
     model.load_state_dict(copied, strict=False)
     new = [k for k in own if k not in weights]
     with torch.no_grad():
@@ -762,6 +762,8 @@ def train_cli_main(argv: list[str]) -> int:
             cfg.out = os.path.join("runs", f"{args.config}-{cfg.size}-seed{cfg.seed}")
         cfg.resume_with_changes = cfg.resume_with_changes or args.resume_with_changes
         get_config(cfg.model, size=cfg.size, **cfg.model_overrides)  # fail fast on bad settings
+    except ModelFileError:
+        raise  # a file a setting names (init_from): a user error (exit 1), as a bad --model is in every command
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(one_line(exc))
     try:
