@@ -190,13 +190,15 @@ def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
     return [figure4(episode, scale, ticks=k) for k in range(1, len(episode.clean) + 1)]
 
 
-def figure_parser(command: str, description: str | None, out: str, out_help: str, index: str) -> OneLineArgumentParser:
+def figure_parser(command: str, description: str, examples: Sequence[str], out: str, out_help: str,
+                  index: str) -> OneLineArgumentParser:
     """The options the figure commands share: --index, --out, --scale, --data-dir."""
-    parser = OneLineArgumentParser(prog=f"rladder-stream {command}", description=description)
-    parser.add_argument("--index", type=int, default=0, help=f"{index} (default 0)")
-    parser.add_argument("--out", default=out, help=f"{out_help} (default {out})")
-    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
-    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded data)")
+    parser = OneLineArgumentParser(prog=f"rladder-stream {command}", description=description, examples=examples)
+    parser.add_argument("--index", type=int, default=0, help=index)
+    parser.add_argument("--out", default=out, help=out_help)
+    parser.add_argument("--scale", type=int, default=3, help="how many screen pixels draw one pixel of an image")
+    parser.add_argument("--data-dir", default=None, help="folder with the data sets (default: $RLADDER_STREAM_DATA, "
+                                                         "else the test images that come with the package)")
     return parser
 
 
@@ -223,9 +225,16 @@ def figure_env(parser: OneLineArgumentParser, env_id: str, index: int, data_dir:
 def figure4_cli_main(argv: list[str]) -> int:
     """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
 
-    parser = figure_parser("figure4", figure4_cli_main.__doc__, "figure4_out", "folder for figure4-test<I>.png and .gif",
-                           index="test episode of OccludedMovingMNIST-v0")
-    parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
+    parser = figure_parser(
+        "figure4",
+        "Draw the paper's Figure 4 for one test episode of Occluded Moving MNIST: one column per frame, and rows of the "
+        "digit without the bars, the frames the model saw (with the bars), its forecast of each next frame and, for a "
+        "model trained with a probe, what the probe reads of the hidden digit from the model's state. Writes the whole "
+        "figure as a PNG and a GIF that fills it in frame by frame.",
+        ["rladder-stream figure4", "rladder-stream figure4 --model runs/omm/last.pt --index 7 --out fig"],
+        "figure4_out", "folder to write figure4-test<INDEX>.png and .gif into", index="which test episode to draw")
+    parser.add_argument("--model", help="the model file: a checkpoint (.pt) or an exported ONNX step (.onnx) (default: "
+                                        "the pretrained model that comes with the package)")
     args = parsed(parser, argv)
     predictor, source = predictor_for(args.model, untrained="omm-rladder", seed=0)
     env = figure_env(parser, "rladder_stream/OccludedMovingMNIST-v0", args.index, args.data_dir)
@@ -454,9 +463,17 @@ def env_arguments(env_id: str, **wanted: Any) -> dict[str, Any]:
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-    parser = figure_parser("groups", groups_cli_main.__doc__, "groups_out", "output folder", index="test episode")
+    parser = figure_parser(
+        "groups",
+        "Draw how an RTagger splits what it sees into groups, one per object, for one test episode of the environment "
+        "its model was trained on: the paper's Figure 6 for still images (textured digits, Shapes: at every iteration, "
+        "the image coloured by group and what each group explains) as a PNG, or its Figure 7 for Moving MNIST (the "
+        "same per frame) as a PNG strip and a GIF.",
+        ["rladder-stream groups --model runs/tmnist/last.pt", "rladder-stream groups --model mmnist.onnx --index 3"],
+        "groups_out", "folder to write the pictures into", index="which test episode to draw")
     parser.add_argument("--model", required=True,
-                        help="RTagger checkpoint or exported .onnx step (tmnist-..., mmnist-... or shapes-... configuration)")
+                        help="an RTagger model file, a checkpoint (.pt) or an exported ONNX step (.onnx), of a tmnist-, "
+                             "mmnist- or shapes- configuration")
     args = parsed(parser, argv)
     predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
     config = predictor.config if hasattr(predictor, "config") else predictor.model.config

@@ -25,7 +25,6 @@ piano-roll picture (``--png``).
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 from ..arguments import OneLineArgumentParser
 from ..errors import UsageError
 from ..streaming.episode import forecast_for, play_episode
-from .loading import MUSIC_PRETRAINED, pretrained_path, predictor_for
+from .loading import MUSIC_PRETRAINED, add_runtime_argument, pretrained_path, predictor_for
 
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
 
@@ -174,12 +173,23 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
     from .figures import piano_roll_figure
 
-    parser = OneLineArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("midi", help="a type-0 or type-1 MIDI file")
-    parser.add_argument("--model", help=f"music checkpoint (.pt) or exported step (.onnx); default: the shipped {MUSIC_PRETRAINED}")
-    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                        help="step a checkpoint with PyTorch (default) or ONNX Runtime; an .onnx file always runs on ONNX Runtime")
+    parser = OneLineArgumentParser(
+        prog="rladder-stream stream-midi",
+        description="Stream a MIDI file through a music model, one step of a note grid at a time. Before each step the "
+                    "model gives each of the 88 piano keys a probability of sounding; the negative log-likelihood "
+                    "(NLL) of the notes that then come says how well it predicted them. The command prints each step's "
+                    "NLL and notes, and the NLL per time step of the whole piece, the number the music benchmarks "
+                    "report. With --continue N the model then plays on by itself for N steps, hearing its own notes, "
+                    "and the continuation is written as a MIDI file and a piano-roll picture.",
+        examples=["rladder-stream stream-midi song.mid",
+                  "rladder-stream stream-midi song.mid --continue 32 --out more.mid --seed 1",
+                  "rladder-stream stream-midi song.mid --model runs/jsb/last.pt --steps-per-beat 2 --every 0"])
+    parser.add_argument("midi", help="the MIDI file to stream (type 0 or 1; every track and channel is played, "
+                                     "percussion left out)")
+    parser.add_argument("--model", help=f"a music model file: a checkpoint (.pt) or an exported ONNX step (.onnx) "
+                                        f"(default: {MUSIC_PRETRAINED}, which comes with the package, trained on Bach "
+                                        "chorales)")
+    add_runtime_argument(parser)
     parser.add_argument("--continue", dest="continue_steps", type=int, default=0, metavar="N",
                         help="generate N steps (of the --steps-per-beat grid) after the file (default 0)")
     parser.add_argument("--out", help="MIDI file for the continuation (default: <FILE>-continued.mid when --continue is given)")

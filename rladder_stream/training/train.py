@@ -50,7 +50,7 @@ from .flops import count_flops, measure_peak
 from .mean_teacher import MeanTeacher, consistency_cost
 from .run_folder import check_resume, resumed_history
 from .settings import (TEXTURE_SETTINGS, DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings,
-                       ScheduleSettings, parse_settings, settings_by_group)
+                       ScheduleSettings, parse_settings, settings_help)
 from .tasks import TASKS, Task, task_for
 
 __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "parse_overrides", "train", "train_cli_main"]
@@ -740,16 +740,28 @@ def join_processes(device_name: str) -> tuple[int, int, torch.device, bool]:
 
 def train_cli_main(argv: list[str]) -> int:
     """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
-    import argparse
-
     from ..arguments import OneLineArgumentParser
     from ..errors import one_line
 
-    parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog="training settings, by group (any model setting goes too):\n" + settings_by_group())
-    parser.add_argument("config", help="a registered model configuration (see 'rladder-stream configs')")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings, e.g. epochs=3 lr=1e-3 decoder_cell=convg3")
-    parser.add_argument("--out", help="run folder (checkpoints, log.csv, results.json); resumes if it holds last.pt")
+    parser = OneLineArgumentParser(
+        prog="rladder-stream train",
+        description="Train a registered model configuration (see 'rladder-stream configs') and keep everything in a run "
+                    "folder: last.pt (the checkpoint, which every command's --model streams), log.csv (the costs and "
+                    "validation metrics as training goes) and results.json (the test metrics at the end). Running the "
+                    "same command again resumes a run folder that holds last.pt, exactly where it stopped; Ctrl-C stops "
+                    "after the step in hand and saves. Every setting listed below can be changed with --set; a model "
+                    "setting changes the configuration itself. Under torchrun the run is spread over several processes "
+                    "or GPUs.",
+        examples=["rladder-stream train omm-rladder --set size=tiny epochs=1 --out runs/try",
+                  "rladder-stream train omm-rladder --set epochs=4 lr=1e-3 decoder_cell=convg3 --out runs/omm",
+                  "rladder-stream train music-rladder --set dataset=nottingham data_dir=../data",
+                  "torchrun --standalone --nproc_per_node 2 -m rladder_stream train omm-rladder --set size=gpu"],
+        epilog=settings_help())
+    parser.add_argument("config", help="the registered model configuration to train (see 'rladder-stream configs')")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="training or model settings (listed below), e.g. epochs=3 lr=1e-3 decoder_cell=convg3")
+    parser.add_argument("--out", help="the run folder (default: runs/CONFIG-SIZE-seedSEED); a folder that holds last.pt "
+                                      "is resumed")
     parser.add_argument("--resume-with-changes", action="store_true",
                         help="resume the --out run even though its settings differ from these (refused otherwise)")
     args = parser.parse_args(argv)
