@@ -64,9 +64,7 @@ def read_verified_model(path: str | os.PathLike) -> tuple[bytes, Any]:
     import onnx
     from google.protobuf.message import DecodeError
 
-    path = Path(path)
-    if not path.is_file():
-        raise OnnxModelError(f"{path}: no such ONNX file")
+    path = OnnxModelError.check_path(path, "ONNX")
     data = path.read_bytes()
     try:
         proto = onnx.load_model_from_string(data)
@@ -74,9 +72,13 @@ def read_verified_model(path: str | os.PathLike) -> tuple[bytes, Any]:
         raise OnnxModelError(f"{path}: not a readable ONNX file (truncated or corrupted?): {type(exc).__name__}: {exc}") from exc
     if not proto.graph.node and not proto.graph.input:
         raise OnnxModelError(f"{path}: not a readable ONNX file (no graph; truncated, empty or another kind of file?)")
-    recorded = {p.key: p.value for p in proto.metadata_props}.get(DIGEST_KEY)
+    metadata = [(p.key, p.value) for p in proto.metadata_props]
+    if not all(isinstance(text, str) for entry in metadata for text in entry):  # protobuf hands back bytes for bad UTF-8
+        raise OnnxModelError(f"{path}: damaged ONNX file: its metadata is not valid text (corrupted or changed after "
+                             "export); export it again")
+    recorded = dict(metadata).get(DIGEST_KEY)
     if recorded is None:
-        if any(p.key.startswith(META_PREFIX) for p in proto.metadata_props):
+        if any(key.startswith(META_PREFIX) for key, _ in metadata):
             warnings.warn(f"{path} has no {DIGEST_KEY} (exported before digests were written): its integrity cannot be checked; "
                           "export it again", UserWarning, stacklevel=3)
     elif recorded != model_digest(proto):

@@ -11,6 +11,9 @@ environment, parsing a setting), so a ``ValueError`` from deep inside stays a bu
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class RladderStreamError(Exception):
     """Base of the errors a user causes and can fix; the message says what is wrong and, where it can, what to do."""
@@ -23,6 +26,20 @@ class UsageError(RladderStreamError, ValueError):
 
 class ModelFileError(RladderStreamError, ValueError):
     """A model file (checkpoint or ONNX) that cannot be used: missing, truncated, corrupted, tampered; names the file."""
+
+    @classmethod
+    def check_path(cls, path: str | os.PathLike, kind: str, name: str | None = None) -> Path:
+        """``path`` as a ``Path`` when it names a file; else this error, naming it as ``name`` (default: the path):
+        ``no such <kind> file``, or, for a folder, which model files it holds (a run folder's ``last.pt``)."""
+        path = Path(path)
+        name = str(path) if name is None else name
+        if path.is_dir():
+            held = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".onnx") and p.is_file())
+            hint = f"; it holds {', '.join(held[:4])}: name one of them" if held else ""
+            raise cls(f"{name} is a folder, not a model file{hint}")
+        if not path.is_file():
+            raise cls(f"{name}: no such {kind} file")
+        return path
 
 
 class TrainingDiverged(FloatingPointError):

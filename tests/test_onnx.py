@@ -557,6 +557,27 @@ def test_a_flipped_byte_in_the_weights_is_refused(exported, tmp_path, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1 and "checksum mismatch" in err
 
 
+def test_a_damaged_byte_in_the_metadata_is_refused(exported, tmp_path, capsys):
+    """A changed byte that leaves the metadata invalid UTF-8 (protobuf still parses the file) is refused as a damaged
+    file by the predictor, by read_step_info and by the command line (one line), not a UnicodeDecodeError."""
+    from rladder_stream.apps.cli import main
+    from rladder_stream.export import OnnxModelError
+    from rladder_stream.export.onnx import FORMAT
+
+    _, path = exported("omm-rladder")
+    data = bytearray(path.read_bytes())
+    data[bytes(data).index(FORMAT.encode()) + 3] = 0xFF
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(bytes(data))
+    onnx.load_model_from_string(bytes(data))
+    for load in (lambda: _onnx(damaged), lambda: read_step_info(damaged)):
+        with pytest.raises(OnnxModelError, match="damaged.onnx: damaged ONNX file: its metadata is not valid text"):
+            load()
+    assert main(["info", str(damaged)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "damaged ONNX file" in err
+
+
 def test_truncated_or_foreign_onnx_files_raise_the_projects_error(exported, tmp_path):
     from rladder_stream.export import OnnxModelError
 

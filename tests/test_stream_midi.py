@@ -268,7 +268,7 @@ def _truncated(path):
 def test_malformed_files_fail_with_a_clear_error(spoil, checkpoint, tmp_path, capsys):
     path = tmp_path / "bad.mid"
     spoil(path)
-    assert main(["stream-midi", str(path), "--model", str(checkpoint)]) == 2
+    assert main(["stream-midi", str(path), "--model", str(checkpoint)]) == 1
     err = capsys.readouterr().err
     assert "error:" in err and "bad.mid" in err
     with pytest.raises(MidiError, match="bad.mid"):
@@ -293,11 +293,12 @@ def test_a_model_that_is_not_for_music_or_not_a_checkpoint_is_refused(tmp_path, 
     omm = get_config("omm-rladder", size="tiny")
     ckpt = save_checkpoint(tmp_path / "omm.pt", omm, build_model(omm).state_dict())
     song = str(type0_file(tmp_path / "song.mid"))
-    assert main(["stream-midi", song, "--model", str(ckpt)]) == 2
+    assert main(["stream-midi", song, "--model", str(ckpt)]) == 1
     assert "88 keys" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    for model, message in ((tmp_path / "junk.pt", "not a readable"), (tmp_path / "missing.pt", "no such checkpoint")):
-        assert main(["stream-midi", song, "--model", str(model)]) == 2
+    for model, message in ((tmp_path / "junk.pt", "not a checkpoint (safetensors) file"),
+                           (tmp_path / "missing.pt", "no such checkpoint"), (tmp_path, "is a folder, not a model file")):
+        assert main(["stream-midi", song, "--model", str(model)]) == 1  # as a bad model is in every command
         assert message in capsys.readouterr().err
 
 

@@ -42,8 +42,8 @@ from ..arguments import OneLineArgumentParser
 from ..streaming.baselines import MarginalPredictor, RepeatLastPredictor
 from ..streaming.episode import play_episode
 from ..training.metrics import grouping_ami
-from .boundary import check_fits, make_env
-from .loading import load_predictor
+from .boundary import check_fits, make_env, own_environments
+from .loading import add_runtime_argument, load_predictor
 
 __all__ = ["BenchmarkResult", "benchmark", "format_table", "benchmark_cli_main"]
 
@@ -188,21 +188,34 @@ def benchmark_cli_main(
     returns the exit status.
     """
     parser = OneLineArgumentParser(
-        prog="rladder-stream benchmark", description="Score a predictor in an environment (the one streaming loop)."
+        prog="rladder-stream benchmark",
+        description="Score a predictor in one of the package's environments: it streams --episodes episodes, one "
+                    "observation per tick, and the command prints a table of the reward per episode, the negative "
+                    "log-likelihood (NLL) per step, the mean squared error of the forecasts per pixel, and, where the "
+                    "environment has them, the classification error and the grouping score (AMI), with the ticks per "
+                    "second. The predictor is a model file or a baseline: repeat (forecast that the last observation "
+                    "comes again) or marginal (forecast each pixel's or key's frequency in the training data).",
+        examples=["rladder-stream benchmark OccludedMovingMNIST-v0 --predictor runs/omm/last.pt --episodes 100",
+                  "rladder-stream benchmark PolyphonicMusic-v0 --env-arg dataset=jsb --predictor marginal",
+                  "rladder-stream benchmark MovingMNIST-v0 --predictor repeat --json"],
     )
-    parser.add_argument("env", help="environment id, e.g. rladder_stream/PolyphonicMusic-v0 (prefix optional)")
-    parser.add_argument("--predictor", default="repeat", help="repeat, marginal, or a model file (checkpoint or .onnx)")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("env", help=f"the environment: {', '.join(own_environments())} (the rladder_stream/ prefix "
+                                    "may be left out)")
+    parser.add_argument("--predictor", default="repeat",
+                        help="what forecasts: repeat, marginal, or a model file (a checkpoint .pt or an exported .onnx)")
+    parser.add_argument("--episodes", type=int, default=10, help="how many episodes to stream")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the marginal baseline's fit")
     parser.add_argument("--env-arg", action="append", type=_parse_kwarg, default=[], metavar="KEY=VALUE",
-                        help="environment keyword argument (Python literal or bare string); repeatable")
-    parser.add_argument("--eps", type=float, default=0.01, help="repeat: probability kept away from 0 and 1")
-    parser.add_argument("--fit-split", default="train", help="marginal: the split to fit on")
-    parser.add_argument("--fit-episodes", type=int, default=None, help="marginal: episodes to fit on")
-    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                        help="checkpoint predictors: step with PyTorch (default) or ONNX Runtime; an .onnx file "
-                             "always runs on ONNX Runtime")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+                        help="an argument of the environment, e.g. split=valid, dataset=nottingham or data_dir=DIR (a "
+                             "Python literal or a bare string); repeat the option for several")
+    parser.add_argument("--eps", type=float, default=0.01,
+                        help="repeat: the forecast probabilities are kept this far from 0 and 1")
+    parser.add_argument("--fit-split", default="train", help="marginal: the split whose frequencies it forecasts")
+    parser.add_argument("--fit-episodes", type=int, default=None,
+                        help="marginal: how many episodes of --fit-split to count (default: the whole split where it "
+                             "has a fixed size; needed otherwise)")
+    add_runtime_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the result as one line of JSON instead of a table")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")

@@ -24,18 +24,31 @@ def user_errors() -> tuple[type[BaseException], ...]:
             FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
-def make_env(env_id: str, **kwargs: Any) -> Any:
-    """``gym.make(env_id, **kwargs)`` with the user's mistakes (unknown id, bad argument or value) as a
-    :class:`UsageError` naming the environment."""
+NAMESPACE = "rladder_stream"  # the Gymnasium namespace of this package's environments
+
+
+def own_environments() -> list[str]:
+    """The ids of this package's environments, without their namespace."""
     import gymnasium as gym
 
     import rladder_stream.envs  # noqa: F401  (registers the environments)
 
+    return sorted(name.split("/", 1)[1] for name in gym.registry if name.startswith(f"{NAMESPACE}/"))
+
+
+def make_env(env_id: str, **kwargs: Any) -> Any:
+    """``gym.make(env_id, **kwargs)`` for an environment of this package, with the user's mistakes (another
+    package's id, unknown id, bad argument or value) as a :class:`UsageError` naming the environment."""
+    import gymnasium as gym
+
+    known = ", ".join(own_environments())
+    if not env_id.startswith(f"{NAMESPACE}/"):  # another package's (CartPole-v1): its observations are not frames
+        raise UsageError(f"{env_id!r} is not an rladder-stream environment: rladder-stream streams its own "
+                         f"environments, {known}")
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:  # unknown id or version
-        known = sorted(name.split("/", 1)[1] for name in gym.registry if name.startswith("rladder_stream/"))
-        raise UsageError(f"unknown environment {env_id!r} ({one_line(exc)}); this package's: {', '.join(known)}") from exc
+        raise UsageError(f"unknown environment {env_id!r} ({one_line(exc)}); this package's: {known}") from exc
     except (ValueError, TypeError) as exc:  # a bad split, dataset, index or keyword
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise UsageError(f"environment {env_id} ({shown}): {one_line(exc)}") from exc

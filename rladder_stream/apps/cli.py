@@ -19,7 +19,16 @@ from ..export.onnx import DEFAULT_OPSET, META_PREFIX, MIN_OPSET, export_onnx, ma
 from ..streaming.checkpoint import load_checkpoint
 from ..version import __version__
 from .boundary import check_fits, make_env, report, user_errors
-from .loading import describe_model_file, predictor_for
+from .loading import add_runtime_argument, describe_model_file, predictor_for
+
+#: what ``rladder-stream --help`` says first
+DESCRIPTION = """\
+Recurrent Ladder networks that stream: a model reads one observation per tick (a video frame, a step of a piano
+roll), keeps what it learned so far in its state, and at every tick forecasts the next observation and, for digits,
+says which digit it believes it sees. The commands stream the pretrained models that come with the package (demo,
+stream-midi, figure4), score models in the package's environments (benchmark), train models and reproduce the
+paper's tables (train, reproduce), and inspect or convert model files (info, export, configs). Every command has
+its own help: rladder-stream COMMAND --help."""
 
 # Subcommands with their own parsers: name -> "module:function(argv)".
 DELEGATED = {
@@ -92,11 +101,19 @@ def export_cli_main(argv: Sequence[str] | None = None) -> int:
     """``rladder-stream export CKPT out.onnx [--opset N]``: export a checkpoint's one-tick step to ONNX."""
     parser = OneLineArgumentParser(
         prog="rladder-stream export",
-        description="Export the one-tick step of a checkpoint's model to ONNX (state as named inputs/outputs, dynamic batch).",
+        description="Export the model of a checkpoint to an ONNX file, for ONNX Runtime or any other program that runs "
+                    "ONNX. The file holds one tick of the model: it takes an observation and the model's state and gives "
+                    "the forecast, the class beliefs and the next state, for any number of streams at once. It also "
+                    "holds the model's configuration and a checksum, so 'rladder-stream info' can describe it and every "
+                    "command's --model option can stream it.",
+        examples=["rladder-stream export runs/omm/last.pt omm.onnx",
+                  "rladder-stream demo --model omm.onnx"],
     )
-    parser.add_argument("checkpoint", help="rladder-stream checkpoint (.pt)")
-    parser.add_argument("out", help="ONNX file to write")
-    parser.add_argument("--opset", type=int, default=None, help=f"ONNX opset, {MIN_OPSET}..{max_opset()} (default {DEFAULT_OPSET})")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the checkpoint (.pt) to export, e.g. a run folder's last.pt")
+    parser.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write (its folder is created)")
+    parser.add_argument("--opset", type=int, default=None,
+                        help=f"the ONNX operator set version, {MIN_OPSET} to {max_opset()}; older ONNX Runtimes need lower "
+                             f"ones (default {DEFAULT_OPSET})")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.opset is not None and not MIN_OPSET <= args.opset <= max_opset():
         parser.error(f"--opset must be in {MIN_OPSET}..{max_opset()}, got {args.opset}")
@@ -120,37 +137,63 @@ def export_cli_main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineArgumentParser(prog="rladder-stream", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"rladder-stream {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    parser = OneLineArgumentParser(prog="rladder-stream", description=DESCRIPTION,
+                                   examples=["rladder-stream demo", "rladder-stream stream-midi song.mid --continue 32",
+                                             "rladder-stream train omm-rladder --set size=tiny epochs=1 --out runs/try"])
+    parser.add_argument("--version", action="version", version=f"rladder-stream {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser, title="commands",
+                                metavar="COMMAND", help="one of these, each with its own --help:")
 
-    demo = sub.add_parser("demo", help="stream a pretrained RLadder through Occluded Moving MNIST (the main job)")
-    demo.add_argument("--model", help="checkpoint or exported .onnx step to stream (default: the shipped pretrained model)")
-    demo.add_argument("--episodes", type=int, default=3, help="number of test episodes (default 3)")
-    demo.add_argument("--seed", type=int, default=0, help="seed for the environment (default 0)")
-    demo.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded test digits)")
-    demo.add_argument("--out", default="demo_out", help="folder for demo.gif and demo.png (default demo_out)")
-    demo.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                      help="step a checkpoint with PyTorch (default) or ONNX Runtime (exported once, then cached); "
-                           "an .onnx file always runs on ONNX Runtime")
+    demo = sub.add_parser(
+        "demo", help="stream a pretrained RLadder through Occluded Moving MNIST (start here)",
+        description="Stream a pretrained RLadder through Occluded Moving MNIST: a handwritten digit moves behind bars "
+                    "that hide parts of it, one frame per tick. At every tick the model forecasts the next frame and "
+                    "says which digit it believes it sees. The command prints those beliefs and how likely the model "
+                    "found each frame, then the classification error and the speed, and draws the episodes as an "
+                    "animation (demo.gif) and a picture (demo.png).",
+        examples=["rladder-stream demo", "rladder-stream demo --episodes 10 --out my_demo",
+                  "rladder-stream demo --model runs/omm/last.pt --runtime onnx"])
+    demo.add_argument("--model", help="the model file to stream: a checkpoint (.pt) or an exported ONNX step (.onnx) "
+                                      "(default: the pretrained model that comes with the package)")
+    demo.add_argument("--episodes", type=int, default=3, help="how many test episodes (moving digits) to stream")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seed of the environment's random numbers (and of the untrained stand-in model streamed "
+                           "when no pretrained model is installed)")
+    demo.add_argument("--data-dir", default=None, help="folder with the MNIST data (default: $RLADDER_STREAM_DATA, "
+                                                       "else the test digits that come with the package)")
+    demo.add_argument("--out", default="demo_out", help="folder to write demo.gif and demo.png into")
+    add_runtime_argument(demo)
     demo.set_defaults(func=cmd_demo)
 
-    configs = sub.add_parser("configs", help="list the named model configurations")
-    configs.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"])
+    configs = sub.add_parser(
+        "configs", help="list the model configurations that can be trained",
+        description="List the registered model configurations (the names 'rladder-stream train' takes) with their "
+                    "number of parameters at --size and what each is: the RLadder of each task, its baselines and "
+                    "ablations, the RTaggers.",
+        examples=["rladder-stream configs", "rladder-stream configs --size gpu"])
+    configs.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"],
+                         help="model size to count the parameters of: tiny (seconds to train, for tests), cpu (hours on a "
+                              "laptop), gpu (the paper's)")
     configs.set_defaults(func=cmd_configs)
 
-    info = sub.add_parser("info", help="describe a checkpoint or an exported .onnx step (verified)")
-    info.add_argument("checkpoint", help="a checkpoint (.pt) or an exported step (.onnx)")
+    info = sub.add_parser(
+        "info", help="describe a checkpoint or an exported .onnx step (verified)",
+        description="Describe a model file, a checkpoint (.pt) or an exported ONNX step (.onnx), after checking it the "
+                    "way loading does (format, checksum, configuration against the stored weights). Prints JSON: the "
+                    "format, the model's configuration and size, and what else the file holds.",
+        examples=["rladder-stream info runs/omm/last.pt", "rladder-stream info omm.onnx"])
+    info.add_argument("checkpoint", metavar="FILE", help="the model file: a checkpoint (.pt) or an exported ONNX step (.onnx)")
     info.set_defaults(func=cmd_info)
 
-    sub.add_parser("benchmark", help="benchmark predictors in environments (see 'rladder-stream benchmark --help')", add_help=False)
-    sub.add_parser("train", help="train a configuration (see 'rladder-stream train --help')", add_help=False)
-    sub.add_parser("reproduce", help="reproduce a table of the paper, e.g. 'reproduce table1' (see 'rladder-stream reproduce --help')", add_help=False)
-    sub.add_parser("figure4", help="the paper's Figure 4 (with probe) as PNG and GIF (see 'rladder-stream figure4 --help')", add_help=False)
-    sub.add_parser("groups", help="an RTagger's groupings as the paper's Figure 6 / 7 (see 'rladder-stream groups --help')", add_help=False)
-    sub.add_parser("export", help="export a checkpoint's one-tick step to ONNX: CKPT out.onnx [--opset N]", add_help=False)
-    sub.add_parser("stream-midi", help="stream a MIDI file through a music model, print per-step NLL, write a continuation "
-                   "(see 'rladder-stream stream-midi --help')", add_help=False)
+    for name, text in (("benchmark", "score a model or a baseline in one of the package's environments"),
+                       ("train", "train a model configuration, or resume a run"),
+                       ("reproduce", "reproduce a table of the paper, e.g. 'reproduce table1'"),
+                       ("figure4", "draw the paper's Figure 4 (what the model sees, forecasts and reads) as PNG and GIF"),
+                       ("groups", "draw how an RTagger splits images into groups (the paper's Figures 6 and 7)"),
+                       ("export", "export a checkpoint's model to an ONNX file"),
+                       ("stream-midi", "stream a MIDI file through a music model and let it continue the piece")):
+        sub.add_parser(name, help=text, add_help=False)  # their own parsers answer 'rladder-stream NAME --help'
     return parser
 
 
@@ -160,22 +203,40 @@ def _run_delegated(name: str, argv: list[str]) -> int:
     return int(getattr(importlib.import_module(module), function)(argv) or 0)
 
 
+#: the exit status when standard output is a pipe closed early (``rladder-stream info FILE | head``): the shell's
+#: for a process that SIGPIPE ended, 128 + 13, as ``cat`` or ``grep`` would give
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user's mistake is one ``error: ...`` line on stderr and exit status 1 (argument
-    syntax: 2), a bug keeps its traceback (``RLADDER_STREAM_DEBUG=1`` shows it for user errors too)."""
+    syntax: 2), a bug keeps its traceback (``RLADDER_STREAM_DEBUG=1`` shows it for user errors too). Output into
+    a pipe that closes early (``| head``) ends the command quietly with :data:`BROKEN_PIPE_STATUS`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in DELEGATED:
-            return _run_delegated(argv[0], argv[1:])
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if getattr(args, "episodes", 1) < 1:
-            parser.error("--episodes must be >= 1")
-        return int(args.func(args) or 0)
-    except user_errors() as exc:
-        if os.environ.get("RLADDER_STREAM_DEBUG"):
-            raise
-        return report(exc)
+        try:
+            return _run(argv)
+        except user_errors() as exc:
+            if os.environ.get("RLADDER_STREAM_DEBUG"):
+                raise
+            return report(exc)
+        finally:  # --help's SystemExit too: a pipe closed early must fail here, not at interpreter exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # what is still buffered goes nowhere, not into a second error
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+
+
+def _run(argv: list[str]) -> int:
+    """Parse the command line and run the command it names."""
+    if argv and argv[0] in DELEGATED:
+        return _run_delegated(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "episodes", 1) < 1:
+        parser.error("--episodes must be >= 1")
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

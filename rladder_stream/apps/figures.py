@@ -18,10 +18,11 @@ from PIL import Image, ImageDraw
 import rladder_stream.envs  # noqa: F401  (registers the environments)
 
 from ..arguments import OneLineArgumentParser
-from ..errors import one_line
+from ..errors import UsageError, one_line
 from ..model.registry import REGISTRY
 from ..streaming.episode import play_episode
 from ..streaming.outputs import StreamingPredictor
+from .boundary import check_fits, make_env
 from .loading import load_predictor, predictor_for
 
 
@@ -189,13 +190,15 @@ def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
     return [figure4(episode, scale, ticks=k) for k in range(1, len(episode.clean) + 1)]
 
 
-def figure_parser(command: str, description: str | None, out: str, out_help: str, index: str) -> OneLineArgumentParser:
+def figure_parser(command: str, description: str, examples: Sequence[str], out: str, out_help: str,
+                  index: str) -> OneLineArgumentParser:
     """The options the figure commands share: --index, --out, --scale, --data-dir."""
-    parser = OneLineArgumentParser(prog=f"rladder-stream {command}", description=description)
-    parser.add_argument("--index", type=int, default=0, help=f"{index} (default 0)")
-    parser.add_argument("--out", default=out, help=f"{out_help} (default {out})")
-    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel (default 3)")
-    parser.add_argument("--data-dir", default=None, help="data folder (default: $RLADDER_STREAM_DATA or the embedded data)")
+    parser = OneLineArgumentParser(prog=f"rladder-stream {command}", description=description, examples=examples)
+    parser.add_argument("--index", type=int, default=0, help=index)
+    parser.add_argument("--out", default=out, help=out_help)
+    parser.add_argument("--scale", type=int, default=3, help="how many screen pixels draw one pixel of an image")
+    parser.add_argument("--data-dir", default=None, help="folder with the data sets (default: $RLADDER_STREAM_DATA, "
+                                                         "else the test images that come with the package)")
     return parser
 
 
@@ -207,19 +210,36 @@ def parsed(parser: OneLineArgumentParser, argv: list[str]) -> Any:
     return args
 
 
+def figure_env(parser: OneLineArgumentParser, env_id: str, index: int, data_dir: str | None) -> Any:
+    """The test split of ``env_id`` (reading ``data_dir`` where the environment takes one); an ``--index`` beyond
+    it is an argument error (exit 2), a data folder without the data a user error (exit 1), like every command's."""
+    env = make_env(env_id, split="test", **env_arguments(env_id, data_dir=data_dir))
+    try:
+        env.unwrapped.episode_source.check_index(index)
+    except ValueError as exc:
+        env.close()
+        parser.error(one_line(exc))
+    return env
+
+
 def figure4_cli_main(argv: list[str]) -> int:
     """``rladder-stream figure4 [--model CKPT] [--index I] [--out DIR]``: the paper's Figure 4 as PNG and GIF."""
 
-    parser = figure_parser("figure4", figure4_cli_main.__doc__, "figure4_out", "folder for figure4-test<I>.png and .gif",
-                           index="test episode of OccludedMovingMNIST-v0")
-    parser.add_argument("--model", help="checkpoint (default: the shipped pretrained model)")
+    parser = figure_parser(
+        "figure4",
+        "Draw the paper's Figure 4 for one test episode of Occluded Moving MNIST: one column per frame, and rows of the "
+        "digit without the bars, the frames the model saw (with the bars), its forecast of each next frame and, for a "
+        "model trained with a probe, what the probe reads of the hidden digit from the model's state. Writes the whole "
+        "figure as a PNG and a GIF that fills it in frame by frame.",
+        ["rladder-stream figure4", "rladder-stream figure4 --model runs/omm/last.pt --index 7 --out fig"],
+        "figure4_out", "folder to write figure4-test<INDEX>.png and .gif into", index="which test episode to draw")
+    parser.add_argument("--model", help="the model file: a checkpoint (.pt) or an exported ONNX step (.onnx) (default: "
+                                        "the pretrained model that comes with the package)")
     args = parsed(parser, argv)
     predictor, source = predictor_for(args.model, untrained="omm-rladder", seed=0)
-    try:
-        env = gym.make("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
-        episode = record_episode(predictor, env, args.index)
-    except (ValueError, FileNotFoundError) as exc:  # an index outside the split, no data in --data-dir
-        parser.error(one_line(exc))
+    env = figure_env(parser, "rladder_stream/OccludedMovingMNIST-v0", args.index, args.data_dir)
+    check_fits(predictor, env, args.model or "the shipped model")
+    episode = record_episode(predictor, env, args.index)
     if episode.probe is None:
         print(f"note: {source} has no probe (config.probe is off): the probe row is left out", file=sys.stderr)
     out = Path(args.out)
@@ -443,22 +463,27 @@ def env_arguments(env_id: str, **wanted: Any) -> dict[str, Any]:
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
-    parser = figure_parser("groups", groups_cli_main.__doc__, "groups_out", "output folder", index="test episode")
+    parser = figure_parser(
+        "groups",
+        "Draw how an RTagger splits what it sees into groups, one per object, for one test episode of the environment "
+        "its model was trained on: the paper's Figure 6 for still images (textured digits, Shapes: at every iteration, "
+        "the image coloured by group and what each group explains) as a PNG, or its Figure 7 for Moving MNIST (the "
+        "same per frame) as a PNG strip and a GIF.",
+        ["rladder-stream groups --model runs/tmnist/last.pt", "rladder-stream groups --model mmnist.onnx --index 3"],
+        "groups_out", "folder to write the pictures into", index="which test episode to draw")
     parser.add_argument("--model", required=True,
-                        help="RTagger checkpoint or exported .onnx step (tmnist-..., mmnist-... or shapes-... configuration)")
+                        help="an RTagger model file, a checkpoint (.pt) or an exported ONNX step (.onnx), of a tmnist-, "
+                             "mmnist- or shapes- configuration")
     args = parsed(parser, argv)
-    try:
-        predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
-        config = predictor.config if hasattr(predictor, "config") else predictor.model.config
-        if not config.groups:
-            raise ValueError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
-        if config.name not in REGISTRY:
-            raise ValueError(f"{args.model} holds a {config.name!r} model; no environment is registered for it")
-        env_id = REGISTRY[config.name].env_id
-        env = gym.make(env_id, split="test", **env_arguments(env_id, data_dir=args.data_dir))
-        record = record_grouping(predictor, env, args.index)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(one_line(exc))
+    predictor = load_predictor(args.model)  # a checkpoint on PyTorch, an .onnx file on ONNX Runtime
+    config = predictor.config if hasattr(predictor, "config") else predictor.model.config
+    if not config.groups:
+        raise UsageError(f"{args.model} holds a {config.name!r} model without groups (not an RTagger)")
+    if config.name not in REGISTRY:
+        raise UsageError(f"{args.model} holds a {config.name!r} model; no environment is registered for it")
+    env_id = REGISTRY[config.name].env_id
+    env = figure_env(parser, env_id, args.index, args.data_dir)
+    record = record_grouping(predictor, env, args.index)
     stem = f"{PAPER_FIGURES.get(env_id, 'figure6')}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
     print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")

@@ -49,6 +49,14 @@ def resolve_runtime(path: str | os.PathLike, runtime: str | None = "auto") -> st
     return "torch" if runtime in (None, "auto") else runtime
 
 
+def add_runtime_argument(parser: Any) -> None:
+    """A command's ``--runtime`` option (the same meaning in every command that streams a model file)."""
+    parser.add_argument("--runtime", choices=list(RUNTIMES), default="auto",
+                        help="what steps a checkpoint: auto or torch for PyTorch, onnx for ONNX Runtime (the checkpoint is "
+                             "exported once and the export kept in ~/.cache/rladder-stream-onnx); an .onnx file always "
+                             "runs on ONNX Runtime")
+
+
 def onnx_cache_dir() -> Path:
     """Where checkpoints exported for ONNX Runtime are kept: ``$XDG_CACHE_HOME/rladder-stream-onnx``
     (default ``~/.cache/rladder-stream-onnx``)."""

@@ -25,7 +25,6 @@ piano-roll picture (``--png``).
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +32,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rladder_stream.envs.data.midi import GRID_RULES, LOWEST_NOTE, N_KEYS, midi_to_piano_roll, piano_roll_to_midi
+from rladder_stream.envs.data.midi import GRID_RULES, LOWEST_NOTE, N_KEYS, MidiError, midi_to_piano_roll, piano_roll_to_midi
 from rladder_stream.envs.polyphonic_music import PolyphonicMusicEnv
 
 from ..arguments import OneLineArgumentParser
+from ..errors import UsageError
 from ..streaming.episode import forecast_for, play_episode
-from .boundary import report
-from .loading import MUSIC_PRETRAINED, pretrained_path, predictor_for
+from .loading import MUSIC_PRETRAINED, add_runtime_argument, pretrained_path, predictor_for
 
 JSB_STEPS_PER_BEAT = 1  # this project's JSB Chorales data is on quarter notes (shared/data/music/SOURCE.md)
 
@@ -106,8 +105,15 @@ def stream_midi(
         grid_rule: when a note is on in a step: ``"start"`` (it sounds at the step's first instant, as the JSB
             benchmark was sampled) or ``"overlap"`` (at any time during the step); envs/data/midi.py.
     """
+    check_music_model(predictor)  # before the file is read: a model mistake is said first
     roll = midi_to_piano_roll(midi_path, steps_per_beat, grid_rule=grid_rule)
     return stream_roll(predictor, roll, continue_steps, seed=seed, threshold=threshold, on_step=on_step)
+
+
+def check_music_model(predictor: Any) -> None:
+    """Refuse a predictor that does not observe the 88 piano keys (a digit model)."""
+    if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
+        raise UsageError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
 
 
 def stream_roll(
@@ -120,8 +126,7 @@ def stream_roll(
     on_step: Callable[[int, np.ndarray, float], None] | None = None,
 ) -> StreamRecord:
     """:func:`stream_midi` for a ``[T, 88]`` {0,1} piano roll already read (or taken from a data set)."""
-    if tuple(getattr(predictor, "obs_shape", ())) != (N_KEYS,):
-        raise ValueError(f"a music model observes 88 keys; this one observes {getattr(predictor, 'obs_shape', None)}")
+    check_music_model(predictor)
     if continue_steps < 0:
         raise ValueError(f"continue_steps must be >= 0, got {continue_steps}")
     if threshold is not None and not 0.0 < threshold <= 1.0:
@@ -168,12 +173,23 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
     from .figures import piano_roll_figure
 
-    parser = OneLineArgumentParser(prog="rladder-stream stream-midi", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("midi", help="a type-0 or type-1 MIDI file")
-    parser.add_argument("--model", help=f"music checkpoint (.pt) or exported step (.onnx); default: the shipped {MUSIC_PRETRAINED}")
-    parser.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                        help="step a checkpoint with PyTorch (default) or ONNX Runtime; an .onnx file always runs on ONNX Runtime")
+    parser = OneLineArgumentParser(
+        prog="rladder-stream stream-midi",
+        description="Stream a MIDI file through a music model, one step of a note grid at a time. Before each step the "
+                    "model gives each of the 88 piano keys a probability of sounding; the negative log-likelihood "
+                    "(NLL) of the notes that then come says how well it predicted them. The command prints each step's "
+                    "NLL and notes, and the NLL per time step of the whole piece, the number the music benchmarks "
+                    "report. With --continue N the model then plays on by itself for N steps, hearing its own notes, "
+                    "and the continuation is written as a MIDI file and a piano-roll picture.",
+        examples=["rladder-stream stream-midi song.mid",
+                  "rladder-stream stream-midi song.mid --continue 32 --out more.mid --seed 1",
+                  "rladder-stream stream-midi song.mid --model runs/jsb/last.pt --steps-per-beat 2 --every 0"])
+    parser.add_argument("midi", help="the MIDI file to stream (type 0 or 1; every track and channel is played, "
+                                     "percussion left out)")
+    parser.add_argument("--model", help=f"a music model file: a checkpoint (.pt) or an exported ONNX step (.onnx) "
+                                        f"(default: {MUSIC_PRETRAINED}, which comes with the package, trained on Bach "
+                                        "chorales)")
+    add_runtime_argument(parser)
     parser.add_argument("--continue", dest="continue_steps", type=int, default=0, metavar="N",
                         help="generate N steps (of the --steps-per-beat grid) after the file (default 0)")
     parser.add_argument("--out", help="MIDI file for the continuation (default: <FILE>-continued.mid when --continue is given)")
@@ -204,14 +220,9 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     if (args.out or args.png or args.include_input) and not args.continue_steps:
         parser.error("--out, --png and --include-input need --continue N")
     midi = Path(args.midi)
-    if not midi.is_file():
-        parser.error(f"{midi}: no such file")
-
-    try:
-        predictor, source = predictor_for(args.model, args.runtime, shipped=MUSIC_PRETRAINED)
-    except (ValueError, OSError) as exc:  # CheckpointError is a ValueError; a missing file an OSError
-        report(exc)
-        return 2
+    if not midi.is_file():  # said before the model loads; a bad file or model is a user error (exit 1)
+        raise MidiError(f"{midi} is a folder, not a MIDI file" if midi.is_dir() else f"{midi}: no such file")
+    predictor, source = predictor_for(args.model, args.runtime, shipped=MUSIC_PRETRAINED)
     print(f"model: {source}\nfile: {midi} ({steps_per_beat} step{'s' * (steps_per_beat > 1)} per beat, "
           f"{args.grid_rule} rule)")
 
@@ -219,12 +230,8 @@ def stream_midi_cli_main(argv: list[str]) -> int:
         if args.every and t % args.every == 0:
             print(f"step {t:5d}  nll {nll:7.3f}  notes {_notes(notes)}")
 
-    try:
-        record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show,
-                             steps_per_beat=steps_per_beat, grid_rule=args.grid_rule)
-    except ValueError as exc:  # MidiError (malformed file) is a ValueError; so is a non-music model
-        report(exc)
-        return 2
+    record = stream_midi(predictor, midi, args.continue_steps, seed=args.seed, threshold=args.threshold, on_step=show,
+                         steps_per_beat=steps_per_beat, grid_rule=args.grid_rule)
     print(f"{len(record.roll)} steps: NLL per time step {record.nll_per_step:.4f} nats (88-key Bernoulli, first step "
           f"from silence); {len(record.roll) + len(record.continuation)} ticks in {record.seconds:.2f} s = "
           f"{record.ticks_per_second:.0f} ticks/s")

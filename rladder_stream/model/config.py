@@ -73,7 +73,7 @@ class LadderConfig:
             the one normalised input transform. With open decoders ``input`` trained far worse (docs/design.md,
             "Where the feedback enters": 18.5 % test error against 5-6 % for the others, H200, 1 seed).
         decoder_to_encoder_detach: stop the gradient through ``d_l^{t-1}``: the feedback is used as an
-            input but not trained through (issue 4 investigation).
+            input but not trained through (docs/results/table1_investigation.md).
         decoder_input_detach: stop the gradient from the decoder into the encoder (the decoder reads the encoder's
             lateral and top outputs detached): the prediction cost then trains the decoder and its readout only,
             and the encoder learns from the class cost alone, the feedback ``d^{t-1}`` included

@@ -385,8 +385,7 @@ def reproduce_table(name: str, runs: Sequence[TrainConfig], shape: str, budget_s
 def table_parser(table: str, description: str | None, seeds: int) -> OneLineArgumentParser:
     """A table's command line with the options every table shares: --seeds, --size, --budget-s, --set, --out,
     --doc, --jobs."""
-    parser = OneLineArgumentParser(prog=f"rladder-stream reproduce {table}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog=f"rladder-stream reproduce {table}", description=description)
     parser.add_argument("--seeds", type=int, default=seeds, help=f"seeds 0..N-1 per row (default {seeds})")
     parser.add_argument("--size", default="cpu", choices=["tiny", "cpu", "gpu"], help="model size of every row (default cpu)")
     parser.add_argument("--budget-s", type=float, default=None, help="training-time cap per run in seconds (default: none)")

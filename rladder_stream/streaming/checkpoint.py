@@ -164,8 +164,8 @@ def save_checkpoint(path: str | os.PathLike, config: LadderConfig, state_dict: d
 
 def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     """The safetensors header (tensor entries and ``__metadata__``), checked against the file's size."""
-    if len(data) < 8:
-        raise CheckpointError(f"{path}: truncated or not a checkpoint ({len(data)} bytes)")
+    if data[8:9] != b"{":  # a safetensors header is JSON, right after its 8-byte length (a text file fails here)
+        raise CheckpointError(f"{path}: not a checkpoint (safetensors) file" + (f" ({len(data)} bytes)" if len(data) < 9 else ""))
     size = int.from_bytes(data[:8], "little")
     if size > min(len(data) - 8, _MAX_HEADER_BYTES):
         raise CheckpointError(f"{path}: not a readable rladder-stream checkpoint (truncated or corrupted file?): "
@@ -281,9 +281,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[LadderConfig, dict[str, to
     The configuration is checked against the stored tensors (see the module docstring), so building the
     model it describes allocates what the file holds and no more.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = CheckpointError.check_path(path, "checkpoint")
     data = path.read_bytes()
     if data[:2] == b"PK":  # the first format: a torch.save zip
         payload = _load_legacy_payload(path)

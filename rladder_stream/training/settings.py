@@ -1,6 +1,7 @@
 """The settings of a training run, in groups (the model, the data, optimisation, the schedule, Mean Teacher,
 the run folder), and ``key=value`` parsing checked against the type of the field it sets, so ``epochs=abc`` is
-refused when it is typed, not as a ``TypeError`` deep inside training.
+refused when it is typed, not as a ``TypeError`` deep inside training. Every field says what it means
+(:func:`setting`); ``rladder-stream train --help`` is made from those meanings (:func:`settings_help`).
 
 :class:`~rladder_stream.training.train.TrainConfig` joins the groups into one flat dataclass: ``--set key=value``,
 ``results.json`` and checkpoints name every setting by its field, whatever its group.
@@ -9,15 +10,15 @@ refused when it is typed, not as a ``TypeError`` deep inside training.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
-import os
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..errors import UsageError
+from ..errors import ModelFileError, UsageError
 from ..model.config import LadderConfig
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -40,55 +41,74 @@ TINY = 1e-300  # "greater than zero" for check_at_least
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
+def setting(default: Any, meaning: str, *, shown: str | None = None) -> Any:
+    """A field of a settings dataclass with what it means (``metadata["help"]``), which ``rladder-stream train --help``
+    shows (:func:`settings_help`); ``shown`` stands for the default there where the command line sets it otherwise."""
+    metadata = {"help": meaning, **({"shown": shown} if shown is not None else {})}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class ModelSettings:
     """Which model: the registered configuration ``model`` at ``size``, with ``model_overrides`` (fields of
     :class:`~rladder_stream.model.config.LadderConfig`)."""
 
-    model: str = "omm-rladder"
-    size: str = "cpu"
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    # a checkpoint to start from (another run's last.pt): every tensor of the same name and shape is copied, and
-    # the new decoder-to-encoder feedback starts at zero, so the model first computes what the source computed
-    # (docs/design.md, "Warm starts"); a resumed run ignores it
-    init_from: str | None = None
+    model: str = setting("omm-rladder", "the registered model configuration to train (see 'rladder-stream configs')",
+                         shown="the CONFIG argument")
+    size: str = setting("cpu", "model size: tiny (seconds, for tests), cpu (a laptop), gpu (the paper's sizes)")
+    model_overrides: dict[str, Any] = setting({}, "model settings changed from the configuration's, as a JSON object; "
+                                                  "--set with a model setting (listed below) fills it")
+    init_from: str | None = setting(
+        None, "a checkpoint to start from (another run's last.pt): every tensor of the same name and shape is copied, "
+              "and a new decoder-to-encoder feedback starts at zero, so the model first computes what the source "
+              "computed (docs/design.md, \"Warm starts\"); a resumed run ignores it")
 
     def check_model(self) -> None:
         from ..model.config import SIZES
 
         if self.size not in SIZES:
             raise ValueError(f"size must be one of {SIZES}, got {self.size!r}")
-        if self.init_from is not None and not os.path.isfile(self.init_from):
-            raise ValueError(f"init_from={self.init_from}: no such checkpoint file")
+        if self.init_from is not None:
+            ModelFileError.check_path(self.init_from, "checkpoint", name=f"init_from={self.init_from}")
 
 
 @dataclass
 class DataSettings:
     """What the model trains and is evaluated on (what a task reads; see :mod:`rladder_stream.training.tasks`)."""
 
-    dataset: str | None = None  # tasks with several data sets (music): which one; None = the task's default
-    data_dir: str | None = None
-    train_sequences: int = 50_000  # per epoch (docs/design.md#occluded-moving-mnist: fresh trajectories every epoch)
-    valid_sequences: int = 2_000
-    test_sequences: int | None = None  # None: the whole test split
-    eval_batch_size: int = 500
-    # norm="batch_tick" (the Taggers): before every evaluation each iteration's statistics are averaged over this many
-    # clean training images, as evaluation and streaming see them (training's running averages come from noised
-    # ones; docs/design.md, "Batch normalisation at evaluation"); at most train_sequences; 0 keeps training's
-    # running averages
-    calibration_sequences: int = 2_000
-    labelled: int | None = None  # semi-supervised: number of labelled training digits (class-balanced, fixed)
-    use_unlabelled: bool = True  # semi-supervised: also train on the unlabelled digits (prediction, consistency)
-    labelled_fraction: float = 0.25  # semi-supervised with unlabelled data: share of labelled sequences per batch
-    iterations: int | None = None  # Shapes: the iterations each image is shown for; None: the environment's (3)
-    eval_iterations: int | None = None  # Shapes: the iterations of each validation and test image; None: as in training
-    texture_contrast: float = 1.0  # Brodatz: each plate's deviations from its mean grey scaled by this (0: flat plates)
-    # Brodatz: every crop's magnification multiplied by this (training's random 0.7-1.4 and valid/test's 1), so the
-    # texture is coarser at pixel scale; docs/design.md#brodatz-textured-mnist measures the grouping cues per scale
-    texture_scale: float = 1.0
-    # Brodatz: the plates, "brodatz" or "sinusoid" (20 plane waves cropped the same way: the positive control, whose
-    # groups a working Tagger must find; docs/design.md#brodatz-textured-mnist)
-    textures: str = "brodatz"
+    dataset: str | None = setting(None, "for tasks with several data sets (music: jsb, nottingham, muse, piano), which "
+                                        "one; null: the task's default")
+    data_dir: str | None = setting(None, "folder with the data sets; null: $RLADDER_STREAM_DATA, else the small samples "
+                                         "that come with the package")
+    train_sequences: int = setting(50_000, "training sequences per epoch (fresh trajectories every epoch; "
+                                           "docs/design.md#occluded-moving-mnist)")
+    valid_sequences: int = setting(2_000, "validation sequences evaluated after every epoch")
+    test_sequences: int | None = setting(None, "test sequences evaluated at the end; null: the whole test split")
+    eval_batch_size: int = setting(500, "sequences per batch when evaluating (memory only: the results are the same)")
+    calibration_sequences: int = setting(
+        2_000, "Taggers with norm=batch_tick: before every evaluation each iteration's statistics are averaged over "
+               "this many clean training images, as evaluation and streaming see them (training's running averages "
+               "come from noised ones; docs/design.md, \"Batch normalisation at evaluation\"); at most "
+               "train_sequences; 0 keeps training's running averages")
+    labelled: int | None = setting(None, "semi-supervised: how many training digits have their label (class-balanced, "
+                                         "fixed); null: all of them")
+    use_unlabelled: bool = setting(True, "semi-supervised: also train on the unlabelled digits (prediction, consistency)")
+    labelled_fraction: float = setting(0.25, "semi-supervised with unlabelled data: the labelled share of every batch")
+    iterations: int | None = setting(None, "Shapes: the iterations each image is shown for; null: the environment's (3)")
+    eval_iterations: int | None = setting(None, "Shapes: the iterations of each validation and test image; null: as in "
+                                                "training")
+    texture_contrast: float = setting(1.0, "textured digits: each plate's deviations from its mean grey scaled by this "
+                                           "(0: flat plates)")
+    texture_scale: float = setting(
+        1.0, "textured digits: every crop's magnification multiplied by this (training's random 0.7-1.4 and valid/test's "
+             "1), so the texture is coarser at pixel scale; docs/design.md#brodatz-textured-mnist measures the grouping "
+             "cues per scale")
+    textures: str = setting(
+        "brodatz", "textured digits: the plates, brodatz (photographed textures) or sinusoid (20 plane waves cropped the "
+                   "same way: the positive control, whose groups a working Tagger must find; "
+                   "docs/design.md#brodatz-textured-mnist)")
 
     def check_data(self) -> None:
         check_at_least(self, {"train_sequences": 1, "valid_sequences": 0, "test_sequences": 1, "eval_batch_size": 1,
@@ -116,17 +136,17 @@ class DataSettings:
 class OptimisationSettings:
     """How each step is taken: batch, AdamW, clipping, seed, and where and how the arithmetic runs."""
 
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 5.0
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
-    cpu_bf16: bool = False  # autocast to bfloat16 on the CPU too (fast where it has bf16 matrix instructions)
-    compile: bool = False  # torch.compile the whole training forward (every tick, costs included)
-    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
-    channels_last: bool = False  # channels-last weights and activations (faster convolutions on tensor cores)
+    batch_size: int = setting(64, "sequences per training step (all processes together under torchrun)")
+    lr: float = setting(2e-3, "the peak learning rate of AdamW")
+    weight_decay: float = setting(0.0, "AdamW's weight decay")
+    grad_clip: float = setting(5.0, "the model's gradient is clipped to this norm (0: no clipping)")
+    seed: int = setting(0, "seed of the initial weights and of every batch: a run is a function of its settings")
+    device: str = setting("auto", "where training runs: auto (a CUDA GPU when there is one), cpu, cuda or cuda:N")
+    bf16: bool = setting(True, "autocast to bfloat16 on CUDA (ignored on CPU)")
+    cpu_bf16: bool = setting(False, "autocast to bfloat16 on the CPU too (fast where it has bf16 matrix instructions)")
+    compile: bool = setting(False, "torch.compile the whole training forward (every tick, costs included)")
+    compile_mode: str = setting("default", "torch.compile mode: default, reduce-overhead (CUDA graphs) or max-autotune")
+    channels_last: bool = setting(False, "channels-last weights and activations (faster convolutions on tensor cores)")
 
     def check_optimisation(self) -> None:
         check_at_least(self, {"batch_size": 1, "lr": TINY, "weight_decay": 0, "grad_clip": 0})
@@ -140,12 +160,14 @@ class OptimisationSettings:
 class ScheduleSettings:
     """How long and in what order: epochs, the learning-rate schedule, the class cost's start, when to stop."""
 
-    epochs: int = 1
-    lr_schedule: str = "cosine"  # cosine (warm-up, then decay to 5 % of lr) | constant (warm-up, then lr)
-    warmup_steps: int = 100
-    class_cost_from_step: int = 0  # two phases (the reference Tagger): the low-level cost alone before this step
-    time_budget_s: float | None = None  # stop (and evaluate) when training time exceeds this
-    stop_after_steps: int | None = None  # interrupt after this many steps (tests of exact resume)
+    epochs: int = setting(1, "passes of train_sequences sequences")
+    lr_schedule: str = setting("cosine", "cosine (warm-up, then decay to 5 % of lr) or constant (warm-up, then lr)")
+    warmup_steps: int = setting(100, "steps over which the learning rate rises linearly to lr")
+    class_cost_from_step: int = setting(0, "two phases (the reference Tagger): the low-level cost alone before this step")
+    time_budget_s: float | None = setting(None, "stop (and evaluate) when training time exceeds this many seconds; null: "
+                                                "no limit")
+    stop_after_steps: int | None = setting(None, "interrupt after this many steps, as Ctrl-C would (tests of exact "
+                                                 "resume); null: never")
 
     def check_schedule(self) -> None:
         check_at_least(self, {"epochs": 1, "warmup_steps": 0, "class_cost_from_step": 0, "time_budget_s": TINY,
@@ -157,14 +179,15 @@ class ScheduleSettings:
 @dataclass
 class MeanTeacherSettings:
     """Mean Teacher (docs/design.md#costs-and-mean-teacher; :mod:`rladder_stream.training.mean_teacher`): on or off, the
-    consistency cost's weight and
-    ramp-up, the teacher's averaging."""
+    consistency cost's weight and ramp-up, the teacher's averaging."""
 
-    mean_teacher: bool = False  # Mean Teacher consistency cost at the top (docs/design.md#costs-and-mean-teacher)
-    consistency_weight: float = 10.0  # its maximum weight, reached after the ramp-up
-    consistency_rampup: float = 0.3  # ramp-up length as a fraction of the planned steps
-    ema_decay_rampup: float = 0.99  # teacher EMA decay during the ramp-up
-    ema_decay: float = 0.999  # and after it
+    mean_teacher: bool = setting(False, "add the Mean Teacher consistency cost at the top: the class beliefs of a "
+                                        "running average of the model (the teacher) are targets on every sequence, "
+                                        "labelled or not (docs/design.md#costs-and-mean-teacher)")
+    consistency_weight: float = setting(10.0, "the consistency cost's maximum weight, reached after the ramp-up")
+    consistency_rampup: float = setting(0.3, "the ramp-up's length as a fraction of the planned steps")
+    ema_decay_rampup: float = setting(0.99, "the teacher's averaging decay during the ramp-up")
+    ema_decay: float = setting(0.999, "the teacher's averaging decay after the ramp-up")
 
     def check_mean_teacher(self) -> None:
         check_at_least(self, {"consistency_weight": 0})
@@ -179,13 +202,16 @@ class MeanTeacherSettings:
 class RunSettings:
     """Where the run folder is and what goes into it when."""
 
-    out: str = "runs/default"
-    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
-    # also write last.pt when this many minutes passed since the last one (0: off), so that a killed run loses at
-    # most that much; Ctrl-C and SIGTERM write it at once (docs/design.md, "Stopping and resuming")
-    checkpoint_minutes: float = 5.0
-    log_every: int = 20  # steps; also how often the device's costs are read back (the only host sync)
-    resume_with_changes: bool = False  # resume a run folder even though these settings differ from its own
+    out: str = setting("runs/default", "the run folder (last.pt, log.csv, results.json), as --out sets it; one that holds "
+                                       "last.pt is resumed", shown="runs/CONFIG-SIZE-seedSEED")
+    checkpoint_every: int = setting(0, "write last.pt every this many steps; 0: at the end of every epoch only")
+    checkpoint_minutes: float = setting(
+        5.0, "also write last.pt when this many minutes passed since the last one (0: off), so that a killed run loses "
+             "at most that much; Ctrl-C and SIGTERM write it at once (docs/design.md, \"Stopping and resuming\")")
+    log_every: int = setting(20, "log the training costs every this many steps (also how often the GPU's costs are read "
+                                 "back, the only wait for it)")
+    resume_with_changes: bool = setting(False, "resume a run folder even though these settings differ from its own (as "
+                                               "--resume-with-changes)")
 
     def check_run(self) -> None:
         check_at_least(self, {"checkpoint_every": 0, "checkpoint_minutes": 0, "log_every": 1})
@@ -198,9 +224,51 @@ GROUPS = {"model": ModelSettings, "data": DataSettings, "optimisation": Optimisa
           "mean teacher": MeanTeacherSettings, "run folder": RunSettings}
 
 
-def settings_by_group() -> str:
-    """The training settings, one line per group (for ``--help``)."""
-    return "\n".join(f"  {name}: {' '.join(f.name for f in dataclasses.fields(group))}" for name, group in GROUPS.items())
+MEANING_COLUMN = 30  # where a setting's meaning starts in --help
+
+
+def shown_default(f: dataclasses.Field) -> str:
+    """A setting's default as ``--set`` takes it: JSON (``null``, ``true``, ``0.002``, ``{}``), a string bare."""
+    if "shown" in f.metadata:
+        return f.metadata["shown"]
+    value = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def documented_attributes(cls: type) -> dict[str, str]:
+    """Name -> meaning from the ``Attributes:`` section of a class's docstring (Google style); an entry may name
+    several attributes (``a, b, c: ...``)."""
+    doc = inspect.getdoc(cls) or ""
+    meanings: dict[str, str] = {}
+    names: list[str] = []
+    for line in doc.partition("Attributes:")[2].splitlines():
+        entry = re.match(r"^ {4}(\w+(?:\s*[,/]\s*\w+)*):\s+(.*)$", line)
+        if entry:
+            names = re.split(r"\s*[,/]\s*", entry.group(1))
+            meanings.update({name: entry.group(2) for name in names})
+        elif line.startswith(" " * 8) and names:
+            meanings.update({name: f"{meanings[name]} {line.strip()}" for name in names})
+        elif line.strip() and not line.startswith(" "):
+            break  # the next section
+    return meanings
+
+
+def settings_help() -> str:
+    """Every training setting with its meaning and default, by group, and every model setting with its meaning (the
+    epilog of ``rladder-stream train --help``, made from the fields themselves so the two cannot drift apart)."""
+    line = lambda name, meaning: f"  {name.ljust(MEANING_COLUMN - 4)}  {meaning}"  # noqa: E731
+    parts = ["Settings, changed with --set NAME=VALUE (VALUE is JSON: a number, true, false, null, a list or an object; "
+             "anything else is a string)."]
+    for group, cls in GROUPS.items():
+        rows = [line(f.name, f"{f.metadata['help']} (default: {shown_default(f)})") for f in dataclasses.fields(cls)]
+        parts.append(f"{group} settings:\n" + "\n".join(rows))
+    meanings = documented_attributes(LadderConfig)
+    rows = [line(f.name, meanings[f.name]) for f in dataclasses.fields(LadderConfig)]
+    parts.append("The model configuration settings below change the configuration itself; their defaults are the configuration's "
+                 "('rladder-stream info FILE' shows a trained model's). levels is a list such as "
+                 '[{"channels": 8}, {"channels": 16, "pool": 2, "kind": "gru"}].')
+    parts.append("model configuration settings:\n" + "\n".join(rows))
+    return "\n\n".join(parts)
 
 
 # ============================================================================ key=value

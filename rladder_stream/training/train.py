@@ -42,7 +42,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..errors import TrainingDiverged, TrainingInterrupted
+from ..errors import ModelFileError, TrainingDiverged, TrainingInterrupted, UsageError
 from ..model.cells import TickBatchNorm
 from ..model.registry import build_model, get_config
 from ..streaming.checkpoint import load_checkpoint, save_checkpoint
@@ -50,7 +50,7 @@ from .flops import count_flops, measure_peak
 from .mean_teacher import MeanTeacher, consistency_cost
 from .run_folder import check_resume, resumed_history
 from .settings import (TEXTURE_SETTINGS, DataSettings, MeanTeacherSettings, ModelSettings, OptimisationSettings, RunSettings,
-                       ScheduleSettings, parse_settings, settings_by_group)
+                       ScheduleSettings, parse_settings, settings_help)
 from .tasks import TASKS, Task, task_for
 
 __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "parse_overrides", "train", "train_cli_main"]
@@ -549,10 +549,10 @@ def warm_start(model: torch.nn.Module, source: str, log: Callable[[str], None] =
     other_shape = [f"{k} {tuple(weights[k].shape)} -> {tuple(v.shape)}" for k, v in own.items()
                    if k in weights and weights[k].shape != v.shape]
     if other_shape:
-        raise ValueError(f"init_from={source}: tensors of another shape: {', '.join(other_shape)}")
+        raise UsageError(f"init_from={source}: tensors of another shape: {', '.join(other_shape)}")
     copied = {k: weights[k] for k in own if k in weights}
     if not copied:
-        raise ValueError(f"init_from={source}: the checkpoint holds none of this model's tensors")
+        raise UsageError(f"init_from={source}: the checkpoint holds none of this model's tensors")
     model.load_state_dict(copied, strict=False)
     new = [k for k in own if k not in weights]
     with torch.no_grad():
@@ -740,16 +740,28 @@ def join_processes(device_name: str) -> tuple[int, int, torch.device, bool]:
 
 def train_cli_main(argv: list[str]) -> int:
     """``rladder-stream train CONFIG [--set key=value ...] [--out DIR]``."""
-    import argparse
-
     from ..arguments import OneLineArgumentParser
     from ..errors import one_line
 
-    parser = OneLineArgumentParser(prog="rladder-stream train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog="training settings, by group (any model setting goes too):\n" + settings_by_group())
-    parser.add_argument("config", help="a registered model configuration (see 'rladder-stream configs')")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training or model settings, e.g. epochs=3 lr=1e-3 decoder_cell=convg3")
-    parser.add_argument("--out", help="run folder (checkpoints, log.csv, results.json); resumes if it holds last.pt")
+    parser = OneLineArgumentParser(
+        prog="rladder-stream train",
+        description="Train a registered model configuration (see 'rladder-stream configs') and keep everything in a run "
+                    "folder: last.pt (the checkpoint, which every command's --model streams), log.csv (the costs and "
+                    "validation metrics as training goes) and results.json (the test metrics at the end). Running the "
+                    "same command again resumes a run folder that holds last.pt, exactly where it stopped; Ctrl-C stops "
+                    "after the step in hand and saves. Every setting listed below can be changed with --set; a model "
+                    "setting changes the configuration itself. Under torchrun the run is spread over several processes "
+                    "or GPUs.",
+        examples=["rladder-stream train omm-rladder --set size=tiny epochs=1 --out runs/try",
+                  "rladder-stream train omm-rladder --set epochs=4 lr=1e-3 decoder_cell=convg3 --out runs/omm",
+                  "rladder-stream train music-rladder --set dataset=nottingham data_dir=../data",
+                  "torchrun --standalone --nproc_per_node 2 -m rladder_stream train omm-rladder --set size=gpu"],
+        epilog=settings_help())
+    parser.add_argument("config", help="the registered model configuration to train (see 'rladder-stream configs')")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="training or model settings (listed below), e.g. epochs=3 lr=1e-3 decoder_cell=convg3")
+    parser.add_argument("--out", help="the run folder (default: runs/CONFIG-SIZE-seedSEED); a folder that holds last.pt "
+                                      "is resumed")
     parser.add_argument("--resume-with-changes", action="store_true",
                         help="resume the --out run even though its settings differ from these (refused otherwise)")
     args = parser.parse_args(argv)
@@ -762,6 +774,8 @@ def train_cli_main(argv: list[str]) -> int:
             cfg.out = os.path.join("runs", f"{args.config}-{cfg.size}-seed{cfg.seed}")
         cfg.resume_with_changes = cfg.resume_with_changes or args.resume_with_changes
         get_config(cfg.model, size=cfg.size, **cfg.model_overrides)  # fail fast on bad settings
+    except ModelFileError:
+        raise  # a file a setting names (init_from): a user error (exit 1), as a bad --model is in every command
     except (ValueError, KeyError, TypeError) as exc:
         parser.error(one_line(exc))
     try:
