@@ -170,7 +170,7 @@ class ScheduleSettings:
                                                  "resume); null: never")
 
     def check_schedule(self) -> None:
-        check_at_least(self, {"epochs": 1, "warmup_steps": 0, "class_cost_from_step": 0, "time_budget_s": TINY,
+        check_at_least(self, {"epochs": 1, "warmup_steps": 0, "class_cost_from_step": 0, "time_budget_s": 0,
                               "stop_after_steps": 1}, optional=("time_budget_s", "stop_after_steps"))
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
