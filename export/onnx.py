@@ -236,6 +236,11 @@ def export_onnx(
     batch = 2
     obs = torch.rand((batch, *model.config.obs_shape), generator=gen)
     state = {k: 0.5 * torch.randn((batch, *shape), generator=gen) for k, shape in spec.items()}
+    if getattr(model.config, "groups", 0):  # an RTagger is checked on what it is fed: masks that sum to 1, z in range,
+        start = model.init_state(batch, generator=gen)  # its tick counter, and (binary inputs) binary images; random
+        state.update({k: start[k] for k in ("z", "m", "tick") if k in start})  # ones drive a trained engine's dense
+        if model.config.tagger_input == "binary":  # activations into the thousands, where float32 rounding alone
+            obs = (obs < 0.3).float()  # exceeds the check's tolerance
     with torch.no_grad():
         want_outputs, want_state = model.step(obs, state)
     output_names = list(want_outputs)
