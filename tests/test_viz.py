@@ -154,8 +154,26 @@ def test_demo_figure_has_a_title_every_episode_every_panel_named_and_a_legend(th
     assert len(axes) == 3 * len(DEMO_ROWS) * 5
     assert sum(ax.get_ylabel() in DEMO_ROWS for ax in axes) == 3 * len(DEMO_ROWS)  # every row named in every block
     legend = " | ".join(t.get_text() for sub in fig.subfigs for lg in sub.legends for t in lg.get_texts())
-    for word in ("occluding bars", "ink", "background", "true digit"):
+    for word in ("occluding bars", "ink", "background", "true digit", "highest probability"):
         assert word in legend
+    assert text.count("(higher is better)") == 3  # every episode's log-likelihood says which way is good
+
+
+def test_demo_forecast_row_has_its_own_stated_scale(three_episodes, embedded_data):
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
+    from rladder_stream.apps.figures import DEMO_ROWS, FORECAST_FLOOR, build_demo_figure, demo_frames
+
+    fig = build_demo_figure(three_episodes, "x", OCCLUDED)
+    for block, episode in zip(fig.subfigs[1:], three_episodes):
+        axes = np.asarray(block.axes).reshape(len(DEMO_ROWS), 5)
+        for t, ax in enumerate(axes[1]):  # the forecast row: black is the frame's own highest probability
+            top = max(float(episode.predicted[t].max()), FORECAST_FLOOR)
+            assert ax.images[0].norm.vmax == pytest.approx(top) and f"black = p {top:.2f}" in ax.get_xlabel()
+            assert axes[0, t].images[0].norm.vmax == 1.0  # the observed frames keep the 0..1 scale
+    # the shipped model's forecasts are unsure (max well below 1): on the 0..1 scale they were barely visible
+    assert max(float(e.predicted.max()) for e in three_episodes) < 0.9
+    first = demo_frames(three_episodes[:1], "x", OCCLUDED)[0]
+    assert first.size[0] > first.size[1]
 
 
 def test_demo_picture_draws_the_occluder(three_episodes, embedded_data):

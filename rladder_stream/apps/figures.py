@@ -472,8 +472,10 @@ def groups_cli_main(argv: list[str]) -> int:
 OCCLUDER_COLOUR = "#f28e2b"  # the bars of Occluded Moving MNIST, drawn over the frames that have them
 TRUE_CLASS_COLOUR = "#2ca02c"
 OTHER_CLASS_COLOUR = "#b0b0b0"
-DEMO_ROWS = ("observed frame t\n(bars hide the digit)", "forecast of\nframe t+1", "actual\nframe t+1",
-             "clean frame t+1\n(without bars)", "class belief\nafter frame t")
+DEMO_ROWS = ("observed frame t\n(bars hide the digit)", "forecast of\nframe t+1\n(own scale:\nblack = its max p)",
+             "actual\nframe t+1", "clean frame t+1\n(without bars)", "class belief\nafter frame t")
+HIGHER_IS_BETTER = "higher is better"  # said wherever a log-likelihood is shown
+FORECAST_FLOOR = 0.05  # the forecast's own scale never goes below this (a blank forecast stays blank)
 
 
 def figure_to_image(fig: Any) -> Image.Image:
@@ -485,11 +487,12 @@ def figure_to_image(fig: Any) -> Image.Image:
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 
-def _frame(ax: Any, image: np.ndarray, occluder: np.ndarray | None = None) -> None:
-    """A frame dark ink on white (values in [0, 1]), with the occluding bars over it in colour."""
+def _frame(ax: Any, image: np.ndarray, occluder: np.ndarray | None = None, vmax: float = 1.0) -> None:
+    """A frame dark ink on white (values in [0, ``vmax``]: ``vmax`` and above black), with the occluding bars over
+    it in colour."""
     from matplotlib.colors import ListedColormap
 
-    ax.imshow(1.0 - np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(np.clip(image, 0, vmax), cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
     if occluder is not None:
         ax.imshow(np.ma.masked_where(~occluder, np.ones(occluder.shape)), cmap=ListedColormap([OCCLUDER_COLOUR]),
                   alpha=0.45, interpolation="nearest")
@@ -512,11 +515,27 @@ def _belief(ax: Any, probs: np.ndarray | None, label: int) -> None:
     ax.set_title(f"{guess}: {probs[guess]:.2f}", fontsize=7, pad=2)
 
 
+def forecast_scale(forecast: np.ndarray) -> float:
+    """The top of a forecast's own grey scale: its highest probability of ink (at least :data:`FORECAST_FLOOR`),
+    so a faint forecast (a model that is unsure spreads little probability over many pixels) is still seen."""
+    return max(float(np.max(forecast)), FORECAST_FLOOR)
+
+
+def _forecast(ax: Any, forecast: np.ndarray | None, fontsize: float = 6) -> None:
+    """A forecast of ink probabilities on its own scale (black = its highest probability), that scale stated."""
+    if forecast is None:
+        ax.axis("off")
+        return
+    top = forecast_scale(forecast)
+    _frame(ax, forecast, vmax=top)
+    ax.set_xlabel(f"black = p {top:.2f}", fontsize=fontsize, labelpad=1)
+
+
 def _legend(fig: Any, with_beliefs: bool, loc: str = "lower center") -> None:
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor=OCCLUDER_COLOUR, alpha=0.45, label="occluding bars (the model sees 0 there)"),
-               Patch(facecolor="black", label="ink = 1 (forecast: probability of ink)"),
+               Patch(facecolor="black", label="ink = 1; forecast: its highest probability of ink (stated under it)"),
                Patch(facecolor="white", edgecolor="grey", label="background = 0")]
     if with_beliefs:
         handles += [Patch(facecolor=TRUE_CLASS_COLOUR, label="belief in the true digit"),
@@ -529,8 +548,8 @@ def _episode_title(episode: EpisodeRecord) -> str:
     if episode.class_probs is not None:
         guess = int(np.argmax(episode.class_probs[-1]))
         verdict = "correct" if guess == episode.label else "wrong"
-        text += f"; after the last frame the model says {guess} ({episode.class_probs[-1][guess]:.2f}, {verdict})"
-    return text + f"; log-likelihood of the next frames {episode.rewards.mean():.1f} per frame"
+        text += f"; at the end the model says {guess} ({episode.class_probs[-1][guess]:.2f}, {verdict})"
+    return text + f"; log-likelihood of the next frame {episode.rewards.mean():.1f} per tick ({HIGHER_IS_BETTER})"
 
 
 def demo_figure(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndarray | None = None) -> Image.Image:
@@ -555,10 +574,7 @@ def build_demo_figure(episodes: Sequence[EpisodeRecord], title: str, occluder: n
         for t in range(ticks):
             _frame(axes[0, t], episode.observed[t], occluder)
             axes[0, t].set_title(f"t = {t + 1}", fontsize=8)
-            if episode.predicted is not None:
-                _frame(axes[1, t], episode.predicted[t])
-            else:
-                axes[1, t].axis("off")
+            _forecast(axes[1, t], None if episode.predicted is None else episode.predicted[t])
             _frame(axes[2, t], episode.observed[t + 1], occluder)
             _frame(axes[3, t], episode.clean[t + 1])
             _belief(axes[4, t], None if episode.class_probs is None else episode.class_probs[t], episode.label)
@@ -577,18 +593,18 @@ def demo_frames(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndar
         for t in range(len(episode.rewards)):
             fig = Figure(figsize=(9.5, 2.9), dpi=90)
             fig.suptitle(f"{title}\ntest episode {episode.index}, digit {episode.label}: tick {t + 1} of "
-                         f"{len(episode.rewards)}, log-likelihood of the next frame {episode.rewards[t]:.1f}", fontsize=8)
-            axes = fig.subplots(1, 5, gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.24, "top": 0.68, "wspace": 0.25})
+                         f"{len(episode.rewards)}, log-likelihood of the next frame {episode.rewards[t]:.1f} ({HIGHER_IS_BETTER})",
+                         fontsize=8)
+            axes = fig.subplots(1, 5, gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.3, "top": 0.7, "wspace": 0.25})
             _frame(axes[0], episode.observed[t], occluder)
-            if episode.predicted is not None:
-                _frame(axes[1], episode.predicted[t])
-            else:
-                axes[1].axis("off")
+            _forecast(axes[1], None if episode.predicted is None else episode.predicted[t], fontsize=7)
             _frame(axes[2], episode.observed[t + 1], occluder)
             _frame(axes[3], episode.clean[t + 1])
             _belief(axes[4], None if episode.class_probs is None else episode.class_probs[t], episode.label)
             names = [f"observed frame {t + 1}\n(bars hide the digit)", f"forecast of frame {t + 2}", f"actual frame {t + 2}",
                      f"clean frame {t + 2}\n(without bars)", f"class belief after frame {t + 1}"]
+            if episode.predicted is not None:  # the forecast's own grey scale, stated
+                names[1] += f"\n(own scale: black = p {forecast_scale(episode.predicted[t]):.2f})"
             for ax, name in zip(axes, names):
                 ax.set_xlabel(name, fontsize=7)
             _legend(fig, episode.class_probs is not None)
