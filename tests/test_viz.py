@@ -204,6 +204,25 @@ def test_piano_roll_figure_has_pitch_and_time_axes():
     ax = fig.axes[0]
     assert "pitch" in ax.get_ylabel() and "time step" in ax.get_xlabel()
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert "C4" in labels and "C8" in labels
-    assert ax.get_ylim() == (20.5, 108.5) and ax.get_xlim() == (0.0, 40.0)  # MIDI 21..108, one unit a step
-    assert "beat" in _texts(fig) and "a song" in _texts(fig)
+    assert "C4" in labels and "G3" in labels and "C8" not in labels  # note names, zoomed to the notes played
+    assert ax.get_ylim() == (53.5, 66.5) and ax.get_xlim() == (0.0, 40.0)  # an octave around MIDI 60, a unit a step
+    assert "beat" in _texts(fig) and "a song" in _texts(fig) and "shown:" not in _texts(fig)  # short: all of it
+
+
+def test_piano_roll_of_a_long_piece_shows_the_continuation_after_the_inputs_last_steps():
+    from rladder_stream.apps.figures import ROLL_CONTEXT_STEPS, build_piano_roll_figure, pitch_window
+
+    roll = np.zeros((200, 88), np.uint8)
+    roll[:150:3, 48 - 21] = roll[1:150:5, 79 - 21] = 1  # the input plays C3 .. G5
+    roll[150::2, 50 - 21] = roll[150::3, 84 - 21] = 1  # the continuation D3 .. C6
+    fig = build_piano_roll_figure(roll, None, split=150, title="a long song", steps_per_beat=1)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (150.0 - ROLL_CONTEXT_STEPS, 200.0)  # not the whole piece squeezed
+    assert pitch_window(roll) == (45, 87) and ax.get_ylim() == (44.5, 87.5)  # the notes played, 3 semitones margin
+    assert f"the input's last {ROLL_CONTEXT_STEPS} of 150 steps" in _texts(fig)
+    whole = build_piano_roll_figure(roll, None, split=150, title="a long song", steps_per_beat=1, context=None)
+    assert whole.axes[0].get_xlim() == (0.0, 200.0) and "shown:" not in _texts(whole)
+    assert pitch_window(np.zeros((5, 88))) == (21, 108)  # silence: the whole piano
+    top = np.zeros((5, 88))
+    top[:, 87] = 1
+    assert pitch_window(top) == (96, 108)  # an octave at least, inside the piano

@@ -612,27 +612,75 @@ def demo_frames(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndar
     return frames
 
 
+ROLL_CONTEXT_STEPS = 32  # on a long piece the picture shows the continuation after the input's last 32 steps
+ROLL_PITCH_MARGIN = 3  # semitones shown above the highest and below the lowest note played
+ROLL_MIN_SPAN = 12  # the pitch axis shows at least an octave
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(midi: int) -> str:
+    """Scientific pitch notation of a MIDI note: 60 -> C4, 69 -> A4."""
+    return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def pitch_window(roll: np.ndarray, margin: int = ROLL_PITCH_MARGIN, min_span: int = ROLL_MIN_SPAN) -> tuple[int, int]:
+    """The MIDI notes ``(lowest, highest)`` a piano-roll picture shows: those the ``[T, 88]`` roll plays, ``margin``
+    semitones more on each side, at least ``min_span`` semitones in all, inside the piano (21..108); the whole
+    piano for a silent roll."""
+    keys = np.flatnonzero(np.asarray(roll).any(axis=0))
+    if keys.size == 0:
+        return 21, 108
+    lo, hi = int(keys.min()) + 21 - margin, int(keys.max()) + 21 + margin
+    if hi - lo < min_span:
+        grow = min_span - (hi - lo)
+        lo, hi = lo - grow // 2, hi + grow - grow // 2
+    if lo < 21:
+        lo, hi = 21, hi + 21 - lo
+    if hi > 108:
+        lo, hi = lo - (hi - 108), 108
+    return max(lo, 21), min(hi, 108)
+
+
+def roll_window(steps: int, split: int | None, context: int | None = ROLL_CONTEXT_STEPS) -> tuple[int, int]:
+    """The steps ``[first, end)`` a piano-roll picture shows: everything, or, when the input before ``split`` is
+    longer than ``context`` steps, the continuation after the input's last ``context`` steps (``context=None``:
+    always everything)."""
+    if context is None or split is None or not 0 < split < steps or split <= context:
+        return 0, steps
+    return split - context, steps
+
+
 def piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = None, split: int | None = None, title: str = "",
-                      steps_per_beat: int = 2) -> Image.Image:
-    """A ``[T, 88]`` piano roll with a pitch axis (C notes named, C4 = MIDI 60) and a time axis (steps and beats):
-    the input's notes black, a continuation's (from ``split`` on) blue, the forecast probability as grey shading."""
-    return figure_to_image(build_piano_roll_figure(roll, forecasts, split, title, steps_per_beat))
+                      steps_per_beat: int = 2, context: int | None = ROLL_CONTEXT_STEPS) -> Image.Image:
+    """A ``[T, 88]`` piano roll with a pitch axis (note names, C4 = MIDI 60; zoomed to the notes played) and a time
+    axis (steps and beats): the input's notes black, a continuation's (from ``split`` on) blue, the forecast
+    probability as grey shading; a long input is cut to its last ``context`` steps (``None``: the whole piece)."""
+    return figure_to_image(build_piano_roll_figure(roll, forecasts, split, title, steps_per_beat, context))
 
 
 def build_piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = None, split: int | None = None,
-                            title: str = "", steps_per_beat: int = 2) -> Any:
+                            title: str = "", steps_per_beat: int = 2, context: int | None = ROLL_CONTEXT_STEPS) -> Any:
     """The matplotlib ``Figure`` of :func:`piano_roll_figure`."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     picture = np.asarray(piano_roll_image(roll, forecasts, split, scale=1, mark_split=False))  # keys top-down, a pixel a cell
     steps = len(roll)
-    fig = Figure(figsize=(min(16.0, 2.5 + steps * 0.06), 5.2), dpi=90)
-    ax = fig.add_axes((0.08, 0.2, 0.9, 0.64))
-    ax.imshow(picture, aspect="auto", interpolation="nearest", extent=(0, steps, 20.5, 108.5))
-    c_notes = list(range(24, 109, 12))
-    ax.set_yticks(c_notes, [f"C{n // 12 - 1}" for n in c_notes], fontsize=7)
-    ax.set_ylabel("pitch (MIDI note; C4 = 60)", fontsize=8)
+    first, end = roll_window(steps, split, context)
+    lo, hi = pitch_window(np.asarray(roll)[first:end])
+    picture = picture[108 - hi:108 - lo + 1, first:end]  # row r is MIDI 108 - r
+    shown = end - first
+    fig = Figure(figsize=(min(16.0, max(6.5, 2.5 + shown * 0.08)), 5.2), dpi=90)
+    ax = fig.add_axes((0.1, 0.2, 0.88, 0.6))
+    ax.imshow(picture, aspect="auto", interpolation="nearest", extent=(first, end, lo - 0.5, hi + 0.5))
+    span = hi - lo
+    # named: every natural note on a narrow axis, C E G on a wider one, the Cs on the whole piano; every key a minor tick
+    names = {0, 2, 4, 5, 7, 9, 11} if span <= 26 else {0, 4, 7} if span <= 52 else {0}
+    named = [n for n in range(lo, hi + 1) if n % 12 in names]
+    if span <= 52:
+        ax.set_yticks(range(lo, hi + 1), minor=True)
+    ax.set_yticks(named, [note_name(n) for n in named], fontsize=6 if span <= 52 else 7)
+    ax.set_ylabel("pitch (C4 = MIDI 60)", fontsize=8)
     ax.set_xlabel(f"time step ({steps_per_beat} per beat)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     if steps_per_beat > 1:
@@ -641,8 +689,9 @@ def build_piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = Non
         beats.tick_params(labelsize=7)
     if split is not None and 0 < split < steps:
         ax.axvline(split, color=(220 / 255, 30 / 255, 30 / 255), linewidth=1.5)
-    if title:
-        fig.suptitle(title, fontsize=9, y=0.98)
+    window = "" if first == 0 else f"shown: the input's last {split - first} of {split} steps, then the continuation"
+    if title or window:
+        fig.suptitle("\n".join(t for t in (title, window) if t), fontsize=9, y=0.985)
     handles = [Patch(facecolor="black", label="notes of the input")]
     if split is not None and split < steps:
         handles.append(Patch(facecolor=(20 / 255, 70 / 255, 220 / 255), label="notes of the continuation"))
