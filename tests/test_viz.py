@@ -12,7 +12,9 @@ import rladder_stream.envs  # noqa: F401  (registers the environments)
 from rladder_stream import Predictor, build_model, get_config
 from rladder_stream.apps.cli import main as cli_main
 from shared_data import find_shared_data, needs_shared
-from rladder_stream.apps.figures import FIG4_FOOTER, FIG4_PAD, figure4, figure4_cell, figure4_frames, record_episode, to_uint8
+from rladder_stream.apps.figures import (FIG4_ROWS, FORECAST_FLOOR, build_figure4, figure4, figure4_frames, figure4_title,
+                                         record_episode)
+from rladder_stream.envs.occluded_mnist import OCCLUDED
 
 SCALE = 2
 
@@ -43,12 +45,20 @@ def test_probe_output_is_the_sigmoid_of_the_probe_logits(embedded_data):
     assert _predictor("omm-rladder-no-d2e").step(frame).probe is None  # a model without a probe has none
 
 
-def _panel(image: Image.Image, box) -> np.ndarray:
-    return np.asarray(image.crop(box).convert("L"))
+def _grid(fig, n_rows: int, n_cols: int = 6) -> np.ndarray:
+    """Figure 4's axes, one per cell (empty cells included), row by row."""
+    assert len(fig.axes) == n_rows * n_cols
+    return np.asarray(fig.axes).reshape(n_rows, n_cols)
 
 
-def _expected(frame: np.ndarray) -> np.ndarray:
-    return np.kron(to_uint8(frame), np.ones((SCALE, SCALE), np.uint8))
+def _legend_text(fig) -> str:
+    return " | ".join(t.get_text() for lg in fig.legends for t in lg.get_texts())
+
+
+def _orange(image) -> int:
+    """How many pixels have the colour of the occluding bars drawn at 45 % over white."""
+    rgb = np.asarray(image).astype(int)
+    return int(((abs(rgb[..., 0] - 249) < 8) & (abs(rgb[..., 1] - 204) < 12) & (abs(rgb[..., 2] - 159) < 14)).sum())
 
 
 def test_figure4_has_every_panel_in_place_dark_on_white(embedded_data):
@@ -58,41 +68,53 @@ def test_figure4_has_every_panel_in_place_dark_on_white(embedded_data):
     assert ((episode.probe >= 0) & (episode.probe <= 1)).all()
     assert episode.class_probs.shape == (5, 10) and episode.index == 2 and 0 <= episode.label <= 9
 
-    image = figure4(episode, scale=SCALE)
-    _, _, right, bottom = figure4_cell(3, 5, (32, 32), SCALE)  # 4 rows x 6 columns
-    assert image.size == (right + FIG4_PAD, bottom + FIG4_PAD + FIG4_FOOTER)
+    fig = build_figure4(episode, scale=SCALE, occluder=OCCLUDED)
+    grid = _grid(fig, 4)  # 4 rows x 6 columns
     rows = {0: episode.clean, 1: episode.observed, 2: [None, *episode.predicted], 3: [*episode.probe, None]}
     panels = 0
     for r, frames in rows.items():
         for c, frame in enumerate(frames):
-            got = _panel(image, figure4_cell(r, c, (32, 32), SCALE))
+            ax = grid[r, c]
             if frame is None:
-                assert (got == 255).all()  # nothing predicts frame 1; the probe reads no frame after the last
+                assert not ax.images  # nothing predicts frame 1; the probe reads no frame after the last
+                continue
+            shown = ax.images[0]
+            assert shown.get_cmap().name == "gray_r" and shown.norm.vmin == 0  # dark ink on white
+            if r >= 2:  # predicted and probe: each on its own scale, stated under it
+                top = max(float(frame.max()), FORECAST_FLOOR)
+                assert shown.norm.vmax == pytest.approx(top) and f"black = {top:.2f}" in ax.get_xlabel()
             else:
-                np.testing.assert_array_equal(got, _expected(frame))
-                panels += 1
+                assert shown.norm.vmax == 1.0
+            np.testing.assert_allclose(np.asarray(shown.get_array()), np.clip(frame, 0, shown.norm.vmax))
+            assert len(ax.images) == (2 if r == 1 else 1)  # the bars drawn over the observed frames only
+            panels += 1
     assert panels == 6 + 6 + 5 + 5
-    ink = episode.clean[0] > 0.99
-    gt = _panel(image, figure4_cell(0, 0, (32, 32), SCALE))[::SCALE, ::SCALE]
-    assert (gt[ink] == 0).all() and (gt[episode.clean[0] == 0] == 255).all()  # dark digit, white background
+    assert [grid[r, 0].get_ylabel() for r in range(4)] == list(FIG4_ROWS)  # every row named
+    assert figure4_title(episode) in _texts(fig) and "class belief after frame 5" in _texts(fig)
+    legend = _legend_text(fig)
+    for name in FIG4_ROWS:  # the legend says what every row is; the probe row in particular
+        assert FIG4_ROWS[name] in legend
+    assert "gradient stopped" in legend and "occluding bars" in legend
+    with_bars, without = figure4(episode, SCALE, occluder=OCCLUDED), figure4(episode, SCALE)
+    assert _orange(with_bars) > 20 * _orange(without) + 1000
 
 
 def test_figure4_leaves_out_the_rows_a_model_does_not_have(embedded_data):
     episode = record_episode(_predictor("omm-hrnn"), _test_env(), index=0)
     assert episode.predicted is None and episode.probe is None
-    image = figure4(episode, scale=SCALE)
-    _, _, right, bottom = figure4_cell(1, 5, (32, 32), SCALE)  # two rows only
-    assert image.size == (right + FIG4_PAD, bottom + FIG4_PAD + FIG4_FOOTER)
+    grid = _grid(build_figure4(episode, scale=SCALE), 2)  # two rows only
+    assert [ax.get_ylabel() for ax in grid[:, 0]] == ["ground truth", "observed"]
+    assert "probe" not in _legend_text(build_figure4(episode, scale=SCALE))
 
 
 def test_gif_frames_fill_in_one_frame_at_a_time(embedded_data):
     episode = record_episode(_predictor(), _test_env(), index=1)
-    frames = figure4_frames(episode, scale=SCALE)
+    frames = figure4_frames(episode, scale=SCALE, occluder=OCCLUDED)
     assert len(frames) == 6 and all(f.size == frames[0].size for f in frames)
-    assert np.array_equal(np.asarray(frames[-1]), np.asarray(figure4(episode, scale=SCALE)))
-    box = figure4_cell(0, 3, (32, 32), SCALE)  # ground truth at t=4
-    assert (_panel(frames[2], box) == 255).all()
-    np.testing.assert_array_equal(_panel(frames[3], box), _expected(episode.clean[3]))
+    assert np.array_equal(np.asarray(frames[-1]), np.asarray(figure4(episode, scale=SCALE, occluder=OCCLUDED)))
+    grid = _grid(build_figure4(episode, scale=SCALE, ticks=3), 4)
+    assert grid[0, 2].images and not grid[0, 3].images  # ground truth at t=4 not drawn yet after 3 ticks
+    assert "after frame 3" in _texts(grid[0, 0].figure)
 
 
 def test_figure4_command_writes_png_and_gif_for_the_chosen_episode(tmp_path, embedded_data, capsys):
@@ -101,9 +123,11 @@ def test_figure4_command_writes_png_and_gif_for_the_chosen_episode(tmp_path, emb
     out = tmp_path / "fig"
     assert cli_main(["figure4", "--model", str(checkpoint), "--index", "4", "--out", str(out), "--scale", str(SCALE)]) == 0
     png, gif = out / "figure4-test4.png", out / "figure4-test4.gif"
-    want = figure4(record_episode(Predictor.from_checkpoint(checkpoint), _test_env(), index=4), scale=SCALE)
+    episode = record_episode(Predictor.from_checkpoint(checkpoint), _test_env(), index=4)
+    want = figure4(episode, scale=SCALE, occluder=OCCLUDED, title=figure4_title(episode, "model.pt"))
     np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(want))
-    other = figure4(record_episode(Predictor.from_checkpoint(checkpoint), _test_env(), index=0), scale=SCALE)
+    other = record_episode(Predictor.from_checkpoint(checkpoint), _test_env(), index=0)
+    other = figure4(other, scale=SCALE, occluder=OCCLUDED, title=figure4_title(other, "model.pt"))
     assert not np.array_equal(np.asarray(other), np.asarray(want))  # --index chose the episode
     with Image.open(gif) as animation:
         assert animation.n_frames == 6 and animation.size == want.size
@@ -180,12 +204,8 @@ def test_demo_picture_draws_the_occluder(three_episodes, embedded_data):
     from rladder_stream.envs.occluded_mnist import OCCLUDED
     from rladder_stream.apps.figures import demo_figure
 
-    def orange(image):
-        rgb = np.asarray(image).astype(int)
-        return int(((abs(rgb[..., 0] - 249) < 8) & (abs(rgb[..., 1] - 204) < 12) & (abs(rgb[..., 2] - 159) < 14)).sum())
-
     with_bars, without = demo_figure(three_episodes[:1], "x", OCCLUDED), demo_figure(three_episodes[:1], "x", None)
-    assert orange(with_bars) > 20 * orange(without) + 1000
+    assert _orange(with_bars) > 20 * _orange(without) + 1000
 
 
 def test_demo_command_writes_every_episode_into_the_gif(tmp_path, embedded_data, capsys):

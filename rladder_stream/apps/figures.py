@@ -77,10 +77,14 @@ def stack_vertically(frames: Sequence[Image.Image], pad: int = 2) -> Image.Image
 
 # ============================================================================ the paper's Figure 4
 
-FIG4_LABEL_WIDTH = 84  # pixels left of the grid for the row names
-FIG4_HEADER = 14  # pixels above the grid for the column names
-FIG4_FOOTER = 16  # pixels below the grid for the caption
-FIG4_PAD = 4
+FIG4_ROWS = {  # each row of Figure 4 and what it is (the figure's legend)
+    "ground truth": "ground truth: the clean frame t, without the bars (the model never sees it)",
+    "observed": "observed: frame t as the model sees it; the orange bars hide the digit (0 there)",
+    "predicted": "predicted: the model's forecast of frame t, made after frame t - 1 (probability of ink)",
+    "probe": "probe: the clean frame t read out of the lowest decoder map with its gradient stopped,\n"
+             "    i.e. what the decoder knows about the parts the bars hide (trained without changing the model)",
+}
+FIG4_OWN_SCALE = ("predicted", "probe")  # rows drawn on their own grey scale, black = the panel's highest value
 
 
 @dataclass(frozen=True)
@@ -141,52 +145,87 @@ def figure4_rows(episode: EpisodeRecord) -> list[tuple[str, list[np.ndarray | No
     return [(name, (cells + [None] * n)[:n]) for name, cells in rows]
 
 
-def figure4_cell(row: int, col: int, frame_shape: tuple[int, int], scale: int) -> tuple[int, int, int, int]:
-    """The box ``(left, top, right, bottom)`` of panel (row, col) in :func:`figure4`'s picture."""
-    h, w = frame_shape[0] * scale, frame_shape[1] * scale
-    left = FIG4_LABEL_WIDTH + FIG4_PAD + col * (w + FIG4_PAD)
-    top = FIG4_HEADER + FIG4_PAD + row * (h + FIG4_PAD)
-    return left, top, left + w, top + h
+def figure4_title(episode: EpisodeRecord, model: str = "") -> str:
+    """Figure 4's title: the model (a file name), the environment, the episode and its digit."""
+    who = f"{model} on " if model else ""
+    return f"Figure 4: {who}OccludedMovingMNIST-v0, test episode {episode.index}, digit {episode.label}"
 
 
-def figure4(episode: EpisodeRecord, scale: int = 3, ticks: int | None = None) -> Image.Image:
-    """The paper's Figure 4 for one episode: rows ground truth (clean frames), observed (occluded) frames,
-    predicted next frames and probe readout of the unoccluded digit; one column per frame; dark digits on white.
+def build_figure4(episode: EpisodeRecord, scale: int = 3, ticks: int | None = None, occluder: np.ndarray | None = None,
+                  title: str | None = None) -> Any:
+    """The matplotlib ``Figure`` of :func:`figure4`: a ``rows x (T + 1)`` grid of axes (``fig.axes`` row by row,
+    empty cells included), a title, and a legend saying what each row is."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
-    ``ticks`` shows only the first ``ticks`` columns (the frames seen so far; the GIF is made of these).
-    """
     rows = figure4_rows(episode)
     n_cols = len(episode.clean)
     ticks = n_cols if ticks is None else ticks
-    shape = episode.clean.shape[1:]
-    _, _, right, bottom = figure4_cell(len(rows) - 1, n_cols - 1, shape, scale)
-    canvas = Image.new("RGB", (right + FIG4_PAD, bottom + FIG4_PAD + FIG4_FOOTER), "white")
-    draw = ImageDraw.Draw(canvas)
-    for c in range(n_cols):
-        left, top, _, _ = figure4_cell(0, c, shape, scale)
-        draw.text((left, top - FIG4_HEADER), f"t={c + 1}", fill="black")
+    panel = 32 * scale / 90 * 1.15  # inches per panel: about ``scale`` screen pixels per image pixel
+    legend_h = 0.22 * (len(rows) + 2)
+    width, height = 1.3 + n_cols * panel, 0.75 + len(rows) * panel * 1.12 + legend_h
+    fig = Figure(figsize=(max(width, 7.2), height), dpi=90)
+    top, bottom = 1 - 0.62 / height, (legend_h + 0.05) / height
+    axes = np.asarray(fig.subplots(len(rows), n_cols, squeeze=False, gridspec_kw={
+        "left": 1.2 / max(width, 7.2), "right": 0.99, "top": top, "bottom": bottom, "wspace": 0.08, "hspace": 0.22}))
     for r, (name, cells) in enumerate(rows):
-        left, top, _, bottom_r = figure4_cell(r, 0, shape, scale)
-        draw.text((FIG4_PAD, (top + bottom_r) // 2 - 5), name, fill="black")
         for c, image in enumerate(cells):
-            if image is None:
+            ax = axes[r, c]
+            if image is None:  # nothing predicts frame 1; the probe reads no frame after the last
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)  # an empty cell; the axes stay for the row's name
                 continue
-            box = figure4_cell(r, c, shape, scale)
-            draw.rectangle((box[0] - 1, box[1] - 1, box[2], box[3]), outline=(180, 180, 180))  # white panels on white
-            if c < ticks:
-                canvas.paste(_panel(image, scale), box[:2])
-    caption = f"test episode {episode.index}, digit {episode.label}"
+            if c >= ticks:  # not streamed yet (the GIF fills in a column a tick): an empty panel of the frame's size
+                ax.set_xlim(-0.5, image.shape[1] - 0.5)
+                ax.set_ylim(image.shape[0] - 0.5, -0.5)
+                ax.set_aspect("equal")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            if name in FIG4_OWN_SCALE:
+                top_value = forecast_scale(image)
+                _frame(ax, image, vmax=top_value)
+                ax.set_xlabel(f"black = {top_value:.2f}", fontsize=6, labelpad=1)
+            else:
+                _frame(ax, image, occluder if name == "observed" else None)
+        axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
+    for c in range(n_cols):
+        axes[0, c].set_title(f"t = {c + 1}", fontsize=8)
+    subtitle = ""
     if episode.class_probs is not None and ticks >= 1:
         t = min(ticks, len(episode.class_probs)) - 1
         guess = int(np.argmax(episode.class_probs[t]))
-        caption += f"; belief after frame {t + 1}: {guess} ({episode.class_probs[t][guess]:.2f})"
-    draw.text((FIG4_PAD, canvas.height - FIG4_FOOTER + 2), caption, fill="black")
-    return canvas
+        subtitle = f"\nthe model's class belief after frame {t + 1}: {guess} ({episode.class_probs[t][guess]:.2f})"
+    fig.suptitle((title or figure4_title(episode)) + subtitle, fontsize=9, y=1 - 0.05 / height, va="top")
+    handles = [Patch(facecolor="none", edgecolor="none", label=FIG4_ROWS[name]) for name, _ in rows]
+    if occluder is not None:
+        handles.append(Patch(facecolor=OCCLUDER_COLOUR, alpha=0.45, label="occluding bars (the model sees 0 there)"))
+    own = " and ".join(name for name, _ in rows if name in FIG4_OWN_SCALE)
+    handles.append(Patch(facecolor="black", label=f"ink = 1; {own}: each panel on its own grey scale, black = its highest "
+                                                  "value (stated under it)" if own else "ink = 1, background = 0"))
+    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.01, 0.005), fontsize=7, frameon=False,
+               handlelength=1.2, handletextpad=0.4, labelspacing=0.3)
+    return fig
 
 
-def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
+def figure4(episode: EpisodeRecord, scale: int = 3, ticks: int | None = None, occluder: np.ndarray | None = None,
+            title: str | None = None) -> Image.Image:
+    """The paper's Figure 4 for one episode: rows ground truth (clean frames), observed (occluded) frames, with the
+    ``occluder`` bars drawn over them, predicted next frames and the probe's readout of the unoccluded digit; one
+    column per frame; dark digits on white; a title (default :func:`figure4_title`) and a legend saying what each
+    row is.
+
+    ``ticks`` shows only the first ``ticks`` columns (the frames seen so far; the GIF is made of these).
+    """
+    return figure_to_image(build_figure4(episode, scale, ticks, occluder, title))
+
+
+def figure4_frames(episode: EpisodeRecord, scale: int = 3, occluder: np.ndarray | None = None,
+                   title: str | None = None) -> list[Image.Image]:
     """Figure 4 filling in one frame at a time (for :func:`save_gif`); the last one is the whole figure."""
-    return [figure4(episode, scale, ticks=k) for k in range(1, len(episode.clean) + 1)]
+    return [figure4(episode, scale, k, occluder, title) for k in range(1, len(episode.clean) + 1)]
 
 
 def figure_parser(command: str, description: str | None, out: str, out_help: str, index: str) -> OneLineArgumentParser:
@@ -225,8 +264,11 @@ def figure4_cli_main(argv: list[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     png, gif = out / f"figure4-test{args.index}.png", out / f"figure4-test{args.index}.gif"
-    figure4(episode, args.scale).save(png)
-    save_gif(figure4_frames(episode, args.scale), gif, ms_per_frame=700)
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
+
+    title = figure4_title(episode, Path(source.split(" (")[0]).name)
+    figure4(episode, args.scale, occluder=OCCLUDED, title=title).save(png)
+    save_gif(figure4_frames(episode, args.scale, OCCLUDED, title), gif, ms_per_frame=700)
     print(f"model: {source}\nwrote {png} and {gif}")
     return 0
 
