@@ -143,6 +143,19 @@ def test_continuation_is_valid_midi_of_the_requested_length(checkpoint, tmp_path
     assert (tmp_path / "both.png").is_file()  # --png defaults to --out with .png
 
 
+def test_piano_roll_of_a_long_piece_shows_its_last_steps_unless_png_full(checkpoint, tmp_path, capsys):
+    roll = np.zeros((90, 88), np.uint8)
+    roll[::2, 60 - 21] = roll[1::3, 67 - 21] = 1
+    song = piano_roll_to_midi(roll, tmp_path / "long.mid")
+    widths = {}
+    for flags in ([], ["--png-full"]):
+        png = tmp_path / f"roll{len(flags)}.png"
+        assert main(["stream-midi", str(song), "--model", str(checkpoint), "--continue", "8", "--out",
+                     str(tmp_path / "more.mid"), "--png", str(png), "--every", "0", *flags]) == 0
+        widths[bool(flags)] = Image.open(png).size[0]
+    assert widths[True] > widths[False]  # 98 steps drawn against 32 + 8
+
+
 def test_seed_and_threshold_decide_the_continuation(checkpoint, tmp_path):
     from rladder_stream import load_model
 

@@ -49,7 +49,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     predictor, source = predictor_for(args.model, args.runtime, untrained="omm-rladder", seed=args.seed)
     env = make_env("rladder_stream/OccludedMovingMNIST-v0", split="test", data_dir=args.data_dir)
     check_fits(predictor, env, args.model or "the shipped model")
-    print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n")
+    print(f"model: {source}\nenvironment: OccludedMovingMNIST-v0, test split, {args.episodes} episode(s)\n"
+          "log-lik: the log-likelihood of the next frame under the model's forecast, in nats (higher is better)\n")
     correct, total_reward, ticks, records = 0, 0.0, 0, []
     start = time.perf_counter()
     env.reset(seed=args.seed)
@@ -67,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"episode {episode}: label {record.label}, predicted {guess} {'(correct)' if guess == record.label else '(wrong)'}\n")
     elapsed = time.perf_counter() - start
     print(f"classification error {100 * (1 - correct / args.episodes):.1f}% over {args.episodes} episode(s); "
-          f"mean log-likelihood per frame {total_reward / ticks:.2f}; {ticks / elapsed:.0f} ticks/s")
+          f"mean log-likelihood per frame {total_reward / ticks:.2f} (higher is better); {ticks / elapsed:.0f} ticks/s")
     from rladder_stream.envs.occluded_mnist import OCCLUDED
 
     out_dir = Path(args.out)

@@ -78,10 +78,14 @@ def stack_vertically(frames: Sequence[Image.Image], pad: int = 2) -> Image.Image
 
 # ============================================================================ the paper's Figure 4
 
-FIG4_LABEL_WIDTH = 84  # pixels left of the grid for the row names
-FIG4_HEADER = 14  # pixels above the grid for the column names
-FIG4_FOOTER = 16  # pixels below the grid for the caption
-FIG4_PAD = 4
+FIG4_ROWS = {  # each row of Figure 4 and what it is (the figure's legend)
+    "ground truth": "ground truth: the clean frame t, without the bars (the model never sees it)",
+    "observed": "observed: frame t as the model sees it; the orange bars hide the digit (0 there)",
+    "predicted": "predicted: the model's forecast of frame t, made after frame t - 1 (probability of ink)",
+    "probe": "probe: the clean frame t read out of the lowest decoder map with its gradient stopped,\n"
+             "    i.e. what the decoder knows about the parts the bars hide (trained without changing the model)",
+}
+FIG4_OWN_SCALE = ("predicted", "probe")  # rows drawn on their own grey scale, black = the panel's highest value
 
 
 @dataclass(frozen=True)
@@ -142,52 +146,87 @@ def figure4_rows(episode: EpisodeRecord) -> list[tuple[str, list[np.ndarray | No
     return [(name, (cells + [None] * n)[:n]) for name, cells in rows]
 
 
-def figure4_cell(row: int, col: int, frame_shape: tuple[int, int], scale: int) -> tuple[int, int, int, int]:
-    """The box ``(left, top, right, bottom)`` of panel (row, col) in :func:`figure4`'s picture."""
-    h, w = frame_shape[0] * scale, frame_shape[1] * scale
-    left = FIG4_LABEL_WIDTH + FIG4_PAD + col * (w + FIG4_PAD)
-    top = FIG4_HEADER + FIG4_PAD + row * (h + FIG4_PAD)
-    return left, top, left + w, top + h
+def figure4_title(episode: EpisodeRecord, model: str = "") -> str:
+    """Figure 4's title: the model (a file name), the environment, the episode and its digit."""
+    who = f"{model} on " if model else ""
+    return f"Figure 4: {who}OccludedMovingMNIST-v0, test episode {episode.index}, digit {episode.label}"
 
 
-def figure4(episode: EpisodeRecord, scale: int = 3, ticks: int | None = None) -> Image.Image:
-    """The paper's Figure 4 for one episode: rows ground truth (clean frames), observed (occluded) frames,
-    predicted next frames and probe readout of the unoccluded digit; one column per frame; dark digits on white.
+def build_figure4(episode: EpisodeRecord, scale: int = 3, ticks: int | None = None, occluder: np.ndarray | None = None,
+                  title: str | None = None) -> Any:
+    """The matplotlib ``Figure`` of :func:`figure4`: a ``rows x (T + 1)`` grid of axes (``fig.axes`` row by row,
+    empty cells included), a title, and a legend saying what each row is."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
-    ``ticks`` shows only the first ``ticks`` columns (the frames seen so far; the GIF is made of these).
-    """
     rows = figure4_rows(episode)
     n_cols = len(episode.clean)
     ticks = n_cols if ticks is None else ticks
-    shape = episode.clean.shape[1:]
-    _, _, right, bottom = figure4_cell(len(rows) - 1, n_cols - 1, shape, scale)
-    canvas = Image.new("RGB", (right + FIG4_PAD, bottom + FIG4_PAD + FIG4_FOOTER), "white")
-    draw = ImageDraw.Draw(canvas)
-    for c in range(n_cols):
-        left, top, _, _ = figure4_cell(0, c, shape, scale)
-        draw.text((left, top - FIG4_HEADER), f"t={c + 1}", fill="black")
+    panel = 32 * scale / 90 * 1.15  # inches per panel: about ``scale`` screen pixels per image pixel
+    legend_h = 0.22 * (len(rows) + 2)
+    width, height = 1.3 + n_cols * panel, 0.75 + len(rows) * panel * 1.12 + legend_h
+    fig = Figure(figsize=(max(width, 7.2), height), dpi=90)
+    top, bottom = 1 - 0.62 / height, (legend_h + 0.05) / height
+    axes = np.asarray(fig.subplots(len(rows), n_cols, squeeze=False, gridspec_kw={
+        "left": 1.2 / max(width, 7.2), "right": 0.99, "top": top, "bottom": bottom, "wspace": 0.08, "hspace": 0.22}))
     for r, (name, cells) in enumerate(rows):
-        left, top, _, bottom_r = figure4_cell(r, 0, shape, scale)
-        draw.text((FIG4_PAD, (top + bottom_r) // 2 - 5), name, fill="black")
         for c, image in enumerate(cells):
-            if image is None:
+            ax = axes[r, c]
+            if image is None:  # nothing predicts frame 1; the probe reads no frame after the last
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)  # an empty cell; the axes stay for the row's name
                 continue
-            box = figure4_cell(r, c, shape, scale)
-            draw.rectangle((box[0] - 1, box[1] - 1, box[2], box[3]), outline=(180, 180, 180))  # white panels on white
-            if c < ticks:
-                canvas.paste(_panel(image, scale), box[:2])
-    caption = f"test episode {episode.index}, digit {episode.label}"
+            if c >= ticks:  # not streamed yet (the GIF fills in a column a tick): an empty panel of the frame's size
+                ax.set_xlim(-0.5, image.shape[1] - 0.5)
+                ax.set_ylim(image.shape[0] - 0.5, -0.5)
+                ax.set_aspect("equal")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            if name in FIG4_OWN_SCALE:
+                top_value = forecast_scale(image)
+                _frame(ax, image, vmax=top_value)
+                ax.set_xlabel(f"black = {top_value:.2f}", fontsize=6, labelpad=1)
+            else:
+                _frame(ax, image, occluder if name == "observed" else None)
+        axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
+    for c in range(n_cols):
+        axes[0, c].set_title(f"t = {c + 1}", fontsize=8)
+    subtitle = ""
     if episode.class_probs is not None and ticks >= 1:
         t = min(ticks, len(episode.class_probs)) - 1
         guess = int(np.argmax(episode.class_probs[t]))
-        caption += f"; belief after frame {t + 1}: {guess} ({episode.class_probs[t][guess]:.2f})"
-    draw.text((FIG4_PAD, canvas.height - FIG4_FOOTER + 2), caption, fill="black")
-    return canvas
+        subtitle = f"\nthe model's class belief after frame {t + 1}: {guess} ({episode.class_probs[t][guess]:.2f})"
+    fig.suptitle((title or figure4_title(episode)) + subtitle, fontsize=9, y=1 - 0.05 / height, va="top")
+    handles = [Patch(facecolor="none", edgecolor="none", label=FIG4_ROWS[name]) for name, _ in rows]
+    if occluder is not None:
+        handles.append(Patch(facecolor=OCCLUDER_COLOUR, alpha=0.45, label="occluding bars (the model sees 0 there)"))
+    own = " and ".join(name for name, _ in rows if name in FIG4_OWN_SCALE)
+    handles.append(Patch(facecolor="black", label=f"ink = 1; {own}: each panel on its own grey scale, black = its highest "
+                                                  "value (stated under it)" if own else "ink = 1, background = 0"))
+    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.01, 0.005), fontsize=7, frameon=False,
+               handlelength=1.2, handletextpad=0.4, labelspacing=0.3)
+    return fig
 
 
-def figure4_frames(episode: EpisodeRecord, scale: int = 3) -> list[Image.Image]:
+def figure4(episode: EpisodeRecord, scale: int = 3, ticks: int | None = None, occluder: np.ndarray | None = None,
+            title: str | None = None) -> Image.Image:
+    """The paper's Figure 4 for one episode: rows ground truth (clean frames), observed (occluded) frames, with the
+    ``occluder`` bars drawn over them, predicted next frames and the probe's readout of the unoccluded digit; one
+    column per frame; dark digits on white; a title (default :func:`figure4_title`) and a legend saying what each
+    row is.
+
+    ``ticks`` shows only the first ``ticks`` columns (the frames seen so far; the GIF is made of these).
+    """
+    return figure_to_image(build_figure4(episode, scale, ticks, occluder, title))
+
+
+def figure4_frames(episode: EpisodeRecord, scale: int = 3, occluder: np.ndarray | None = None,
+                   title: str | None = None) -> list[Image.Image]:
     """Figure 4 filling in one frame at a time (for :func:`save_gif`); the last one is the whole figure."""
-    return [figure4(episode, scale, ticks=k) for k in range(1, len(episode.clean) + 1)]
+    return [figure4(episode, scale, k, occluder, title) for k in range(1, len(episode.clean) + 1)]
 
 
 def figure_parser(command: str, description: str, examples: Sequence[str], out: str, out_help: str,
@@ -245,8 +284,11 @@ def figure4_cli_main(argv: list[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     png, gif = out / f"figure4-test{args.index}.png", out / f"figure4-test{args.index}.gif"
-    figure4(episode, args.scale).save(png)
-    save_gif(figure4_frames(episode, args.scale), gif, ms_per_frame=700)
+    from rladder_stream.envs.occluded_mnist import OCCLUDED
+
+    title = figure4_title(episode, Path(source.split(" (")[0]).name)
+    figure4(episode, args.scale, occluder=OCCLUDED, title=title).save(png)
+    save_gif(figure4_frames(episode, args.scale, OCCLUDED, title), gif, ms_per_frame=700)
     print(f"model: {source}\nwrote {png} and {gif}")
     return 0
 
@@ -497,8 +539,10 @@ def groups_cli_main(argv: list[str]) -> int:
 OCCLUDER_COLOUR = "#f28e2b"  # the bars of Occluded Moving MNIST, drawn over the frames that have them
 TRUE_CLASS_COLOUR = "#2ca02c"
 OTHER_CLASS_COLOUR = "#b0b0b0"
-DEMO_ROWS = ("observed frame t\n(bars hide the digit)", "forecast of\nframe t+1", "actual\nframe t+1",
-             "clean frame t+1\n(without bars)", "class belief\nafter frame t")
+DEMO_ROWS = ("observed frame t\n(bars hide the digit)", "forecast of\nframe t+1\n(own scale:\nblack = its max p)",
+             "actual\nframe t+1", "clean frame t+1\n(without bars)", "class belief\nafter frame t")
+HIGHER_IS_BETTER = "higher is better"  # said wherever a log-likelihood is shown
+FORECAST_FLOOR = 0.05  # the forecast's own scale never goes below this (a blank forecast stays blank)
 
 
 def figure_to_image(fig: Any) -> Image.Image:
@@ -510,11 +554,12 @@ def figure_to_image(fig: Any) -> Image.Image:
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 
-def _frame(ax: Any, image: np.ndarray, occluder: np.ndarray | None = None) -> None:
-    """A frame dark ink on white (values in [0, 1]), with the occluding bars over it in colour."""
+def _frame(ax: Any, image: np.ndarray, occluder: np.ndarray | None = None, vmax: float = 1.0) -> None:
+    """A frame dark ink on white (values in [0, ``vmax``]: ``vmax`` and above black), with the occluding bars over
+    it in colour."""
     from matplotlib.colors import ListedColormap
 
-    ax.imshow(1.0 - np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(np.clip(image, 0, vmax), cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
     if occluder is not None:
         ax.imshow(np.ma.masked_where(~occluder, np.ones(occluder.shape)), cmap=ListedColormap([OCCLUDER_COLOUR]),
                   alpha=0.45, interpolation="nearest")
@@ -537,11 +582,27 @@ def _belief(ax: Any, probs: np.ndarray | None, label: int) -> None:
     ax.set_title(f"{guess}: {probs[guess]:.2f}", fontsize=7, pad=2)
 
 
+def forecast_scale(forecast: np.ndarray) -> float:
+    """The top of a forecast's own grey scale: its highest probability of ink (at least :data:`FORECAST_FLOOR`),
+    so a faint forecast (a model that is unsure spreads little probability over many pixels) is still seen."""
+    return max(float(np.max(forecast)), FORECAST_FLOOR)
+
+
+def _forecast(ax: Any, forecast: np.ndarray | None, fontsize: float = 6) -> None:
+    """A forecast of ink probabilities on its own scale (black = its highest probability), that scale stated."""
+    if forecast is None:
+        ax.axis("off")
+        return
+    top = forecast_scale(forecast)
+    _frame(ax, forecast, vmax=top)
+    ax.set_xlabel(f"black = p {top:.2f}", fontsize=fontsize, labelpad=1)
+
+
 def _legend(fig: Any, with_beliefs: bool, loc: str = "lower center") -> None:
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor=OCCLUDER_COLOUR, alpha=0.45, label="occluding bars (the model sees 0 there)"),
-               Patch(facecolor="black", label="ink = 1 (forecast: probability of ink)"),
+               Patch(facecolor="black", label="ink = 1; forecast: its highest probability of ink (stated under it)"),
                Patch(facecolor="white", edgecolor="grey", label="background = 0")]
     if with_beliefs:
         handles += [Patch(facecolor=TRUE_CLASS_COLOUR, label="belief in the true digit"),
@@ -554,8 +615,8 @@ def _episode_title(episode: EpisodeRecord) -> str:
     if episode.class_probs is not None:
         guess = int(np.argmax(episode.class_probs[-1]))
         verdict = "correct" if guess == episode.label else "wrong"
-        text += f"; after the last frame the model says {guess} ({episode.class_probs[-1][guess]:.2f}, {verdict})"
-    return text + f"; log-likelihood of the next frames {episode.rewards.mean():.1f} per frame"
+        text += f"; at the end the model says {guess} ({episode.class_probs[-1][guess]:.2f}, {verdict})"
+    return text + f"; log-likelihood of the next frame {episode.rewards.mean():.1f} per tick ({HIGHER_IS_BETTER})"
 
 
 def demo_figure(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndarray | None = None) -> Image.Image:
@@ -580,10 +641,7 @@ def build_demo_figure(episodes: Sequence[EpisodeRecord], title: str, occluder: n
         for t in range(ticks):
             _frame(axes[0, t], episode.observed[t], occluder)
             axes[0, t].set_title(f"t = {t + 1}", fontsize=8)
-            if episode.predicted is not None:
-                _frame(axes[1, t], episode.predicted[t])
-            else:
-                axes[1, t].axis("off")
+            _forecast(axes[1, t], None if episode.predicted is None else episode.predicted[t])
             _frame(axes[2, t], episode.observed[t + 1], occluder)
             _frame(axes[3, t], episode.clean[t + 1])
             _belief(axes[4, t], None if episode.class_probs is None else episode.class_probs[t], episode.label)
@@ -602,18 +660,18 @@ def demo_frames(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndar
         for t in range(len(episode.rewards)):
             fig = Figure(figsize=(9.5, 2.9), dpi=90)
             fig.suptitle(f"{title}\ntest episode {episode.index}, digit {episode.label}: tick {t + 1} of "
-                         f"{len(episode.rewards)}, log-likelihood of the next frame {episode.rewards[t]:.1f}", fontsize=8)
-            axes = fig.subplots(1, 5, gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.24, "top": 0.68, "wspace": 0.25})
+                         f"{len(episode.rewards)}, log-likelihood of the next frame {episode.rewards[t]:.1f} ({HIGHER_IS_BETTER})",
+                         fontsize=8)
+            axes = fig.subplots(1, 5, gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.3, "top": 0.7, "wspace": 0.25})
             _frame(axes[0], episode.observed[t], occluder)
-            if episode.predicted is not None:
-                _frame(axes[1], episode.predicted[t])
-            else:
-                axes[1].axis("off")
+            _forecast(axes[1], None if episode.predicted is None else episode.predicted[t], fontsize=7)
             _frame(axes[2], episode.observed[t + 1], occluder)
             _frame(axes[3], episode.clean[t + 1])
             _belief(axes[4], None if episode.class_probs is None else episode.class_probs[t], episode.label)
             names = [f"observed frame {t + 1}\n(bars hide the digit)", f"forecast of frame {t + 2}", f"actual frame {t + 2}",
                      f"clean frame {t + 2}\n(without bars)", f"class belief after frame {t + 1}"]
+            if episode.predicted is not None:  # the forecast's own grey scale, stated
+                names[1] += f"\n(own scale: black = p {forecast_scale(episode.predicted[t]):.2f})"
             for ax, name in zip(axes, names):
                 ax.set_xlabel(name, fontsize=7)
             _legend(fig, episode.class_probs is not None)
@@ -621,27 +679,75 @@ def demo_frames(episodes: Sequence[EpisodeRecord], title: str, occluder: np.ndar
     return frames
 
 
+ROLL_CONTEXT_STEPS = 32  # on a long piece the picture shows the continuation after the input's last 32 steps
+ROLL_PITCH_MARGIN = 3  # semitones shown above the highest and below the lowest note played
+ROLL_MIN_SPAN = 12  # the pitch axis shows at least an octave
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(midi: int) -> str:
+    """Scientific pitch notation of a MIDI note: 60 -> C4, 69 -> A4."""
+    return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def pitch_window(roll: np.ndarray, margin: int = ROLL_PITCH_MARGIN, min_span: int = ROLL_MIN_SPAN) -> tuple[int, int]:
+    """The MIDI notes ``(lowest, highest)`` a piano-roll picture shows: those the ``[T, 88]`` roll plays, ``margin``
+    semitones more on each side, at least ``min_span`` semitones in all, inside the piano (21..108); the whole
+    piano for a silent roll."""
+    keys = np.flatnonzero(np.asarray(roll).any(axis=0))
+    if keys.size == 0:
+        return 21, 108
+    lo, hi = int(keys.min()) + 21 - margin, int(keys.max()) + 21 + margin
+    if hi - lo < min_span:
+        grow = min_span - (hi - lo)
+        lo, hi = lo - grow // 2, hi + grow - grow // 2
+    if lo < 21:
+        lo, hi = 21, hi + 21 - lo
+    if hi > 108:
+        lo, hi = lo - (hi - 108), 108
+    return max(lo, 21), min(hi, 108)
+
+
+def roll_window(steps: int, split: int | None, context: int | None = ROLL_CONTEXT_STEPS) -> tuple[int, int]:
+    """The steps ``[first, end)`` a piano-roll picture shows: everything, or, when the input before ``split`` is
+    longer than ``context`` steps, the continuation after the input's last ``context`` steps (``context=None``:
+    always everything)."""
+    if context is None or split is None or not 0 < split < steps or split <= context:
+        return 0, steps
+    return split - context, steps
+
+
 def piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = None, split: int | None = None, title: str = "",
-                      steps_per_beat: int = 2) -> Image.Image:
-    """A ``[T, 88]`` piano roll with a pitch axis (C notes named, C4 = MIDI 60) and a time axis (steps and beats):
-    the input's notes black, a continuation's (from ``split`` on) blue, the forecast probability as grey shading."""
-    return figure_to_image(build_piano_roll_figure(roll, forecasts, split, title, steps_per_beat))
+                      steps_per_beat: int = 2, context: int | None = ROLL_CONTEXT_STEPS) -> Image.Image:
+    """A ``[T, 88]`` piano roll with a pitch axis (note names, C4 = MIDI 60; zoomed to the notes played) and a time
+    axis (steps and beats): the input's notes black, a continuation's (from ``split`` on) blue, the forecast
+    probability as grey shading; a long input is cut to its last ``context`` steps (``None``: the whole piece)."""
+    return figure_to_image(build_piano_roll_figure(roll, forecasts, split, title, steps_per_beat, context))
 
 
 def build_piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = None, split: int | None = None,
-                            title: str = "", steps_per_beat: int = 2) -> Any:
+                            title: str = "", steps_per_beat: int = 2, context: int | None = ROLL_CONTEXT_STEPS) -> Any:
     """The matplotlib ``Figure`` of :func:`piano_roll_figure`."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     picture = np.asarray(piano_roll_image(roll, forecasts, split, scale=1, mark_split=False))  # keys top-down, a pixel a cell
     steps = len(roll)
-    fig = Figure(figsize=(min(16.0, 2.5 + steps * 0.06), 5.2), dpi=90)
-    ax = fig.add_axes((0.08, 0.2, 0.9, 0.64))
-    ax.imshow(picture, aspect="auto", interpolation="nearest", extent=(0, steps, 20.5, 108.5))
-    c_notes = list(range(24, 109, 12))
-    ax.set_yticks(c_notes, [f"C{n // 12 - 1}" for n in c_notes], fontsize=7)
-    ax.set_ylabel("pitch (MIDI note; C4 = 60)", fontsize=8)
+    first, end = roll_window(steps, split, context)
+    lo, hi = pitch_window(np.asarray(roll)[first:end])
+    picture = picture[108 - hi:108 - lo + 1, first:end]  # row r is MIDI 108 - r
+    shown = end - first
+    fig = Figure(figsize=(min(16.0, max(6.5, 2.5 + shown * 0.08)), 5.2), dpi=90)
+    ax = fig.add_axes((0.1, 0.2, 0.88, 0.6))
+    ax.imshow(picture, aspect="auto", interpolation="nearest", extent=(first, end, lo - 0.5, hi + 0.5))
+    span = hi - lo
+    # named: every natural note on a narrow axis, C E G on a wider one, the Cs on the whole piano; every key a minor tick
+    names = {0, 2, 4, 5, 7, 9, 11} if span <= 26 else {0, 4, 7} if span <= 52 else {0}
+    named = [n for n in range(lo, hi + 1) if n % 12 in names]
+    if span <= 52:
+        ax.set_yticks(range(lo, hi + 1), minor=True)
+    ax.set_yticks(named, [note_name(n) for n in named], fontsize=6 if span <= 52 else 7)
+    ax.set_ylabel("pitch (C4 = MIDI 60)", fontsize=8)
     ax.set_xlabel(f"time step ({steps_per_beat} per beat)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     if steps_per_beat > 1:
@@ -650,8 +756,9 @@ def build_piano_roll_figure(roll: np.ndarray, forecasts: np.ndarray | None = Non
         beats.tick_params(labelsize=7)
     if split is not None and 0 < split < steps:
         ax.axvline(split, color=(220 / 255, 30 / 255, 30 / 255), linewidth=1.5)
-    if title:
-        fig.suptitle(title, fontsize=9, y=0.98)
+    window = "" if first == 0 else f"shown: the input's last {split - first} of {split} steps, then the continuation"
+    if title or window:
+        fig.suptitle("\n".join(t for t in (title, window) if t), fontsize=9, y=0.985)
     handles = [Patch(facecolor="black", label="notes of the input")]
     if split is not None and split < steps:
         handles.append(Patch(facecolor=(20 / 255, 70 / 255, 220 / 255), label="notes of the continuation"))

@@ -20,7 +20,8 @@ With ``--continue N`` the predictor then runs free for N steps: each step's note
 (independent Bernoulli draws per key, seeded with ``--seed``) or, with ``--threshold P``, every key with
 probability at least P sounds; the notes are fed back as the next observation. The continuation is written as
 a MIDI file (``--out``; with ``--include-input`` the input comes first) and the input and continuation as a
-piano-roll picture (``--png``).
+piano-roll picture (``--png``: the pitch axis spans the notes played; a piece longer than 32 steps is shown by its
+last 32 steps before the continuation, the whole of it with ``--png-full``).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def _notes(row: np.ndarray) -> str:
 
 def stream_midi_cli_main(argv: list[str]) -> int:
     """``rladder-stream stream-midi FILE.mid [--model CKPT] [--runtime torch|onnx] [--continue N --out out.mid]``."""
-    from .figures import piano_roll_figure
+    from .figures import ROLL_CONTEXT_STEPS, piano_roll_figure
 
     parser = OneLineArgumentParser(
         prog="rladder-stream stream-midi",
@@ -194,6 +195,9 @@ def stream_midi_cli_main(argv: list[str]) -> int:
                         help="generate N steps (of the --steps-per-beat grid) after the file (default 0)")
     parser.add_argument("--out", help="MIDI file for the continuation (default: <FILE>-continued.mid when --continue is given)")
     parser.add_argument("--png", help="piano-roll picture of input and continuation (default: --out with .png)")
+    parser.add_argument("--png-full", action="store_true",
+                        help="draw the whole piece in --png (default: on a piece longer than 32 steps, the input's last "
+                             "32 steps and the continuation; the pitch axis always spans the notes played)")
     parser.add_argument("--include-input", action="store_true", help="write the input before the continuation in --out")
     how = parser.add_mutually_exclusive_group()
     how.add_argument("--seed", type=int, default=0, help="seed of the sampled continuation (default 0)")
@@ -217,8 +221,8 @@ def stream_midi_cli_main(argv: list[str]) -> int:
     steps_per_beat = args.steps_per_beat or (JSB_STEPS_PER_BEAT if args.model is None else 2)
     if args.every < 0:
         parser.error(f"--every must be >= 0, got {args.every}")
-    if (args.out or args.png or args.include_input) and not args.continue_steps:
-        parser.error("--out, --png and --include-input need --continue N")
+    if (args.out or args.png or args.png_full or args.include_input) and not args.continue_steps:
+        parser.error("--out, --png, --png-full and --include-input need --continue N")
     midi = Path(args.midi)
     if not midi.is_file():  # said before the model loads; a bad file or model is a user error (exit 1)
         raise MidiError(f"{midi} is a folder, not a MIDI file" if midi.is_dir() else f"{midi}: no such file")
@@ -251,6 +255,7 @@ def stream_midi_cli_main(argv: list[str]) -> int:
         title=f"{midi.name} streamed through {Path(source.split(' (')[0]).name}, then {args.continue_steps} steps "
               f"continued ({how})",
         steps_per_beat=steps_per_beat,
+        context=None if args.png_full else ROLL_CONTEXT_STEPS,
     )
     png.parent.mkdir(parents=True, exist_ok=True)
     picture.save(png)
