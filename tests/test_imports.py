@@ -185,8 +185,8 @@ def test_the_layouts_name_every_room_and_every_module_and_only_those():
     unnamed = sorted(room for room in rooms if f"{room}/" not in block or f"{room}/" not in readme)
     assert not unnamed, f"room folders the README's or docs/design.md's layout does not name: {unnamed}"
     absent = sorted(named - files - {"build_support.py"})
-    assert not missing, f"modules the README's layout does not name: {missing}"
-    assert not absent and (ROOT / "build_support.py").is_file(), f"files the README names that do not exist: {absent}"
+    assert not missing, f"modules docs/design.md's layout does not name: {missing}"
+    assert not absent and (ROOT / "build_support.py").is_file(), f"files docs/design.md's layout names that do not exist: {absent}"
 
 
 @pytest.mark.parametrize("module", ["rladder_stream", "rladder_stream.envs", "rladder_stream.model.config"])
