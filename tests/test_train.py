@@ -111,7 +111,8 @@ def test_cli_settings_take_effect(tmp_path, capsys):
 
 
 def test_time_budget_stops_training(tmp_path):
-    results = train(_tiny(tmp_path, epochs=50, time_budget_s=0.0), log=lambda s: None)
+    """A budget already spent when the first step ends stops the run after that step (0 itself is refused: > 0)."""
+    results = train(_tiny(tmp_path, epochs=50, time_budget_s=1e-9), log=lambda s: None)
     assert results["steps"] == 1
 
 
