@@ -142,7 +142,7 @@ def main() -> None:
         return
     section = (
         f"{SECTION}\n\nMeasured {datetime.date.today()} with `python benchmarks/envs.py` "
-        f"(--seconds {args.seconds} --threads {args.threads}) on {hardware}; data: whatever resolved (see README, Data).\n\n{table}\n"
+        f"(--seconds {args.seconds} --threads {args.threads}) on {hardware}; data: whatever resolved (see docs/reproducing.md, Data).\n\n{table}\n"
     )
     path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
     replace_section(path, SECTION, section, "# Benchmarks\n\nEach section is written by the script it names.\n")

@@ -21,6 +21,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A Predictor of a few CPU streams sets torch to one thread, process-wide (streaming.predictor.streaming_threads):
+    each test gets back the count it started with, so no test runs on what an earlier one left."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def embedded_data(tmp_path, monkeypatch):
     """No user data folder and an empty cache location: the package falls back to its embedded data."""

@@ -93,7 +93,7 @@ def project_graph() -> dict[str, set[str]]:
 
 def test_every_room_is_a_folder_with_a_level():
     """Every subpackage of ``rladder_stream`` (and envs, export) is a room with a level: a new folder needs a place
-    in :data:`LEVEL` (and in the README's layout), and every room there is a folder."""
+    in :data:`LEVEL` (and in the README's and docs/design.md's layouts), and every room there is a folder."""
     rooms = {room_of(module) for module in MODULES}
     assert rooms == set(LEVEL), f"rooms without a level: {sorted(rooms - set(LEVEL))}; levels without a room: {sorted(set(LEVEL) - rooms)}"
     folders = {module.split(".")[1] for module, path in MODULES.items() if path.name == "__init__.py" and module.count(".") == 1}
@@ -173,19 +173,20 @@ def test_envs_is_a_leaf():
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_readme_layout_names_every_module_and_only_those():
-    """README's "Layout" names every room's folder and every module of the package (``__init__``/``__main__``
-    aside), and every file it names exists."""
-    block = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+def test_the_layouts_name_every_room_and_every_module_and_only_those():
+    """README's "Layout" names every room's folder; docs/design.md's "The layout" names every room's folder and
+    every module of the package (``__init__``/``__main__`` aside), and every file it names exists."""
+    readme = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    block = (ROOT / "docs" / "design.md").read_text().split("## The layout", 1)[1].split("```")[1]
     named = set(re.findall(r"\b([a-z_0-9]+\.py)\b", block))
     files = {path.name for path in MODULES.values()}
     missing = sorted(files - named - {"__init__.py", "__main__.py"})
     rooms = {module.split(".")[1] for module, path in MODULES.items() if path.name == "__init__.py" and module.count(".") == 1}
-    unnamed = sorted(room for room in rooms if f"{room}/" not in block)
-    assert not unnamed, f"room folders the README's layout does not name: {unnamed}"
+    unnamed = sorted(room for room in rooms if f"{room}/" not in block or f"{room}/" not in readme)
+    assert not unnamed, f"room folders the README's or docs/design.md's layout does not name: {unnamed}"
     absent = sorted(named - files - {"build_support.py"})
-    assert not missing, f"modules the README's layout does not name: {missing}"
-    assert not absent and (ROOT / "build_support.py").is_file(), f"files the README names that do not exist: {absent}"
+    assert not missing, f"modules docs/design.md's layout does not name: {missing}"
+    assert not absent and (ROOT / "build_support.py").is_file(), f"files docs/design.md's layout names that do not exist: {absent}"
 
 
 @pytest.mark.parametrize("module", ["rladder_stream", "rladder_stream.envs", "rladder_stream.model.config"])

@@ -156,3 +156,30 @@ def test_reset_accepts_integer_ids_in_any_container(ids):
     predictor.step(np.full((2, 32, 32), 0.3, np.float32))
     predictor.reset(ids)
     assert predictor.ticks.tolist() == [1, 0]
+
+
+def test_small_cpu_streams_run_on_one_thread_unless_asked_otherwise(monkeypatch):
+    """Batch-1 ticks are tiny: the thread pool costs more than it gives (and stalls beside other work), so a CPU
+    Predictor of at most 4 streams sets one thread, unless threads=, $RLADDER_STREAM_THREADS, $OMP_NUM_THREADS or
+    an earlier torch.set_num_threads chose otherwise; a batch of 64 streams changes nothing."""
+    from rladder_stream.streaming import predictor as module
+
+    model = build_model(get_config("omm-rladder", size="tiny"))
+    before = torch.get_num_threads()
+    try:
+        for var in ("OMP_NUM_THREADS", module.THREADS_ENV):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setattr(module, "_TORCH_DEFAULT_THREADS", 3)
+        torch.set_num_threads(3)
+        assert Predictor(model, n_streams=64).threads == 3
+        assert Predictor(model).threads == 1 == torch.get_num_threads()
+        torch.set_num_threads(2)  # the user's own choice stays
+        assert Predictor(model).threads == 2
+        assert Predictor(model, threads=3).threads == 3
+        monkeypatch.setenv(module.THREADS_ENV, "2")
+        assert Predictor(model).threads == 2
+        monkeypatch.setenv(module.THREADS_ENV, "many")
+        with pytest.raises(ValueError, match="RLADDER_STREAM_THREADS"):
+            Predictor(model)
+    finally:
+        torch.set_num_threads(before)

@@ -169,10 +169,10 @@ SMALL = ["train_sequences=16", "batch_size=8", "valid_sequences=8", "test_sequen
 
 def test_reproduce_end_to_end_writes_all_rows_and_resumes_without_retraining(tmp_path, embedded_data, capsys):
     out, doc = tmp_path / "runs", tmp_path / "docs" / "table1.md"
-    args = ["reproduce", "table1", "--seeds", "1", "--size", "tiny", "--budget-s", "0", "--out", str(out), "--doc", str(doc),
+    args = ["reproduce", "table1", "--seeds", "1", "--size", "tiny", "--budget-s", "1e-9", "--out", str(out), "--doc", str(doc),
             "--set", *SMALL]
     # an interrupted run of the RLadder row: last.pt but no results.json
-    (interrupted,) = [r for r in plan_table1(1, "tiny", 0.0, SMALL, out) if r.model == "omm-rladder"]
+    (interrupted,) = [r for r in plan_table1(1, "tiny", 1e-9, SMALL, out) if r.model == "omm-rladder"]
     interrupted.stop_after_steps = 1
     interrupted.time_budget_s = None
     assert train(interrupted, log=lambda s: None) == {"interrupted_at": 1}
@@ -187,10 +187,10 @@ def test_reproduce_end_to_end_writes_all_rows_and_resumes_without_retraining(tmp
         assert (cells[3] != NO_VALUE) == row.class_error and (cells[4] != NO_VALUE) == row.prediction
         results = json.loads((out / row.config / "seed0" / "results.json").read_text())
         assert results["size"] == "tiny" and results["seed"] == 0 and results["train_config"]["train_sequences"] == 16
-        assert results["train_config"]["time_budget_s"] == 0
-        # --budget-s 0 stops every run after its first step (2 planned); the resumed run had one step already
+        assert results["train_config"]["time_budget_s"] == 1e-9
+        # --budget-s 1e-9 (0 is refused: > 0) stops every run after its first step (2 planned); the resumed run had one step already
         assert results["steps"] == (2 if row.config == "omm-rladder" else 1)
-    assert "--budget-s 0" in md and "cannot tell with 1 seed" in md
+    assert "--budget-s 1e-9" in md and "cannot tell with 1 seed" in md
 
     finished = {p: p.stat().st_mtime_ns for p in out.glob("*/seed0/results.json")}
     assert len(finished) == 7

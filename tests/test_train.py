@@ -111,7 +111,8 @@ def test_cli_settings_take_effect(tmp_path, capsys):
 
 
 def test_time_budget_stops_training(tmp_path):
-    results = train(_tiny(tmp_path, epochs=50, time_budget_s=0.0), log=lambda s: None)
+    """A budget already spent when the first step ends stops the run after that step (0 itself is refused: > 0)."""
+    results = train(_tiny(tmp_path, epochs=50, time_budget_s=1e-9), log=lambda s: None)
     assert results["steps"] == 1
 
 
@@ -363,6 +364,8 @@ def _train_costs(out) -> dict[tuple[int, str], float]:
     return {(int(r[1]), r[5]): float(r[6]) for r in rows if r[0] == "train"}
 
 
+@pytest.mark.slow  # 400 s on a loaded 2-core CPU (inductor compiles training and evaluation); the default suite
+# covers compile=true with test_compiled_training_path_follows_eager_training_on_aot_eager below
 def test_compiled_training_follows_eager_training(tmp_path):
     """torch.compile of the whole training forward (every tick and the costs) gives the eager costs, step by
     step, to float tolerance (the kernels fuse differently, so not bit for bit)."""
@@ -372,6 +375,25 @@ def test_compiled_training_follows_eager_training(tmp_path):
     train(_tiny(tmp_path, out=str(tmp_path / "compiled"), compile=True, **run), log=quiet)
     eager, compiled = _train_costs(tmp_path / "eager"), _train_costs(tmp_path / "compiled")
     assert set(eager) == set(compiled) and len({step for step, _ in eager}) == 6
+    for key, value in eager.items():
+        assert compiled[key] == pytest.approx(value, rel=2e-3, abs=1e-4), key
+
+
+def test_compiled_training_path_follows_eager_training_on_aot_eager(tmp_path, monkeypatch):
+    """compile=true in the default suite: the same comparison as the slow test above, for 2 steps, with
+    torch.compile's ``aot_eager`` backend (dynamo's capture of the whole forward and AOT autograd's backward,
+    without inductor's code generation, which is what takes minutes on a CPU)."""
+    import rladder_stream.training.train as module
+
+    real_compile = torch.compile
+    monkeypatch.setattr(module.torch, "compile", lambda model, mode=None: real_compile(model, backend="aot_eager"))
+    torch._dynamo.reset()
+    quiet = lambda s: None  # noqa: E731
+    run = dict(epochs=1, train_sequences=16, model_overrides={"input_noise": 0.05})
+    train(_tiny(tmp_path, out=str(tmp_path / "eager"), **run), log=quiet)
+    train(_tiny(tmp_path, out=str(tmp_path / "compiled"), compile=True, **run), log=quiet)
+    eager, compiled = _train_costs(tmp_path / "eager"), _train_costs(tmp_path / "compiled")
+    assert set(eager) == set(compiled) and len({step for step, _ in eager}) == 2
     for key, value in eager.items():
         assert compiled[key] == pytest.approx(value, rel=2e-3, abs=1e-4), key
 

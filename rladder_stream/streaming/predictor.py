@@ -27,6 +27,35 @@ from .fast_step import make_step
 from .outputs import StepOutput
 from .validation import validate_observation, validate_stream_ids
 
+THREADS_ENV = "RLADDER_STREAM_THREADS"
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before anyone changes it
+
+
+def streaming_threads(n_streams: int, device: torch.device, threads: int | None = None) -> int:
+    """Set (and return) torch's intra-op thread count for streaming ``n_streams`` streams on ``device``.
+
+    A tick at batch 1 is a few hundred tiny operations: torch's thread pool spends more time waking and spinning
+    its threads than computing, and stalls badly when another process holds a core (on a 2-core machine the demo
+    streamed 5 ticks/s with the default pool beside other work, 60-100 with one thread). So on the CPU, at
+    ``n_streams <= 4``, streaming uses one thread unless someone asked otherwise: ``threads`` (explicit), else
+    ``$RLADDER_STREAM_THREADS``, else an ``$OMP_NUM_THREADS`` or a ``torch.set_num_threads`` already made (both
+    left as they are). On a GPU, or for bigger batches, nothing is changed. The setting is torch's, for the
+    whole process.
+    """
+    if threads is None and os.environ.get(THREADS_ENV):
+        try:
+            threads = int(os.environ[THREADS_ENV])
+        except ValueError:
+            raise ValueError(f"${THREADS_ENV} must be a whole number of threads, got {os.environ[THREADS_ENV]!r}") from None
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    elif (device.type == "cpu" and n_streams <= 4 and not os.environ.get("OMP_NUM_THREADS")
+          and torch.get_num_threads() == _TORCH_DEFAULT_THREADS):
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
 
 def to_step_output(outputs: Mapping[str, torch.Tensor | np.ndarray], batched: bool) -> StepOutput:
     """Post-process one tick's raw outputs: sigmoid of prediction and probe logits, softmax of class logits.
@@ -79,16 +108,21 @@ class Predictor:
         step_mode: how the tick runs (:func:`rladder_stream.streaming.fast_step.make_step`): ``"none"`` (eager),
             ``"compile"`` (torch.compile), and on CUDA ``"graph"`` or ``"compile+graph"`` (the tick replayed as
             one CUDA graph, the state kept in its buffers on the device between calls).
+        threads: torch's intra-op threads (for the whole process). ``None``: one thread when streaming at most 4
+            streams on the CPU, unless ``$RLADDER_STREAM_THREADS``, ``$OMP_NUM_THREADS`` or an earlier
+            ``torch.set_num_threads`` says otherwise (:func:`streaming_threads`: small ticks run several times
+            faster on one thread).
     """
 
     def __init__(self, model: RLadder, n_streams: int = 1, device: str | torch.device | None = None,
-                 step_mode: str = "none"):
+                 step_mode: str = "none", threads: int | None = None):
         if n_streams < 1:
             raise ValueError(f"n_streams must be >= 1, got {n_streams}")
         self.model = model.eval() if device is None else model.to(device).eval()
         self.n_streams = n_streams
         param = next(self.model.parameters())
         self.device, self.dtype = param.device, param.dtype
+        self.threads = streaming_threads(n_streams, self.device, threads)
         self.state: State = self.model.init_state(n_streams)
         self.ticks = np.zeros(n_streams, dtype=np.int64)
         self._step = make_step(self.model, step_mode, n_streams)
