@@ -19,6 +19,7 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -48,25 +49,43 @@ WHAT = {
 
 
 def plan(out: str, size: str, seeds: int, base_steps: int, steps: int, valid_every: int, arms: Sequence[str],
-         common: Mapping[str, Any]) -> tuple[TrainConfig, list[tuple[str, TrainConfig]]]:
-    """(the base HRNN run, [(arm, run), ...]): the base is seed 0, the continuations seeds 1..seeds."""
+         common: Mapping[str, Any], arm_settings: Mapping[str, Any] | None = None,
+         base_out: str | None = None) -> tuple[TrainConfig, list[tuple[str, TrainConfig]]]:
+    """(the base HRNN run, [(arm, run), ...]): the base is seed 0, the continuations seeds 1..seeds.
+
+    ``arm_settings`` apply to the continuations only (e.g. a cosine schedule after a constant-rate base), and
+    ``base_out`` names the base's folder (default OUT/base-hrnn), so several experiments can share one base."""
     def run(model: str, seed: int, n_steps: int, folder: str, overrides: Mapping[str, Any], **extra: Any) -> TrainConfig:
         if n_steps % valid_every:
             raise ValueError(f"steps ({n_steps}) must be a multiple of --valid-every ({valid_every})")
-        settings = dict(common)
+        settings = {**common, **extra}
         batch = int(settings.pop("batch_size", 32))
         return TrainConfig(model=model, size=size, seed=seed, out=str(Path(out) / folder), batch_size=batch,
                            train_sequences=valid_every * batch, epochs=n_steps // valid_every,
-                           model_overrides=dict(overrides), **settings, **extra)
+                           model_overrides=dict(overrides), **settings)
 
     base = run("omm-hrnn", 0, base_steps, "base-hrnn", {})
+    if base_out is not None:
+        base = replace(base, out=str(base_out))
     runs = []
     for seed in range(1, seeds + 1):  # seed by seed: stopped early, every arm has as many seeds as the others
         for arm in arms:
             model, overrides = ARMS[arm]
             runs.append((arm, run(model, seed, steps, f"{arm}-seed{seed}", overrides,
-                                  init_from=str(Path(base.out) / "last.pt"))))
+                                  init_from=str(Path(base.out) / "last.pt"), **(arm_settings or {}))))
     return base, runs
+
+
+def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs as settings: JSON values where they parse (numbers, true, null), text otherwise."""
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return settings
 
 
 def curve(result: Mapping[str, Any], offset: int = 0) -> list[tuple[int, float]]:
@@ -91,6 +110,11 @@ def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]
                   "test sequences); then every arm continued from its weights for the same steps with a fresh optimiser "
                   "and its own seed. The RLadders start as that exact HRNN (matching tensors copied, the new feedback "
                   "at zero: `init_from`, docs/design.md, \"Warm starts\").", ""]
+    if results:
+        tc = results[0]["train_config"]
+        lines += [f"The continuations: batch {tc['batch_size']}, AdamW at lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule "
+                  f"({tc['warmup_steps']} warm-up steps); the base: `{base['train_config']['lr_schedule']}`." if base else
+                  f"The continuations: batch {tc['batch_size']}, lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule.", ""]
     lines += ["| arm | what | seeds | test class error % | forecast NLL (nats/frame) | forecast MSE/pixel | training time (mean) |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for arm, rows in by_arm.items():
@@ -155,16 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--valid-every", type=int, default=500)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training settings for every run")
+    parser.add_argument("--arm-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="training settings for the continuations only (e.g. lr_schedule=cosine)")
+    parser.add_argument("--base", help="an existing base run's folder to continue from (default OUT/base-hrnn)")
     args = parser.parse_args(argv)
     common: dict[str, Any] = {"batch_size": 32, "lr": 0.002, "lr_schedule": "constant", "valid_sequences": 1000,
                               "test_sequences": None, "log_every": 100}
-    for pair in args.set:
-        key, value = pair.split("=", 1)
-        try:
-            common[key] = json.loads(value)
-        except json.JSONDecodeError:
-            common[key] = value
-    base, runs = plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common)
+    common.update(parse_settings(args.set))
+    base, runs = plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
+                      parse_settings(args.arm_set), args.base)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.action == "run":
         train_runs([base], "warm start: base", "1 HRNN", None, say)
