@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -233,3 +236,32 @@ def test_a_finished_run_is_reused_only_with_the_same_model_and_settings(tmp_path
         results(model_config={**model, "norm": "batch"})
     with pytest.raises(ValueError, match="calibration_sequences: 10 there, 2000 now"):
         results(train_config={**settings, "calibration_sequences": 10})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_stops_when_the_process_that_started_it_is_killed(tmp_path):
+    """train_runs(jobs > 1) workers must not train on, orphaned, into the run folders after their parent dies."""
+    import signal
+    import subprocess
+
+    worker = ("import os, sys, time; from rladder_stream.reproduce.common import stop_with_parent; "
+              "stop_with_parent(int(sys.argv[1])); print('ready', flush=True); time.sleep(60)")
+    parent = (f"import os, subprocess, sys; child = subprocess.Popen([sys.executable, '-c', {worker!r}, str(os.getpid())]); "
+              "print(child.pid, flush=True); child.wait()")
+    started = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    lines = sorted(started.stdout.readline().strip() for _ in range(2))  # the child's pid; "ready": it has asked
+    assert lines[1] == "ready", lines
+    child_pid = int(lines[0])
+    os.kill(started.pid, signal.SIGKILL)
+    started.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return
+        if open(f"/proc/{child_pid}/stat").read().split()[2] == "Z":  # a zombie: dead, waiting for init to reap it
+            return
+        time.sleep(0.05)
+    os.kill(child_pid, signal.SIGKILL)
+    raise AssertionError("the worker outlived its parent")

@@ -274,10 +274,32 @@ def train_or_diverge(cfg: TrainConfig, say: Callable[[str], None]) -> dict[str, 
         return diverged_result(cfg, exc)
 
 
-def train_in_subprocess(cfg: TrainConfig, threads: int) -> dict[str, Any]:
-    """A worker of ``train_runs(jobs > 1)``: its log lines go to standard error, tagged with the run."""
+def stop_with_parent(parent_pid: int) -> None:
+    """Have this worker receive SIGTERM when the process that started it dies (Linux's ``PR_SET_PDEATHSIG``).
+
+    A killed ``reproduce`` or experiment script would otherwise leave its workers training on, unseen, into the
+    same run folders; SIGTERM makes each finish its step and write ``last.pt`` (:class:`StopSignals`), so a rerun
+    resumes. If the parent is gone already, the signal comes at once. Elsewhere than Linux: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # died before the request: the kernel will not signal, so do it here
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def train_in_subprocess(cfg: TrainConfig, threads: int, parent_pid: int | None = None) -> dict[str, Any]:
+    """A worker of ``train_runs(jobs > 1)``: its log lines go to standard error, tagged with the run; it stops
+    (checkpointed) when the parent dies."""
     import torch
 
+    if parent_pid is not None:
+        stop_with_parent(parent_pid)
     torch.set_num_threads(threads)
     tag = f"[{cfg.model} seed {cfg.seed}{'' if cfg.labelled is None else f' labelled {cfg.labelled}'}]"
     sys.stderr = TaggedStream(sys.stderr, tag)  # the progress lines too: several runs write to one terminal
@@ -348,7 +370,7 @@ def train_runs(runs: Sequence[TrainConfig], name: str, shape: str, budget_s: flo
         submitted = {}
         for i in todo:
             say(f"[{i + 1}/{len(runs)}] {runs[i].model} seed {runs[i].seed}: queued, trains in {runs[i].out}")
-            submitted[pool.submit(train_in_subprocess, runs[i], threads)] = i
+            submitted[pool.submit(train_in_subprocess, runs[i], threads, os.getpid())] = i
         for future in concurrent.futures.as_completed(submitted):
             i = submitted[future]
             where = f"[{i + 1}/{len(runs)}] {runs[i].model} seed {runs[i].seed}"
