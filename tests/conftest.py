@@ -30,6 +30,16 @@ def _torch_threads():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _no_compute_count(request, monkeypatch):
+    """Training runs in tests skip the FLOP count (a forward and backward under FlopCounterMode, and a timed large
+    matrix product: a third of a tiny run's time); tests of the count itself are marked ``counts_compute``."""
+    if request.node.get_closest_marker("counts_compute") is None:
+        from rladder_stream.training.train import TrainingRun
+
+        monkeypatch.setattr(TrainingRun, "measure_compute", lambda self: (0.0, 0.0))
+
+
 @pytest.fixture
 def embedded_data(tmp_path, monkeypatch):
     """No user data folder and an empty cache location: the package falls back to its embedded data."""

@@ -265,3 +265,18 @@ def test_a_worker_stops_when_the_process_that_started_it_is_killed(tmp_path):
         time.sleep(0.05)
     os.kill(child_pid, signal.SIGKILL)
     raise AssertionError("the worker outlived its parent")
+
+
+def test_a_worker_tags_its_lines_with_the_run_in_hand_only(monkeypatch):
+    """A worker of train_runs(jobs > 1) trains run after run: each line carries the current run's tag, not a pile."""
+    import io
+
+    from rladder_stream.reproduce.common import tag_standard_error
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    tag_standard_error("[run a]")
+    print("first", file=sys.stderr)
+    tag_standard_error("[run b]")
+    print("second\nthird", file=sys.stderr)
+    assert terminal.getvalue().splitlines() == ["[run a] first", "[run b] second", "[run b] third"]

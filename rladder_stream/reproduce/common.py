@@ -302,8 +302,15 @@ def train_in_subprocess(cfg: TrainConfig, threads: int, parent_pid: int | None =
         stop_with_parent(parent_pid)
     torch.set_num_threads(threads)
     tag = f"[{cfg.model} seed {cfg.seed}{'' if cfg.labelled is None else f' labelled {cfg.labelled}'}]"
-    sys.stderr = TaggedStream(sys.stderr, tag)  # the progress lines too: several runs write to one terminal
+    tag_standard_error(tag)  # the progress lines too: several runs write to one terminal
     return train_or_diverge(cfg, lambda text: print(text.strip(), file=sys.stderr, flush=True))
+
+
+def tag_standard_error(tag: str) -> None:
+    """Start every line this process writes to standard error with ``tag`` (the run's), in place of an earlier
+    run's tag: a worker trains run after run."""
+    stream = sys.stderr.stream if isinstance(sys.stderr, TaggedStream) else sys.stderr
+    sys.stderr = TaggedStream(stream, tag)
 
 
 class TaggedStream:
