@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rladder_stream.reproduce.common import (Stat, claim_worse, duration, format_stat, provenance_lines, timestamp,
-                                             train_runs, write_document, write_records)
+                                             train_runs, training_settings, write_document, write_records)
 from rladder_stream.training.train import TrainConfig
 
 #: arm -> (registered configuration, model settings): the corners are configurations plus one switch
@@ -154,13 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training settings for every run")
     args = parser.parse_args(argv)
-    common: dict[str, Any] = dict(RECIPE)
-    for pair in args.set:
-        key, value = pair.split("=", 1)
-        try:
-            common[key] = json.loads(value)
-        except json.JSONDecodeError:
-            common[key] = value
+    try:
+        common: dict[str, Any] = {**RECIPE, **training_settings(args.set)}
+    except ValueError as exc:
+        parser.error(str(exc))
     arm_steps = {arm: int(n) for arm, n in (pair.split("=", 1) for pair in args.long)}
     runs = plan(args.out, args.size, args.seeds, args.steps, args.valid_every, args.arms, common, arm_steps)
     if args.action == "run":

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rladder_stream.reproduce.common import (Stat, claim_worse, duration, format_stat, provenance_lines, timestamp,
-                                             train_runs, write_document, write_records)
+                                             train_runs, training_settings, write_document, write_records)
 from rladder_stream.training.train import TrainConfig
 
 #: arm -> (registered configuration, model settings): ablations are configurations plus settings, not copies
@@ -74,18 +74,6 @@ def plan(out: str, size: str, seeds: int, base_steps: int, steps: int, valid_eve
             runs.append((arm, run(model, seed, steps, f"{arm}-seed{seed}", overrides,
                                   init_from=str(Path(base.out) / "last.pt"), **(arm_settings or {}))))
     return base, runs
-
-
-def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs as settings: JSON values where they parse (numbers, true, null), text otherwise."""
-    settings: dict[str, Any] = {}
-    for pair in pairs:
-        key, value = pair.split("=", 1)
-        try:
-            settings[key] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key] = value
-    return settings
 
 
 def curve(result: Mapping[str, Any], offset: int = 0) -> list[tuple[int, float]]:
@@ -185,9 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     common: dict[str, Any] = {"batch_size": 32, "lr": 0.002, "lr_schedule": "constant", "valid_sequences": 1000,
                               "test_sequences": None, "log_every": 100}
-    common.update(parse_settings(args.set))
+    try:
+        common.update(training_settings(args.set))
+        arm_settings = training_settings(args.arm_set, "--arm-set")
+    except ValueError as exc:
+        parser.error(str(exc))
     base, runs = plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
-                      parse_settings(args.arm_set), args.base)
+                      arm_settings, args.base)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.action == "run":
         train_runs([base], "warm start: base", "1 HRNN", None, say)

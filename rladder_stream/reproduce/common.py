@@ -233,6 +233,17 @@ def row_model_overrides(config: str, size: str, overrides: Mapping[str, Any], ba
     return applied, {k: v for k, v in overrides.items() if k in defining}
 
 
+def training_settings(pairs: Sequence[str], option: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs of training settings (typed as in ``rladder-stream train``) for experiment scripts whose
+    arms set the model settings themselves: a model setting is refused, naming the option."""
+    from ..training.train import parse_overrides
+
+    train_fields, model_fields = parse_overrides(list(pairs))
+    if model_fields:
+        raise ValueError(f"{option} takes training settings; {', '.join(model_fields)}: model settings belong to an arm")
+    return train_fields
+
+
 def refuse_flagged(fields: Mapping[str, Any], option: str = "--set", flagged: Mapping[str, str] = FLAGGED) -> None:
     """``ValueError`` for a setting given with ``option`` that a table sets with a flag of its own."""
     for key, flag in flagged.items():
