@@ -479,9 +479,12 @@ def test_every_shipped_checkpoint_streams_like_pytorch(tmp_path_factory, embedde
     # The gpu-size model (6M parameters, 128-channel convolutions) sums ~10x more terms per output than the cpu
     # ones: float32 rounding puts the runtimes' states ~3e-4 apart (relative) from tick 50 on, bounded, not growing
     # (measured: 4e-5 at tick 5, 3e-4 at 50, 2e-4 at 500, one stream), and outputs ~1e-5 apart.
+    # The cpu-size RLadder's decoder feeds its encoder from an open start: the loop carries float32 rounding from
+    # tick to tick, and the runtimes' states drift up to ~1e-4 apart (relative; measured on the shipped model: 9e-5
+    # after 500 ticks of one stream, 1.2e-4 within 100 ticks of 7), while its outputs stay within 4e-5.
     big = model.num_parameters() > 1_000_000
     _assert_parity(_stream_parity(model, path, ticks, n_streams, frames=frames), atol=1e-3 if big else ATOL,
-                   state_atol=1e-2 if big else ATOL)
+                   state_atol=1e-2 if big else 1e-3)
 
 
 def test_the_gpu_size_shipped_checkpoint_exports_and_streams(tmp_path, embedded_data):
