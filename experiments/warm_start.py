@@ -111,7 +111,8 @@ def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]
                      f"{format_stat(stat(arm, 'prediction_nll'), 2)} | {format_stat(stat(arm, 'prediction_mse'), 5)} | "
                      f"{duration(mean_time)} |")
     lines += ["", "## Against the hierarchical RNN", "",
-              "A difference counts when the means differ by more than the sum of the two standard deviations.", ""]
+              "A difference counts when the means differ by more than the sum of the two standard deviations; "
+              "\"does not hold\" means the reverse order counts: the HRNN errs less.", ""]
     for arm in by_arm:
         if arm == "hrnn":
             continue
