@@ -17,7 +17,6 @@ Records (one per checkpoint) go beside the document as ``.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
