@@ -7,6 +7,8 @@ gains over the HRNN is what its decoder, feedback and prediction task add, not h
 
     RLADDER_STREAM_DATA=../shared/data python experiments/warm_start.py run --out runs/warm --seeds 3 --jobs 2 \\
         --doc docs/results/warm_start-cpu.md
+    # Table 1's rows without an HRNN inside (the temporal baseline, the gold standard) train bases of their own:
+    ... run --out runs/warm --arms hrnn rladder temporal gold-standard --arm-set lr_schedule=cosine
     python experiments/warm_start.py doc --out runs/warm --doc docs/results/warm_start-cpu.md   # re-derive the doc
 
 Every arm validates every ``--valid-every`` steps (the learning curves) and is tested on the whole test split.
@@ -23,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rladder_stream.reproduce.common import (Stat, claim_worse, duration, format_stat, provenance_lines, timestamp,
+from rladder_stream.reproduce.common import (Stat, claim_reaches, claim_worse, duration, format_stat, provenance_lines, timestamp,
                                              train_runs, training_settings, write_document, write_records)
 from rladder_stream.training.train import TrainConfig
 
@@ -35,7 +37,12 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "rladder-detached-0.3": ("omm-rladder", {"decoder_input_detach": True, "prediction_weight": 0.3}),
     "rladder-0.3": ("omm-rladder", {"prediction_weight": 0.3}),
     "rladder-no-d2e": ("omm-rladder-no-d2e", {}),
+    "temporal": ("omm-temporal", {}),
+    "gold-standard": ("omm-static", {}),
 }
+#: arms that are not the HRNN plus something: each trains its own base (its own model, the same base recipe), so every
+#: row of Table 1 sees the same schedule (base steps at the base's rate, then the continuation's steps)
+OWN_BASE = ("temporal", "gold-standard")
 DEFAULT_ARMS = ("hrnn", "rladder", "rladder-no-prediction", "rladder-detached-0.3")
 WHAT = {
     "hrnn": "the hierarchical RNN continued",
@@ -45,42 +52,65 @@ WHAT = {
                             "(the prediction cost trains the decoder only)",
     "rladder-0.3": "RLadder, prediction weight 0.3",
     "rladder-no-d2e": "RLadder without decoder-to-encoder connections",
+    "temporal": "temporal baseline (feed-forward encoder, recurrent top only), continued from its own base",
+    "gold-standard": "static classifier on the optimal reconstruction (gold standard), continued from its own base",
 }
 
 
-def plan(out: str, size: str, seeds: int, base_steps: int, steps: int, valid_every: int, arms: Sequence[str],
-         common: Mapping[str, Any], arm_settings: Mapping[str, Any] | None = None,
-         base_out: str | None = None) -> tuple[TrainConfig, list[tuple[str, TrainConfig]]]:
-    """(the base HRNN run, [(arm, run), ...]): the base is seed 0, the continuations seeds 1..seeds.
+class Plan:
+    """The runs of one experiment: every base is seed 0, the continuations seeds 1..seeds.
 
-    ``arm_settings`` apply to the continuations only (e.g. a cosine schedule after a constant-rate base), and
-    ``base_out`` names the base's folder (default OUT/base-hrnn), so several experiments can share one base."""
-    def run(model: str, seed: int, n_steps: int, folder: str, overrides: Mapping[str, Any], **extra: Any) -> TrainConfig:
-        if n_steps % valid_every:
-            raise ValueError(f"steps ({n_steps}) must be a multiple of --valid-every ({valid_every})")
-        settings = {**common, **extra}
+    The base ``"hrnn"`` (folder OUT/base-hrnn, or ``base_out``, so several experiments can share it) starts every arm
+    built on the HRNN; an arm in ``OWN_BASE`` continues from a base of its own model (OUT/base-ARM) trained with the
+    same recipe. ``arm_settings`` apply to the continuations only (e.g. a cosine schedule after a constant-rate base).
+    The continuations are planned once their bases have trained (a run's ``init_from`` must exist).
+    """
+
+    def __init__(self, out: str, size: str, seeds: int, base_steps: int, steps: int, valid_every: int,
+                 arms: Sequence[str], common: Mapping[str, Any], arm_settings: Mapping[str, Any] | None = None,
+                 base_out: str | None = None):
+        self.out, self.size, self.seeds, self.steps, self.valid_every = out, size, seeds, steps, valid_every
+        self.arms, self.common, self.arm_settings = list(arms), dict(common), dict(arm_settings or {})
+        self.bases: dict[str, TrainConfig] = {}
+        for arm in arms:
+            key = self.base_of(arm)
+            if key not in self.bases:
+                self.bases[key] = self.run("omm-hrnn" if key == "hrnn" else ARMS[arm][0], 0, base_steps, f"base-{key}", {})
+                if key == "hrnn" and base_out is not None:
+                    self.bases[key] = replace(self.bases[key], out=str(base_out))
+
+    @staticmethod
+    def base_of(arm: str) -> str:
+        return arm if arm in OWN_BASE else "hrnn"
+
+    def run(self, model: str, seed: int, n_steps: int, folder: str, overrides: Mapping[str, Any], **extra: Any) -> TrainConfig:
+        if n_steps % self.valid_every:
+            raise ValueError(f"steps ({n_steps}) must be a multiple of --valid-every ({self.valid_every})")
+        settings = {**self.common, **extra}
         batch = int(settings.pop("batch_size", 32))
-        return TrainConfig(model=model, size=size, seed=seed, out=str(Path(out) / folder), batch_size=batch,
-                           train_sequences=valid_every * batch, epochs=n_steps // valid_every,
+        return TrainConfig(model=model, size=self.size, seed=seed, out=str(Path(self.out) / folder), batch_size=batch,
+                           train_sequences=self.valid_every * batch, epochs=n_steps // self.valid_every,
                            model_overrides=dict(overrides), **settings)
 
-    base = run("omm-hrnn", 0, base_steps, "base-hrnn", {})
-    if base_out is not None:
-        base = replace(base, out=str(base_out))
-    runs = []
-    for seed in range(1, seeds + 1):  # seed by seed: stopped early, every arm has as many seeds as the others
-        for arm in arms:
-            model, overrides = ARMS[arm]
-            runs.append((arm, run(model, seed, steps, f"{arm}-seed{seed}", overrides,
-                                  init_from=str(Path(base.out) / "last.pt"), **(arm_settings or {}))))
-    return base, runs
+    def continuations(self) -> list[tuple[str, TrainConfig]]:
+        """[(arm, run), ...] for the arms whose base has trained, seed by seed (stopped early, every arm has as many
+        seeds as the others)."""
+        runs = []
+        for seed in range(1, self.seeds + 1):
+            for arm in self.arms:
+                model, overrides = ARMS[arm]
+                start = Path(self.bases[self.base_of(arm)].out) / "last.pt"
+                if start.exists():
+                    runs.append((arm, self.run(model, seed, self.steps, f"{arm}-seed{seed}", overrides,
+                                               init_from=str(start), **self.arm_settings)))
+        return runs
 
 
 def curve(result: Mapping[str, Any], offset: int = 0) -> list[tuple[int, float]]:
     return [(offset + int(h["step"]), float(h["class_error"])) for h in result.get("valid_history", []) if "class_error" in h]
 
 
-def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]], command: str | None) -> str:
+def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[str, Any]], command: str | None) -> str:
     """The Markdown document: the arms' test errors, the claims by the docs' rule, learning curves, per seed."""
     by_arm: dict[str, list[Mapping[str, Any]]] = {}
     for r in results:
@@ -90,7 +120,8 @@ def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]
         values = tuple(float(r["test"][metric]) for r in by_arm.get(arm, []) if metric in r.get("test", {}))
         return Stat(values) if values else None
 
-    base_steps = int(base["steps"]) if base else 0
+    base = bases.get("hrnn")
+    base_steps = int(next(iter(bases.values()))["steps"]) if bases else 0
     lines = ["# Warm-started Table 1 on Occluded Moving MNIST", "", f"Generated {timestamp()} by `experiments/warm_start.py`.", ""]
     if base:
         lines += [f"A hierarchical RNN (`omm-hrnn`, seed {base['seed']}) trained {base_steps} steps "
@@ -98,6 +129,11 @@ def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]
                   "test sequences); then every arm continued from its weights for the same steps with a fresh optimiser "
                   "and its own seed. The RLadders start as that exact HRNN (matching tensors copied, the new feedback "
                   "at zero: `init_from`, docs/design.md, \"Warm starts\").", ""]
+    for key, own in bases.items():
+        if key != "hrnn":
+            lines += [f"`{key}` has no HRNN inside: it continued from a base of its own model (`{own['model']}`, seed "
+                      f"{own['seed']}, {own['steps']} steps with the same recipe as the HRNN's base, test error "
+                      f"{own['test']['class_error']:.2f} %), so it sees the same schedule as every other row.", ""]
     if results:
         tc = results[0]["train_config"]
         lines += [f"The continuations: batch {tc['batch_size']}, AdamW at lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule "
@@ -114,11 +150,23 @@ def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]
               "A difference counts when the means differ by more than the sum of the two standard deviations; "
               "\"does not hold\" means the reverse order counts: the HRNN errs less.", ""]
     for arm in by_arm:
-        if arm == "hrnn":
+        if arm == "hrnn" or arm in OWN_BASE:  # their claims follow below
             continue
         c = claim_worse(f"`{arm}` errs less than the HRNN continued", ("HRNN", stat("hrnn", "class_error")),
                         (arm, stat(arm, "class_error")), 2)
         lines.append(f"- **{c.verdict}**: {c.text}. {c.detail}.")
+    paper = []  # Table 1's claims about the rows without an HRNN inside (docs/design.md#table-1)
+    if "temporal" in by_arm:
+        paper.append(claim_worse("the temporal baseline errs more than the HRNN (paper 2.02 against 1.60)",
+                                 ("temporal", stat("temporal", "class_error")), ("HRNN", stat("hrnn", "class_error")), 2))
+        paper.append(claim_worse("the temporal baseline errs more than the RLadder (paper 2.02 against 0.74)",
+                                 ("temporal", stat("temporal", "class_error")), ("RLadder", stat("rladder", "class_error")), 2))
+    if "gold-standard" in by_arm:
+        paper.append(claim_reaches("the RLadder reaches the gold standard up to uncertainty (paper 0.74 against 0.71)",
+                                   ("RLadder", stat("rladder", "class_error")),
+                                   ("gold standard", stat("gold-standard", "class_error")), 2))
+    if paper:
+        lines += ["", "## Table 1's other claims", ""] + [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in paper]
     lines += ["", "## Learning curves (validation class error %, mean over seeds; steps counted from the HRNN's start)", ""]
     steps = sorted({s for rows in by_arm.values() for r in rows for s, _ in curve(r, base_steps)})
     if base:
@@ -137,12 +185,12 @@ def document(base: Mapping[str, Any] | None, results: Sequence[Mapping[str, Any]
             nll = r["test"].get("prediction_nll")
             lines.append(f"| `{arm}` | {r['seed']} | {r['test']['class_error']:.2f} | {'—' if nll is None else f'{nll:.2f}'} | "
                          f"{r['steps']} | {duration(float(r['train_time_s']))} |")
-    found = ([base] if base else []) + list(results)
+    found = list(bases.values()) + list(results)
     lines += provenance_lines(found, command, None)
     return "\n".join(lines) + "\n"
 
 
-def collect(base_cfg: TrainConfig, runs: Sequence[tuple[str, TrainConfig]]) -> tuple[dict | None, list[dict]]:
+def collect(base_cfgs: Mapping[str, TrainConfig], runs: Sequence[tuple[str, TrainConfig]]) -> tuple[dict[str, dict], list[dict]]:
     def read(cfg: TrainConfig) -> dict | None:
         path = Path(cfg.out) / "results.json"
         return json.loads(path.read_text()) if path.exists() else None
@@ -152,7 +200,8 @@ def collect(base_cfg: TrainConfig, runs: Sequence[tuple[str, TrainConfig]]) -> t
         r = read(cfg)
         if r is not None:
             results.append({"arm": arm, **r})
-    return read(base_cfg), results
+    bases = {key: read(cfg) for key, cfg in base_cfgs.items()}
+    return {key: r for key, r in bases.items() if r is not None}, results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,18 +228,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         arm_settings = training_settings(args.arm_set, "--arm-set")
     except ValueError as exc:
         parser.error(str(exc))
-    base, runs = plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
-                      arm_settings, args.base)
+    plan = Plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
+                arm_settings, args.base)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.action == "run":
-        train_runs([base], "warm start: base", "1 HRNN", None, say)
-        train_runs([cfg for _, cfg in runs], "warm start: arms", f"{len(args.arms)} arms x {args.seeds} seeds", None, say, jobs=args.jobs)
-    base_result, results = collect(base, runs)
-    text = document(base_result, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
+        train_runs(list(plan.bases.values()), "warm start: bases", ", ".join(plan.bases), None, say)
+        train_runs([cfg for _, cfg in plan.continuations()], "warm start: arms", f"{len(args.arms)} arms x {args.seeds} seeds",
+                   None, say, jobs=args.jobs)
+    bases, runs = plan.bases, plan.continuations()
+    base_results, results = collect(bases, runs)
+    text = document(base_results, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
     print(text)
     if args.doc:
         write_document(args.doc, text)
-        write_records(args.doc, ([{"arm": "base", **base_result}] if base_result else []) + results)
+        write_records(args.doc, [{"arm": "base" if key == "hrnn" else f"base-{key}", **r} for key, r in base_results.items()]
+                      + results)
     return 0
 
 
