@@ -117,7 +117,7 @@ def document(results: Sequence[Mapping[str, Any]], compare_step: int, command: s
         mean_time = sum(float(r["train_time_s"]) for r in rows) / len(rows)
         lines.append(f"| `{arm}` | {len(rows)} | {steps} | " + " | ".join(format_stat(stat(rows, f"ami_{t}"), 3) for t in iterations) +
                      f" | {format_stat(stat(rows, 'ami_shuffled'), 3)} | {format_stat(stat(rows, 'largest_group_1'), 3)} | {duration(mean_time)} |")
-    lines += ["", f"## Validation over training: AMI at the last iteration / largest group's share at iteration 1 (per seed)", ""]
+    lines += ["", "## Validation over training: AMI at the last iteration / largest group's share at iteration 1 (per seed)", ""]
     steps = sorted({int(h["step"]) for r in results for h in r.get("valid_history", [])})
     columns = [(arm, r) for arm, rows in by_arm.items() for r in sorted(rows, key=lambda r: r["seed"])]
     lines += ["| step | " + " | ".join(f"`{arm}` s{r['seed']}" for arm, r in columns) + " |", "|---:|" + "---:|" * len(columns)]

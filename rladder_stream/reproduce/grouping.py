@@ -172,7 +172,7 @@ def grouping_markdown(data: DataSet, results: Sequence[Mapping[str, Any]], *, co
         lines.append(f"| {row.label} | `{row.config}` | {len(runs)} | " + " | ".join(amis)
                      + f" | {format_stat(_stat(runs, 'ami_shuffled'), DIGITS)} |{error} {steps} | {train_time} |")
 
-    lines += ["", f"## Claims at this budget", "",
+    lines += ["", "## Claims at this budget", "",
               "A difference counts when it exceeds the sum of the standard deviations; a bar counts as reached when the",
               "mean less one standard deviation reaches it.", ""]
     for row in shown:
