@@ -232,6 +232,7 @@ def test_a_finished_run_is_reused_only_with_the_same_model_and_settings(tmp_path
     assert results(train_config=older)["test"]  # written before the setting existed, which has its default now
     path.write_text(json.dumps({"model": cfg.model, "test": {}, "train_config": settings}))  # before models were recorded
     assert finished_results(cfg) is not None
+    assert results(train_config={**settings, "out": "/elsewhere/run"})["test"]  # trained there, then moved here
     with pytest.raises(ValueError, match="model norm: 'batch' there, 'batch_tick' now"):
         results(model_config={**model, "norm": "batch"})
     with pytest.raises(ValueError, match="calibration_sequences: 10 there, 2000 now"):

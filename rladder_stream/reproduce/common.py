@@ -31,8 +31,9 @@ from ..training.train import TrainConfig, train
 NO_VALUE = "—"
 # Settings with their own flag in every table; --set must not change them behind the flag's back.
 FLAGGED = {"seed": "--seeds", "size": "--size", "time_budget_s": "--budget-s", "out": "--out"}
-# Settings that change no result: a finished run is reused whatever they were.
-COSMETIC = {"log_every", "checkpoint_every", "checkpoint_minutes", "stop_after_steps", "resume_with_changes"}
+# Settings that change no result: a finished run is reused whatever they were (``out`` too: a run folder moved or
+# renamed holds the same run).
+COSMETIC = {"log_every", "checkpoint_every", "checkpoint_minutes", "stop_after_steps", "resume_with_changes", "out"}
 
 
 # ============================================================================ statistics, numbers and claims
