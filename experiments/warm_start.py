@@ -68,7 +68,8 @@ class Plan:
 
     def __init__(self, out: str, size: str, seeds: int, base_steps: int, steps: int, valid_every: int,
                  arms: Sequence[str], common: Mapping[str, Any], arm_settings: Mapping[str, Any] | None = None,
-                 base_out: str | None = None):
+                 base_out: str | None = None, only_seeds: Sequence[int] | None = None):
+        self.only_seeds = set(only_seeds) if only_seeds else None
         self.out, self.size, self.seeds, self.steps, self.valid_every = out, size, seeds, steps, valid_every
         self.arms, self.common, self.arm_settings = list(arms), dict(common), dict(arm_settings or {})
         self.bases: dict[str, TrainConfig] = {}
@@ -97,6 +98,8 @@ class Plan:
         seeds as the others)."""
         runs = []
         for seed in range(1, self.seeds + 1):
+            if self.only_seeds is not None and seed not in self.only_seeds:
+                continue
             for arm in self.arms:
                 model, overrides = ARMS[arm]
                 start = Path(self.bases[self.base_of(arm)].out) / "last.pt"
@@ -219,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training settings for every run")
     parser.add_argument("--arm-set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="training settings for the continuations only (e.g. lr_schedule=cosine)")
+    parser.add_argument("--only-seeds", nargs="+", type=int, metavar="SEED",
+                        help="run: train only these continuation seeds (another process trains the others); the doc "
+                             "reads every seed of --seeds")
     parser.add_argument("--base", help="an existing base run's folder to continue from (default OUT/base-hrnn)")
     args = parser.parse_args(argv)
     common: dict[str, Any] = {"batch_size": 32, "lr": 0.002, "lr_schedule": "constant", "valid_sequences": 1000,
@@ -229,12 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     plan = Plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
-                arm_settings, args.base)
+                arm_settings, args.base, args.only_seeds if args.action == "run" else None)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.action == "run":
         train_runs(list(plan.bases.values()), "warm start: bases", ", ".join(plan.bases), None, say)
         train_runs([cfg for _, cfg in plan.continuations()], "warm start: arms", f"{len(args.arms)} arms x {args.seeds} seeds",
                    None, say, jobs=args.jobs)
+    plan.only_seeds = None  # the doc reads every seed
     bases, runs = plan.bases, plan.continuations()
     base_results, results = collect(bases, runs)
     text = document(base_results, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
