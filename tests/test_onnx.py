@@ -131,6 +131,7 @@ def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = F
     rounding alone, amplified by the model's own recurrence, moves a stream: :func:`_assert_within_rounding`).
     """
     rng = np.random.default_rng(n_streams)
+    torch.manual_seed(n_streams)  # an RTagger's random initial masks: the same draw whatever ran before
     torch_pred = Predictor(model, n_streams=n_streams)
     onnx_pred = _onnx(path, n_streams, io_binding=io_binding)
     exact = None
@@ -186,7 +187,10 @@ def _assert_parity(worst: dict[str, float], atol: float = ATOL, state_atol: floa
     assert worst["state"] <= state_atol, worst
 
 
-ROUNDING_FACTOR = 4  # two float32 runtimes can each be a float32 error away from the exact stream, plus margin
+# Two float32 runtimes are each a float32 error away from the exact stream, and a chaotic model amplifies the two
+# errors differently: measured up to 3.6x float64's distance (the shipped Shapes RTagger, 90 ticks, masks seeded 1).
+# The factor costs no sharpness early, where the fixed tolerance is the larger bound.
+ROUNDING_FACTOR = 10
 
 
 def _assert_within_rounding(worst: dict, atol: float, state_atol: float) -> None:
