@@ -41,6 +41,7 @@ WHAT = {
     "feedforward": "the Tagger (feed-forward engine, no feedback)",
     "lstm_relu+feedback": "LSTM memory, sparse ReLU output, feedback (`shapes-rtagger-sparse`)",
 }
+BAR_AMI, BAR_RATIO = 0.6, 2.0  # issue 27: test AMI at the last trained iteration, and its ratio to the shuffled level
 RECIPE = {"batch_size": 32, "lr": 0.001, "lr_schedule": "constant", "cpu_bf16": True, "valid_sequences": 500,
           "test_sequences": 1000, "log_every": 100}  # docs/results/shapes-cpu-bf16.md's recipe
 
@@ -117,6 +118,18 @@ def document(results: Sequence[Mapping[str, Any]], compare_step: int, command: s
         mean_time = sum(float(r["train_time_s"]) for r in rows) / len(rows)
         lines.append(f"| `{arm}` | {len(rows)} | {steps} | " + " | ".join(format_stat(stat(rows, f"ami_{t}"), 3) for t in iterations) +
                      f" | {format_stat(stat(rows, 'ami_shuffled'), 3)} | {format_stat(stat(rows, 'largest_group_1'), 3)} | {duration(mean_time)} |")
+    lines += ["", f"Issue 27's bar, per seed: test AMI at the last trained iteration ({last}) at least {BAR_AMI} and at least "
+              f"{BAR_RATIO:g} times the seed's shuffled chance level.", "",
+              "| arm | seed | steps | training time | AMI | shuffled | ratio | bar |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for arm, rows in by_arm.items():
+        for r in sorted(rows, key=lambda r: r["seed"]):
+            ami, chance = r["test"].get(last), r["test"].get("ami_shuffled")
+            if ami is None or chance is None:
+                continue
+            ratio = ami / chance if chance > 0 else float("inf")
+            met = "met" if ami >= BAR_AMI and ratio >= BAR_RATIO else "not met"
+            lines.append(f"| `{arm}` | {r['seed']} | {r['steps']} | {duration(float(r['train_time_s']))} | {ami:.3f} | "
+                         f"{chance:.3f} | {ratio:.2f} | {met} |")
     lines += ["", "## Validation over training: AMI at the last iteration / largest group's share at iteration 1 (per seed)", ""]
     steps = sorted({int(h["step"]) for r in results for h in r.get("valid_history", [])})
     columns = [(arm, r) for arm, rows in by_arm.items() for r in sorted(rows, key=lambda r: r["seed"])]
@@ -149,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--steps", type=int, default=2000, help="steps of every arm (the comparison's step)")
+    parser.add_argument("--compare-step", type=int, help="the validation step the doc compares the arms at (default: --steps)")
     parser.add_argument("--long", nargs="*", default=[], metavar="ARM=STEPS", help="seed 0 of ARM trains on to STEPS, e.g. lstm_relu+feedback=12000")
     parser.add_argument("--valid-every", type=int, default=500)
     parser.add_argument("--jobs", type=int, default=1)
@@ -164,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
         train_runs([cfg for _, cfg in runs], "shapes cells", f"{len(args.arms)} arms x {args.seeds} seeds", None, say, jobs=args.jobs)
     results = collect(runs)
-    text = document(results, args.steps, "python experiments/shapes_cells.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
+    text = document(results, args.compare_step or args.steps, "python experiments/shapes_cells.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
     print(text)
     if args.doc:
         write_document(args.doc, text)
