@@ -73,7 +73,8 @@ def at_step(result: Mapping[str, Any], step: int) -> Mapping[str, float] | None:
     return None
 
 
-def document(results: Sequence[Mapping[str, Any]], compare_step: int, command: str | None) -> str:
+def document(results: Sequence[Mapping[str, Any]], compare_step: int, command: str | None,
+             budget_s: float | None = None) -> str:
     by_arm: dict[str, list[Mapping[str, Any]]] = {}
     for r in results:
         by_arm.setdefault(r["arm"], []).append(r)
@@ -140,7 +141,7 @@ def document(results: Sequence[Mapping[str, Any]], compare_step: int, command: s
             h = at_step(r, s)
             cells.append(f"{h[last]:.3f} / {h['largest_group_1']:.2f}" if h and last in h and "largest_group_1" in h else "—")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    lines += provenance_lines(results, command, None)
+    lines += provenance_lines(results, command, budget_s)
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
         train_runs([cfg for _, cfg in runs], "shapes cells", f"{len(args.arms)} arms x {args.seeds} seeds", None, say, jobs=args.jobs)
     results = collect(runs)
-    text = document(results, args.compare_step or args.steps, "python experiments/shapes_cells.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
+    text = document(results, args.compare_step or args.steps, "python experiments/shapes_cells.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]),
+                    common.get("time_budget_s"))
     print(text)
     if args.doc:
         write_document(args.doc, text)
