@@ -84,6 +84,7 @@ class DataSet:
 SHAPES = DataSet("shapes", "Shapes", "Shapes: does the model group?", _shapes_intro, (
     Row("shapes-tagger-dense", "Tagger, fully connected engine (the reference's)"),
     Row("shapes-rtagger-dense", "RTagger, fully connected LSTM engine"),
+    Row("shapes-rtagger-sparse", "RTagger, fully connected engine of lstm_relu levels (LSTM memory, sparse output)"),
     Row("shapes-tagger", "Tagger, convolutional engine"),
     Row("shapes-rtagger", "RTagger, convolutional LSTM engine"),
 ), TARGET_AMI, "docs/results/shapes.md")
