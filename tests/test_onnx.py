@@ -117,8 +117,8 @@ def _max_diff(a, b) -> float:
 def _state_diff(state, reference) -> float:
     """The largest state difference: absolute below 1, relative above (a trained music model's integrating top LSTM
     cell reaches |c| ~ 200, where float32 rounding alone moves the two runtimes apart by ~1e-4 over 500 ticks)."""
-    return max(_max_diff(np.asarray(state[k], np.float64), v.double()) / max(1.0, float(v.abs().max()))
-               for k, v in reference.items())
+    return max((_max_diff(np.asarray(state[k], np.float64), v.double()) / max(1.0, float(v.abs().max()))
+                for k, v in reference.items()), default=0.0)  # a static model has no state
 
 
 def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = False, frames=None,
