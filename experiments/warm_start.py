@@ -68,8 +68,7 @@ class Plan:
 
     def __init__(self, out: str, size: str, seeds: int, base_steps: int, steps: int, valid_every: int,
                  arms: Sequence[str], common: Mapping[str, Any], arm_settings: Mapping[str, Any] | None = None,
-                 base_out: str | None = None, only_seeds: Sequence[int] | None = None):
-        self.only_seeds = set(only_seeds) if only_seeds else None
+                 base_out: str | None = None):
         self.out, self.size, self.seeds, self.steps, self.valid_every = out, size, seeds, steps, valid_every
         self.arms, self.common, self.arm_settings = list(arms), dict(common), dict(arm_settings or {})
         self.bases: dict[str, TrainConfig] = {}
@@ -93,12 +92,12 @@ class Plan:
                            train_sequences=self.valid_every * batch, epochs=n_steps // self.valid_every,
                            model_overrides=dict(overrides), **settings)
 
-    def continuations(self) -> list[tuple[str, TrainConfig]]:
+    def continuations(self, only_seeds: Sequence[int] | None = None) -> list[tuple[str, TrainConfig]]:
         """[(arm, run), ...] for the arms whose base has trained, seed by seed (stopped early, every arm has as many
-        seeds as the others)."""
+        seeds as the others); ``only_seeds``: these seeds alone."""
         runs = []
         for seed in range(1, self.seeds + 1):
-            if self.only_seeds is not None and seed not in self.only_seeds:
+            if only_seeds and seed not in only_seeds:
                 continue
             for arm in self.arms:
                 model, overrides = ARMS[arm]
@@ -239,15 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     plan = Plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
-                arm_settings, args.base, args.only_seeds if args.action == "run" else None)
+                arm_settings, args.base)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.action == "run":
         train_runs(list(plan.bases.values()), "warm start: bases", ", ".join(plan.bases), None, say)
-        train_runs([cfg for _, cfg in plan.continuations()], "warm start: arms", f"{len(args.arms)} arms x {args.seeds} seeds",
+        train_runs([cfg for _, cfg in plan.continuations(args.only_seeds)], "warm start: arms", f"{len(args.arms)} arms x {args.seeds} seeds",
                    None, say, jobs=args.jobs)
-    plan.only_seeds = None  # the doc reads every seed
-    bases, runs = plan.bases, plan.continuations()
-    base_results, results = collect(bases, runs)
+    base_results, results = collect(plan.bases, plan.continuations())  # the doc reads every seed
     text = document(base_results, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
     print(text)
     if args.doc:
