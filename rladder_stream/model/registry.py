@@ -330,3 +330,11 @@ def _shapes_tagger_dense(size: str) -> LadderConfig:
                  "sparse ReLU output up and to its decoder (lstm_relu cells), with decoder-to-encoder feedback", **SHAPES)
 def _shapes_rtagger_sparse(size: str) -> LadderConfig:
     return _shapes_dense(size, kind="lstm_relu")
+
+
+# Issue 27, Brodatz-textured MNIST: the engine that groups Shapes (lstm_relu cells, fully connected, feedback on), with
+# the paper's recipe for Table 4 (denoising and the class cost at the last iteration).
+@register_config("tmnist-rtagger-sparse", "RTagger on Brodatz-textured MNIST with the engine that groups Shapes: fully "
+                 "connected, lstm_relu cells, decoder-to-encoder feedback; denoising + class (Table 4)", **TEXTURED)
+def _tmnist_rtagger_sparse(size: str) -> LadderConfig:
+    return _dense_engine(_tmnist(size, kind="lstm_relu", groups=2), size)
