@@ -232,9 +232,11 @@ class RTagger(nn.Module):
 
         outputs: Outputs = {}
         if cfg.n_classes:
-            per_group = torch.softmax(engine_out["class_logits"].reshape(b, k, cfg.n_classes + 1), dim=-1)
-            beliefs = per_group.sum(dim=1)[:, : cfg.n_classes]  # the "none" class dropped
-            outputs["class_logits"] = torch.log(beliefs.clamp_min(1e-12)) - torch.log(beliefs.sum(-1, keepdim=True).clamp_min(1e-12))
+            # The groups' beliefs summed and the "none" class dropped, in log space: where every group is sure of
+            # "none" the beliefs underflow to zero and a ratio of clamped probabilities is no distribution.
+            per_group = torch.log_softmax(engine_out["class_logits"].reshape(b, k, cfg.n_classes + 1), dim=-1)
+            beliefs = torch.logsumexp(per_group, dim=1)[:, : cfg.n_classes]
+            outputs["class_logits"] = beliefs - torch.logsumexp(beliefs, dim=-1, keepdim=True)
         mean = (m * z).sum(dim=1).clamp(FORECAST_EPS, 1 - FORECAST_EPS)
         outputs["prediction_logits"] = torch.log(mean) - torch.log1p(-mean)
         outputs["groups"] = m
