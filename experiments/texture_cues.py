@@ -11,6 +11,9 @@ noise added, at the Taggers' training noise (``TAGGER_INPUT_NOISE``) and at 0.2:
   the groups is worth to a denoiser, the reason a Tagger's denoising cost has to split the image. The gain over the
   pixels near a boundary (a pixel of another group or unassigned in the patch) is reported too, with their share:
   elsewhere the two regressions see the same features.
+- **Adaptive gain**: the same question for denoisers fitted within each image (5x5 patch, one checkerboard colour
+  fitted, the other scored): one fit for the image against one fit per true group. A linear filter fixed across
+  images cannot use a texture of unknown frequency and direction; fitted to the image's own group it can.
 - **k-means AMI**: per image, two-cluster k-means on local-energy features (5x5 local mean and std, and the 5x5
   mean of the squared gradient in four directions), AMI against the true groups over the pixels with a definite
   group (``rladder_stream.training.metrics.grouping_ami``): how far low-level texture statistics alone separate the groups.
@@ -54,6 +57,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 NOISES = (0.0, TAGGER_INPUT_NOISE, 0.2)  # k-means runs at each; the denoisers at the noisy ones
 PATCH = 7  # the denoisers' patch side
+ADAPTIVE_PATCH = 5  # the per-image denoisers' patch side (26 weights fitted on a few hundred pixels of one group)
 WINDOW = 5  # the k-means features' window side
 RIDGE = 1e-3  # ridge penalty per fitted pixel
 KMEANS_STARTS, KMEANS_STEPS = 5, 30
@@ -114,6 +118,32 @@ def denoiser_errors(clean: np.ndarray, noisy: np.ndarray, groups: np.ndarray, or
     return errors, (patches(groups[half:])[scored] != centre[:, None]).any(axis=1)
 
 
+def adaptive_denoiser_errors(clean: np.ndarray, noisy: np.ndarray, groups: np.ndarray,
+                             size: int = ADAPTIVE_PATCH) -> tuple[np.ndarray, np.ndarray]:
+    """``(squared errors of one fit per image, of one fit per image and group)``: ridge denoisers from a pixel's
+    ``size x size`` noisy patch to its clean value, fitted **within each image** on the pixels of one checkerboard
+    colour and scored on the other colour's, over the pixels with a definite group whose patch lies inside the image.
+    What a denoiser that learns the image's own textures gains from knowing which pixels share one: where each
+    group is a pattern its neighbours predict (a plane wave), one fit per group predicts it and one fit for both
+    mixes two patterns; where the textures are white noise at pixel scale, neither predicts anything."""
+    r = size // 2
+    values = patches(noisy, size).astype(np.float64)
+    values = np.concatenate([values, np.ones(values.shape[:-1] + (1,))], axis=-1)
+    target = clean[:, r:-r, r:-r].astype(np.float64)
+    centre = groups[:, r:-r, r:-r]
+    rows, cols = np.indices(centre.shape[1:])
+    fit_colour = (rows + cols) % 2 == 0
+    plain, oracle = [], []
+    for x, y, g in zip(values, target, centre):
+        definite = g >= 0
+        fit, score = definite & fit_colour, definite & ~fit_colour
+        plain.append((x[score] @ ridge_fit(x[fit], y[fit]) - y[score]) ** 2)
+        for group in np.unique(g[definite]):
+            fit_g, score_g = fit & (g == group), score & (g == group)
+            oracle.append((x[score_g] @ ridge_fit(x[fit_g], y[fit_g]) - y[score_g]) ** 2)
+    return np.concatenate(plain), np.concatenate(oracle)
+
+
 def energy_features(images: np.ndarray, window: int = WINDOW) -> np.ndarray:
     """Local-energy features ``[N, H * W, 6]`` of every pixel, each standardised per image: the ``window`` mean and
     std of the grey levels and the ``window`` mean of the squared gradient along 0, 45, 90 and 135 degrees (central
@@ -172,6 +202,9 @@ def measure(clean: np.ndarray, groups: np.ndarray, noises: Sequence[float], seed
             (plain, near), (oracle, _) = (denoiser_errors(clean, noisy, groups, o) for o in (False, True))
             record.update(mse_plain=float(plain.mean()), mse_oracle=float(oracle.mean()), gain=float(plain.mean() / oracle.mean()),
                           gain_near=float(plain[near].mean() / oracle[near].mean()), near_share=float(near.mean()))
+            per_image, per_group = adaptive_denoiser_errors(clean, noisy, groups)
+            record.update(mse_per_image=float(per_image.mean()), mse_per_group=float(per_group.mean()),
+                          adaptive_gain=float(per_image.mean() / per_group.mean()))
         records.append(record)
     return records
 
@@ -213,11 +246,14 @@ def chosen_scale(records: Sequence[Mapping[str, Any]], noise: float = TAGGER_INP
 
 def table(records: Sequence[Mapping[str, Any]]) -> str:
     """The Markdown table: a row per variant and noise."""
-    lines = ["| data | σ | MSE plain | MSE oracle | oracle gain | near a boundary: gain (share) | k-means AMI |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| data | σ | MSE plain | MSE oracle | oracle gain | near a boundary: gain (share) | per-image fits: MSE one | "
+             "MSE per group | adaptive gain | k-means AMI |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         mse = (f"{r['mse_plain']:.5f} | {r['mse_oracle']:.5f} | **{r['gain']:.2f}×** | {r['gain_near']:.2f}× "
                f"({r['near_share']:.0%})" if "gain" in r else "— | — | — | —")
+        mse += (f" | {r['mse_per_image']:.5f} | {r['mse_per_group']:.5f} | **{r['adaptive_gain']:.2f}×**"
+                if "adaptive_gain" in r else " | — | — | —")
         lines.append(f"| {r['variant']} | {r['sigma']:g} | {mse} | {r['kmeans_ami']:.3f} ± {r['kmeans_ami_sem']:.3f} |")
     return "\n".join(lines)
 
@@ -245,7 +281,10 @@ def document(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> s
         "split into the centre's group, the other group and unassigned neighbours, plus the indicators), fitted on "
         "half the images and scored on the other half, on pixels with a definite group; also over the pixels near a "
         "boundary alone (another group or an unassigned pixel in the patch; their share of the scored pixels in "
-        "brackets), the only ones where the two regressions see different features. **k-means AMI**: per image, "
+        "brackets), the only ones where the two regressions see different features. **Adaptive gain**: a ridge "
+        "denoiser from the 5×5 noisy patch fitted within each image (on one checkerboard colour of its pixels, scored "
+        "on the other), once for the whole image and once per true group: what a denoiser that learns the image's "
+        "own textures gains from knowing which pixels share one. **k-means AMI**: per image, "
         "two-cluster k-means on local-energy features (5×5 mean and std, 5×5 mean squared gradient in four "
         "directions), AMI against the true groups (mean ± standard error over images). σ = 0 is clean; "
         f"σ = {noise:g} is the Taggers' training noise (`TAGGER_INPUT_NOISE`).",

@@ -46,6 +46,22 @@ def test_two_flat_greys_are_worth_grouping_and_one_white_noise_is_not(cues, digi
     assert grey["mse_plain"] < 0.1**2  # the plain denoiser does denoise
     assert grey["kmeans_ami"] > 0.2 and abs(noise["kmeans_ami"]) < 0.05, (grey, noise)
     assert 0.3 < grey["near_share"] < 1.0
+    assert grey["adaptive_gain"] > 3.0 and 0.8 < noise["adaptive_gain"] < 1.1, (grey, noise)  # per-image fits agree
+
+
+def test_per_image_fits_gain_from_the_groups_where_each_group_is_its_own_plane_wave(cues, digits):
+    """Digit and background two plane waves of different frequency and direction, the same in every image: one
+    denoiser fitted per group within an image predicts each wave from its neighbours better than one fitted to
+    both (adaptive gain well above 1); the same wave in both groups gives the groups nothing to add."""
+    mask, groups = digits
+    rows, cols = np.indices(mask.shape[1:])
+    wave = lambda fx, fy: 0.5 + 0.3 * np.sin(2 * np.pi * (fx * cols + fy * rows))  # noqa: E731
+    two = (mask * wave(0.11, 0.05) + (1 - mask) * wave(-0.04, 0.21)).astype(np.float32)
+    one = np.broadcast_to(wave(0.11, 0.05), mask.shape).astype(np.float32)
+    (two_waves,) = cues.measure(two, groups, (0.1,), seed=0)
+    (one_wave,) = cues.measure(one, groups, (0.1,), seed=0)
+    assert two_waves["adaptive_gain"] > 1.3 and one_wave["adaptive_gain"] < 1.05, (two_waves, one_wave)
+    assert two_waves["mse_per_group"] < 0.1**2 / 3  # the per-group fits do denoise
 
 
 def test_the_benchmark_writes_its_table_and_records(cues, tmp_path, capsys):
