@@ -23,7 +23,7 @@ ROTATION_RANGE = (0.0, 2.0 * np.pi)
 SCALE_RANGE = (0.7, 1.4)
 MASK_LOW, MASK_HIGH = 0.1, 0.9  # groups: background below, digit above, ignored between
 SEMI_SUPERVISED_END = 50_000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
-TEXTURE_KINDS = ("brodatz", "sinusoid")  # the plates a batch is cut from (the setting ``textures``)
+TEXTURE_KINDS = ("brodatz", "sinusoid", "flat")  # the plates a batch is cut from (the setting ``textures``)
 # The sinusoid plates (the positive control, docs/design.md#brodatz-textured-mnist): as many as the Brodatz plates,
 # of their size in the full data, each one plane wave whose std is the Brodatz plates' median (0.245; they range
 # 0.122-0.283), so only the pattern differs from the Brodatz data's, not the grey levels' spread.
@@ -32,6 +32,9 @@ SINUSOID_SIZE = 300
 SINUSOID_STD = 0.245
 SINUSOID_PERIODS = (4.0, 16.0)  # pixels per cycle of the shortest and the longest wave, geometrically spaced
 SINUSOID_SEED = 27  # the waves' directions and phases
+# The flat plates (the Gaussian Tagger's control, docs/design.md#brodatz-textured-mnist): 20 uniform greys, so digit
+# and background differ in grey level alone (at least FLAT_GREYS' step apart), the cue a Gaussian mixture groups by.
+FLAT_GREYS = (0.2, 0.8)  # the darkest and the lightest plate, the others evenly between
 
 
 def thicken(digits: np.ndarray) -> np.ndarray:
@@ -236,14 +239,25 @@ def sinusoid_plates(n: int = SINUSOID_PLATES, size: int = SINUSOID_SIZE) -> np.n
     return plates
 
 
+def flat_plates(n: int = SINUSOID_PLATES, size: int = SINUSOID_SIZE) -> np.ndarray:
+    """The flat plates, float32 ``[n, size, size]`` (read-only): plate ``i`` is the uniform grey ``g_i``, evenly
+    spaced over :data:`FLAT_GREYS`. No texture at all: digit and background differ only in grey level, which a
+    Gaussian Tagger must be able to group by (the control for the grey-level code path, as Shapes is for the binary)."""
+    plates = np.broadcast_to(np.linspace(*FLAT_GREYS, n, dtype=np.float32)[:, None, None], (n, size, size)).copy()
+    plates.setflags(write=False)
+    return plates
+
+
 def load_plates(textures: str = "brodatz", data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
     """``(plates float32 [K, S, S], where they come from)`` for the setting ``textures`` (:data:`TEXTURE_KINDS`):
     the Brodatz plates of the data folder (:func:`~rladder_stream.envs.data.brodatz.load_brodatz`), or the
-    sinusoid ones (:func:`sinusoid_plates`, which need no data)."""
+    sinusoid or flat ones (:func:`sinusoid_plates`, :func:`flat_plates`, which need no data)."""
     if textures not in TEXTURE_KINDS:
         raise ValueError(f"textures must be one of {TEXTURE_KINDS}, got {textures!r}")
     if textures == "sinusoid":
         return sinusoid_plates(), f"{SINUSOID_PLATES} sinusoid plates"
+    if textures == "flat":
+        return flat_plates(), f"{SINUSOID_PLATES} flat grey plates"
     plates = load_brodatz(data_dir=data_dir)
     return plates.textures, plates.source
 
@@ -331,10 +345,11 @@ class TexturedMNISTEnv(PredictionEnv):
     - ``texture_scale``: every crop's magnification multiplied by this (default 1; 2: each texture pixel spans
       about 2 image pixels, a coarser pattern), as the training setting of the same name. Crops must fit inside
       the plates: a ``ValueError`` says when the smallest training magnification (0.7 times this) does not.
-    - ``textures``: ``"brodatz"`` (default) or ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
+    - ``textures``: ``"brodatz"`` (default), ``"sinusoid"`` or ``"flat"``. ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
       ``0.5 + a sin(2 pi (fy y + fx x) + phase)`` with periods 4 to 16 pixels (geometrically spaced), directions
       and phases from a fixed seed, std 0.245 (the Brodatz plates' median), cropped as the Brodatz plates are;
-      they need no data files. As the training setting of the same name.
+      they need no data files. ``"flat"``: 20 uniform greys from 0.2 to 0.8 (no texture; the grey-level control).
+      As the training setting of the same name.
 
     ## Info
     Every tick: ``"t"``, ``"groups"`` (int8 ``(32, 32)``: 0 background where m < 0.1, 1 digit where m > 0.9,

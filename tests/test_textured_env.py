@@ -296,3 +296,20 @@ def test_texture_contrast_reaches_the_training_batches_on_every_renderer(monkeyp
     rendered = task.train_batch(np.random.default_rng(0), 6, torch.device("cpu"))
     for key, value in batch.items():
         assert torch.equal(rendered[key], value), key
+
+
+def test_flat_plates_give_two_flat_greys_that_differ():
+    """textures="flat": 20 uniform plates evenly spaced from 0.2 to 0.8; a training image is then the digit's grey
+    and the background's, blended by the mask, never the same grey for both (two different plates a pair)."""
+    from rladder_stream.envs.textured_mnist import FLAT_GREYS, episode_source, flat_plates
+
+    plates = flat_plates()
+    assert plates.shape == (20, 300, 300) and not plates.flags.writeable
+    np.testing.assert_allclose(plates[:, 0, 0], np.linspace(*FLAT_GREYS, 20), rtol=1e-6)
+    assert (np.ptp(plates, axis=(1, 2)) == 0).all()
+    episodes = episode_source("train", textures="flat").episodes(np.random.default_rng(0), 64, None)
+    step = (FLAT_GREYS[1] - FLAT_GREYS[0]) / 19
+    for img, mask in zip(episodes["image"], episodes["mask"]):
+        slope, background = np.polyfit(mask.ravel(), img.ravel(), 1)  # image = background + mask * (digit - background)
+        np.testing.assert_allclose(img, background + slope * mask, atol=1e-5)  # flat when rotated and scaled
+        assert abs(slope) > step - 1e-4 and FLAT_GREYS[0] - 1e-4 < background < FLAT_GREYS[1] + 1e-4

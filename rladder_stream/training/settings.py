@@ -106,9 +106,9 @@ class DataSettings:
              "1), so the texture is coarser at pixel scale; docs/design.md#brodatz-textured-mnist measures the grouping "
              "cues per scale")
     textures: str = setting(
-        "brodatz", "textured digits: the plates, brodatz (photographed textures) or sinusoid (20 plane waves cropped the "
-                   "same way: the positive control, whose groups a working Tagger must find; "
-                   "docs/design.md#brodatz-textured-mnist)")
+        "brodatz", "textured digits: the plates, brodatz (photographed textures), sinusoid (20 plane waves cropped the "
+                   "same way: the positive control, whose groups a working Tagger must find) or flat (20 uniform "
+                   "greys: the grey-level control); docs/design.md#brodatz-textured-mnist")
 
     def check_data(self) -> None:
         check_at_least(self, {"train_sequences": 1, "valid_sequences": 0, "test_sequences": 1, "eval_batch_size": 1,
