@@ -4,6 +4,7 @@ runs' records, their claim rule, and the command that re-derives them from commi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,25 @@ def test_warm_start_doc_checks_the_classification_claim_on_prediction_error_alon
     claim = next(line for line in text.splitlines() if "classification task lowers the prediction error" in line)
     assert claim.startswith("- **does not hold**") and "0.00325 ± 0.00007" in claim
     assert "`rladder-no-classification` errs less than the HRNN" not in text  # no class-error claim for it
+
+
+def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
+    """experiments/texture_variants.py: runs of one config on different plates are different data, so each variant
+    gets its own section and table (Brodatz first), and no row mixes their seeds; the records go beside the doc."""
+    texture_variants = _experiment("texture_variants")
+    records = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "brodatz-cpu-bf16.json").read_text())
+    folders = []
+    for i, (record, plates) in enumerate(zip(records, ("flat", "brodatz", "flat"))):
+        record = {**record, "train_config": {**record["train_config"], "textures": plates}}
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps(record))
+        folders.append(str(folder))
+    doc = tmp_path / "variants.md"
+    assert texture_variants.main([*folders, str(tmp_path / "unfinished"), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    brodatz, flat = text.index("## Textured MNIST, brodatz, texture scale 1"), text.index("## Textured MNIST, flat, texture scale 1")
+    assert brodatz < flat and text.count("\n## Textured MNIST,") == 2
+    assert "| `tmnist-tagger-dense` | 1 |" in text[brodatz:flat] and "| `tmnist-tagger-dense` | 2 |" in text[flat:]
+    assert "\n# Textured MNIST by data variant" in "\n" + text and "\n# Textured MNIST, " not in text
+    assert len(json.loads(doc.with_suffix(".json").read_text())) == 3

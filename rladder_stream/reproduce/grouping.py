@@ -93,6 +93,7 @@ BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: 
     Row("tmnist-tagger", "Tagger, convolutional engine"),
     Row("tmnist-rtagger", "RTagger, convolutional LSTM engine"),
     Row("tmnist-rtagger-noclass", "RTagger, convolutional LSTM engine, no class task"),
+    Row("tmnist-rtagger-sparse", "RTagger, fully connected engine of lstm_relu levels (the engine that groups Shapes)"),
 ), None, "docs/results/brodatz.md")
 
 

@@ -1,0 +1,87 @@
+"""Grouping on textured MNIST by data variant (issue 27; docs/design.md#brodatz-textured-mnist).
+
+The same models trained on the Brodatz plates and on the two controls of the same environment (``textures=flat``:
+two flat greys, the cue a Gaussian mixture groups by; ``textures=sinusoid``: plane waves, the Tagger authors'
+textures) are different data, so their runs must not share a row. This script reads finished runs' folders, sorts
+them by data variant (the plates, texture scale and contrast in each record's ``train_config``) and writes one
+section per variant with ``rladder-stream reproduce brodatz``'s table, claims, seeds and curves
+(:func:`rladder_stream.reproduce.grouping.grouping_markdown`), the records beside it:
+
+    python experiments/texture_variants.py /work/runs/tmnist/*-seed* --doc docs/results/texture_variants.md
+
+Runs were trained by ``rladder-stream train`` (their commands are in each record's ``train_config``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rladder_stream.reproduce.common import timestamp, write_document, write_records
+from rladder_stream.reproduce.grouping import BRODATZ, grouping_markdown
+
+#: plates -> what the section says they are
+PLATES = {
+    "brodatz": "the 20 Brodatz plates of SPEC 4.3 (photographed textures, each normalised to mean grey 0.5)",
+    "sinusoid": "20 plane waves (the Tagger authors' kind of texture), cropped, rotated and scaled as the Brodatz plates",
+    "flat": "20 uniform greys from 0.2 to 0.8: digit and background differ in grey level alone (the grey-level control)",
+}
+
+
+def variant(result: Mapping[str, Any]) -> tuple[str, float, float]:
+    """``(plates, texture scale, texture contrast)`` of a run, from its record's training settings."""
+    tc = result.get("train_config") or {}
+    return str(tc.get("textures", "brodatz")), float(tc.get("texture_scale", 1.0)), float(tc.get("texture_contrast", 1.0))
+
+
+def variant_name(key: tuple[str, float, float]) -> str:
+    plates, scale, contrast = key
+    return f"{plates}, texture scale {scale:g}" + (f", contrast {contrast:g}" if contrast != 1.0 else "")
+
+
+def document(results: Sequence[Mapping[str, Any]], command: str | None, generated: str | None = None) -> str:
+    """One section per data variant (Brodatz first, then the controls), each the grouping document of its runs
+    with its headings moved one level down."""
+    order = list(PLATES)
+    keys = sorted({variant(r) for r in results}, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[1:]))
+    lines = ["# Textured MNIST by data variant: does the model group?", ""]
+    if generated:
+        lines += [f"Generated {generated} by `experiments/texture_variants.py`.", ""]
+    lines += ["The same environment (`envs/textured_mnist.py`) with different plates: " + "; ".join(
+        f"`{name}`: {what}" for name, what in PLATES.items()) + ". Each section is one data variant's runs.", ""]
+    for key in keys:
+        runs = [r for r in results if variant(r) == key]
+        data = replace(BRODATZ, title=f"Textured MNIST, {variant_name(key)}")
+        section = grouping_markdown(data, runs, command=command)
+        lines += [("#" + line) if line.startswith("#") else line for line in section.splitlines()] + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="run folders holding results.json (folders without one are skipped)")
+    parser.add_argument("--doc", required=True, help="the Markdown document; its records go beside it (.json)")
+    args = parser.parse_args(argv)
+    results = []
+    for folder in args.runs:
+        path = Path(folder) / "results.json"
+        if path.exists():
+            results.append(json.loads(path.read_text()))
+        else:
+            print(f"skipped {folder}: no results.json (not finished)", file=sys.stderr)
+    if not results:
+        parser.error("no finished run among the folders given")
+    command = "python experiments/texture_variants.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    write_document(args.doc, document(results, command, timestamp()))
+    write_records(args.doc, results)
+    print(f"wrote {args.doc} ({len(results)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
