@@ -45,7 +45,8 @@ from rladder_stream.training.metrics import grouping_ami
 from rladder_stream.model.registry import TAGGER_INPUT_NOISE
 
 #: variant -> the data settings of the plates (environment arguments): Brodatz at texture scales 1-8 (at 6 and 8 a
-#: digit-sized crop spans 4-8 plate pixels: a smooth blob rather than a texture) and the sinusoid positive control
+#: digit-sized crop spans 4-8 plate pixels: a smooth blob rather than a texture), the sinusoid positive control and
+#: the flat greys (no texture: what a Gaussian mixture groups by)
 VARIANTS: dict[str, dict[str, Any]] = {
     "brodatz, scale 1": {"texture_scale": 1.0},
     "brodatz, scale 2": {"texture_scale": 2.0},
@@ -54,6 +55,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "brodatz, scale 6": {"texture_scale": 6.0},
     "brodatz, scale 8": {"texture_scale": 8.0},
     "sinusoid, scale 1": {"textures": "sinusoid"},
+    "flat, scale 1": {"textures": "flat"},
 }
 NOISES = (0.0, TAGGER_INPUT_NOISE, 0.2)  # k-means runs at each; the denoisers at the noisy ones
 PATCH = 7  # the denoisers' patch side
@@ -267,8 +269,8 @@ def document(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> s
                f"(σ = {noise:g})**")
     sources = sorted({r["data"].split(", scale")[0] for r in records})
     at_noise = {r["variant"]: r for r in records if r["sigma"] == noise and "gain" in r}
-    controls = [f"{name}: oracle gain {r['gain']:.2f}×, k-means AMI {r['kmeans_ami']:.3f}" for name, r in at_noise.items()
-                if r["settings"].get("textures") == "sinusoid"]
+    controls = [f"{name}: oracle gain {r['gain']:.2f}×, adaptive gain {r['adaptive_gain']:.2f}×, k-means AMI "
+                f"{r['kmeans_ami']:.3f}" for name, r in at_noise.items() if r["settings"].get("textures") in ("sinusoid", "flat")]
     return "\n".join([
         "# Grouping cues of textured MNIST (issue 27)",
         "",
@@ -292,7 +294,7 @@ def document(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> s
         table(records),
         "",
         f"Verdict: {verdict}."
-        + (f" The positive control at the training noise, {'; '.join(controls)}." if controls else ""),
+        + (f" The controls at the training noise: {'; '.join(controls)}." if controls else ""),
         "",
         "## How these numbers were made",
         "",
