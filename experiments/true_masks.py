@@ -7,16 +7,20 @@ If the true start does not lower the cost, the cost does not prefer the true gro
 if the AMI of the true start falls back over the iterations, the model undoes a true grouping it is handed.
 
     python experiments/true_masks.py runs/brodatz/tmnist-tagger-dense/seed0/last.pt --images 500
+    python experiments/true_masks.py runs/tmnist/flat-seed0/last.pt --data textures=flat   # a run on other plates
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
 from rladder_stream.model.tagger import group_mixture_bce, group_mixture_nll
+from rladder_stream.reproduce.common import training_settings
 from rladder_stream.streaming.checkpoint import load_model
 from rladder_stream.training.metrics import batch_grouping_ami
 from rladder_stream.training.settings import DataSettings
@@ -36,10 +40,11 @@ def true_masks(groups: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def compare(path: Path, images: int) -> dict[str, list[float]]:
-    """Per iteration: the cost and the AMI from the random start and from the true one."""
+def compare(path: Path, images: int, data: Mapping[str, Any] | None = None) -> dict[str, list[float]]:
+    """Per iteration: the cost and the AMI from the random start and from the true one; ``data``: the data settings
+    the run trained with where they are not the defaults (e.g. ``{"textures": "flat"}``)."""
     model = load_model(path).eval()
-    task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=images))
+    task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=images, **(data or {})))
     batch = next(iter(task.eval_batches("test", images, images)))
     cost = group_mixture_bce if model.config.tagger_input == "binary" else group_mixture_nll
     x, truth = batch["inputs"], batch["true_groups"]
@@ -62,10 +67,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--images", type=int, default=500, help="test images (default 500)")
+    parser.add_argument("--data", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="data settings the runs trained with (textures, texture_scale, ...)")
     args = parser.parse_args(argv)
+    data_fields = {f.name for f in dataclasses.fields(DataSettings)}
+    try:
+        data = training_settings(args.data, "--data")
+    except ValueError as exc:
+        parser.error(str(exc))
+    if set(data) - data_fields:
+        parser.error(f"--data takes data settings; not: {', '.join(sorted(set(data) - data_fields))}")
     torch.set_num_threads(1)
     for path in args.checkpoints:
-        rows = compare(path, args.images)
+        rows = compare(path, args.images, data)
         ticks = len(next(iter(rows.values())))
         print(f"\n{path} ({args.images} test images, clean)\n")
         print("| | " + " | ".join(f"iteration {t}" for t in range(1, ticks + 1)) + " |")

@@ -209,6 +209,12 @@ def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
     assert list(rows) == ["cost, random start", "AMI, random start", "cost, true start", "AMI, true start"]
     assert all(len(v) == 3 for v in rows.values())
     assert rows["cost, random start"] != rows["cost, true start"]
+    with pytest.raises(SystemExit):  # --data takes data settings only: a model setting is refused
+        module.main([str(tmp_path / "run" / "last.pt"), "--data", "groups=3"])
+    with pytest.raises(SystemExit):  # a training setting that is not about the data too
+        module.main([str(tmp_path / "run" / "last.pt"), "--data", "lr=0.1"])
+    with pytest.raises(ValueError, match="labelled"):  # the data settings reach the task (Shapes has no class task)
+        module.compare(tmp_path / "run" / "last.pt", 16, {"labelled": 10})
 
 
 def test_each_data_set_defaults_to_its_environments_iterations():
