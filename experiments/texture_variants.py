@@ -15,6 +15,7 @@ Runs were trained by ``rladder-stream train`` (their commands are in each record
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shlex
 import sys
@@ -44,9 +45,40 @@ def variant_name(key: tuple[str, float, float]) -> str:
     return f"{plates}, texture scale {scale:g}" + (f", contrast {contrast:g}" if contrast != 1.0 else "")
 
 
-def document(results: Sequence[Mapping[str, Any]], command: str | None, generated: str | None = None) -> str:
+def _intro(plates: str) -> Any:
+    def intro(trained: int) -> list[str]:
+        return [f"Textured MNIST with `textures={plates}` (`envs/textured_mnist.py`): 32×32 grey-level images, a thickened",
+                "MNIST digit cut out of one plate and pasted on another, corrupted by Gaussian noise of std `input_noise`",
+                f"(one corruption per image, kept over the iterations); the model learns to denoise it in {trained}",
+                "iterations with K groups (2 here). AMI (adjusted mutual information) of each pixel's most likely group",
+                "against digit / background, the digit's soft edge not scored, on the test images."]
+    return intro
+
+
+def unfinished_lines(folders: Sequence[Path]) -> list[str]:
+    """A line per run folder without results (stopped early): its last validation AMI and chance level from its
+    ``log.csv``, so a stopped run is reported rather than dropped."""
+    lines = []
+    for folder in folders:
+        last: dict[str, str] = {}
+        log = folder / "log.csv"
+        if log.exists():
+            for row in csv.DictReader(log.open()):
+                if row["kind"] == "valid" and row["metric"] in ("ami", "ami_shuffled", "class_error"):
+                    if row["step"] != last.get("step"):
+                        last = {"step": row["step"]}
+                    last[row["metric"]] = row["value"]
+        seen = (f"last validation at step {last['step']}: AMI {float(last.get('ami', 'nan')):.3f} against "
+                f"{float(last.get('ami_shuffled', 'nan')):.3f} shuffled, class error {float(last.get('class_error', 'nan')):.1f} %"
+                if last else "no validation logged")
+        lines.append(f"- `{folder.name}`: stopped before its test (no results.json); {seen}.")
+    return lines
+
+
+def document(results: Sequence[Mapping[str, Any]], command: str | None, generated: str | None = None,
+             unfinished: Sequence[Path] = ()) -> str:
     """One section per data variant (Brodatz first, then the controls), each the grouping document of its runs
-    with its headings moved one level down."""
+    with its headings moved one level down; then the runs given that had not finished."""
     order = list(PLATES)
     keys = sorted({variant(r) for r in results}, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[1:]))
     lines = ["# Textured MNIST by data variant: does the model group?", ""]
@@ -56,9 +88,11 @@ def document(results: Sequence[Mapping[str, Any]], command: str | None, generate
         f"`{name}`: {what}" for name, what in PLATES.items()) + ". Each section is one data variant's runs.", ""]
     for key in keys:
         runs = [r for r in results if variant(r) == key]
-        data = replace(BRODATZ, title=f"Textured MNIST, {variant_name(key)}")
+        data = replace(BRODATZ, title=f"Textured MNIST, {variant_name(key)}", intro=_intro(key[0]))
         section = grouping_markdown(data, runs, command=command)
         lines += [("#" + line) if line.startswith("#") else line for line in section.splitlines()] + [""]
+    if unfinished:
+        lines += ["## Runs stopped before their test", ""] + unfinished_lines(unfinished) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -67,17 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="run folders holding results.json (folders without one are skipped)")
     parser.add_argument("--doc", required=True, help="the Markdown document; its records go beside it (.json)")
     args = parser.parse_args(argv)
-    results = []
-    for folder in args.runs:
-        path = Path(folder) / "results.json"
+    results, unfinished = [], []
+    for folder in map(Path, args.runs):
+        path = folder / "results.json"
         if path.exists():
             results.append(json.loads(path.read_text()))
         else:
-            print(f"skipped {folder}: no results.json (not finished)", file=sys.stderr)
+            unfinished.append(folder)
+            print(f"{folder}: no results.json (not finished): listed as stopped", file=sys.stderr)
     if not results:
         parser.error("no finished run among the folders given")
     command = "python experiments/texture_variants.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    write_document(args.doc, document(results, command, timestamp()))
+    write_document(args.doc, document(results, command, timestamp(), unfinished))
     write_records(args.doc, results)
     print(f"wrote {args.doc} ({len(results)} runs)")
     return 0

@@ -265,3 +265,5 @@ def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
     assert "| `tmnist-tagger-dense` | 1 |" in text[brodatz:flat] and "| `tmnist-tagger-dense` | 2 |" in text[flat:]
     assert "\n# Textured MNIST by data variant" in "\n" + text and "\n# Textured MNIST, " not in text
     assert len(json.loads(doc.with_suffix(".json").read_text())) == 3
+    assert "- `unfinished`: stopped before its test (no results.json); no validation logged." in text  # reported, not dropped
+    assert "`textures=flat`" in text[flat:] and "Brodatz texture" not in text[flat:]  # each section says its own plates
