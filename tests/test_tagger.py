@@ -712,3 +712,20 @@ def test_per_tick_statistics_are_an_rtagger_setting():
         build_model(get_config("omm-rladder", size="tiny", norm="batch_tick"))
     with pytest.raises(ValueError, match="norm_ticks"):
         get_config("shapes-tagger", size="tiny", norm="batch_tick", norm_ticks=0)
+
+
+def test_class_beliefs_sum_the_groups_and_drop_none_even_when_every_group_says_none():
+    """A hand-computed case: two groups over classes (a, b, none) with probabilities (0.5, 0.25, 0.25) and
+    (0.1, 0.1, 0.8) sum to (0.6, 0.35, 1.05); without "none", normalised: (0.6, 0.35) / 0.95. Logits at which
+    every group is sure of "none" (probabilities below float64's smallest) still give a distribution, the
+    classes in the ratio of their logits."""
+    from rladder_stream.model.tagger import group_class_beliefs
+
+    probs = torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]], dtype=torch.float64)
+    beliefs = group_class_beliefs(probs.log())
+    torch.testing.assert_close(beliefs.exp(), torch.tensor([[0.6, 0.35]], dtype=torch.float64) / 0.95)
+    sure_of_none = torch.tensor([[[0.0, -1.0, 2000.0], [-3.0, -3.0, 2000.0]]], dtype=torch.float64)
+    beliefs = group_class_beliefs(sure_of_none)
+    assert torch.isfinite(beliefs).all()
+    torch.testing.assert_close(beliefs.exp().sum(-1), torch.ones(1, dtype=torch.float64))
+    assert beliefs[0, 0] > beliefs[0, 1]

@@ -232,11 +232,7 @@ class RTagger(nn.Module):
 
         outputs: Outputs = {}
         if cfg.n_classes:
-            # The groups' beliefs summed and the "none" class dropped, in log space: where every group is sure of
-            # "none" the beliefs underflow to zero and a ratio of clamped probabilities is no distribution.
-            per_group = torch.log_softmax(engine_out["class_logits"].reshape(b, k, cfg.n_classes + 1), dim=-1)
-            beliefs = torch.logsumexp(per_group, dim=1)[:, : cfg.n_classes]
-            outputs["class_logits"] = beliefs - torch.logsumexp(beliefs, dim=-1, keepdim=True)
+            outputs["class_logits"] = group_class_beliefs(engine_out["class_logits"].reshape(b, k, cfg.n_classes + 1))
         mean = (m * z).sum(dim=1).clamp(FORECAST_EPS, 1 - FORECAST_EPS)
         outputs["prediction_logits"] = torch.log(mean) - torch.log1p(-mean)
         outputs["groups"] = m
@@ -263,6 +259,15 @@ def group_mixture_bce(outputs: Outputs, targets: Tensor) -> Tensor:
     mean = (masks.float() * recon.float()).sum(dim=2).clamp(1e-6, 1 - 1e-6)
     per_pixel = -(targets.float() * torch.log(mean) + (1 - targets.float()) * torch.log1p(-mean))
     return per_pixel.flatten(2).sum(-1).mean()
+
+
+def group_class_beliefs(logits: Tensor) -> Tensor:
+    """Log class beliefs ``(B, C)`` from each group's logits over the classes and "none" ``(B, K, C + 1)``: each group's
+    softmax, summed over the groups, "none" dropped, renormalised (the reference's collapse layer). In log space:
+    where every group is sure of "none" the summed probabilities underflow to zero, and a ratio of clamped
+    probabilities is then no distribution."""
+    beliefs = torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=1)[:, :-1]
+    return beliefs - torch.logsumexp(beliefs, dim=-1, keepdim=True)
 
 
 def group_mixture_nll(outputs: Outputs, targets: Tensor) -> Tensor:
