@@ -267,3 +267,17 @@ def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
     assert len(json.loads(doc.with_suffix(".json").read_text())) == 3
     assert "- `unfinished`: stopped before its test (no results.json); no validation logged." in text  # reported, not dropped
     assert "`textures=flat`" in text[flat:] and "Brodatz texture" not in text[flat:]  # each section says its own plates
+
+
+def test_a_model_without_groups_gets_its_class_error_and_no_grouping_claim():
+    """The ConvNet row of the Brodatz document: its class error beside the Taggers', no claim that it groups (it has
+    no groups to judge) and no empty column among the validation AMI curves."""
+    records = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "brodatz-cpu-bf16.json").read_text())
+    convnet = {**records[0], "model": "tmnist-convnet", "test": {"class_error": 20.0},
+               "valid_history": [{"step": 1000, "class_error": 30.0}]}
+    text = grouping_markdown(BRODATZ, [records[0], convnet])
+    assert "| `tmnist-convnet` | 0 | — | — | — | — | 20.00 |" in text
+    assert "`tmnist-convnet` has no groups" in text and "`tmnist-convnet` groups above" not in text
+    assert "`tmnist-tagger-dense` groups above its shuffled chance level" in text
+    curves = text[text.index("## Validation AMI"):]
+    assert "`tmnist-convnet` seed" not in curves and "`tmnist-tagger-dense` seed 0" in curves

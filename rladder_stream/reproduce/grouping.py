@@ -94,6 +94,7 @@ BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: 
     Row("tmnist-rtagger", "RTagger, convolutional LSTM engine"),
     Row("tmnist-rtagger-noclass", "RTagger, convolutional LSTM engine, no class task"),
     Row("tmnist-rtagger-sparse", "RTagger, fully connected engine of lstm_relu levels (the engine that groups Shapes)"),
+    Row("tmnist-convnet", "ConvNet (the feed-forward encoder, class cost only; no groups)"),
 ), None, "docs/results/brodatz.md")
 
 
@@ -180,6 +181,9 @@ def grouping_markdown(data: DataSet, results: Sequence[Mapping[str, Any]], *, co
     for row in shown:
         runs = grouped[row.config]
         last, chance = last_ami(runs), _stat(runs, "ami_shuffled")
+        if last is None and not any(iterations(r) for r in runs):  # a model without groups (the ConvNet): its class error only
+            lines.append(f"- `{row.config}` has no groups: its class error is beside the grouping models' for comparison.")
+            continue
         bars = []
         if data.target is not None:
             bars = [claim_at_least(f"`{row.config}` groups {data.name}: test AMI at the last iteration ({n_iter}) ≥ {data.target}",
@@ -214,7 +218,8 @@ def grouping_markdown(data: DataSet, results: Sequence[Mapping[str, Any]], *, co
 
 def _curves(shown: Sequence[Row], grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     """Validation AMI at the last iteration over training, one column per run (the runs' ``valid_history``)."""
-    columns = [(row.config, r) for row in shown for r in grouped[row.config] if r.get("valid_history")]
+    columns = [(row.config, r) for row in shown for r in grouped[row.config]
+               if any(iterations({"test": h}) for h in r.get("valid_history", []))]
     if not columns:
         return []
     history = {(config, r.get("seed")): {h["step"]: h for h in r["valid_history"]} for config, r in columns}
