@@ -243,6 +243,8 @@ def test_warm_start_doc_checks_the_classification_claim_on_prediction_error_alon
     claim = next(line for line in text.splitlines() if "classification task lowers the prediction error" in line)
     assert claim.startswith("- **does not hold**") and "0.00325 ± 0.00007" in claim
     assert "`rladder-no-classification` errs less than the HRNN" not in text  # no class-error claim for it
+    curves = text[text.index("## Learning curves"):text.index("## Per seed")]
+    assert "| `rladder` |" in curves and "rladder-no-classification" not in curves  # nor a curve of class error
 
 
 def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
