@@ -720,9 +720,14 @@ def test_export_to_onnx_runtime_says_what_it_does_and_where_it_caches(tmp_path, 
     assert len(said) == 1  # cached: nothing to wait for, nothing said
 
 
-@pytest.mark.parametrize("name, overrides", [("shapes-tagger-dense", {}), ("shapes-rtagger-dense", {}), ("shapes-rtagger-sparse", {}),
-                                             ("shapes-tagger-dense", {"tagger_z_feed": "logit", "tagger_affine": "pixel"}),
-                                             ("shapes-tagger-dense", {"top_kind": "softmax"})])
+# The variants beyond the two engines that group (the dense Tagger, the sparse RTagger) are marked slow to keep the
+# default suite under five minutes; `-m slow` runs them.
+@pytest.mark.parametrize("name, overrides", [("shapes-tagger-dense", {}),
+                                             pytest.param("shapes-rtagger-dense", {}, marks=pytest.mark.slow),
+                                             ("shapes-rtagger-sparse", {}),
+                                             pytest.param("shapes-tagger-dense", {"tagger_z_feed": "logit", "tagger_affine": "pixel"},
+                                                          marks=pytest.mark.slow),
+                                             pytest.param("shapes-tagger-dense", {"top_kind": "softmax"}, marks=pytest.mark.slow)])
 def test_a_dense_tagger_engine_streams_like_pytorch(tmp_path, name, overrides):
     """The dense engine (length-1 maps of 4 x 400 channels) exports too. Its batch norms get the statistics of a
     few training batches rather than random ones: random weights on 1,600 inputs with unmatched statistics give
