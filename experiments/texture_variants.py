@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rladder_stream.reproduce.common import timestamp, write_document, write_records
-from rladder_stream.reproduce.grouping import BRODATZ, grouping_markdown
+from rladder_stream.reproduce.grouping import BRODATZ, grouping_markdown, textured_intro
+from rladder_stream.training.settings import DataSettings
 
 #: plates -> what the section says they are
 PLATES = {
-    "brodatz": "the 20 Brodatz plates of SPEC 4.3 (photographed textures, each normalised to mean grey 0.5)",
+    "brodatz": "the 20 Brodatz plates of docs/design.md#brodatz-textured-mnist (photographed textures, each normalised "
+               "to mean grey 0.5)",
     "sinusoid": "20 plane waves (the Tagger authors' kind of texture), cropped, rotated and scaled as the Brodatz plates",
     "flat": "20 uniform greys from 0.2 to 0.8: digit and background differ in grey level alone (the grey-level control)",
 }
@@ -36,23 +38,14 @@ PLATES = {
 
 def variant(result: Mapping[str, Any]) -> tuple[str, float, float]:
     """``(plates, texture scale, texture contrast)`` of a run, from its record's training settings."""
-    tc = result.get("train_config") or {}
-    return str(tc.get("textures", "brodatz")), float(tc.get("texture_scale", 1.0)), float(tc.get("texture_contrast", 1.0))
+    tc, default = result.get("train_config") or {}, DataSettings()
+    return (str(tc.get("textures", default.textures)), float(tc.get("texture_scale", default.texture_scale)),
+            float(tc.get("texture_contrast", default.texture_contrast)))
 
 
 def variant_name(key: tuple[str, float, float]) -> str:
     plates, scale, contrast = key
     return f"{plates}, texture scale {scale:g}" + (f", contrast {contrast:g}" if contrast != 1.0 else "")
-
-
-def _intro(plates: str) -> Any:
-    def intro(trained: int) -> list[str]:
-        return [f"Textured MNIST with `textures={plates}` (`envs/textured_mnist.py`): 32×32 grey-level images, a thickened",
-                "MNIST digit cut out of one plate and pasted on another, corrupted by Gaussian noise of std `input_noise`",
-                f"(one corruption per image, kept over the iterations); the model learns to denoise it in {trained}",
-                "iterations with K groups (2 here). AMI (adjusted mutual information) of each pixel's most likely group",
-                "against digit / background, the digit's soft edge not scored, on the test images."]
-    return intro
 
 
 def unfinished_lines(folders: Sequence[Path]) -> list[str]:
@@ -88,7 +81,8 @@ def document(results: Sequence[Mapping[str, Any]], command: str | None, generate
         f"`{name}`: {what}" for name, what in PLATES.items()) + ". Each section is one data variant's runs.", ""]
     for key in keys:
         runs = [r for r in results if variant(r) == key]
-        data = replace(BRODATZ, title=f"Textured MNIST, {variant_name(key)}", intro=_intro(key[0]))
+        data = replace(BRODATZ, title=f"Textured MNIST, {variant_name(key)}",
+                       intro=textured_intro(f"Textured MNIST with `textures={key[0]}` (`envs/textured_mnist.py`)", "one plate"))
         section = grouping_markdown(data, runs, command=command)
         lines += [("#" + line) if line.startswith("#") else line for line in section.splitlines()] + [""]
     if unfinished:

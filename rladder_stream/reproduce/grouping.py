@@ -51,15 +51,19 @@ def _shapes_intro(trained: int) -> list[str]:
     ]
 
 
-def _brodatz_intro(trained: int) -> list[str]:
-    return [
-        "Brodatz-textured MNIST (`envs/textured_mnist.py`, Table 4's images): 32×32 grey-level images, a thickened",
-        "MNIST digit cut out of one Brodatz texture and pasted on another, corrupted by Gaussian noise of std",
-        f"`input_noise` (one corruption per image, kept over the iterations); the model learns to denoise it in {trained}",
-        "iterations with K groups (the configs' 2 unless a setting below changes it). AMI (adjusted mutual",
-        "information) of each pixel's most likely group against digit / background, the digit's soft edge not",
-        "scored, on the test images.",
-    ]
+def textured_intro(subject: str, texture: str) -> Callable[[int], list[str]]:
+    """The first lines of a textured-MNIST document (trained iterations -> lines): ``subject`` names the data, and
+    ``texture`` what the digit is cut out of (the Brodatz data of Table 4, or another plate setting's)."""
+    def intro(trained: int) -> list[str]:
+        return [
+            f"{subject}: 32×32 grey-level images, a thickened",
+            f"MNIST digit cut out of {texture} and pasted on another, corrupted by Gaussian noise of std",
+            f"`input_noise` (one corruption per image, kept over the iterations); the model learns to denoise it in {trained}",
+            "iterations with K groups (the configs' 2 unless a setting below changes it). AMI (adjusted mutual",
+            "information) of each pixel's most likely group against digit / background, the digit's soft edge not",
+            "scored, on the test images.",
+        ]
+    return intro
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ SHAPES = DataSet("shapes", "Shapes", "Shapes: does the model group?", _shapes_in
     Row("shapes-tagger", "Tagger, convolutional engine"),
     Row("shapes-rtagger", "RTagger, convolutional LSTM engine"),
 ), TARGET_AMI, "docs/results/shapes.md")
-BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: does the model group?", _brodatz_intro, (
+BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: does the model group?",
+                  textured_intro("Brodatz-textured MNIST (`envs/textured_mnist.py`, Table 4's images)", "one Brodatz texture"), (
     Row("tmnist-tagger-dense", "Tagger, fully connected engine (the reference's)"),
     Row("tmnist-tagger", "Tagger, convolutional engine"),
     Row("tmnist-rtagger", "RTagger, convolutional LSTM engine"),
