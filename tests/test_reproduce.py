@@ -135,6 +135,26 @@ def test_claims_cannot_be_told_with_one_seed_or_overlapping_spreads():
     assert verdicts[1:] == ["cannot tell with 2 seeds" if i == 4 else "cannot tell with 3 seeds" for i in range(5)]
 
 
+def test_learning_curves_say_which_row_still_learned_over_its_last_fifth():
+    def run(config: str, seed: int, errors: list[float]) -> dict:
+        return {"model": config, "seed": seed, "test": {"class_error": errors[-1]},
+                "valid_history": [{"step": 100 * (i + 1), "class_error": e} for i, e in enumerate(errors)]}
+
+    # ten validations; the last fifth starts at step 800: the HRNN is flat there, the RLadder falls 3 points
+    hrnn = [[50, 30, 20, 15, 12, 11, 10.5, 10.0, 10.2, 10.1], [52, 31, 21, 14, 12, 11, 10.4, 10.4, 10.0, 10.3]]
+    rladder = [[60, 40, 30, 25, 20, 18, 16, 14.0, 12.5, 11.0], [61, 41, 31, 24, 21, 17, 16, 14.2, 12.4, 11.1]]
+    results = [run("omm-hrnn", s, e) for s, e in enumerate(hrnn)] + [run("omm-rladder", s, e) for s, e in enumerate(rladder)]
+    md = table1_markdown(results)
+    section = md.split("## Validation classification error over training")[1].split("## Per seed")[0]
+    assert "| 500 | 12.00 ± 0.00 | 20.50 ± 0.71 |" in section  # mean ± sample std over the seeds at each step
+    assert "`omm-hrnn`: 10.20 ± 0.28 at step 800, 10.20 ± 0.14 at step 1000: **flat" in section
+    assert "`omm-rladder`: 14.10 ± 0.14 at step 800, 11.05 ± 0.07 at step 1000: **still falling**" in section
+    rising = [run("omm-hrnn", s, [20, 10, 10, 10, 10, 10, 10, 10, 12, 14 + s]) for s in range(2)]
+    assert "**rising**" in table1_markdown(rising)
+    assert "cannot tell with 1 seed" in table1_markdown(rising[:1])
+    assert "## Validation classification error" not in table1_markdown(_results(GOOD["class"], GOOD["mse"]))
+
+
 def test_two_results_for_one_seed_are_refused():
     results = _results(GOOD["class"], GOOD["mse"])
     with pytest.raises(ValueError, match="more than one result"):

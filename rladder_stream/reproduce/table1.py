@@ -17,6 +17,7 @@ settings of ``rladder-stream train``; a model setting never undoes the ablation 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,62 @@ def row_stats(grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, d
     return stats
 
 
+def validation_curve(runs: Sequence[Mapping[str, Any]]) -> list[tuple[int, Stat]]:
+    """A row's validation classification error over training: ``(step, Stat over seeds)`` at every step that each
+    of its runs validated at (the runs' ``valid_history``)."""
+    per_run = [{int(h["step"]): float(h[CLASS]) for h in r.get("valid_history", []) if CLASS in h} for r in runs]
+    if not per_run or not all(per_run):
+        return []
+    steps = sorted(set.intersection(*(set(errors) for errors in per_run)))
+    return [(step, Stat(tuple(errors[step] for errors in per_run))) for step in steps]
+
+
+def last_fifth_change(curve: Sequence[tuple[int, Stat]]) -> tuple[int, Stat, Stat] | None:
+    """``(step, at that step, at the end)`` from the first validation at or after four fifths of the curve's last
+    step: how much a row still learned over the last fifth of its run (None with fewer than two points there)."""
+    if len(curve) < 2:
+        return None
+    end_step, end = curve[-1]
+    start = next((point for point in curve if point[0] >= 0.8 * end_step), None)
+    if start is None or start[0] == end_step:
+        return None
+    return start[0], start[1], end
+
+
+def validation_curves(grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """The learning curves (validation classification error, mean ± std over seeds) of the rows that logged them,
+    and whether each was still learning over its last fifth: the convergence check of a comparison at
+    convergence (a change counts when it exceeds the sum of the two standard deviations)."""
+    curves = {row.config: validation_curve(grouped.get(row.config, ())) for row in TABLE1 if row.class_error}
+    curves = {config: curve for config, curve in curves.items() if curve}
+    if not curves:
+        return []
+    lines = ["## Validation classification error over training", "",
+             "Mean ± sample standard deviation over a row's seeds, on the validation sequences, at the steps where every",
+             "seed of the row validated.", "",
+             "| step | " + " | ".join(f"`{config}`" for config in curves) + " |", "|---:|" + "---:|" * len(curves)]
+    by_step = {config: dict(curve) for config, curve in curves.items()}
+    for step in sorted({step for curve in curves.values() for step, _ in curve}):
+        cells = [format_stat(by_step[config][step], DIGITS[CLASS]) if step in by_step[config] else "" for config in curves]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    lines += ["", "Over the last fifth of each run (from the first validation at or after 80 % of the last step):", ""]
+    for config, curve in curves.items():
+        change = last_fifth_change(curve)
+        if change is None:
+            lines.append(f"- `{config}`: too few validations to tell.")
+            continue
+        step, start, end = change
+        spread = start.std + end.std
+        if math.isnan(spread):
+            verdict = "cannot tell with 1 seed"
+        else:
+            verdict = ("still falling" if start.mean - end.mean > spread else "rising" if end.mean - start.mean > spread
+                       else "flat (within the seeds' spread)")
+        lines.append(f"- `{config}`: {format_stat(start, DIGITS[CLASS])} at step {step}, {format_stat(end, DIGITS[CLASS])} at "
+                     f"step {curve[-1][0]}: **{verdict}**.")
+    return lines + [""]
+
+
 def table1_markdown(
     results: Sequence[Mapping[str, Any]],
     *,
@@ -139,6 +196,7 @@ def table1_markdown(
         lines.append(f"- **{claim.verdict}**: {claim.text}. {claim.detail}.")
     lines += ["", "How close the ablations come to the temporal baseline (the paper: \"almost\") is read from the table.", ""]
 
+    lines += validation_curves(grouped)
     lines += ["## Per seed", "",
               "| Row | seed | classification error % | prediction error (MSE/pixel) | steps done / planned | training time | wall time |",
               "|---|---:|---:|---:|---:|---:|---:|"]
