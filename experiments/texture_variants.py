@@ -3,8 +3,8 @@
 The same models trained on the Brodatz plates and on the two controls of the same environment (``textures=flat``:
 two flat greys, the cue a Gaussian mixture groups by; ``textures=sinusoid``: plane waves, the Tagger authors'
 textures) are different data, so their runs must not share a row. This script reads finished runs' folders, sorts
-them by data variant (the plates, texture scale and contrast in each record's ``train_config``) and writes one
-section per variant with ``rladder-stream reproduce brodatz``'s table, claims, seeds and curves
+them by data variant (the plates, texture scale and contrast in each record's ``train_config``) and by the model
+settings a run changed (its ``model_overrides``), and writes one section per variant with ``rladder-stream reproduce brodatz``'s table, claims, seeds and curves
 (:func:`rladder_stream.reproduce.grouping.grouping_markdown`), the records beside it:
 
     python experiments/texture_variants.py /work/runs/tmnist/*-seed* --doc docs/results/texture_variants.md
@@ -36,16 +36,24 @@ PLATES = {
 }
 
 
-def variant(result: Mapping[str, Any]) -> tuple[str, float, float]:
-    """``(plates, texture scale, texture contrast)`` of a run, from its record's training settings."""
+def recipe(result: Mapping[str, Any]) -> str:
+    """The model settings a run changed from its config's (``train_config.model_overrides``), as ``key=value`` words:
+    runs of one config with other settings are other models, so they get their own section."""
+    overrides = (result.get("train_config") or {}).get("model_overrides") or {}
+    return " ".join(f"{key}={overrides[key]}" for key in sorted(overrides))
+
+
+def variant(result: Mapping[str, Any]) -> tuple[str, float, float, str]:
+    """``(plates, texture scale, texture contrast, recipe)`` of a run, from its record's training settings."""
     tc, default = result.get("train_config") or {}, DataSettings()
     return (str(tc.get("textures", default.textures)), float(tc.get("texture_scale", default.texture_scale)),
-            float(tc.get("texture_contrast", default.texture_contrast)))
+            float(tc.get("texture_contrast", default.texture_contrast)), recipe(result))
 
 
-def variant_name(key: tuple[str, float, float]) -> str:
-    plates, scale, contrast = key
-    return f"{plates}, texture scale {scale:g}" + (f", contrast {contrast:g}" if contrast != 1.0 else "")
+def variant_name(key: tuple[str, float, float, str]) -> str:
+    plates, scale, contrast, settings = key
+    return (f"{plates}, texture scale {scale:g}" + (f", contrast {contrast:g}" if contrast != 1.0 else "")
+            + (f"; model settings {settings}" if settings else ""))
 
 
 def unfinished_lines(folders: Sequence[Path]) -> list[str]:

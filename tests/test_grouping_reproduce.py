@@ -253,8 +253,9 @@ def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
     texture_variants = _experiment("texture_variants")
     records = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "brodatz-cpu-bf16.json").read_text())
     folders = []
-    for i, (record, plates) in enumerate(zip(records, ("flat", "brodatz", "flat"))):
-        record = {**record, "train_config": {**record["train_config"], "textures": plates}}
+    settings = ({}, {}, {}, {"input_noise": 0.2, "class_weight": 0.0})  # the last: the first run's seed, other settings
+    for i, (record, plates, overrides) in enumerate(zip([*records, records[0]], ("flat", "brodatz", "flat", "flat"), settings)):
+        record = {**record, "train_config": {**record["train_config"], "textures": plates, "model_overrides": overrides}}
         folder = tmp_path / f"run{i}"
         folder.mkdir()
         (folder / "results.json").write_text(json.dumps(record))
@@ -263,10 +264,12 @@ def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
     assert texture_variants.main([*folders, str(tmp_path / "unfinished"), "--doc", str(doc)]) == 0
     text = doc.read_text()
     brodatz, flat = text.index("## Textured MNIST, brodatz, texture scale 1"), text.index("## Textured MNIST, flat, texture scale 1")
-    assert brodatz < flat and text.count("\n## Textured MNIST,") == 2
+    assert brodatz < flat and text.count("\n## Textured MNIST,") == 3
+    assert "\n## Textured MNIST, flat, texture scale 1; model settings class_weight=0.0 input_noise=0.2\n" in text
+    flat = text.index("## Textured MNIST, flat, texture scale 1\n")
     assert "| `tmnist-tagger-dense` | 1 |" in text[brodatz:flat] and "| `tmnist-tagger-dense` | 2 |" in text[flat:]
     assert "\n# Textured MNIST by data variant" in "\n" + text and "\n# Textured MNIST, " not in text
-    assert len(json.loads(doc.with_suffix(".json").read_text())) == 3
+    assert len(json.loads(doc.with_suffix(".json").read_text())) == 4
     assert "- `unfinished`: stopped before its test (no results.json); no validation logged." in text  # reported, not dropped
     assert "`textures=flat`" in text[flat:] and "Brodatz texture" not in text[flat:]  # each section says its own plates
 
