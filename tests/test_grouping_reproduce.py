@@ -247,10 +247,10 @@ def test_warm_start_doc_checks_the_classification_claim_on_prediction_error_alon
     assert "| `rladder` |" in curves and "rladder-no-classification" not in curves  # nor a curve of class error
 
 
-def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
-    """experiments/texture_variants.py: runs of one config on different plates are different data, so each variant
+def test_grouping_variants_gives_each_data_variant_its_own_section(tmp_path):
+    """experiments/grouping_variants.py: runs of one config on different plates are different data, so each variant
     gets its own section and table (Brodatz first), and no row mixes their seeds; the records go beside the doc."""
-    texture_variants = _experiment("texture_variants")
+    grouping_variants = _experiment("grouping_variants")
     records = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "brodatz-cpu-bf16.json").read_text())
     folders = []
     settings = ({}, {}, {}, {"input_noise": 0.2, "class_weight": 0.0})  # the last: the first run's seed, other settings
@@ -261,7 +261,7 @@ def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
         (folder / "results.json").write_text(json.dumps(record))
         folders.append(str(folder))
     doc = tmp_path / "variants.md"
-    assert texture_variants.main([*folders, str(tmp_path / "unfinished"), "--doc", str(doc)]) == 0
+    assert grouping_variants.main([*folders, str(tmp_path / "unfinished"), "--doc", str(doc)]) == 0
     text = doc.read_text()
     brodatz, flat = text.index("## Textured MNIST, brodatz, texture scale 1"), text.index("## Textured MNIST, flat, texture scale 1")
     assert brodatz < flat and text.count("\n## Textured MNIST,") == 3
@@ -272,6 +272,24 @@ def test_texture_variants_gives_each_data_variant_its_own_section(tmp_path):
     assert len(json.loads(doc.with_suffix(".json").read_text())) == 4
     assert "- `unfinished`: stopped before its test (no results.json); no validation logged." in text  # reported, not dropped
     assert "`textures=flat`" in text[flat:] and "Brodatz texture" not in text[flat:]  # each section says its own plates
+
+
+def test_grouping_variants_puts_shapes_runs_with_other_inputs_in_their_own_section(tmp_path):
+    """A Shapes config trained with Gaussian inputs is another model than the binary one of the same seed: its own
+    section, named by the settings it changed, after the plain Shapes section."""
+    grouping_variants = _experiment("grouping_variants")
+    record = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "shapes-cpu-bf16.json").read_text())[0]
+    gaussian = {"tagger_input": "gaussian", "input_noise": 0.2}
+    for name, overrides in (("binary", {}), ("gaussian", gaussian)):
+        (tmp_path / name).mkdir()
+        run = {**record, "train_config": {**record["train_config"], "model_overrides": overrides}}
+        (tmp_path / name / "results.json").write_text(json.dumps(run))
+    doc = tmp_path / "shapes.md"
+    assert grouping_variants.main([str(tmp_path / "binary"), str(tmp_path / "gaussian"), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Shapes by data variant and model settings") and "Textured" not in text
+    plain, other = text.index("\n## Shapes\n"), text.index("\n## Shapes; model settings input_noise=0.2 tagger_input=gaussian\n")
+    assert plain < other and text.count(f"| `{record['model']}` | {record['seed']} |") == 2  # one row in each section
 
 
 def test_a_model_without_groups_gets_its_class_error_and_no_grouping_claim():

@@ -1,13 +1,15 @@
-"""Grouping on textured MNIST by data variant (issue 27; docs/design.md#brodatz-textured-mnist).
+"""Grouping by data variant and model settings (issue 27; docs/design.md#brodatz-textured-mnist).
 
 The same models trained on the Brodatz plates and on the two controls of the same environment (``textures=flat``:
 two flat greys, the cue a Gaussian mixture groups by; ``textures=sinusoid``: plane waves, the Tagger authors'
-textures) are different data, so their runs must not share a row. This script reads finished runs' folders, sorts
-them by data variant (the plates, texture scale and contrast in each record's ``train_config``) and by the model
-settings a run changed (its ``model_overrides``), and writes one section per variant with ``rladder-stream reproduce brodatz``'s table, claims, seeds and curves
+textures) are different data, and a config trained with other model settings (e.g. Gaussian inputs on Shapes) is
+another model, so their runs must not share a row. This script reads finished runs' folders, sorts them by data set
+(Shapes or textured MNIST), data variant (the plates, texture scale and contrast in each record's ``train_config``)
+and the model settings a run changed (its ``model_overrides``), and writes one section per variant with
+``rladder-stream reproduce shapes`` / ``brodatz``'s table, claims, seeds and curves
 (:func:`rladder_stream.reproduce.grouping.grouping_markdown`), the records beside it:
 
-    python experiments/texture_variants.py /work/runs/tmnist/*-seed* --doc docs/results/texture_variants.md
+    python experiments/grouping_variants.py /work/runs/tmnist/*-seed* --doc docs/results/texture_variants.md
 
 Runs were trained by ``rladder-stream train`` (their commands are in each record's ``train_config``).
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rladder_stream.reproduce.common import timestamp, write_document, write_records
-from rladder_stream.reproduce.grouping import BRODATZ, grouping_markdown, textured_intro
+from rladder_stream.reproduce.grouping import BRODATZ, SHAPES, grouping_markdown, textured_intro
 from rladder_stream.training.settings import DataSettings
 
 #: plates -> what the section says they are
@@ -43,17 +45,25 @@ def recipe(result: Mapping[str, Any]) -> str:
     return " ".join(f"{key}={overrides[key]}" for key in sorted(overrides))
 
 
+def is_shapes(result: Mapping[str, Any]) -> bool:
+    return str(result.get("model", "")).startswith("shapes")
+
+
 def variant(result: Mapping[str, Any]) -> tuple[str, float, float, str]:
-    """``(plates, texture scale, texture contrast, recipe)`` of a run, from its record's training settings."""
+    """``(plates, texture scale, texture contrast, recipe)`` of a run, from its record's training settings; a Shapes
+    run's plates are ``"shapes"``."""
     tc, default = result.get("train_config") or {}, DataSettings()
+    if is_shapes(result):
+        return "shapes", 1.0, 1.0, recipe(result)
     return (str(tc.get("textures", default.textures)), float(tc.get("texture_scale", default.texture_scale)),
             float(tc.get("texture_contrast", default.texture_contrast)), recipe(result))
 
 
 def variant_name(key: tuple[str, float, float, str]) -> str:
     plates, scale, contrast, settings = key
-    return (f"{plates}, texture scale {scale:g}" + (f", contrast {contrast:g}" if contrast != 1.0 else "")
-            + (f"; model settings {settings}" if settings else ""))
+    data = "Shapes" if plates == "shapes" else f"Textured MNIST, {plates}, texture scale {scale:g}" + (
+        f", contrast {contrast:g}" if contrast != 1.0 else "")
+    return data + (f"; model settings {settings}" if settings else "")
 
 
 def unfinished_lines(folders: Sequence[Path]) -> list[str]:
@@ -80,17 +90,24 @@ def document(results: Sequence[Mapping[str, Any]], command: str | None, generate
              unfinished: Sequence[Path] = ()) -> str:
     """One section per data variant (Brodatz first, then the controls), each the grouping document of its runs
     with its headings moved one level down; then the runs given that had not finished."""
-    order = list(PLATES)
+    order = ["shapes", *PLATES]
     keys = sorted({variant(r) for r in results}, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[1:]))
-    lines = ["# Textured MNIST by data variant: does the model group?", ""]
+    textured = any(key[0] != "shapes" for key in keys)
+    lines = [f"# {'Textured MNIST' if textured else 'Shapes'} by data variant and model settings: does the model group?", ""]
     if generated:
-        lines += [f"Generated {generated} by `experiments/texture_variants.py`.", ""]
-    lines += ["The same environment (`envs/textured_mnist.py`) with different plates: " + "; ".join(
-        f"`{name}`: {what}" for name, what in PLATES.items()) + ". Each section is one data variant's runs.", ""]
+        lines += [f"Generated {generated} by `experiments/grouping_variants.py`.", ""]
+    if textured:
+        lines += ["The same environment (`envs/textured_mnist.py`) with different plates: " + "; ".join(
+            f"`{name}`: {what}" for name, what in PLATES.items()) + ".", ""]
+    lines += ["Each section is one data variant's runs with one set of model settings; where a section names settings,",
+              "they replace the config's (and what its introduction says of them).", ""]
     for key in keys:
         runs = [r for r in results if variant(r) == key]
-        data = replace(BRODATZ, title=f"Textured MNIST, {variant_name(key)}",
-                       intro=textured_intro(f"Textured MNIST with `textures={key[0]}` (`envs/textured_mnist.py`)", "one plate"))
+        if key[0] == "shapes":
+            data = replace(SHAPES, title=variant_name(key))
+        else:
+            data = replace(BRODATZ, title=variant_name(key),
+                           intro=textured_intro(f"Textured MNIST with `textures={key[0]}` (`envs/textured_mnist.py`)", "one plate"))
         section = grouping_markdown(data, runs, command=command)
         lines += [("#" + line) if line.startswith("#") else line for line in section.splitlines()] + [""]
     if unfinished:
@@ -113,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{folder}: no results.json (not finished): listed as stopped", file=sys.stderr)
     if not results:
         parser.error("no finished run among the folders given")
-    command = "python experiments/texture_variants.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python experiments/grouping_variants.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     write_document(args.doc, document(results, command, timestamp(), unfinished))
     write_records(args.doc, results)
     print(f"wrote {args.doc} ({len(results)} runs)")
