@@ -66,6 +66,18 @@ def variant_name(key: tuple[str, float, float, str]) -> str:
     return data + (f"; model settings {settings}" if settings else "")
 
 
+def stopped_run_words(folder: Path) -> str:
+    """`` (config, data variant)`` of a stopped run, from the training settings its ``last.pt`` holds ("" if none)."""
+    if not (folder / "last.pt").exists():
+        return ""
+    from rladder_stream.streaming.checkpoint import load_checkpoint
+
+    config, _, extra = load_checkpoint(folder / "last.pt")
+    train_config = extra.get("train_config") or {}
+    record = {"model": train_config.get("model", config.name), "train_config": train_config}
+    return f" (`{record['model']}`, {variant_name(variant(record))})"
+
+
 def unfinished_lines(folders: Sequence[Path]) -> list[str]:
     """A line per run folder without results (stopped early): its last validation AMI and chance level from its
     ``log.csv``, so a stopped run is reported rather than dropped."""
@@ -82,7 +94,7 @@ def unfinished_lines(folders: Sequence[Path]) -> list[str]:
         seen = (f"last validation at step {last['step']}: AMI {float(last.get('ami', 'nan')):.3f} against "
                 f"{float(last.get('ami_shuffled', 'nan')):.3f} shuffled, class error {float(last.get('class_error', 'nan')):.1f} %"
                 if last else "no validation logged")
-        lines.append(f"- `{folder.name}`: stopped before its test (no results.json); {seen}.")
+        lines.append(f"- `{folder.name}`{stopped_run_words(folder)}: stopped before its test (no results.json); {seen}.")
     return lines
 
 

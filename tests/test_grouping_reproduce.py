@@ -292,6 +292,23 @@ def test_grouping_variants_puts_shapes_runs_with_other_inputs_in_their_own_secti
     assert plain < other and text.count(f"| `{record['model']}` | {record['seed']} |") == 2  # one row in each section
 
 
+def test_grouping_variants_names_a_stopped_runs_data_and_settings_from_its_checkpoint(tmp_path):
+    from rladder_stream.model.registry import build_model, get_config
+    from rladder_stream.streaming.checkpoint import save_checkpoint
+
+    grouping_variants = _experiment("grouping_variants")
+    config = get_config("tmnist-tagger-dense", size="tiny")
+    (tmp_path / "stopped").mkdir()
+    train_config = {"model": "tmnist-tagger-dense", "textures": "sinusoid", "model_overrides": {"input_noise": 0.2}}
+    save_checkpoint(tmp_path / "stopped" / "last.pt", config, build_model(config).state_dict(), {"train_config": train_config})
+    (tmp_path / "stopped" / "log.csv").write_text("kind,step,epoch,train_time_s,lr,metric,value\n"
+                                                  "valid,1000,1.0,60.0,,ami,0.25\nvalid,1000,1.0,60.0,,ami_shuffled,0.05\n")
+    line = grouping_variants.unfinished_lines([tmp_path / "stopped"])[0]
+    assert line.startswith("- `stopped` (`tmnist-tagger-dense`, Textured MNIST, sinusoid, texture scale 1; model settings "
+                           "input_noise=0.2): stopped before its test")
+    assert "last validation at step 1000: AMI 0.250 against 0.050 shuffled" in line
+
+
 def test_a_model_without_groups_gets_its_class_error_and_no_grouping_claim():
     """The ConvNet row of the Brodatz document: its class error beside the Taggers', no claim that it groups (it has
     no groups to judge) and no empty column among the validation AMI curves."""
