@@ -78,22 +78,38 @@ def stopped_run_words(folder: Path) -> str:
     return f" (`{record['model']}`, {variant_name(variant(record))})"
 
 
+def last_iteration_value(values: Mapping[str, str], name: str) -> tuple[str, float] | None:
+    """``(label, value)`` of metric ``name`` at the last iteration logged (``name_3`` over ``name_1``), else ``name``."""
+    per_iteration = [(int(key.rsplit("_", 1)[1]), key) for key in values
+                     if key.startswith(name + "_") and key.rsplit("_", 1)[1].isdigit()]
+    if per_iteration:
+        iteration, key = max(per_iteration)
+        return f"at iteration {iteration}", float(values[key])
+    return ("", float(values[name])) if name in values else None
+
+
 def unfinished_lines(folders: Sequence[Path]) -> list[str]:
-    """A line per run folder without results (stopped early): its last validation AMI and chance level from its
-    ``log.csv``, so a stopped run is reported rather than dropped."""
+    """A line per run folder without results (stopped early): its last validation AMI at the last iteration, the
+    chance level and the largest group's share from its ``log.csv``, so a stopped run is reported rather than dropped."""
     lines = []
     for folder in folders:
         last: dict[str, str] = {}
         log = folder / "log.csv"
         if log.exists():
             for row in csv.DictReader(log.open()):
-                if row["kind"] == "valid" and row["metric"] in ("ami", "ami_shuffled", "class_error"):
+                if row["kind"] == "valid":
                     if row["step"] != last.get("step"):
                         last = {"step": row["step"]}
                     last[row["metric"]] = row["value"]
-        seen = (f"last validation at step {last['step']}: AMI {float(last.get('ami', 'nan')):.3f} against "
-                f"{float(last.get('ami_shuffled', 'nan')):.3f} shuffled, class error {float(last.get('class_error', 'nan')):.1f} %"
-                if last else "no validation logged")
+        seen = "no validation logged"
+        if last:
+            ami, largest = last_iteration_value(last, "ami"), last_iteration_value(last, "largest_group")
+            seen = f"last validation at step {last['step']}: AMI " + (" ".join(filter(None, (ami[0], f"{ami[1]:.3f}"))) if ami else "—")
+            seen += f" against {float(last.get('ami_shuffled', 'nan')):.3f} shuffled"
+            if largest:
+                seen += f", the largest group {largest[1]:.2f} of the pixels"
+            if "class_error" in last:
+                seen += f", class error {float(last['class_error']):.1f} %"
         lines.append(f"- `{folder.name}`{stopped_run_words(folder)}: stopped before its test (no results.json); {seen}.")
     return lines
 

@@ -302,11 +302,13 @@ def test_grouping_variants_names_a_stopped_runs_data_and_settings_from_its_check
     train_config = {"model": "tmnist-tagger-dense", "textures": "sinusoid", "model_overrides": {"input_noise": 0.2}}
     save_checkpoint(tmp_path / "stopped" / "last.pt", config, build_model(config).state_dict(), {"train_config": train_config})
     (tmp_path / "stopped" / "log.csv").write_text("kind,step,epoch,train_time_s,lr,metric,value\n"
-                                                  "valid,1000,1.0,60.0,,ami,0.25\nvalid,1000,1.0,60.0,,ami_shuffled,0.05\n")
+                                                  "valid,1000,1.0,60.0,,ami_1,0.1\nvalid,1000,1.0,60.0,,ami_2,0.25\n"
+                                                  "valid,1000,1.0,60.0,,largest_group_2,0.7\nvalid,1000,1.0,60.0,,ami,0.175\n"
+                                                  "valid,1000,1.0,60.0,,ami_shuffled,0.05\n")
     line = grouping_variants.unfinished_lines([tmp_path / "stopped"])[0]
     assert line.startswith("- `stopped` (`tmnist-tagger-dense`, Textured MNIST, sinusoid, texture scale 1; model settings "
                            "input_noise=0.2): stopped before its test")
-    assert "last validation at step 1000: AMI 0.250 against 0.050 shuffled" in line
+    assert "last validation at step 1000: AMI at iteration 2 0.250 against 0.050 shuffled, the largest group 0.70 of" in line
 
 
 def test_a_model_without_groups_gets_its_class_error_and_no_grouping_claim():
