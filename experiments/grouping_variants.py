@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rladder_stream.reproduce.common import timestamp, write_document, write_records
-from rladder_stream.reproduce.grouping import BRODATZ, SHAPES, grouping_markdown, textured_intro
+from rladder_stream.model.registry import REGISTRY
+from rladder_stream.reproduce.grouping import BRODATZ, SHAPES, grouping_markdown, iterations, textured_intro
 from rladder_stream.training.settings import DataSettings
 
 #: plates -> what the section says they are
@@ -45,16 +46,13 @@ def recipe(result: Mapping[str, Any]) -> str:
     return " ".join(f"{key}={overrides[key]}" for key in sorted(overrides))
 
 
-def is_shapes(result: Mapping[str, Any]) -> bool:
-    return str(result.get("model", "")).startswith("shapes")
-
-
 def variant(result: Mapping[str, Any]) -> tuple[str, float, float, str]:
     """``(plates, texture scale, texture contrast, recipe)`` of a run, from its record's training settings; a Shapes
     run's plates are ``"shapes"``."""
-    tc, default = result.get("train_config") or {}, DataSettings()
-    if is_shapes(result):
+    entry = REGISTRY.get(str(result.get("model")))
+    if entry is not None and entry.task == "shapes":
         return "shapes", 1.0, 1.0, recipe(result)
+    tc, default = result.get("train_config") or {}, DataSettings()
     return (str(tc.get("textures", default.textures)), float(tc.get("texture_scale", default.texture_scale)),
             float(tc.get("texture_contrast", default.texture_contrast)), recipe(result))
 
@@ -80,11 +78,9 @@ def stopped_run_words(folder: Path) -> str:
 
 def last_iteration_value(values: Mapping[str, str], name: str) -> tuple[str, float] | None:
     """``(label, value)`` of metric ``name`` at the last iteration logged (``name_3`` over ``name_1``), else ``name``."""
-    per_iteration = [(int(key.rsplit("_", 1)[1]), key) for key in values
-                     if key.startswith(name + "_") and key.rsplit("_", 1)[1].isdigit()]
+    per_iteration = iterations({"test": values}, name)
     if per_iteration:
-        iteration, key = max(per_iteration)
-        return f"at iteration {iteration}", float(values[key])
+        return f"at iteration {per_iteration[-1].rsplit('_', 1)[1]}", float(values[per_iteration[-1]])
     return ("", float(values[name])) if name in values else None
 
 

@@ -103,10 +103,11 @@ BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: 
 ), None, "docs/results/brodatz.md")
 
 
-def iterations(result: Mapping[str, Any]) -> list[str]:
-    """The per-iteration AMI keys of a result's test metrics, first to last (``ami_1``, ``ami_2``, ...)."""
-    keys = [k for k in result.get("test", {}) if k.startswith("ami_") and k[4:].isdigit()]
-    return sorted(keys, key=lambda k: int(k[4:]))
+def iterations(result: Mapping[str, Any], metric: str = "ami") -> list[str]:
+    """The per-iteration keys of ``metric`` in a result's test metrics, first to last (``ami_1``, ``ami_2``, ...)."""
+    prefix = metric + "_"
+    keys = [k for k in result.get("test", {}) if k.startswith(prefix) and k[len(prefix):].isdigit()]
+    return sorted(keys, key=lambda k: int(k[len(prefix):]))
 
 
 def _stat(runs: Sequence[Mapping[str, Any]], key: str) -> Stat | None:

@@ -17,7 +17,6 @@ settings of ``rladder-stream train``; a model setting never undoes the ablation 
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,12 +140,10 @@ def validation_curves(grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> lis
             lines.append(f"- `{config}`: too few validations to tell.")
             continue
         step, start, end = change
-        spread = start.std + end.std
-        if math.isnan(spread):
-            verdict = "cannot tell with 1 seed"
-        else:
-            verdict = ("still falling" if start.mean - end.mean > spread else "rising" if end.mean - start.mean > spread
-                       else "flat (within the seeds' spread)")
+        # the docs' rule for a difference: "holds" = the start errs more than the end (still falling)
+        verdict = claim_worse("", ("start", start), ("end", end), DIGITS[CLASS]).verdict
+        verdict = {"holds": "still falling", "does not hold": "rising"}.get(
+            verdict, verdict if verdict.endswith("1 seed") else "flat (within the seeds' spread)")
         lines.append(f"- `{config}`: {format_stat(start, DIGITS[CLASS])} at step {step}, {format_stat(end, DIGITS[CLASS])} at "
                      f"step {curve[-1][0]}: **{verdict}**.")
     return lines + [""]
