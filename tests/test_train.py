@@ -123,6 +123,20 @@ def test_time_budget_stops_training(tmp_path):
     assert results["steps"] == 1
 
 
+def test_step_budget_stops_and_tests_while_the_schedule_follows_epochs(tmp_path):
+    """step_budget ends the run after that step with the test written (stop_after_steps writes none), and the
+    learning rate is still the full schedule's (a cosine over 9 steps is near its start at step 4; one shortened to
+    4 steps would have decayed to its floor, 5 % of lr)."""
+    said: list[str] = []
+    results = train(_tiny(tmp_path, epochs=3, step_budget=4, lr=0.01, lr_schedule="cosine"), log=said.append)
+    assert results["steps"] == 4 and "class_error" in results["test"]
+    assert any("step budget of 4 reached at step 4/9" in line for line in said)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["steps"] == 4
+    rows = [r.split(",") for r in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
+    last_lr = [float(r[4]) for r in rows if r[0] == "train" and int(r[1]) == 4][-1]
+    assert 0.005 < last_lr < 0.01
+
+
 def test_parse_overrides_splits_train_and_model_settings():
     train_fields, model_fields = parse_overrides(["lr=0.5", "decoder_to_encoder=false", "out=x/y"])
     assert train_fields == {"lr": 0.5, "out": "x/y"} and model_fields == {"decoder_to_encoder": False}

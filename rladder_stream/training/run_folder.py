@@ -24,7 +24,7 @@ from ..fileio import atomic_write_bytes
 #: Settings that may change between invocations without changing what is trained: where things go, how often
 #: they are logged or saved, when to stop, the evaluation batch size and where the data files are found.
 FREE_TO_CHANGE = frozenset({"out", "log_every", "checkpoint_every", "checkpoint_minutes", "stop_after_steps", "time_budget_s",
-                            "eval_batch_size", "data_dir", "resume_with_changes"})
+                            "step_budget", "eval_batch_size", "data_dir", "resume_with_changes"})
 
 
 def _plain(value: Any) -> Any:

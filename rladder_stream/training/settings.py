@@ -166,12 +166,15 @@ class ScheduleSettings:
     class_cost_from_step: int = setting(0, "two phases (the reference Tagger): the low-level cost alone before this step")
     time_budget_s: float | None = setting(None, "stop (and evaluate) when training time exceeds this many seconds; null: "
                                                 "no limit")
-    stop_after_steps: int | None = setting(None, "interrupt after this many steps, as Ctrl-C would (tests of exact "
-                                                 "resume); null: never")
+    step_budget: int | None = setting(None, "stop (and evaluate) after this many steps, as time_budget_s does; the "
+                                            "learning-rate schedule still follows epochs; null: no limit")
+    stop_after_steps: int | None = setting(None, "interrupt after this many steps, as Ctrl-C would, without the test "
+                                                 "(tests of exact resume); null: never")
 
     def check_schedule(self) -> None:
         check_at_least(self, {"epochs": 1, "warmup_steps": 0, "class_cost_from_step": 0, "time_budget_s": 0,
-                              "stop_after_steps": 1}, optional=("time_budget_s", "stop_after_steps"))
+                              "step_budget": 1, "stop_after_steps": 1},
+                       optional=("time_budget_s", "step_budget", "stop_after_steps"))
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 

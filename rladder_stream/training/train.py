@@ -235,7 +235,8 @@ def _train_loop(run: "TrainingRun", cfg: TrainConfig, log: Callable[[str], None]
             run.save()
         run.scalars.flush()
         if out_of_time:
-            log(f"time budget of {cfg.time_budget_s:.0f}s reached at step {run.step}/{run.total}")
+            spent = f"step budget of {cfg.step_budget}" if run.step_budget_spent() else f"time budget of {cfg.time_budget_s:.0f}s"
+            log(f"{spent} reached at step {run.step}/{run.total}")
             break
         if stop_asked and run.step < run.total:
             run.save()
@@ -453,8 +454,14 @@ class TrainingRun:
             self.scalars.write("train", self.step, self.step / self.cfg.steps_per_epoch, time.perf_counter() - tick + self.train_time,
                                self.scheduler.get_last_lr()[0], values)
 
+    def step_budget_spent(self) -> bool:
+        """Whether the run has taken ``step_budget`` steps (the same step on every rank)."""
+        return self.cfg.step_budget is not None and self.step >= self.cfg.step_budget
+
     def out_of_time(self) -> bool:
-        """Whether the training time passed the budget; under torchrun rank 0's clock decides for every rank."""
+        """Whether the training time or the step budget is spent; under torchrun rank 0's clock decides for every rank."""
+        if self.step_budget_spent():
+            return True
         out_of_time = self.cfg.time_budget_s is not None and self.train_time >= self.cfg.time_budget_s
         if self.ddp and self.cfg.time_budget_s is not None:  # every rank stops at the same step
             flag = torch.tensor([float(out_of_time)], device=self.device)
