@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -301,3 +302,18 @@ def test_a_worker_tags_its_lines_with_the_run_in_hand_only(monkeypatch):
     tag_standard_error("[run b]")
     print("second\nthird", file=sys.stderr)
     assert terminal.getvalue().splitlines() == ["[run a] first", "[run b] second", "[run b] third"]
+
+
+def test_a_committed_table1_document_is_re_derived_from_its_records(tmp_path, capsys):
+    """``--from-records`` rebuilds docs/results/table1-tiny-converged.md from the records beside it: every line but
+    the time and the command that made it; bad records are the command's one-line error."""
+    committed = Path(__file__).parents[1] / "docs" / "results" / "table1-tiny-converged.md"
+    doc = tmp_path / "table1.md"
+    assert cli_main(["reproduce", "table1", "--from-records", str(committed.with_suffix(".json")), "--doc", str(doc)]) == 0
+    made = lambda text: [line for line in text.splitlines() if "Generated" not in line and "reproduce table1" not in line]  # noqa: E731
+    assert made(doc.read_text()) == made(committed.read_text())
+    assert json.loads(doc.with_suffix(".json").read_text()) == json.loads(committed.with_suffix(".json").read_text())
+    (tmp_path / "bad.json").write_text('{"not": "a list"}')
+    with pytest.raises(SystemExit):
+        cli_main(["reproduce", "table1", "--from-records", str(tmp_path / "bad.json"), "--doc", str(doc)])
+    assert "is not a JSON list of results records" in capsys.readouterr().err

@@ -438,6 +438,23 @@ def table_parser(table: str, description: str | None, seeds: int) -> OneLineArgu
     return parser
 
 
+def add_records_option(parser: argparse.ArgumentParser) -> None:
+    """``--from-records FILE``: write the document from committed records instead of training (re-derivation)."""
+    parser.add_argument("--from-records", metavar="FILE", help="write the document from a JSON list of results records "
+                                                               "(as committed beside a document); train nothing")
+
+
+def read_records(parser: argparse.ArgumentParser, path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The results records in ``path`` (a JSON list of dicts); anything else is the command's one-line error."""
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        parser.error(f"cannot read records {path}: {exc}")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        parser.error(f"{path} is not a JSON list of results records")
+    return results
+
+
 def checked_plan(parser: argparse.ArgumentParser, plan: Callable[[], Sequence[TrainConfig]]) -> list[TrainConfig]:
     """The planned runs; bad settings, and finished runs trained with other settings, are the command's error
     here, before anything trains."""

@@ -19,7 +19,6 @@ the document from such a list without training, so a committed document can be r
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,9 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from ..model.registry import get_config
 from ..training.train import TrainConfig, parse_overrides
-from .common import (NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat, format_value,
-                     group_by_cell, provenance_lines, refuse_flagged, reproduce_command, reproduce_table, table_parser,
-                     timestamp, write_document)
+from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_worse, doc_header, duration, format_stat, format_value,
+                     group_by_cell, provenance_lines, read_records, refuse_flagged, reproduce_command, reproduce_table,
+                     table_parser, timestamp, write_document, write_records)
 
 TARGET_AMI = 0.6  # the Shapes bar: test AMI at the last iteration
 DIGITS = 3
@@ -281,17 +280,13 @@ def grouping_cli_main(data: DataSet, argv: list[str]) -> int:
     parser.set_defaults(doc=data.default_doc)
     parser.add_argument("--models", nargs="+", default=[data.rows[0].config], choices=list(data.configs),
                         help=f"the {data.name} configs to train (default {data.rows[0].config})")
-    parser.add_argument("--from-records", metavar="FILE", help="write the document from a JSON list of results records; train nothing")
+    add_records_option(parser)
     args = parser.parse_args(argv)
     command = reproduce_command(argv, data.key)
     if args.from_records:
-        try:
-            results = json.loads(Path(args.from_records).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            parser.error(f"cannot read records {args.from_records}: {exc}")
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-            parser.error(f"{args.from_records} is not a JSON list of results records")
+        results = read_records(parser, args.from_records)
         write_document(args.doc, grouping_markdown(data, results, command=command, budget_s=args.budget_s))
+        write_records(args.doc, results)
     else:
         checked_plan(parser, lambda: plan_grouping(data, args.models, args.seeds, args.size, args.budget_s, args.set, args.out))
         reproduce_grouping(data, args.models, args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, command,

@@ -24,9 +24,10 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from ..model.registry import get_config
 from ..training.train import TrainConfig, parse_overrides
-from .common import (NO_VALUE, Claim, Stat, checked_plan, claim_reaches, claim_worse, doc_header, duration,
-                     format_stat, format_value, group_by_cell, planned_steps, provenance_lines, refuse_flagged,
-                     reproduce_command, reproduce_table, row_model_overrides, table_parser, timestamp)
+from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_reaches, claim_worse, doc_header, duration,
+                     format_stat, format_value, group_by_cell, planned_steps, provenance_lines, read_records,
+                     refuse_flagged, reproduce_command, reproduce_table, row_model_overrides, table_parser, timestamp,
+                     write_document, write_records)
 
 
 @dataclass(frozen=True)
@@ -252,11 +253,20 @@ def reproduce_table1(seeds: int = 3, size: str = "cpu", budget_s: float | None =
 
 
 def table1_cli_main(argv: list[str]) -> int:
-    """``rladder-stream reproduce table1 [--seeds N] [--size S] [--budget-s SEC] [--set key=value ...] [--out DIR] [--doc FILE]``."""
+    """``rladder-stream reproduce table1 [--seeds N] [--size S] [--budget-s SEC] [--set key=value ...] [--out DIR] [--doc FILE]
+    | --from-records FILE``."""
     parser = table_parser("table1", __doc__, seeds=3)
     parser.add_argument("--models", nargs="+", default=None, choices=list(ROWS), metavar="CONFIG",
                         help="train only these rows (default: all 7)")
+    add_records_option(parser)
     args = parser.parse_args(argv)
+    if args.from_records:  # the records of several reproductions (other rows, other seed counts) in one document
+        results = read_records(parser, args.from_records)
+        command = reproduce_command(argv, "table1")
+        write_document(args.doc, table1_markdown(results, command=command, budget_s=args.budget_s, generated=timestamp()))
+        write_records(args.doc, results)
+        print(f"wrote {args.doc}")
+        return 0
     checked_plan(parser, lambda: plan_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.models))
     reproduce_table1(args.seeds, args.size, args.budget_s, args.set, args.out, args.doc, reproduce_command(argv, "table1"),
                      jobs=args.jobs, models=args.models)
