@@ -14,22 +14,16 @@ import argparse
 import copy
 import tempfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from rladder_stream import load_model
 from rladder_stream.envs.shapes import episode_source
-from rladder_stream.export import OnnxPredictor, export_onnx
+from rladder_stream.export import OnnxPredictor, export_onnx, state_distance
 
 REPORTED_TICKS = (1, 2, 3, 6, 11, 21, 41, 61, 90)
-
-
-def state_distance(state: Mapping[str, np.ndarray], reference: Mapping[str, torch.Tensor]) -> float:
-    """The largest difference over the state's tensors, relative to each reference tensor's largest value above 1."""
-    return max(float(np.abs(np.asarray(state[k], np.float64) - ref.double().numpy()).max()) /
-               max(1.0, float(ref.abs().max())) for k, ref in reference.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

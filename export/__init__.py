@@ -10,7 +10,8 @@ Loading any model file, checkpoint or ``.onnx``, is :func:`rladder_stream.load_p
 """
 
 from .onnx import DEFAULT_OPSET, MIN_OPSET, export_onnx, max_opset
-from .runtime import OnnxModelError, OnnxPredictor, OnnxStepInfo, cuda_usable, default_providers, read_step_info
+from .runtime import (OnnxModelError, OnnxPredictor, OnnxStepInfo, cuda_usable, default_providers, read_step_info,
+                      state_distance)
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -23,4 +24,5 @@ __all__ = [
     "export_onnx",
     "max_opset",
     "read_step_info",
+    "state_distance",
 ]

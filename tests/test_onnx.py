@@ -28,7 +28,8 @@ import torch
 
 from rladder_stream import Predictor, __version__, build_model, get_config, list_configs, load_model, save_checkpoint
 from rladder_stream.apps.cli import export_cli_main
-from rladder_stream.export import OnnxPredictor, cuda_usable, default_providers, export_onnx, read_step_info
+from rladder_stream.export import (OnnxPredictor, cuda_usable, default_providers, export_onnx, read_step_info,
+                                   state_distance)
 from rladder_stream.export.onnx import DEFAULT_OPSET, META_PREFIX, max_opset
 from rladder_stream.model.cells import LSTMCell, TickBatchNorm
 from rladder_stream.streaming.outputs import StreamingPredictor
@@ -114,11 +115,12 @@ def _max_diff(a, b) -> float:
     return float(np.abs(a - b).max()) if np.size(a) else 0.0
 
 
-def _state_diff(state, reference) -> float:
-    """The largest state difference: absolute below 1, relative above (a trained music model's integrating top LSTM
-    cell reaches |c| ~ 200, where float32 rounding alone moves the two runtimes apart by ~1e-4 over 500 ticks)."""
-    return max((_max_diff(np.asarray(state[k], np.float64), v.double()) / max(1.0, float(v.abs().max()))
-                for k, v in reference.items()), default=0.0)  # a static model has no state
+def test_state_distance_is_absolute_within_one_and_relative_above():
+    reference = {"h": torch.tensor([0.0, 0.5]), "c": torch.tensor([200.0, -50.0])}
+    assert state_distance({"h": np.array([0.0, 0.2]), "c": np.array([200.0, -50.0])}, reference) == pytest.approx(0.3)
+    assert state_distance({"h": np.array([0.0, 0.5]), "c": np.array([201.0, -50.0])}, reference) == pytest.approx(1 / 200)
+    assert state_distance({}, {}) == 0.0  # a static model
+    assert state_distance({"h": np.array([np.nan, 0.5])}, {"h": reference["h"]}) != 0.0  # NaN is not "no drift"
 
 
 def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = False, frames=None,
@@ -167,13 +169,13 @@ def _stream_parity(model, path, ticks: int, n_streams: int, io_binding: bool = F
                 spread.append(float(np.std(w)))
         state = onnx_pred.state
         assert list(state) == list(torch_pred.state)
-        worst["state"] = max(worst["state"], _state_diff(state, torch_pred.state))
+        worst["state"] = max(worst["state"], state_distance(state, torch_pred.state))
         if exact is not None:
             exact_out = exact.step(obs.astype(np.float64))
             if want.next_obs is not None:
                 exact_worst["next_obs"] = max(exact_worst["next_obs"], _max_diff(exact_out.next_obs, want.next_obs))
             exact_worst["state"] = max(exact_worst["state"],
-                                       _state_diff({k: v.numpy() for k, v in exact.state.items()}, torch_pred.state))
+                                       state_distance({k: v.numpy() for k, v in exact.state.items()}, torch_pred.state))
             trace.append({"tick": t + 1, "onnx": {k: worst[k] for k in exact_worst}, "float64": dict(exact_worst)})
     assert (onnx_pred.ticks == torch_pred.ticks).all()
     if spread:
