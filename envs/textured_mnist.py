@@ -23,7 +23,7 @@ ROTATION_RANGE = (0.0, 2.0 * np.pi)
 SCALE_RANGE = (0.7, 1.4)
 MASK_LOW, MASK_HIGH = 0.1, 0.9  # groups: background below, digit above, ignored between
 SEMI_SUPERVISED_END = 50_000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
-TEXTURE_KINDS = ("brodatz", "sinusoid", "flat")  # the plates a batch is cut from (the setting ``textures``)
+TEXTURE_KINDS = ("brodatz", "sinusoid", "freq20", "flat")  # the plates a batch is cut from (the setting ``textures``)
 # The sinusoid plates (the positive control, docs/design.md#brodatz-textured-mnist): as many as the Brodatz plates,
 # of their size in the full data, each one plane wave whose std is the Brodatz plates' median (0.245; they range
 # 0.122-0.283), so only the pattern differs from the Brodatz data's, not the grey levels' spread.
@@ -32,6 +32,12 @@ SINUSOID_SIZE = 300
 SINUSOID_STD = 0.245
 SINUSOID_PERIODS = (4.0, 16.0)  # pixels per cycle of the shortest and the longest wave, geometrically spaced
 SINUSOID_SEED = 27  # the waves' directions and phases
+# The Tagger authors' own plates (their Freq20 textured MNIST, docs/design.md#brodatz-textured-mnist): 20 plane waves
+# cos(2 pi (a y + b x) / 38 + phase) periodic on a 38-pixel grid, each min-max scaled to [0, 1]; the row frequencies a
+# are FREQ20_ROWS, the column frequencies b FREQ20_COLUMNS shifted by a's index, so the periods are 1.7-9.5 pixels.
+FREQ20_GRID = 38
+FREQ20_ROWS = (4, 10, 21, 32, 37)
+FREQ20_COLUMNS = (0, 4, 8, 12)
 # The flat plates (the Gaussian Tagger's control, docs/design.md#brodatz-textured-mnist): 20 uniform greys, so digit
 # and background differ in grey level alone (at least FLAT_GREYS' step apart), the cue a Gaussian mixture groups by.
 FLAT_GREYS = (0.2, 0.8)  # the darkest and the lightest plate, the others evenly between
@@ -239,6 +245,29 @@ def sinusoid_plates(n: int = SINUSOID_PLATES, size: int = SINUSOID_SIZE) -> np.n
     return plates
 
 
+def freq20_frequencies() -> np.ndarray:
+    """int64 ``[20, 2]``: each Freq20 plate's wave numbers ``(a, b)`` on the :data:`FREQ20_GRID` (cycles per grid)."""
+    return np.array([(a, b + i) for i, a in enumerate(FREQ20_ROWS) for b in FREQ20_COLUMNS], dtype=np.int64)
+
+
+def freq20_plates(size: int = SINUSOID_SIZE) -> np.ndarray:
+    """The Freq20 plates, float32 ``[20, size, size]`` (read-only): plate ``i`` is
+    ``cos(2 pi (a_i y + b_i x) / 38 + phase_i)`` (:func:`freq20_frequencies`), min-max scaled to [0, 1] over one
+    38x38 period (std about 0.35), with phases from the fixed ``SINUSOID_SEED`` (not the authors' draws). Periodic
+    in 38 pixels, so any whole-pixel crop is a crop of the 38x38 texture tiled, as in the Tagger authors' data; with
+    ``texture_augment=false`` training crops are whole-pixel and unrotated too, their recipe."""
+    waves = freq20_frequencies().astype(np.float64)
+    phase = np.random.default_rng(SINUSOID_SEED).uniform(0.0, 2.0 * np.pi, len(waves))
+    y, x = np.arange(size, dtype=np.float64)[:, None], np.arange(size, dtype=np.float64)[None, :]
+    angle = 2.0 * np.pi * (waves[:, 0, None, None] * y + waves[:, 1, None, None] * x) / FREQ20_GRID
+    plates = np.cos(angle + phase[:, None, None])
+    period = plates[:, :FREQ20_GRID, :FREQ20_GRID]  # one period holds every value the plate takes
+    low, high = period.min(axis=(1, 2), keepdims=True), period.max(axis=(1, 2), keepdims=True)
+    plates = ((plates - low) / (high - low)).clip(0.0, 1.0).astype(np.float32)
+    plates.setflags(write=False)
+    return plates
+
+
 def flat_plates(n: int = SINUSOID_PLATES, size: int = SINUSOID_SIZE) -> np.ndarray:
     """The flat plates, float32 ``[n, size, size]`` (read-only): plate ``i`` is the uniform grey ``g_i``, evenly
     spaced over :data:`FLAT_GREYS`. No texture at all: digit and background differ only in grey level, which a
@@ -251,11 +280,14 @@ def flat_plates(n: int = SINUSOID_PLATES, size: int = SINUSOID_SIZE) -> np.ndarr
 def load_plates(textures: str = "brodatz", data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
     """``(plates float32 [K, S, S], where they come from)`` for the setting ``textures`` (:data:`TEXTURE_KINDS`):
     the Brodatz plates of the data folder (:func:`~rladder_stream.envs.data.brodatz.load_brodatz`), or the
-    sinusoid or flat ones (:func:`sinusoid_plates`, :func:`flat_plates`, which need no data)."""
+    sinusoid, Freq20 or flat ones (:func:`sinusoid_plates`, :func:`freq20_plates`, :func:`flat_plates`, which need
+    no data)."""
     if textures not in TEXTURE_KINDS:
         raise ValueError(f"textures must be one of {TEXTURE_KINDS}, got {textures!r}")
     if textures == "sinusoid":
         return sinusoid_plates(), f"{SINUSOID_PLATES} sinusoid plates"
+    if textures == "freq20":
+        return freq20_plates(), f"{len(freq20_frequencies())} Freq20 plane-wave plates"
     if textures == "flat":
         return flat_plates(), f"{SINUSOID_PLATES} flat grey plates"
     plates = load_brodatz(data_dir=data_dir)
@@ -270,10 +302,11 @@ def episode_source(
     texture_contrast: float = 1.0,
     texture_scale: float = 1.0,
     textures: str = "brodatz",
+    texture_augment: bool = True,
 ) -> EpisodeSource:
     """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
-    bound to the split's digits and the plates ``textures`` (:func:`load_plates`; train crops augmented,
-    valid/test not; ``texture_contrast`` < 1 weakens every plate towards its mean grey, :func:`weaken_textures`;
+    bound to the split's digits and the plates ``textures`` (:func:`load_plates`; train crops augmented unless
+    ``texture_augment`` is false, valid/test never; ``texture_contrast`` < 1 weakens every plate towards its mean grey, :func:`weaken_textures`;
     ``texture_scale`` magnifies every crop, :func:`generate_textured_batch`); ``episodes(rng, n, indices)``
     returns a batch of sequences."""
     if n_iterations < 1:
@@ -284,13 +317,16 @@ def episode_source(
         plates, described = weaken_textures(plates, texture_contrast), f"{described}, contrast {texture_contrast}"
     if texture_scale != 1.0:
         described = f"{described}, scale {texture_scale:g}"
+    augment = split == "train" and texture_augment
+    if split == "train" and not augment:
+        described = f"{described}, training crops not augmented"
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
     generate = functools.partial(
         generate_textured_batch,
         digits=pool.images,
         labels=pool.labels,
         textures=plates,
-        augment=split == "train",
+        augment=augment,
         n_ticks=n_iterations + 1,
         texture_scale=texture_scale,
     )
@@ -348,8 +384,11 @@ class TexturedMNISTEnv(PredictionEnv):
     - ``textures``: ``"brodatz"`` (default), ``"sinusoid"`` or ``"flat"``. ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
       ``0.5 + a sin(2 pi (fy y + fx x) + phase)`` with periods 4 to 16 pixels (geometrically spaced), directions
       and phases from a fixed seed, std 0.245 (the Brodatz plates' median), cropped as the Brodatz plates are;
-      they need no data files. ``"flat"``: 20 uniform greys from 0.2 to 0.8 (no texture; the grey-level control).
-      As the training setting of the same name.
+      they need no data files. ``"freq20"``: the Tagger authors' own 20 plane waves (periodic on a 38-pixel grid,
+      periods 1.7-9.5 pixels, min-max scaled to [0, 1]; :func:`freq20_plates`). ``"flat"``: 20 uniform greys from
+      0.2 to 0.8 (no texture; the grey-level control). As the training setting of the same name.
+    - ``texture_augment``: whether training crops are rotated and scaled at random (default true); false cuts them
+      as valid/test crops are, whole-pixel and unrotated (the Tagger authors' recipe). As the training setting.
 
     ## Info
     Every tick: ``"t"``, ``"groups"`` (int8 ``(32, 32)``: 0 background where m < 0.1, 1 digit where m > 0.9,
@@ -377,8 +416,10 @@ class TexturedMNISTEnv(PredictionEnv):
         texture_contrast: float = 1.0,
         texture_scale: float = 1.0,
         textures: str = "brodatz",
+        texture_augment: bool = True,
     ) -> None:
-        source = episode_source(split, labelled, data_dir, n_iterations, texture_contrast, texture_scale, textures)
+        source = episode_source(split, labelled, data_dir, n_iterations, texture_contrast, texture_scale, textures,
+                                texture_augment)
         super().__init__(source, render_mode)
 
 
@@ -402,6 +443,8 @@ class TexturedMNISTVectorEnv(PredictionVectorEnv):
         texture_contrast: float = 1.0,
         texture_scale: float = 1.0,
         textures: str = "brodatz",
+        texture_augment: bool = True,
     ) -> None:
-        source = episode_source(split, labelled, data_dir, n_iterations, texture_contrast, texture_scale, textures)
+        source = episode_source(split, labelled, data_dir, n_iterations, texture_contrast, texture_scale, textures,
+                                texture_augment)
         super().__init__(source, num_envs, render_mode)

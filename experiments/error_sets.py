@@ -32,6 +32,8 @@ from rladder_stream.reproduce.common import timestamp, write_document, write_rec
 from rladder_stream.training.settings import DataSettings
 from rladder_stream.training.tasks import TASKS, task_for
 
+BLOCK = 1000  # test sequences per block in the per-block error counts (is there a block every model misses?)
+
 
 @torch.no_grad()
 def wrong_flags(model: torch.nn.Module, task: Any, limit: int, batch_size: int = 500) -> np.ndarray:
@@ -57,6 +59,7 @@ def record_for(path: Path, test: int) -> dict[str, Any]:
     return {"checkpoint": str(path), "model": model.config.name, "seed": (extra.get("train_config") or {}).get("seed"),
             "step": extra.get("step"), "test_sequences": int(wrong.size), "errors": int(wrong.sum()),
             "class_error": 100.0 * float(wrong.mean()), "reported_class_error": reported,
+            "errors_per_block": [int(b.sum()) for b in np.array_split(wrong, -(-wrong.size // BLOCK))],
             "wrong": np.flatnonzero(wrong).tolist()}
 
 
@@ -78,15 +81,15 @@ def document(records: Sequence[dict[str, Any]], command: str) -> str:
         "",
         f"Generated {timestamp()} by `{command}` (experiments/error_sets.py). Test error recomputed from each "
         "checkpoint as training's test does (whole sequences, eval mode, the class at the last tick) and checked "
-        "against the run's own results.json.",
+        "against the run's own results.json (equal where the run tested as many sequences).",
         "",
-        "| # | checkpoint | model | seed | step | errors | test error % | results.json % |",
-        "|---:|---|---|---:|---:|---:|---:|---:|",
+        "| # | checkpoint | model | seed | step | errors | test error % | results.json % | errors per 1,000 sequences |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for i, r in enumerate(records):
         reported = "—" if r["reported_class_error"] is None else f"{r['reported_class_error']:.2f}"
         lines.append(f"| {i} | `{r['checkpoint']}` | `{r['model']}` | {r['seed']} | {r['step']} | {r['errors']} | "
-                     f"{r['class_error']:.2f} | {reported} |")
+                     f"{r['class_error']:.2f} | {reported} | {', '.join(map(str, r['errors_per_block']))} |")
     lines += ["", f"Sequences every checkpoint gets wrong: {len(common)}.", "",
               "| pair | shared errors | expected if independent (n1 n2 / N) |", "|---|---:|---:|"]
     lines += [f"| {o['a']}–{o['b']} | {o['shared']} | {o['independent']:.0f} |" for o in overlaps(records)]

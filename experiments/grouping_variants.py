@@ -35,6 +35,8 @@ PLATES = {
     "brodatz": "the 20 Brodatz plates of docs/design.md#brodatz-textured-mnist (photographed textures, each normalised "
                "to mean grey 0.5)",
     "sinusoid": "20 plane waves (the Tagger authors' kind of texture), cropped, rotated and scaled as the Brodatz plates",
+    "freq20": "the Tagger authors' own 20 plane waves (periodic on a 38-pixel grid, periods 1.7-9.5 pixels, min-max "
+              "scaled to [0, 1])",
     "flat": "20 uniform greys from 0.2 to 0.8: digit and background differ in grey level alone (the grey-level control)",
 }
 
@@ -46,21 +48,22 @@ def recipe(result: Mapping[str, Any]) -> str:
     return " ".join(f"{key}={overrides[key]}" for key in sorted(overrides))
 
 
-def variant(result: Mapping[str, Any]) -> tuple[str, float, float, str]:
-    """``(plates, texture scale, texture contrast, recipe)`` of a run, from its record's training settings; a Shapes
-    run's plates are ``"shapes"``."""
+def variant(result: Mapping[str, Any]) -> tuple[str, float, float, bool, str]:
+    """``(plates, texture scale, texture contrast, training crops augmented, recipe)`` of a run, from its record's
+    training settings; a Shapes run's plates are ``"shapes"``."""
     entry = REGISTRY.get(str(result.get("model")))
     if entry is not None and entry.task == "shapes":
-        return "shapes", 1.0, 1.0, recipe(result)
+        return "shapes", 1.0, 1.0, True, recipe(result)
     tc, default = result.get("train_config") or {}, DataSettings()
     return (str(tc.get("textures", default.textures)), float(tc.get("texture_scale", default.texture_scale)),
-            float(tc.get("texture_contrast", default.texture_contrast)), recipe(result))
+            float(tc.get("texture_contrast", default.texture_contrast)),
+            bool(tc.get("texture_augment", default.texture_augment)), recipe(result))
 
 
-def variant_name(key: tuple[str, float, float, str]) -> str:
-    plates, scale, contrast, settings = key
+def variant_name(key: tuple[str, float, float, bool, str]) -> str:
+    plates, scale, contrast, augmented, settings = key
     data = "Shapes" if plates == "shapes" else f"Textured MNIST, {plates}, texture scale {scale:g}" + (
-        f", contrast {contrast:g}" if contrast != 1.0 else "")
+        f", contrast {contrast:g}" if contrast != 1.0 else "") + ("" if augmented else ", training crops not augmented")
     return data + (f"; model settings {settings}" if settings else "")
 
 

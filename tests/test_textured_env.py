@@ -172,8 +172,9 @@ def test_weakened_textures_keep_each_plates_mean_and_scale_its_deviations(data):
         weaken_textures(textures, 1.5)
 
 
-@pytest.mark.parametrize("plates", [{"texture_contrast": 0.0}, {"texture_scale": 2.0}, {"textures": "sinusoid", "texture_scale": 1.5}],
-                         ids=["contrast", "scale", "sinusoid"])
+@pytest.mark.parametrize("plates", [{"texture_contrast": 0.0}, {"texture_scale": 2.0}, {"textures": "sinusoid", "texture_scale": 1.5},
+                                    {"textures": "freq20", "texture_augment": False}],
+                         ids=["contrast", "scale", "sinusoid", "freq20-unaugmented"])
 def test_the_plate_settings_reach_the_environment_and_the_renderer_alike(plates, monkeypatch):
     """Every data setting of the plates gives the environment's images to the training task (the generator on the
     CPU) and to its torch renderer, bit for bit; the data source names it."""
@@ -190,7 +191,8 @@ def test_the_plate_settings_reach_the_environment_and_the_renderer_alike(plates,
     batch = task.train_batch(np.random.default_rng(0), 6)
     np.testing.assert_array_equal(batch["inputs"].numpy(), env_images[:, :-1])
     named = {"texture_contrast": "contrast 0.0", "texture_scale": f"scale {plates.get('texture_scale', 1):g}",
-             "textures": "sinusoid"}
+             "textures": {"sinusoid": "sinusoid", "freq20": "Freq20"}.get(plates.get("textures")),
+             "texture_augment": "training crops not augmented"}
     assert all(named[k] in task.data_source for k in plates), task.data_source
     test_image, _ = gym.make(TEXTURED, split="test", **plates).reset(options={"index": 3})
     np.testing.assert_array_equal(next(task.eval_batches("test", 4))["inputs"][3, 0].numpy(), test_image)
@@ -268,6 +270,39 @@ def test_sinusoid_plates_are_the_documented_plane_waves():
     np.testing.assert_allclose(periods, np.geomspace(*SINUSOID_PERIODS, 20), rtol=0.05)
     directions = np.degrees(np.arctan2(fy.reshape(-1)[peaks], fx.reshape(-1)[peaks])) % 180
     assert np.ptp(directions) > 90
+
+
+def test_freq20_plates_are_the_tagger_authors_plane_waves():
+    """20 plates of 300x300, each one plane wave periodic in 38 pixels whose 38x38 spectrum has its energy at the
+    documented wave numbers only, min-max scaled to [0, 1] over a period; periods 1.7 to 9.5 pixels."""
+    from rladder_stream.envs.textured_mnist import FREQ20_GRID, freq20_frequencies, freq20_plates
+
+    plates, waves = freq20_plates(), freq20_frequencies()
+    assert plates.shape == (20, 300, 300) and plates.dtype == np.float32 and not plates.flags.writeable
+    assert len({tuple(w) for w in waves}) == 20 and waves.max() == FREQ20_GRID - 1
+    np.testing.assert_allclose(plates.min(axis=(1, 2)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(plates.max(axis=(1, 2)), 1.0, atol=1e-6)
+    np.testing.assert_allclose(plates[:, 38:76, 76:114], plates[:, :38, :38], atol=1e-4)  # one period, tiled
+    spectrum = np.abs(np.fft.fft2(plates[:, :38, :38] - plates[:, :38, :38].mean(axis=(1, 2), keepdims=True)))
+    for plate, (a, b) in zip(spectrum, waves):
+        peaks = {tuple(p) for p in np.argwhere(plate > 0.01 * plate.max())}
+        assert peaks == {(a % 38, b % 38), (-a % 38, -b % 38)}
+    aliased = np.minimum(waves, FREQ20_GRID - waves)  # on whole pixels a wave number k is also k - 38
+    periods = FREQ20_GRID / np.hypot(aliased[:, 0], aliased[:, 1])
+    assert periods.max() == pytest.approx(9.5) and periods.min() == pytest.approx(1.73, abs=0.01)
+
+
+def test_unaugmented_training_crops_are_cut_as_test_crops_are():
+    """texture_augment=false: training crops unrotated, unscaled and whole-pixel (exact copies of the plate), where
+    the default rotates and scales them."""
+    from rladder_stream.envs.textured_mnist import episode_source
+
+    plain = episode_source("train", textures="freq20", texture_augment=False).episodes(np.random.default_rng(0), 8, None)
+    crops = plain["crop_params"]  # [B, 2, (centre y, centre x, angle, scale)]
+    assert np.all(crops[..., 2] == 0.0) and np.all(crops[..., 3] == 1.0)
+    np.testing.assert_array_equal(crops[..., :2] - 15.5, np.round(crops[..., :2] - 15.5))
+    augmented = episode_source("train", textures="freq20").episodes(np.random.default_rng(0), 8, None)["crop_params"]
+    assert np.all(augmented[..., 2] != 0.0) and np.all(augmented[..., 3] != 1.0)
 
 
 def test_texture_contrast_reaches_the_training_batches_on_every_renderer(monkeypatch):

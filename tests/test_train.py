@@ -308,7 +308,8 @@ def test_calibrated_statistics_are_the_average_of_clean_training_batches(monkeyp
     assert noised == [0.2]  # clean inputs unless asked
 
 
-@pytest.mark.parametrize("plates", [{"texture_contrast": 0.5}, {"texture_scale": 2.0}, {"textures": "sinusoid"}])
+@pytest.mark.parametrize("plates", [{"texture_contrast": 0.5}, {"texture_scale": 2.0}, {"textures": "sinusoid"},
+                                    {"texture_augment": False}])
 def test_the_plate_settings_are_the_textured_tasks_only(tmp_path, plates):
     with pytest.raises(ValueError, match=f"{next(iter(plates))}=.*has no textures"):
         train(_tiny(tmp_path, model="shapes-tagger", **plates), log=lambda s: None)

@@ -23,7 +23,7 @@ from ..model.config import LadderConfig
 
 LR_SCHEDULES = ("cosine", "constant")
 #: the data settings of the plates: only a task with textures takes them (``Task.takes_textures``)
-TEXTURE_SETTINGS = ("texture_contrast", "texture_scale", "textures")
+TEXTURE_SETTINGS = ("texture_contrast", "texture_scale", "textures", "texture_augment")
 
 
 def check_at_least(settings: Any, bounds: dict[str, float], optional: tuple[str, ...] = ()) -> None:
@@ -107,8 +107,11 @@ class DataSettings:
              "cues per scale")
     textures: str = setting(
         "brodatz", "textured digits: the plates, brodatz (photographed textures), sinusoid (20 plane waves cropped the "
-                   "same way: the positive control, whose groups a working Tagger must find) or flat (20 uniform "
-                   "greys: the grey-level control); docs/design.md#brodatz-textured-mnist")
+                   "same way: the positive control, whose groups a working Tagger must find), freq20 (the Tagger "
+                   "authors' own 20 plane waves, periods 1.7-9.5 px) or flat (20 uniform greys: the grey-level "
+                   "control); docs/design.md#brodatz-textured-mnist")
+    texture_augment: bool = setting(True, "textured digits: rotate and scale training crops at random; false: cut them "
+                                          "whole-pixel and unrotated, as valid/test crops (the Tagger authors' recipe)")
 
     def check_data(self) -> None:
         check_at_least(self, {"train_sequences": 1, "valid_sequences": 0, "test_sequences": 1, "eval_batch_size": 1,

@@ -285,6 +285,7 @@ class _GroupingTask(EpisodeTask):
         self.texture_contrast = train_config.texture_contrast if train_config else 1.0
         self.texture_scale = train_config.texture_scale if train_config else 1.0
         self.textures = train_config.textures if train_config else "brodatz"
+        self.texture_augment = train_config.texture_augment if train_config else True
         self._use_sources(*self._sources(data_dir, labelled), train_config)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
@@ -363,7 +364,7 @@ class TexturedMNISTTask(_GroupingTask):
         from rladder_stream.envs.textured_mnist import episode_source
 
         plates = {"texture_contrast": self.texture_contrast, "texture_scale": self.texture_scale, "textures": self.textures}
-        return (episode_source("train", labelled, data_dir, **plates),
+        return (episode_source("train", labelled, data_dir, texture_augment=self.texture_augment, **plates),
                 {s: episode_source(s, None, data_dir, **plates) for s in ("valid", "test")})
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
