@@ -55,6 +55,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "brodatz, scale 6": {"texture_scale": 6.0},
     "brodatz, scale 8": {"texture_scale": 8.0},
     "sinusoid, scale 1": {"textures": "sinusoid"},
+    "freq20, unaugmented": {"textures": "freq20", "texture_augment": False},  # the Tagger authors' own plates and crops
     "flat, scale 1": {"textures": "flat"},
 }
 NOISES = (0.0, TAGGER_INPUT_NOISE, 0.2)  # k-means runs at each; the denoisers at the noisy ones
