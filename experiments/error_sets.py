@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -55,22 +56,32 @@ def record_for(path: Path, test: int) -> dict[str, Any]:
     task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=test))
     wrong = wrong_flags(model, task, test)
     results = path.parent / "results.json"
-    reported = json.loads(results.read_text())["test"].get("class_error") if results.exists() else None
+    run = json.loads(results.read_text()) if results.exists() else {}
+    reported = run.get("test", {}).get("class_error")
+    run_test = min((run.get("train_config") or {}).get("test_sequences") or test, test)  # the sequences the run tested
     return {"checkpoint": str(path), "model": model.config.name, "seed": (extra.get("train_config") or {}).get("seed"),
             "step": extra.get("step"), "test_sequences": int(wrong.size), "errors": int(wrong.sum()),
             "class_error": 100.0 * float(wrong.mean()), "reported_class_error": reported,
+            "run_test_sequences": int(run_test), "run_test_errors": int(wrong[:run_test].sum()),
             "errors_per_block": [int(b.sum()) for b in np.array_split(wrong, -(-wrong.size // BLOCK))],
             "wrong": np.flatnonzero(wrong).tolist()}
 
 
 def overlaps(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every pair's shared errors and the count expected if their errors were independent draws."""
+    """Every pair's shared errors, the count expected if their errors were independent draws, and over the sequences
+    both runs tested: the shared errors, the sequences on which exactly one errs (``D``) and how likely equal counts
+    are for two models that err equally often with that disagreement (the sum of ``D`` signs: ``1 / sqrt(2 pi D)``)."""
     rows = []
     for a, b in itertools.combinations(range(len(records)), 2):
         ra, rb = records[a], records[b]
         n = ra["test_sequences"]
-        shared = len(set(ra["wrong"]) & set(rb["wrong"]))
-        rows.append({"a": a, "b": b, "shared": shared, "independent": ra["errors"] * rb["errors"] / n})
+        run_n = min(ra["run_test_sequences"], rb["run_test_sequences"])
+        wa, wb = set(ra["wrong"]), set(rb["wrong"])
+        wa_run, wb_run = {i for i in wa if i < run_n}, {i for i in wb if i < run_n}
+        disagree = len(wa_run ^ wb_run)
+        rows.append({"a": a, "b": b, "shared": len(wa & wb), "independent": ra["errors"] * rb["errors"] / n,
+                     "run_sequences": run_n, "run_shared": len(wa_run & wb_run), "run_disagree": disagree,
+                     "tie_chance": 1.0 / math.sqrt(2.0 * math.pi * disagree) if disagree else 1.0})
     return rows
 
 
@@ -80,19 +91,24 @@ def document(records: Sequence[dict[str, Any]], command: str) -> str:
         "# Which test sequences the Occluded Moving MNIST checkpoints get wrong",
         "",
         f"Generated {timestamp()} by `{command}` (experiments/error_sets.py). Test error recomputed from each "
-        "checkpoint as training's test does (whole sequences, eval mode, the class at the last tick) and checked "
-        "against the run's own results.json (equal where the run tested as many sequences).",
+        "checkpoint as training's test does (whole sequences, eval mode, the class at the last tick); over the sequences "
+        "the run itself tested it must equal the run's results.json.",
         "",
-        "| # | checkpoint | model | seed | step | errors | test error % | results.json % | errors per 1,000 sequences |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---|",
+        "| # | checkpoint | model | seed | step | errors | test error % | errors in the run's own test (%) | "
+        "results.json % | errors per 1,000 sequences |",
+        "|---:|---|---|---:|---:|---:|---:|---|---:|---|",
     ]
     for i, r in enumerate(records):
         reported = "—" if r["reported_class_error"] is None else f"{r['reported_class_error']:.2f}"
         lines.append(f"| {i} | `{r['checkpoint']}` | `{r['model']}` | {r['seed']} | {r['step']} | {r['errors']} | "
-                     f"{r['class_error']:.2f} | {reported} | {', '.join(map(str, r['errors_per_block']))} |")
+                     f"{r['class_error']:.2f} | {r['run_test_errors']} of {r['run_test_sequences']} "
+                     f"({100.0 * r['run_test_errors'] / r['run_test_sequences']:.2f}) | {reported} | "
+                     f"{', '.join(map(str, r['errors_per_block']))} |")
     lines += ["", f"Sequences every checkpoint gets wrong: {len(common)}.", "",
-              "| pair | shared errors | expected if independent (n1 n2 / N) |", "|---|---:|---:|"]
-    lines += [f"| {o['a']}–{o['b']} | {o['shared']} | {o['independent']:.0f} |" for o in overlaps(records)]
+              "| pair | shared errors | expected if independent (n1 n2 / N) | in the runs' own test: shared | "
+              "exactly one errs (D) | chance of equal counts, 1/√(2πD) |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {o['a']}–{o['b']} | {o['shared']} | {o['independent']:.0f} | {o['run_shared']} of {o['run_sequences']} | "
+              f"{o['run_disagree']} | {o['tie_chance']:.3f} |" for o in overlaps(records)]
     return "\n".join(lines) + "\n"
 
 
