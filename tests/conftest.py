@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 
 from rladder_stream.model.registry import get_config, list_configs
 
 ALL_CONFIGS = sorted(list_configs())
+
+
+def load_experiment(name: str) -> ModuleType:
+    """A script of experiments/ (not a package) as a module, for its tests."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(params=ALL_CONFIGS)

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_experiment
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def error_sets():
-    spec = importlib.util.spec_from_file_location("error_sets", ROOT / "experiments" / "error_sets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("error_sets")
 
 
 def _record(wrong: list[int], n: int = 10, run_n: int = 6) -> dict:

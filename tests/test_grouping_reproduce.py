@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import load_experiment
 
 from rladder_stream.apps.cli import main as cli_main
 from rladder_stream.reproduce.common import Stat
@@ -109,17 +110,6 @@ def test_reproduce_trains_writes_the_document_and_its_records(tmp_path):
     assert "`shapes-tagger-dense` | 1 |" in doc.read_text()
 
 
-def _experiment(name: str):
-    """A script of experiments/ as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tiny_shapes_run(path) -> dict:
     from rladder_stream.training.train import TrainConfig, train
 
@@ -130,7 +120,7 @@ def _tiny_shapes_run(path) -> dict:
 
 def test_cost_vs_grouping_windows_a_runs_log(tmp_path):
     """experiments/cost_vs_grouping.py: each window's mean training cost and its last validation AMI, by hand."""
-    module = _experiment("cost_vs_grouping")
+    module = load_experiment("cost_vs_grouping")
     rows = ["kind,step,epoch,train_time_s,lr,metric,value"]
     for step, cost in [(100, 10.0), (200, 20.0), (300, 6.0), (400, 2.0)]:
         rows += [f"train,{step},0,0,0.001,low_level,{cost}", f"train,{step},0,0,0.001,total,{cost * 100}"]
@@ -151,7 +141,7 @@ def test_eval_norm_scores_a_tagger_with_other_batch_statistics(tmp_path, capsys)
 
     from rladder_stream.streaming.checkpoint import load_model
 
-    module = _experiment("eval_norm")
+    module = load_experiment("eval_norm")
     test = _tiny_shapes_run(tmp_path / "run")
     model = load_model(tmp_path / "run" / "last.pt")
     assert module.amis(model, 16, 16)[:3] == pytest.approx([test["ami_1"], test["ami_2"], test["ami_3"]], abs=1e-6)
@@ -179,7 +169,7 @@ def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, ca
     run's own test (three iterations) recorded; a checkpoint of a task without iterations is refused."""
     from rladder_stream.training.train import TrainConfig, train
 
-    module = _experiment("longer_inference")
+    module = load_experiment("longer_inference")
     test = _tiny_shapes_run(tmp_path / "run")
     values = module.per_iteration_ami(tmp_path / "run" / "last.pt", 5, 16)
     assert len(values) == 6  # five iterations and the shuffled level
@@ -198,7 +188,7 @@ def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
     not scored (-1) is shared evenly; a run's comparison gives the cost and the AMI per iteration of both starts."""
     import torch
 
-    module = _experiment("true_masks")
+    module = load_experiment("true_masks")
     masks = module.true_masks(torch.tensor([[[0, 1], [2, -1]]]), 4)
     assert masks.shape == (1, 4, 2, 2)
     torch.testing.assert_close(masks.sum(dim=1), torch.ones(1, 2, 2))
@@ -227,7 +217,7 @@ def test_warm_start_doc_checks_the_classification_claim_on_prediction_error_alon
     """experiments/warm_start.py: the arm without the class cost gives its prediction error only (its class head is the
     base's, untrained since), and the paper's claim that the class task lowers the prediction error is judged on the
     forecast MSE by the docs' rule (here the no-class arm forecasts better, so the claim does not hold)."""
-    warm_start = _experiment("warm_start")
+    warm_start = load_experiment("warm_start")
 
     def run(arm: str, seed: int, error: float, mse: float) -> dict:
         return {"arm": arm, "seed": seed, "steps": 2000, "train_time_s": 60.0, "valid_history": [{"step": 500, "class_error": error}],
@@ -250,7 +240,7 @@ def test_warm_start_doc_checks_the_classification_claim_on_prediction_error_alon
 def test_grouping_variants_gives_each_data_variant_its_own_section(tmp_path):
     """experiments/grouping_variants.py: runs of one config on different plates are different data, so each variant
     gets its own section and table (Brodatz first), and no row mixes their seeds; the records go beside the doc."""
-    grouping_variants = _experiment("grouping_variants")
+    grouping_variants = load_experiment("grouping_variants")
     records = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "brodatz-cpu-bf16.json").read_text())
     folders = []
     settings = ({}, {}, {}, {"input_noise": 0.2, "class_weight": 0.0})  # the last: the first run's seed, other settings
@@ -277,7 +267,7 @@ def test_grouping_variants_gives_each_data_variant_its_own_section(tmp_path):
 def test_grouping_variants_puts_shapes_runs_with_other_inputs_in_their_own_section(tmp_path):
     """A Shapes config trained with Gaussian inputs is another model than the binary one of the same seed: its own
     section, named by the settings it changed, after the plain Shapes section."""
-    grouping_variants = _experiment("grouping_variants")
+    grouping_variants = load_experiment("grouping_variants")
     record = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "shapes-cpu-bf16.json").read_text())[0]
     gaussian = {"tagger_input": "gaussian", "input_noise": 0.2}
     for name, overrides in (("binary", {}), ("gaussian", gaussian)):
@@ -296,7 +286,7 @@ def test_grouping_variants_names_a_stopped_runs_data_and_settings_from_its_check
     from rladder_stream.model.registry import build_model, get_config
     from rladder_stream.streaming.checkpoint import save_checkpoint
 
-    grouping_variants = _experiment("grouping_variants")
+    grouping_variants = load_experiment("grouping_variants")
     config = get_config("tmnist-tagger-dense", size="tiny")
     (tmp_path / "stopped").mkdir()
     train_config = {"model": "tmnist-tagger-dense", "textures": "sinusoid", "model_overrides": {"input_noise": 0.2}}

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_experiment
 
 pytestmark = pytest.mark.usefixtures("embedded_data")
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture(scope="module")
 def cues():
-    spec = importlib.util.spec_from_file_location("texture_cues", ROOT / "experiments" / "texture_cues.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("texture_cues")
 
 
 @pytest.fixture
