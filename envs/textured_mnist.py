@@ -306,9 +306,9 @@ def episode_source(
 ) -> EpisodeSource:
     """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
     bound to the split's digits and the plates ``textures`` (:func:`load_plates`; train crops augmented unless
-    ``texture_augment`` is false, valid/test never; ``texture_contrast`` < 1 weakens every plate towards its mean grey, :func:`weaken_textures`;
-    ``texture_scale`` magnifies every crop, :func:`generate_textured_batch`); ``episodes(rng, n, indices)``
-    returns a batch of sequences."""
+    ``texture_augment`` is false, valid/test never; ``texture_contrast`` < 1 weakens every plate towards its mean
+    grey, :func:`weaken_textures`; ``texture_scale`` magnifies every crop, :func:`generate_textured_batch`);
+    ``episodes(rng, n, indices)`` returns a batch of sequences."""
     if n_iterations < 1:
         raise ValueError(f"n_iterations must be >= 1, got {n_iterations}")
     plates, described = load_plates(textures, data_dir)
@@ -381,7 +381,7 @@ class TexturedMNISTEnv(PredictionEnv):
     - ``texture_scale``: every crop's magnification multiplied by this (default 1; 2: each texture pixel spans
       about 2 image pixels, a coarser pattern), as the training setting of the same name. Crops must fit inside
       the plates: a ``ValueError`` says when the smallest training magnification (0.7 times this) does not.
-    - ``textures``: ``"brodatz"`` (default), ``"sinusoid"`` or ``"flat"``. ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
+    - ``textures``: ``"brodatz"`` (default), ``"sinusoid"``, ``"freq20"`` or ``"flat"``. ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
       ``0.5 + a sin(2 pi (fy y + fx x) + phase)`` with periods 4 to 16 pixels (geometrically spaced), directions
       and phases from a fixed seed, std 0.245 (the Brodatz plates' median), cropped as the Brodatz plates are;
       they need no data files. ``"freq20"``: the Tagger authors' own 20 plane waves (periodic on a 38-pixel grid,

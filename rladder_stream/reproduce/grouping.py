@@ -26,9 +26,9 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from ..model.registry import get_config
 from ..training.train import TrainConfig, parse_overrides
-from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_worse, doc_header, duration, format_stat, format_value,
-                     group_by_cell, provenance_lines, read_records, refuse_flagged, reproduce_command, reproduce_table,
-                     table_parser, timestamp, write_document, write_records)
+from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_worse, doc_header, duration,
+                     format_stat, format_value, group_by_cell, provenance_lines, read_records, refuse_flagged,
+                     reproduce_command, reproduce_table, table_parser, timestamp, write_document, write_records)
 
 TARGET_AMI = 0.6  # the Shapes bar: test AMI at the last iteration
 DIGITS = 3

@@ -24,8 +24,8 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from ..model.registry import get_config
 from ..training.train import TrainConfig, parse_overrides
-from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_reaches, claim_worse, doc_header, duration,
-                     format_stat, format_value, group_by_cell, planned_steps, provenance_lines, read_records,
+from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_reaches, claim_worse, doc_header,
+                     duration, format_stat, format_value, group_by_cell, planned_steps, provenance_lines, read_records,
                      refuse_flagged, reproduce_command, reproduce_table, row_model_overrides, table_parser, timestamp,
                      write_document, write_records)
 
