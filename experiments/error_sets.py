@@ -6,11 +6,13 @@ like that rarely; a block of sequences every model misses, or an evaluation that
 would make it common. This script recomputes each checkpoint's test error as training does (whole sequences,
 eval mode, the class at the last tick), checks the count against the run's ``results.json``, and tabulates:
 
-- per checkpoint: errors, and how many of them every checkpoint shares;
-- per pair: the shared errors against the count independent models would share (``n1 * n2 / N``).
+- per checkpoint: errors, over the sequences the run itself tested too, and per 1,000 sequences; how many
+  errors every checkpoint shares;
+- per pair: the shared errors against the count independent models would share (``n1 * n2 / N``), the sequences
+  on which exactly one errs (``D``) and the chance of equal counts for two models that err equally often.
 
     RLADDER_STREAM_DATA=../shared/data python experiments/error_sets.py runs/check521/*/seed*/last.pt \\
-        --test 5000 --doc docs/results/error_sets.md
+        --test 10000 --doc docs/results/error_sets-cpu-3000.md
 
 Records (one per checkpoint, with the erring sequences' indices) go beside the document as ``.json``.
 """

@@ -15,7 +15,7 @@ from ..model.config import LadderConfig
 from ..model.registry import REGISTRY, registered
 from .losses import batch_metrics, ladder_costs
 from .renderers import MovingRenderer, OccludedRenderer, Renderer, TexturedRenderer
-from .settings import DataSettings
+from .settings import TEXTURE_SETTINGS, DataSettings
 
 if TYPE_CHECKING:
     from rladder_stream.envs.base import EpisodeSource
@@ -282,10 +282,8 @@ class _GroupingTask(EpisodeTask):
         self.config = config
         self.iterations = train_config.iterations if train_config else None
         self.eval_iterations = train_config.eval_iterations if train_config else None
-        self.texture_contrast = train_config.texture_contrast if train_config else 1.0
-        self.texture_scale = train_config.texture_scale if train_config else 1.0
-        self.textures = train_config.textures if train_config else "brodatz"
-        self.texture_augment = train_config.texture_augment if train_config else True
+        settings = train_config or DataSettings()  # the plates' settings, as the environment's arguments
+        self.plates = {name: getattr(settings, name) for name in TEXTURE_SETTINGS}
         self._use_sources(*self._sources(data_dir, labelled), train_config)
 
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
@@ -363,9 +361,8 @@ class TexturedMNISTTask(_GroupingTask):
     def _sources(self, data_dir: str | None, labelled: int | None) -> tuple[EpisodeSource, dict[str, EpisodeSource]]:
         from rladder_stream.envs.textured_mnist import episode_source
 
-        plates = {"texture_contrast": self.texture_contrast, "texture_scale": self.texture_scale, "textures": self.textures}
-        return (episode_source("train", labelled, data_dir, texture_augment=self.texture_augment, **plates),
-                {s: episode_source(s, None, data_dir, **plates) for s in ("valid", "test")})
+        return (episode_source("train", labelled, data_dir, **self.plates),  # texture_augment acts on train only
+                {s: episode_source(s, None, data_dir, **self.plates) for s in ("valid", "test")})
 
     def to_batch(self, seqs: dict[str, np.ndarray]) -> Batch:
         """Generator output -> the iterations' inputs, their clean targets, the groups of each tick, labels."""

@@ -235,8 +235,8 @@ def _train_loop(run: "TrainingRun", cfg: TrainConfig, log: Callable[[str], None]
             run.save()
         run.scalars.flush()
         if out_of_time:
-            spent = f"step budget of {cfg.step_budget}" if run.step_budget_spent() else f"time budget of {cfg.time_budget_s:.0f}s"
-            log(f"{spent} reached at step {run.step}/{run.total}")
+            budget = f"step budget of {cfg.step_budget}" if run.step_budget_spent() else f"time budget of {cfg.time_budget_s:.0f}s"
+            log(f"{budget} reached at step {run.step}/{run.total}")
             break
         if stop_asked and run.step < run.total:
             run.save()
