@@ -46,7 +46,8 @@ from rladder_stream.model.registry import TAGGER_INPUT_NOISE
 
 #: variant -> the data settings of the plates (environment arguments): Brodatz at texture scales 1-8 (at 6 and 8 a
 #: digit-sized crop spans 4-8 plate pixels: a smooth blob rather than a texture), the sinusoid positive control and
-#: the flat greys (no texture: what a Gaussian mixture groups by)
+#: the flat greys (no texture: what a Gaussian mixture groups by); "unaugmented"/"augmented" move one property (the
+#: training crops' rotation and scaling) between Brodatz, the sinusoids and the Tagger authors' Freq20
 VARIANTS: dict[str, dict[str, Any]] = {
     "brodatz, scale 1": {"texture_scale": 1.0},
     "brodatz, scale 2": {"texture_scale": 2.0},
@@ -54,7 +55,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "brodatz, scale 4": {"texture_scale": 4.0},
     "brodatz, scale 6": {"texture_scale": 6.0},
     "brodatz, scale 8": {"texture_scale": 8.0},
+    "brodatz, scale 2, unaugmented": {"texture_scale": 2.0, "texture_augment": False},
     "sinusoid, scale 1": {"textures": "sinusoid"},
+    "sinusoid, unaugmented": {"textures": "sinusoid", "texture_augment": False},
+    "freq20, augmented": {"textures": "freq20"},
     "freq20, unaugmented": {"textures": "freq20", "texture_augment": False},  # the Tagger authors' own plates and crops
     "flat, scale 1": {"textures": "flat"},
 }
