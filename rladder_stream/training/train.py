@@ -387,6 +387,12 @@ class TrainingRun:
         peak, what = measure_peak(self.device, quick=self.device.type == "cpu", cpu_bf16=self.cfg.cpu_bf16)
         self.log(f"compute: {flops / 1e9:.3g} GFLOP a training sequence (matrix work, forward and backward); "
                  f"device peak {peak / 1e12:.3g} TFLOP/s ({what}, measured now)")
+        if self.cfg.cpu_bf16 and self.device.type == "cpu":
+            float32_peak, _ = measure_peak(self.device, quick=True)
+            if float32_peak > peak:
+                self.log(f"warning: cpu_bf16: this CPU multiplies bfloat16 matrices at {peak / 1e9:.3g} GFLOP/s against "
+                         f"{float32_peak / 1e9:.3g} in float32 (it lacks bf16 matrix instructions); cpu_bf16=false trains "
+                         f"faster here")
         return flops, peak
 
     def resume(self) -> None:
