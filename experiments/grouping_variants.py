@@ -11,6 +11,9 @@ and the model settings a run changed (its ``model_overrides``), and writes one s
 
     python experiments/grouping_variants.py /work/runs/tmnist/*-seed* --doc docs/results/texture_variants.md
 
+``--from-records FILE`` starts from committed records (a JSON list, as written beside a document), so runs whose
+folders are gone and new run folders make one document.
+
 Runs were trained by ``rladder-stream train`` (their commands are in each record's ``train_config``).
 """
 
@@ -25,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rladder_stream.reproduce.common import timestamp, write_document, write_records
+from rladder_stream.reproduce.common import add_records_option, read_records, timestamp, write_document, write_records
 from rladder_stream.model.registry import REGISTRY
 from rladder_stream.reproduce.grouping import BRODATZ, SHAPES, grouping_markdown, iterations, textured_intro
 from rladder_stream.training.settings import DataSettings
@@ -113,10 +116,27 @@ def unfinished_lines(folders: Sequence[Path]) -> list[str]:
     return lines
 
 
+STOPPED_HEADING = "## Runs stopped before their test"
+
+
+def stopped_lines_of(doc: Path, except_names: Sequence[str] = ()) -> list[str]:
+    """The stopped-run lines of an earlier ``doc`` (none if it has none), less those of the runs named: with
+    ``--from-records`` a stopped run's folder may be gone, and its line is all that is left of it."""
+    if not doc.exists():
+        return []
+    text = doc.read_text()
+    if STOPPED_HEADING not in text:
+        return []
+    section = text.split(STOPPED_HEADING, 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines()
+            if line.startswith("- `") and line[3:].split("`", 1)[0] not in except_names]
+
+
 def document(results: Sequence[Mapping[str, Any]], command: str | None, generated: str | None = None,
-             unfinished: Sequence[Path] = ()) -> str:
+             unfinished: Sequence[Path] = (), stopped_before: Sequence[str] = ()) -> str:
     """One section per data variant (Brodatz first, then the controls), each the grouping document of its runs
-    with its headings moved one level down; then the runs given that had not finished."""
+    with its headings moved one level down; then the runs that had not finished: those given, and
+    ``stopped_before`` (lines kept from an earlier document)."""
     order = ["shapes", *PLATES]
     keys = sorted({variant(r) for r in results}, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[1:]))
     textured = any(key[0] != "shapes" for key in keys)
@@ -137,17 +157,19 @@ def document(results: Sequence[Mapping[str, Any]], command: str | None, generate
                            intro=textured_intro(f"Textured MNIST with `textures={key[0]}` (`envs/textured_mnist.py`)", "one plate"))
         section = grouping_markdown(data, runs, command=command)
         lines += [("#" + line) if line.startswith("#") else line for line in section.splitlines()] + [""]
-    if unfinished:
-        lines += ["## Runs stopped before their test", ""] + unfinished_lines(unfinished) + [""]
+    if unfinished or stopped_before:
+        lines += [STOPPED_HEADING, ""] + list(stopped_before) + unfinished_lines(unfinished) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="run folders holding results.json (folders without one are skipped)")
+    parser.add_argument("runs", nargs="*", help="run folders holding results.json (folders without one are listed as stopped)")
     parser.add_argument("--doc", required=True, help="the Markdown document; its records go beside it (.json)")
+    add_records_option(parser)
     args = parser.parse_args(argv)
-    results, unfinished = [], []
+    # committed records (runs whose folders are gone) and new folders make one document
+    records, results, unfinished = (read_records(parser, args.from_records) if args.from_records else []), [], []
     for folder in map(Path, args.runs):
         path = folder / "results.json"
         if path.exists():
@@ -155,10 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             unfinished.append(folder)
             print(f"{folder}: no results.json (not finished): listed as stopped", file=sys.stderr)
+    # a run folder given anew replaces its committed record
+    outs = {(r.get("train_config") or {}).get("out") for r in results} - {None}
+    results = [r for r in records if (r.get("train_config") or {}).get("out") not in outs] + results
     if not results:
         parser.error("no finished run among the folders given")
     command = "python experiments/grouping_variants.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    write_document(args.doc, document(results, command, timestamp(), unfinished))
+    given = [Path(folder).name for folder in args.runs]
+    kept = stopped_lines_of(Path(args.doc), given) if args.from_records else []
+    write_document(args.doc, document(results, command, timestamp(), unfinished, kept))
     write_records(args.doc, results)
     print(f"wrote {args.doc} ({len(results)} runs)")
     return 0

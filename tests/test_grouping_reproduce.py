@@ -313,3 +313,21 @@ def test_a_model_without_groups_gets_its_class_error_and_no_grouping_claim():
     assert "`tmnist-tagger-dense` groups above its shuffled chance level" in text
     curves = text[text.index("## Validation AMI"):]
     assert "`tmnist-convnet` seed" not in curves and "`tmnist-tagger-dense` seed 0" in curves
+
+
+def test_grouping_variants_re_derives_the_committed_texture_variants_from_its_records(tmp_path):
+    """``--from-records``: docs/results/texture_variants.md from the records beside it, every line but the time and the
+    command; the stopped runs' lines (their folders are gone) are kept from the earlier document; a run folder given
+    anew replaces its record rather than adding a second row."""
+    grouping_variants = load_experiment("grouping_variants")
+    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "texture_variants.md"
+    records = json.loads(committed.with_suffix(".json").read_text())
+    doc = tmp_path / "variants.md"
+    doc.write_text(committed.read_text())
+    rerun = tmp_path / "rerun"
+    rerun.mkdir()
+    (rerun / "results.json").write_text(json.dumps(records[-1]))
+    assert grouping_variants.main([str(rerun), "--from-records", str(committed.with_suffix(".json")), "--doc", str(doc)]) == 0
+    made = lambda text: [line for line in text.splitlines() if "Generated" not in line and "grouping_variants.py" not in line]  # noqa: E731
+    assert made(doc.read_text()) == made(committed.read_text())
+    assert json.loads(doc.with_suffix(".json").read_text()) == records
