@@ -348,3 +348,24 @@ def test_flat_plates_give_two_flat_greys_that_differ():
         slope, background = np.polyfit(mask.ravel(), img.ravel(), 1)  # image = background + mask * (digit - background)
         np.testing.assert_allclose(img, background + slope * mask, atol=1e-5)  # flat when rotated and scaled
         assert abs(slope) > step - 1e-4 and FLAT_GREYS[0] - 1e-4 < background < FLAT_GREYS[1] + 1e-4
+
+
+@pytest.mark.parametrize("kept", [{"textures": "flat", "texture_scale": 1.5}, None])
+def test_groups_draws_a_model_on_the_plates_it_trained_on(tmp_path, monkeypatch, capsys, kept):
+    """``rladder-stream groups`` builds the test environment with the plate settings the checkpoint's run trained on
+    (a Freq20 model shown on Brodatz plates would look as if it could not group); a checkpoint that keeps no training
+    settings gets the environment's defaults."""
+    from rladder_stream.apps import figures
+    from rladder_stream.model.registry import build_model, get_config
+    from rladder_stream.streaming.checkpoint import save_checkpoint
+
+    made = []
+    make_env = figures.make_env
+    monkeypatch.setattr(figures, "make_env", lambda env_id, **kwargs: made.append(kwargs) or make_env(env_id, **kwargs))
+    config = get_config("tmnist-rtagger", size="tiny")
+    extra = {"train_config": {"model": "tmnist-rtagger", "lr": 0.002, **kept}} if kept else {}
+    save_checkpoint(tmp_path / "m.pt", config, build_model(config).state_dict(), extra)
+    assert figures.groups_cli_main(["--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "fig")]) == 0
+    plates = {k: v for k, v in made[0].items() if k.startswith("texture")}
+    assert plates == (kept or {})
+    assert ("data as it trained: texture_scale=1.5 textures=flat" in capsys.readouterr().out) == bool(kept)

@@ -23,6 +23,7 @@ from ..model.registry import REGISTRY
 from ..streaming.episode import play_episode
 from ..streaming.outputs import StreamingPredictor
 from .boundary import check_fits, make_env
+from ..export.runtime import is_onnx_file
 from .loading import load_predictor, predictor_for
 
 
@@ -249,10 +250,11 @@ def parsed(parser: OneLineArgumentParser, argv: list[str]) -> Any:
     return args
 
 
-def figure_env(parser: OneLineArgumentParser, env_id: str, index: int, data_dir: str | None) -> Any:
-    """The test split of ``env_id`` (reading ``data_dir`` where the environment takes one); an ``--index`` beyond
-    it is an argument error (exit 2), a data folder without the data a user error (exit 1), like every command's."""
-    env = make_env(env_id, split="test", **env_arguments(env_id, data_dir=data_dir))
+def figure_env(parser: OneLineArgumentParser, env_id: str, index: int, data_dir: str | None, **data: Any) -> Any:
+    """The test split of ``env_id`` (reading ``data_dir`` where the environment takes one; ``data``: other data
+    settings, those the environment takes); an ``--index`` beyond it is an argument error (exit 2), a data folder
+    without the data a user error (exit 1), like every command's."""
+    env = make_env(env_id, split="test", **env_arguments(env_id, data_dir=data_dir, **data))
     try:
         env.unwrapped.episode_source.check_index(index)
     except ValueError as exc:
@@ -502,6 +504,19 @@ def env_arguments(env_id: str, **wanted: Any) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if v is not None and k in parameters}
 
 
+def training_data_settings(model: str | os.PathLike) -> dict[str, Any]:
+    """The plate settings (``textures``, ``texture_scale``, ...) a checkpoint's run trained on, from the training
+    settings it keeps, so a picture shows the model on its own data; ``{}`` for an ONNX file or a checkpoint that
+    keeps none (weights-only files: the environment's defaults)."""
+    from ..streaming.checkpoint import load_checkpoint
+    from ..training.settings import TEXTURE_SETTINGS
+
+    if is_onnx_file(Path(model)):
+        return {}
+    train_config = load_checkpoint(model)[2].get("train_config") or {}
+    return {name: train_config[name] for name in TEXTURE_SETTINGS if name in train_config}
+
+
 def groups_cli_main(argv: list[str]) -> int:
     """``rladder-stream groups --model CKPT [--index I] [--out DIR]``: an RTagger's groupings as the paper's
     Figure 6 (textured digits, Shapes: PNG) or Figure 7 (Moving MNIST: PNG strip and GIF)."""
@@ -524,11 +539,14 @@ def groups_cli_main(argv: list[str]) -> int:
     if config.name not in REGISTRY:
         raise UsageError(f"{args.model} holds a {config.name!r} model; no environment is registered for it")
     env_id = REGISTRY[config.name].env_id
-    env = figure_env(parser, env_id, args.index, args.data_dir)
+    data = env_arguments(env_id, **training_data_settings(args.model))
+    env = figure_env(parser, env_id, args.index, args.data_dir, **data)
     record = record_grouping(predictor, env, args.index)
     stem = f"{PAPER_FIGURES.get(env_id, 'figure6')}-{config.name}-test{args.index}"
     paths = grouping_figures(record, args.out, stem, args.scale)
-    print(f"model: {args.model} ({config.name})\nwrote {' and '.join(str(p) for p in paths)}")
+    trained_on = " ".join(f"{k}={v}" for k, v in data.items())
+    print(f"model: {args.model} ({config.name})" + (f"; data as it trained: {trained_on}" if trained_on else "")
+          + f"\nwrote {' and '.join(str(p) for p in paths)}")
     return 0
 
 
