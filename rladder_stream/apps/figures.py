@@ -19,11 +19,11 @@ import rladder_stream.envs  # noqa: F401  (registers the environments)
 
 from ..arguments import OneLineArgumentParser
 from ..errors import UsageError, one_line
+from ..export.runtime import is_onnx_file
 from ..model.registry import REGISTRY
 from ..streaming.episode import play_episode
 from ..streaming.outputs import StreamingPredictor
 from .boundary import check_fits, make_env
-from ..export.runtime import is_onnx_file
 from .loading import load_predictor, predictor_for
 
 
