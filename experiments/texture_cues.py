@@ -315,6 +315,22 @@ def document(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> s
     ]) + "\n"
 
 
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """The command that made a document, with the data folder and thread count it ran with."""
+    data = os.environ.get("RLADDER_STREAM_DATA")
+    words = ["python", f"experiments/{script}", *(sys.argv[1:] if argv is None else argv)]
+    return (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + "OMP_NUM_THREADS=1 " + shlex.join(words)
+
+
+def write_document_and_records(doc: str | os.PathLike, meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+                               render: Any) -> None:
+    """``render(meta, records)`` to ``doc`` and ``{"meta", "records"}`` beside it (``.json``)."""
+    doc = Path(doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
+    doc.write_text(render(meta, records))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=300, help="training images per variant (half fit, half scored)")
@@ -331,18 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"oracle gain at the training noise {TAGGER_INPUT_NOISE:g}: " + ", ".join(f"{k} {v:.2f}" for k, v in gains.items()))
     print(f"smallest Brodatz scale with gain >= {GAIN_BAR:g}: {chosen_scale(records)}")
     if args.doc:
-        data = os.environ.get("RLADDER_STREAM_DATA")
-        words = ["python", "experiments/texture_cues.py", *(sys.argv[1:] if argv is None else argv)]
         meta = {"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "doc": args.doc,
-                "command": (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + "OMP_NUM_THREADS=1 " + shlex.join(words),
+                "command": command_line("texture_cues.py", argv),
                 "images": args.images, "seed": args.seed, "noises": list(NOISES), "patch": PATCH, "window": WINDOW,
                 "ridge": RIDGE, "kmeans_starts": KMEANS_STARTS, "kmeans_steps": KMEANS_STEPS,
                 "hardware": f"CPU {platform.processor() or platform.machine()}, {os.environ.get('OMP_NUM_THREADS', 'all')} "
                             f"thread(s), numpy {np.__version__}", "wall_s": time.perf_counter() - started}
-        doc = Path(args.doc)
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        doc.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
-        doc.write_text(document(meta, records))
+        write_document_and_records(args.doc, meta, records, document)
     return 0
 
 

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -176,19 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"({time.perf_counter() - began:.0f} s)", file=sys.stderr)
     print(table(records))
     if args.doc:
-        data = os.environ.get("RLADDER_STREAM_DATA")
-        words = ["python", "experiments/texture_pairs.py", *(sys.argv[1:] if argv is None else argv)]
         meta = {"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "doc": args.doc,
-                "command": (f"RLADDER_STREAM_DATA={shlex.quote(data)} " if data else "") + "OMP_NUM_THREADS=1 " + shlex.join(words),
+                "command": texture_cues.command_line("texture_pairs.py", argv),
                 "images": args.images, "seed": args.seed, "steps": args.steps, "train_pairs": args.train_pairs,
                 "test_pairs": args.test_pairs, "patch": PATCH, "distances": list(DISTANCES),
                 "hardware": f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
                             f"torch {torch.__version__}", "wall_s": time.perf_counter() - started}
-        doc = Path(args.doc)
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        doc.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
-        doc.write_text(document(meta, records))
-        print(f"wrote {doc}", file=sys.stderr)
+        texture_cues.write_document_and_records(args.doc, meta, records, document)
+        print(f"wrote {args.doc}", file=sys.stderr)
     return 0
 
 
