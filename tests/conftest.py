@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +13,11 @@ import torch
 from rladder_stream.model.registry import get_config, list_configs
 
 ALL_CONFIGS = sorted(list_configs())
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # README's test command spreads the tests over one worker per core (pytest-xdist): one torch thread a worker,
+    # so that the workers do not fight over the cores (each test's models are small; threads buy them little)
+    torch.set_num_threads(1)
 
 
 def load_experiment(name: str) -> ModuleType:

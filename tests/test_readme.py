@@ -60,6 +60,14 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
 
 
+def test_ci_runs_the_readme_test_command():
+    """CI must run the test command a reader is told to run, not another one."""
+    quick_start = _commands(_blocks("bash")[0])
+    test_command = next(c for c in quick_start if " -m pytest" in c)
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci, f"README's test command {test_command!r} is not a line of .ci/run"
+
+
 def test_the_readme_has_code_blocks_to_run():
     assert len(PYTHON) >= 2 and len(BASH) >= 5
 
