@@ -28,7 +28,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rladder_stream.reproduce.common import add_records_option, read_records, timestamp, write_document, write_records
+from rladder_stream.reproduce.common import (add_records_option, merge_records, read_records, timestamp, write_document,
+                                             write_records)
 from rladder_stream.model.registry import REGISTRY
 from rladder_stream.reproduce.grouping import BRODATZ, SHAPES, grouping_markdown, iterations, textured_intro
 from rladder_stream.training.settings import DataSettings
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", help="run folders holding results.json (folders without one are listed as stopped)")
     parser.add_argument("--doc", required=True, help="the Markdown document; its records go beside it (.json)")
-    add_records_option(parser)
+    add_records_option(parser, add_runs=False)  # run folders are this script's positional arguments
     args = parser.parse_args(argv)
     # committed records (runs whose folders are gone) and new folders make one document
     records, results, unfinished = (read_records(parser, args.from_records) if args.from_records else []), [], []
@@ -177,9 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             unfinished.append(folder)
             print(f"{folder}: no results.json (not finished): listed as stopped", file=sys.stderr)
-    # a run folder given anew replaces its committed record
-    outs = {(r.get("train_config") or {}).get("out") for r in results} - {None}
-    results = [r for r in records if (r.get("train_config") or {}).get("out") not in outs] + results
+    results = merge_records(records, results)  # a run folder given anew replaces its committed record
     if not results:
         parser.error("no finished run among the folders given")
     command = "python experiments/grouping_variants.py " + shlex.join(argv if argv is not None else sys.argv[1:])

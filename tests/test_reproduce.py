@@ -317,3 +317,39 @@ def test_a_committed_table1_document_is_re_derived_from_its_records(tmp_path, ca
     with pytest.raises(SystemExit):
         cli_main(["reproduce", "table1", "--from-records", str(tmp_path / "bad.json"), "--doc", str(doc)])
     assert "is not a JSON list of results records" in capsys.readouterr().err
+
+
+def test_runs_added_to_committed_records_make_one_document_that_its_own_command_re_derives(tmp_path, capsys):
+    """``--add-runs``: finished run folders join the committed records (a folder already among them replaces its
+    record, so nothing counts twice); the document's command re-derives it from its own records alone, and a folder
+    without results.json is the command's one-line error with nothing written."""
+    committed = json.loads((Path(__file__).parents[1] / "docs" / "results" / "table1-tiny-converged.json").read_text())
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps(committed[:3]))  # three seeds of one row
+    again = tmp_path / "again"  # the first record's run, given anew with another result
+    again.mkdir()
+    changed = json.loads(json.dumps(committed[0]))
+    changed["test"] = {k: (v + 1.0 if isinstance(v, (int, float)) else v) for k, v in changed["test"].items()}
+    (again / "results.json").write_text(json.dumps(changed))
+    new = tmp_path / "new"  # a run of another row
+    new.mkdir()
+    (new / "results.json").write_text(json.dumps(committed[-1]))
+    doc = tmp_path / "out" / "table1.md"
+    doc.parent.mkdir()
+    assert cli_main(["reproduce", "table1", "--from-records", str(records), "--add-runs", str(again), str(new),
+                     "--doc", str(doc)]) == 0
+    merged = json.loads(doc.with_suffix(".json").read_text())
+    assert merged == committed[1:3] + [changed, committed[-1]]
+    text = doc.read_text()
+    command = next(line for line in text.splitlines() if "reproduce table1 --" in line)
+    assert "--add-runs" not in command and f"--from-records {doc.with_suffix('.json')}" in command
+    rederived = tmp_path / "out" / "again.md"
+    assert cli_main(["reproduce", "table1", "--from-records", str(doc.with_suffix(".json")), "--doc", str(rederived)]) == 0
+    made = lambda text: [line for line in text.splitlines() if "Generated" not in line and "reproduce table1" not in line]  # noqa: E731
+    assert made(rederived.read_text()) == made(text)
+    before = doc.read_text()
+    with pytest.raises(SystemExit):
+        cli_main(["reproduce", "table1", "--from-records", str(records), "--add-runs", str(tmp_path / "gone"),
+                  "--doc", str(doc)])
+    assert "has no results.json: not a finished run" in capsys.readouterr().err
+    assert doc.read_text() == before

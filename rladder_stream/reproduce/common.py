@@ -438,21 +438,74 @@ def table_parser(table: str, description: str | None, seeds: int) -> OneLineArgu
     return parser
 
 
-def add_records_option(parser: argparse.ArgumentParser) -> None:
-    """``--from-records FILE``: write the document from committed records instead of training (re-derivation)."""
+def add_records_option(parser: argparse.ArgumentParser, add_runs: bool = True) -> None:
+    """``--from-records FILE [--add-runs FOLDER ...]``: write the document from committed records instead of
+    training (re-derivation), with the records of finished runs added."""
     parser.add_argument("--from-records", metavar="FILE", help="write the document from a JSON list of results records "
                                                                "(as committed beside a document); train nothing")
+    if add_runs:
+        parser.add_argument("--add-runs", nargs="+", default=[], metavar="FOLDER",
+                            help="with --from-records: add these finished runs' results.json; a run whose folder is "
+                                 "already in the records replaces that record")
 
 
-def read_records(parser: argparse.ArgumentParser, path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The results records in ``path`` (a JSON list of dicts); anything else is the command's one-line error."""
+def merge_records(records: Sequence[dict[str, Any]], added: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` then ``added``; a record of a run folder (``train_config.out``) that ``added`` holds anew is
+    dropped, so a run given again replaces its committed record."""
+    outs = {(r.get("train_config") or {}).get("out") for r in added} - {None}
+    return [r for r in records if (r.get("train_config") or {}).get("out") not in outs] + list(added)
+
+
+def rederivation_argv(argv: Sequence[str], doc: str | os.PathLike) -> list[str]:
+    """The arguments that re-derive a document written with ``--add-runs``: its own records (which then hold the
+    added runs) in place of the records and run folders given, since those folders need not last."""
+    words, out, skipping = list(argv), [], False
+    if "--add-runs" not in words:
+        return words
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--add-runs":
+            skipping = True
+        elif skipping and not word.startswith("-"):
+            pass
+        elif word.startswith("--from-records="):
+            skipping = False
+            out.append(f"--from-records={records_path(doc)}")
+        elif word == "--from-records":
+            skipping = False
+            out += [word, str(records_path(doc))]
+            i += 1
+        else:
+            skipping = False
+            out.append(word)
+        i += 1
+    return out
+
+
+def read_records(parser: argparse.ArgumentParser, path: str | os.PathLike,
+                 add_runs: Sequence[str | os.PathLike] = ()) -> list[dict[str, Any]]:
+    """The results records in ``path`` (a JSON list of dicts) followed by those of the finished runs ``add_runs``
+    (each replaces a record of the same run folder, ``train_config.out``); anything else is the command's one-line
+    error."""
     try:
         results = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         parser.error(f"cannot read records {path}: {exc}")
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
         parser.error(f"{path} is not a JSON list of results records")
-    return results
+    added = []
+    for folder in add_runs:
+        try:
+            record = json.loads((Path(folder) / "results.json").read_text())
+        except OSError:
+            parser.error(f"{folder} has no results.json: not a finished run")
+        except json.JSONDecodeError as exc:
+            parser.error(f"cannot read {Path(folder) / 'results.json'}: {exc}")
+        if not isinstance(record, dict) or not isinstance(record.get("train_config"), dict):
+            parser.error(f"{Path(folder) / 'results.json'} is not a run's results record")
+        added.append(record)
+    return merge_records(results, added)
 
 
 def checked_plan(parser: argparse.ArgumentParser, plan: Callable[[], Sequence[TrainConfig]]) -> list[TrainConfig]:
