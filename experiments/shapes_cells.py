@@ -42,6 +42,12 @@ WHAT = {
     "feedforward": "the Tagger (feed-forward engine, no feedback)",
     "lstm_relu+feedback": "LSTM memory, sparse ReLU output, feedback (`shapes-rtagger-sparse`)",
 }
+#: the 2 x 2's corners, and its four one-factor comparisons (first arm claimed to group better, second, what differs)
+CORNERS = ("lstm+feedback", "lstm", "feedforward+feedback", "feedforward")
+COMPARISONS = (("feedforward+feedback", "lstm+feedback", "the cell, feedback on"),
+               ("feedforward", "lstm", "the cell, feedback off"),
+               ("lstm+feedback", "lstm", "the feedback, LSTM cell"),
+               ("feedforward+feedback", "feedforward", "the feedback, feed-forward cell"))
 BAR_RATIO = 2.0  # issue 27: the last iteration's test AMI at least TARGET_AMI and this many times the shuffled level
 RECIPE = {"batch_size": 32, "lr": 0.001, "lr_schedule": "constant", "cpu_bf16": True, "valid_sequences": 500,
           "test_sequences": 1000, "log_every": 100}  # docs/results/shapes-cpu-bf16.md's recipe
@@ -110,6 +116,14 @@ def document(results: Sequence[Mapping[str, Any]], compare_step: int, command: s
         c = claim_worse(f"`{arm}` groups above its shuffled chance level at step {compare_step}",
                         (arm, stat(rows, last, compare_step)), ("shuffled", stat(rows, "ami_shuffled", compare_step)), 3)
         lines.append(f"- **{c.verdict}**: {c.text}. {c.detail}.")
+    if all(arm in by_arm for arm in CORNERS):
+        lines += ["", f"## The 2 × 2 at step {compare_step}: cell × feedback", "",
+                  f"Each corner's validation AMI at the last iteration against the corner that differs from it in one "
+                  f"factor, the other held (a claim holds when the first is higher by more than the sum of the stds)."]
+        for better, other, factor in COMPARISONS:
+            c = claim_worse(f"`{better}` groups better than `{other}` ({factor})",
+                            (better, stat(by_arm[better], last, compare_step)), (other, stat(by_arm[other], last, compare_step)), 3)
+            lines.append(f"- **{c.verdict}**: {c.text}. {c.detail}.")
     lines += ["", f"## Test ({results[0]['train_config']['test_sequences'] if results else '—'} images) at each run's end", "",
               "| arm | seeds | steps | " + " | ".join(f"AMI it. {t}" for t in iterations) + " | shuffled | largest group it. 1 | training time (mean) |",
               "|---|---:|---|" + "---:|" * (len(iterations) + 3)]
