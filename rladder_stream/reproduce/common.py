@@ -459,27 +459,21 @@ def merge_records(records: Sequence[dict[str, Any]], added: Sequence[dict[str, A
 def rederivation_argv(argv: Sequence[str], doc: str | os.PathLike) -> list[str]:
     """The arguments that re-derive a document written with ``--add-runs``: its own records (which then hold the
     added runs) in place of the records and run folders given, since those folders need not last."""
-    words, out, skipping = list(argv), [], False
-    if "--add-runs" not in words:
-        return words
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word == "--add-runs":
-            skipping = True
-        elif skipping and not word.startswith("-"):
-            pass
-        elif word.startswith("--from-records="):
-            skipping = False
-            out.append(f"--from-records={records_path(doc)}")
-        elif word == "--from-records":
-            skipping = False
+    if "--add-runs" not in argv:
+        return list(argv)
+    out, words, adding = [], iter(argv), False
+    for word in words:
+        if word == "--add-runs" or (adding and not word.startswith("-")):
+            adding = True
+            continue
+        adding = False
+        if word == "--from-records":
+            next(words, None)
             out += [word, str(records_path(doc))]
-            i += 1
+        elif word.startswith("--from-records="):
+            out.append(f"--from-records={records_path(doc)}")
         else:
-            skipping = False
             out.append(word)
-        i += 1
     return out
 
 

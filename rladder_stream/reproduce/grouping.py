@@ -283,10 +283,9 @@ def grouping_cli_main(data: DataSet, argv: list[str]) -> int:
                         help=f"the {data.name} configs to train (default {data.rows[0].config})")
     add_records_option(parser)
     args = parser.parse_args(argv)
-    command = reproduce_command(argv, data.key)
+    command = reproduce_command(rederivation_argv(argv, args.doc), data.key)  # argv itself unless runs were added
     if args.from_records:
         results = read_records(parser, args.from_records, args.add_runs)
-        command = reproduce_command(rederivation_argv(argv, args.doc), data.key)
         write_document(args.doc, grouping_markdown(data, results, command=command, budget_s=args.budget_s))
         write_records(args.doc, results)
     else:
