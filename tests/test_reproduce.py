@@ -353,3 +353,7 @@ def test_runs_added_to_committed_records_make_one_document_that_its_own_command_
                   "--doc", str(doc)])
     assert "has no results.json: not a finished run" in capsys.readouterr().err
     assert doc.read_text() == before
+    with pytest.raises(SystemExit):  # runs to add but no records to add them to: an error, not a training run
+        cli_main(["reproduce", "table1", "--add-runs", str(new), "--doc", str(doc), "--out", str(tmp_path / "runs")])
+    assert "--add-runs needs --from-records" in capsys.readouterr().err
+    assert doc.read_text() == before and not (tmp_path / "runs").exists()

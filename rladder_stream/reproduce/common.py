@@ -449,6 +449,14 @@ def add_records_option(parser: argparse.ArgumentParser, add_runs: bool = True) -
                                  "already in the records replaces that record")
 
 
+def records_requested(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """Whether the command writes its document from records (``--from-records``); ``--add-runs`` without it is the
+    command's one-line error rather than ignored."""
+    if getattr(args, "add_runs", None) and not args.from_records:
+        parser.error("--add-runs needs --from-records FILE (the committed records the runs join)")
+    return bool(args.from_records)
+
+
 def merge_records(records: Sequence[dict[str, Any]], added: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``records`` then ``added``; a record of a run folder (``train_config.out``) that ``added`` holds anew is
     dropped, so a run given again replaces its committed record."""

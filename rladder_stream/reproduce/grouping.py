@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 from ..model.registry import get_config
 from ..training.train import TrainConfig, parse_overrides
 from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_worse, doc_header, duration,
-                     format_stat, format_value, group_by_cell, provenance_lines, read_records, rederivation_argv,
-                     refuse_flagged, reproduce_command, reproduce_table, table_parser, timestamp, write_document,
+                     format_stat, format_value, group_by_cell, provenance_lines, read_records, records_requested,
+                     rederivation_argv, refuse_flagged, reproduce_command, reproduce_table, table_parser, timestamp, write_document,
                      write_records)
 
 TARGET_AMI = 0.6  # the Shapes bar: test AMI at the last iteration
@@ -284,7 +284,7 @@ def grouping_cli_main(data: DataSet, argv: list[str]) -> int:
     add_records_option(parser)
     args = parser.parse_args(argv)
     command = reproduce_command(rederivation_argv(argv, args.doc), data.key)  # argv itself unless runs were added
-    if args.from_records:
+    if records_requested(parser, args):
         results = read_records(parser, args.from_records, args.add_runs)
         write_document(args.doc, grouping_markdown(data, results, command=command, budget_s=args.budget_s))
         write_records(args.doc, results)

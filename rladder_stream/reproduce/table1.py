@@ -26,8 +26,8 @@ from ..model.registry import get_config
 from ..training.train import TrainConfig, parse_overrides
 from .common import (NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_reaches, claim_worse, doc_header,
                      duration, format_stat, format_value, group_by_cell, planned_steps, provenance_lines, read_records,
-                     rederivation_argv, refuse_flagged, reproduce_command, reproduce_table, row_model_overrides,
-                     table_parser, timestamp, write_document, write_records)
+                     records_requested, rederivation_argv, refuse_flagged, reproduce_command, reproduce_table,
+                     row_model_overrides, table_parser, timestamp, write_document, write_records)
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def table1_cli_main(argv: list[str]) -> int:
                         help="train only these rows (default: all 7)")
     add_records_option(parser)
     args = parser.parse_args(argv)
-    if args.from_records:  # the records of several reproductions (other rows, other seed counts) in one document
+    if records_requested(parser, args):  # the records of several reproductions (other rows, other seed counts) in one document
         results = read_records(parser, args.from_records, args.add_runs)
         command = reproduce_command(rederivation_argv(argv, args.doc), "table1")
         write_document(args.doc, table1_markdown(results, command=command, budget_s=args.budget_s, generated=timestamp()))
