@@ -25,14 +25,45 @@ VELOCITIES = np.array([(s * dy, s * dx) for s in (1, 2) for dy in (1, -1) for dx
 SEMI_SUPERVISED_END = 60_000  # docs/design.md#occluded-moving-mnist: 1,000 labelled + 59,000 unlabelled training sequences
 
 
-def resize_digits(digits: np.ndarray, size: int = DIGIT_SIZE) -> np.ndarray:
-    """uint8 ``[B, 28, 28]`` -> uint8 ``[B, size, size]`` with Pillow's antialiased bilinear resize.
+#: Renderings of a 28x28 digit at 16x16 that ``digit_augment`` draws among for training sequences: Pillow filters x
+#: how much of the 28x28 box is resized (all of it, or its central 24x24, which makes the digit larger). Style 0
+#: is the data set's own (docs/design.md#occluded-moving-mnist): Pillow bilinear of the whole box.
+DIGIT_STYLES = tuple(
+    (resample, box)
+    for box in (28, 24)
+    for resample in (Image.Resampling.BILINEAR, Image.Resampling.HAMMING, Image.Resampling.BICUBIC, Image.Resampling.BOX)
+)
+
+
+def resize_digits(digits: np.ndarray, size: int = DIGIT_SIZE, style: int = 0) -> np.ndarray:
+    """uint8 ``[B, 28, 28]`` -> uint8 ``[B, size, size]`` with Pillow's antialiased bilinear resize (``style`` 0),
+    or another of :data:`DIGIT_STYLES`.
 
     8-bit Pillow resampling is integer arithmetic, so the result is the same on every machine.
     """
+    resample, box = DIGIT_STYLES[style]
+    margin = (digits.shape[-1] - box) // 2
     out = np.empty((len(digits), size, size), dtype=np.uint8)
     for i, digit in enumerate(digits):
-        out[i] = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR))
+        image = Image.fromarray(np.ascontiguousarray(digit[margin : margin + box, margin : margin + box]))
+        out[i] = np.asarray(image.resize((size, size), resample))
+    return out
+
+
+def draw_styles(rng: np.random.Generator | Sequence[np.random.Generator], batch_size: int, augment: bool) -> np.ndarray:
+    """Which of :data:`DIGIT_STYLES` renders each sequence's digit: int64 ``[B]``, drawn after the trajectories
+    (so sequences without ``augment``, all style 0, keep their draws)."""
+    if not augment:
+        return np.zeros(batch_size, dtype=np.int64)
+    return BatchRandom(rng, batch_size).integers(0, len(DIGIT_STYLES)).astype(np.int64)
+
+
+def styled_digits(digits: np.ndarray, styles: np.ndarray) -> np.ndarray:
+    """``digits [B, 28, 28]`` each resized in its own style ``styles [B]`` -> uint8 ``[B, 16, 16]``."""
+    out = np.empty((len(digits), DIGIT_SIZE, DIGIT_SIZE), dtype=np.uint8)
+    for style in np.unique(styles):
+        rows = styles == style
+        out[rows] = resize_digits(digits[rows], style=int(style))
     return out
 
 
@@ -62,6 +93,7 @@ def generate_occluded_batch(
     *,
     choice: np.ndarray | None = None,
     n_frames: int = N_OBSERVED + 1,
+    digit_augment: bool = False,
 ) -> dict[str, np.ndarray]:
     """Draw ``batch_size`` occluded moving-digit sequences (the environment and training both use this).
 
@@ -71,6 +103,9 @@ def generate_occluded_batch(
         digits: uint8 ``[N, 28, 28]`` MNIST digits to draw from; ``labels``: ``[N]`` (-1 = unlabelled).
         choice: optional ``[batch_size]`` rows of ``digits`` to use instead of random ones.
         n_frames: sequence length, 5 observed + 1 target by default.
+        digit_augment: render each digit in one of :data:`DIGIT_STYLES` drawn at random (after the trajectory),
+            instead of the data set's own rendering; for training a model that does not rely on how this
+            generator resizes digits (docs/design.md#occluded-moving-mnist).
 
     Returns (``B = batch_size``, ``T = n_frames``):
         ``frames`` float32 ``[B, T, 32, 32]``: what is observed (bars = 0).
@@ -82,7 +117,7 @@ def generate_occluded_batch(
         ``[B, 16, 16]`` (the resized digit).
     """
     choice, ys, xs, velocity = draw_trajectories(rng, len(digits), batch_size, choice, n_frames)
-    small = resize_digits(digits[choice])
+    small = styled_digits(digits[choice], draw_styles(rng, batch_size, digit_augment))
     ink = INK[small]
     clean = paste(ink[:, None], ys, xs, (FRAME_SIZE, FRAME_SIZE))
     frames = np.where(OCCLUDED, np.float32(0.0), clean)
@@ -104,13 +139,19 @@ def generate_occluded_batch(
 
 
 def episode_source(
-    split: str = "train", labelled: int | None = None, data_dir: str | os.PathLike | None = None
+    split: str = "train", labelled: int | None = None, data_dir: str | os.PathLike | None = None,
+    digit_augment: bool = False,
 ) -> EpisodeSource:
     """The :class:`~rladder_stream.envs.base.EpisodeSource` the environment plays (training uses it too): the generator
-    bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences."""
+    bound to the split's digits; ``episodes(rng, n, indices)`` returns a batch of sequences. ``digit_augment``
+    (train split only; valid/test are always the data set's own rendering) draws each digit's rendering."""
+    if not isinstance(digit_augment, (bool, np.bool_)):
+        raise ValueError(f"digit_augment must be True or False, got {digit_augment!r}")
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
-    generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels)
-    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, pool.source, pool.labelled_rows)
+    generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels,
+                                 digit_augment=bool(digit_augment) and split == "train")
+    source = pool.source + (", training digits in random renderings" if digit_augment and split == "train" else "")
+    return EpisodeSource(generate, len(pool.labels), split, ENV_ID, source, pool.labelled_rows)
 
 
 class OccludedMovingMNISTEnv(PredictionEnv):
@@ -154,6 +195,9 @@ class OccludedMovingMNISTEnv(PredictionEnv):
     - ``labelled``: semi-supervised training (train only): the number of labelled digits (the paper's: 1000), a
       class-balanced subset fixed by a seed; the pool is then MNIST train 0-59,999 and all other episodes
       are unlabelled.
+    - ``digit_augment``: train split only: each episode's digit rendered in one of 8 ways (Pillow's bilinear,
+      Hamming, bicubic or box filter, of the whole 28x28 box or its central 24x24) drawn at random, instead of the
+      data set's own bilinear of the whole box; valid/test ignore it. Default ``False``.
     - ``data_dir``: folder with ``mnist/``; default ``$RLADDER_STREAM_DATA``, the cache, else the embedded
       subset (test digits 0-299, valid digits 0-299, 1,000 train digits; see :mod:`rladder_stream.envs.data.mnist`).
     - ``render_mode``: ``None`` or ``"rgb_array"`` (observation beside the last forecast, 4x, dark on white).
@@ -182,8 +226,9 @@ class OccludedMovingMNISTEnv(PredictionEnv):
         labelled: int | None = None,
         data_dir: str | os.PathLike | None = None,
         render_mode: str | None = None,
+        digit_augment: bool = False,
     ) -> None:
-        super().__init__(episode_source(split, labelled, data_dir), render_mode)
+        super().__init__(episode_source(split, labelled, data_dir, digit_augment), render_mode)
 
 
 class OccludedMovingMNISTVectorEnv(PredictionVectorEnv):
@@ -202,5 +247,6 @@ class OccludedMovingMNISTVectorEnv(PredictionVectorEnv):
         labelled: int | None = None,
         data_dir: str | os.PathLike | None = None,
         render_mode: str | None = None,
+        digit_augment: bool = False,
     ) -> None:
-        super().__init__(episode_source(split, labelled, data_dir), num_envs, render_mode)
+        super().__init__(episode_source(split, labelled, data_dir, digit_augment), num_envs, render_mode)

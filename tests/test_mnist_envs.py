@@ -15,7 +15,7 @@ import rladder_stream.envs  # noqa: F401  (registers the ids)
 from rladder_stream.envs.scoring import bernoulli_log_likelihood
 from rladder_stream.envs.data import load_mnist
 from rladder_stream.envs.moving_mnist import INK_THRESHOLD, generate_moving_batch
-from rladder_stream.envs.occluded_mnist import BARS, OCCLUDED, generate_occluded_batch
+from rladder_stream.envs.occluded_mnist import BARS, DIGIT_STYLES, OCCLUDED, generate_occluded_batch, resize_digits
 
 OMM = "rladder_stream/OccludedMovingMNIST-v0"
 MOVING = "rladder_stream/MovingMNIST-v0"
@@ -44,7 +44,7 @@ def _check(env_id: str, **kwargs) -> None:
 # ---------------------------------------------------------------------------------------------- Gymnasium API
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"split": "test"}, {"split": "train", "labelled": 100}])
+@pytest.mark.parametrize("kwargs", [{}, {"split": "test"}, {"split": "train", "labelled": 100}, {"digit_augment": True}])
 def test_check_env_occluded(kwargs):
     _check(OMM, **kwargs)
 
@@ -229,6 +229,31 @@ def test_semi_supervised_full_data():
 def occluded_batch():
     images, labels = load_mnist("test")
     return generate_occluded_batch(np.random.default_rng(3), images, labels, 64)
+
+
+def test_digit_augment_renders_each_digit_in_one_of_the_styles_with_the_same_draws():
+    """``digit_augment``: the same digits and paths as without it (the style is drawn after them), each digit in one
+    of the styles, several styles in a batch; style 0 is the data set's own rendering."""
+    images, labels = load_mnist("test")
+    plain = generate_occluded_batch(np.random.default_rng(4), images, labels, 64)
+    styled = generate_occluded_batch(np.random.default_rng(4), images, labels, 64, digit_augment=True)
+    for key in ("indices", "positions", "velocities", "labels"):
+        np.testing.assert_array_equal(styled[key], plain[key])
+    candidates = np.stack([resize_digits(images[plain["indices"]], style=s) for s in range(len(DIGIT_STYLES))])
+    np.testing.assert_array_equal(candidates[0], plain["digits"])
+    matches = (candidates == styled["digits"][None]).all(axis=(2, 3))  # [styles, B]
+    assert matches.any(axis=0).all()
+    assert len(set(matches.argmax(axis=0).tolist())) >= 5
+    assert not np.array_equal(styled["frames"], plain["frames"])
+    assert (styled["frames"][..., OCCLUDED] == 0).all() and 0.0 <= styled["frames"].min() <= styled["frames"].max() <= 1.0
+
+
+def test_digit_augment_leaves_valid_and_test_alone_and_refuses_what_is_not_a_bool():
+    for split in ("valid", "test"):
+        own = _play(gym.make(OMM, split=split), options={"index": 1})[0]
+        np.testing.assert_array_equal(_play(gym.make(OMM, split=split, digit_augment=True), options={"index": 1})[0], own)
+    with pytest.raises(ValueError, match="digit_augment must be True or False"):
+        gym.make(OMM, digit_augment="yes")
 
 
 def test_bars_and_clean_frames(occluded_batch):

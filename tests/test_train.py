@@ -316,6 +316,12 @@ def test_the_plate_settings_are_the_textured_tasks_only(tmp_path, plates):
     assert not (tmp_path / "run").exists()
 
 
+def test_digit_augment_is_the_occluded_tasks_only(tmp_path):
+    with pytest.raises(ValueError, match="digit_augment=true: the shapes task"):
+        train(_tiny(tmp_path, model="shapes-tagger", digit_augment=True), log=lambda s: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_texture_contrast_must_be_in_range(tmp_path):
     with pytest.raises(ValueError, match="texture_contrast must be in"):
         _tiny(tmp_path, model="tmnist-rtagger", texture_contrast=2.0)
@@ -362,6 +368,7 @@ def test_the_on_device_renderer_draws_the_generators_episodes():
                          ids=["default-data", "shared-data"])
 @pytest.mark.parametrize("name, labelled, plates", [("mmnist-rtagger", None, {}), ("tmnist-rtagger", None, {}),
                                                     ("tmnist-rtagger", 100, {}), ("omm-rladder", None, {}),
+                                                    ("omm-rladder", None, {"digit_augment": True}),
                                                     ("tmnist-rtagger", None, {"textures": "sinusoid", "texture_scale": 2.0})])
 def test_the_renderers_draw_the_generators_episodes(name, labelled, plates, data_dir, device, monkeypatch):
     """Each task's torch renderer (Textured MNIST's rotated, scaled crops included, other plates and texture scales

@@ -67,20 +67,24 @@ class Renderer:
 class OccludedRenderer(Renderer):
     """Occluded Moving MNIST (:func:`rladder_stream.envs.occluded_mnist.generate_occluded_batch`): exactly its
     ``frames``, ``clean`` and ``labels`` (pasting and masking compute nothing). The pool's digits are resized
-    once, here, instead of at every batch."""
+    once, here, instead of at every batch: in every style of ``DIGIT_STYLES`` when the source draws them
+    (``digit_augment``), else in the data set's own."""
 
     def __init__(self, source: EpisodeSource, device: torch.device | str):
-        from rladder_stream.envs.occluded_mnist import OCCLUDED, resize_digits
+        from rladder_stream.envs.occluded_mnist import DIGIT_STYLES, OCCLUDED, resize_digits
 
         super().__init__(source, device)
-        self.digits = self.tensor(resize_digits(self.data["digits"]))  # uint8 [N, 16, 16]
+        self.augment = bool(self.data.get("digit_augment", False))
+        styles = range(len(DIGIT_STYLES)) if self.augment else range(1)
+        self.digits = self.tensor(np.stack([resize_digits(self.data["digits"], style=s) for s in styles]))  # uint8 [S, N, 16, 16]
         self.visible = self.tensor(~OCCLUDED)
 
     def episodes(self, rng: np.random.Generator, batch_size: int, rows: np.ndarray | None) -> dict[str, torch.Tensor]:
-        from rladder_stream.envs.occluded_mnist import FRAME_SIZE, draw_trajectories
+        from rladder_stream.envs.occluded_mnist import FRAME_SIZE, draw_styles, draw_trajectories
 
         choice, ys, xs, _ = (self.tensor(a) for a in draw_trajectories(rng, self.n_digits, batch_size, rows))
-        clean = self.grey(_paste(self.digits[choice], ys, xs, FRAME_SIZE))
+        style = self.tensor(draw_styles(rng, batch_size, self.augment))
+        clean = self.grey(_paste(self.digits[style, choice], ys, xs, FRAME_SIZE))
         return {"frames": clean * self.visible, "clean": clean, "labels": self.labels[choice]}
 
 

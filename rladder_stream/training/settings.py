@@ -112,6 +112,10 @@ class DataSettings:
                    "control); docs/design.md#brodatz-textured-mnist")
     texture_augment: bool = setting(True, "textured digits: rotate and scale training crops at random; false: cut them "
                                           "whole-pixel and unrotated, as valid/test crops (the Tagger authors' recipe)")
+    digit_augment: bool = setting(False, "occluded moving digits: render each training digit in one of 8 ways (Pillow's "
+                                         "bilinear, Hamming, bicubic or box filter of the whole 28x28 box or its central "
+                                         "24x24) at random, so the model does not learn this generator's one rendering; "
+                                         "valid/test keep the data set's own (docs/design.md#occluded-moving-mnist)")
 
     def check_data(self) -> None:
         check_at_least(self, {"train_sequences": 1, "valid_sequences": 0, "test_sequences": 1, "eval_batch_size": 1,

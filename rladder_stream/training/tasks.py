@@ -39,6 +39,7 @@ class Task:
     data_source: str = ""
     takes_iterations = False  # whether the data setting ``iterations`` applies (static images shown several times)
     takes_textures = False  # whether the data settings of the plates apply (``texture_contrast``, ``texture_scale``, ``textures``)
+    takes_digit_augment = False  # whether the data setting ``digit_augment`` applies (Occluded Moving MNIST's renderings)
 
     def costs(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """Weighted training costs, their sum under ``"total"`` (the only one that carries gradients)."""
@@ -162,6 +163,7 @@ class OccludedMNISTTask(EpisodeTask):
 
     name = "omm"
     renderer = OccludedRenderer
+    takes_digit_augment = True
 
     def __init__(self, config: LadderConfig, train_config: DataSettings | None = None):
         from rladder_stream.envs.occluded_mnist import N_OBSERVED, episode_source
@@ -171,7 +173,8 @@ class OccludedMNISTTask(EpisodeTask):
         self.config = config
         self.n_observed = N_OBSERVED
         evaluation = {split: episode_source(split, None, data_dir) for split in ("valid", "test")}
-        self._use_sources(episode_source("train", labelled, data_dir), evaluation, train_config)
+        digit_augment = train_config.digit_augment if train_config else False
+        self._use_sources(episode_source("train", labelled, data_dir, digit_augment), evaluation, train_config)
 
     def renders_on(self, device: torch.device | None) -> bool:
         """Observed frames on any device, the CPU included (exact, and no slower there than the generator); the

@@ -312,6 +312,8 @@ class TrainingRun:
         for name in TEXTURE_SETTINGS:
             if getattr(cfg, name) != defaults[name] and not task.takes_textures:
                 raise ValueError(f"{name}={getattr(cfg, name)!r}: the {task.name} task has no textures (only tmnist has)")
+        if cfg.digit_augment and not task.takes_digit_augment:
+            raise ValueError(f"digit_augment=true: the {task.name} task does not render occluded digits (only omm does)")
         self.task = task(self.model_config, cfg)
         self.out = Path(cfg.out)  # made once the settings are known to be good: a refused run leaves nothing behind
         self.out.mkdir(parents=True, exist_ok=True)
