@@ -18,12 +18,14 @@ A model whose error rises a lot on one variant has learned a detail of this gene
     RLADDER_STREAM_DATA=../shared/data python experiments/omm_shift.py rladder_stream/pretrained/omm-rladder-cpu.pt \\
         --test 10000 --doc docs/results/omm_shift.md
 
-Records (one per checkpoint and variant) go beside the document as ``.json``.
+Records (one per checkpoint and variant) go beside the document as ``.json``; ``--from-records`` that file re-derives
+the document from them, measuring only checkpoints not among them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -94,23 +96,27 @@ def turn_before_edge(start: np.ndarray, velocity: np.ndarray, n_frames: int) -> 
 
 
 BILINEAR = pillow(Image.Resampling.BILINEAR)
-VARIANTS: dict[str, tuple[str, Resize, Callable[[np.ndarray, np.ndarray, int], np.ndarray]]] = {
-    "ours": ("Pillow bilinear on 8-bit digits, k / 255, exact reflection (the project's generator)", BILINEAR, reflect),
-    "torch-bilinear-antialias": ("torch bilinear with antialiasing on float digits", torch_resize("bilinear", True), reflect),
-    "torch-bilinear": ("torch bilinear without antialiasing (every other source pixel skipped)", torch_resize("bilinear", False), reflect),
-    "area": ("area averaging (box filter) on float digits", torch_resize("area", False), reflect),
-    "pillow-bicubic": ("Pillow bicubic", pillow(Image.Resampling.BICUBIC), reflect),
-    "pillow-lanczos": ("Pillow Lanczos", pillow(Image.Resampling.LANCZOS), reflect),
-    "cropped-20": ("ours on the central 20 x 20 of the digit (the digit larger in its 16 x 16)", cropped(BILINEAR), reflect),
-    "max-normalised": ("ours, each digit scaled to a brightest pixel of 1", max_normalised(BILINEAR), reflect),
-    "turn-before-edge": ("ours, the velocity reversed before a step would leave the frame", BILINEAR, turn_before_edge),
+#: name -> (what changes, the resize, the path, whether training with ``digit_augment`` saw this rendering)
+VARIANTS: dict[str, tuple[str, Resize, Callable[[np.ndarray, np.ndarray, int], np.ndarray], str]] = {
+    "ours": ("Pillow bilinear on 8-bit digits, k / 255, exact reflection (the project's generator)", BILINEAR, reflect, "yes"),
+    "torch-bilinear-antialias": ("torch bilinear with antialiasing on float digits", torch_resize("bilinear", True), reflect,
+                                 "nearly (Pillow's bilinear)"),
+    "torch-bilinear": ("torch bilinear without antialiasing (each pixel interpolated from the 2 x 2 source pixels around "
+                       "its centre, the rest skipped)", torch_resize("bilinear", False), reflect, "no"),
+    "area": ("area averaging (box filter) on float digits", torch_resize("area", False), reflect, "nearly (Pillow's box)"),
+    "pillow-bicubic": ("Pillow bicubic", pillow(Image.Resampling.BICUBIC), reflect, "yes"),
+    "pillow-lanczos": ("Pillow Lanczos", pillow(Image.Resampling.LANCZOS), reflect, "no"),
+    "cropped-20": ("ours on the central 20 x 20 of the digit (the digit larger in its 16 x 16)", cropped(BILINEAR), reflect,
+                   "no (24 x 24 crops are)"),
+    "max-normalised": ("ours, each digit scaled to a brightest pixel of 1", max_normalised(BILINEAR), reflect, "no"),
+    "turn-before-edge": ("ours, the velocity reversed before a step would leave the frame", BILINEAR, turn_before_edge, "no"),
 }
 
 
 def variant_frames(name: str, digits: np.ndarray, seed: int) -> np.ndarray:
     """The observed frames ``float32 [B, 5, 32, 32]`` of one variant: every digit of ``digits`` in order, with the
     start and velocity drawn from ``seed`` (the same in every variant), bars drawn as background."""
-    _, resize, path_of = VARIANTS[name]
+    _, resize, path_of, _ = VARIANTS[name]
     rng = np.random.default_rng([seed, 26])
     choice = np.arange(len(digits))
     _, ys, xs, velocity = draw_trajectories(rng, len(digits), len(digits), choice, N_OBSERVED)
@@ -149,6 +155,12 @@ def measure(checkpoints: Sequence[Path], test: int, seed: int, variants: Sequenc
     return records
 
 
+def label(checkpoint: str) -> str:
+    """A checkpoint's column name: its file name, with its run folder's name when it is a run's ``last.pt``."""
+    path = Path(checkpoint)
+    return f"{path.parent.name}/{path.name}" if path.name == "last.pt" else path.name
+
+
 def document(records: Sequence[dict[str, Any]], command: str) -> str:
     checkpoints = list(dict.fromkeys(r["checkpoint"] for r in records))
     variants = list(dict.fromkeys(r["variant"] for r in records))
@@ -165,8 +177,8 @@ def document(records: Sequence[dict[str, Any]], command: str) -> str:
         "frame; the sequences are not the environment's test episodes (those are seeded per episode), so the row "
         "`ours` is the reference each other row is read against.",
         "",
-        "| variant | what changes | " + " | ".join(f"`{Path(c).name}`" for c in checkpoints) + " |",
-        "|---|---|" + "---:|" * len(checkpoints),
+        "| variant | what changes | among `digit_augment`'s renderings | " + " | ".join(f"`{label(c)}`" for c in checkpoints) + " |",
+        "|---|---|---|" + "---:|" * len(checkpoints),
     ]
     for name in variants:
         cells = []
@@ -174,10 +186,10 @@ def document(records: Sequence[dict[str, Any]], command: str) -> str:
             e = error[(c, name)]
             delta = e - error[(c, "ours")] if (c, "ours") in error and name != "ours" else None
             cells.append(f"{e:.2f}" + (f" ({delta:+.2f})" if delta is not None else ""))
-        lines.append(f"| `{name}` | {VARIANTS[name][0]} | " + " | ".join(cells) + " |")
+        lines.append(f"| `{name}` | {VARIANTS[name][0]} | {VARIANTS[name][3]} | " + " | ".join(cells) + " |")
     worst = {c: max((error[(c, v)] - error.get((c, "ours"), error[(c, v)]), v) for v in variants) for c in checkpoints}
     lines += ["", "In brackets: the change against `ours` in points. The largest rise per checkpoint: "
-              + "; ".join(f"`{Path(c).name}` {d:+.2f} points (`{v}`)" for c, (d, v) in worst.items()) + ".",
+              + "; ".join(f"`{label(c)}` {d:+.2f} points (`{v}`)" for c, (d, v) in worst.items()) + ".",
               "", "## How these numbers were made", "", "```", command, "```", "",
               f"- Data: {records[0]['data']} (MNIST test digits 0-{n - 1})",
               "- Per-variant records (error counts) are in the JSON list beside this document."]
@@ -186,14 +198,22 @@ def document(records: Sequence[dict[str, Any]], command: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("checkpoints", nargs="*", type=Path)
+    parser.add_argument("--from-records", type=Path, help="records of an earlier run of this script (the JSON beside its "
+                        "document): kept, and only checkpoints not among them are measured")
     parser.add_argument("--test", type=int, default=2000, help="test digits (the first N, in order)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the trajectories")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--doc", help="the Markdown document to write (records beside it as .json)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    records = measure(args.checkpoints, args.test, args.seed, args.variants)
+    records = json.loads(args.from_records.read_text()) if args.from_records else []
+    done = {r["checkpoint"] for r in records}
+    if records and any((r["test_sequences"], r["seed"]) != (args.test, args.seed) for r in records):
+        parser.error(f"{args.from_records} holds records of another --test or --seed than {args.test} and {args.seed}")
+    if not records and not args.checkpoints:
+        parser.error("give checkpoints to measure, or --from-records")
+    records += measure([c for c in args.checkpoints if str(c) not in done], args.test, args.seed, args.variants)
     text = document(records, "python experiments/omm_shift.py " + " ".join(sys.argv[1:] if argv is None else argv))
     print(text)
     if args.doc:

@@ -75,5 +75,11 @@ def test_document_reads_each_variant_against_ours(omm_shift):
     records = [{"checkpoint": "m.pt", "variant": v, "test_sequences": 100, "seed": 0, "class_error": e, "wrong": int(e),
                 "data": "d"} for v, e in (("ours", 5.0), ("area", 6.5), ("torch-bilinear", 9.0))]
     doc = omm_shift.document(records, "cmd")
-    assert "| `area` |" in doc and "6.50 (+1.50)" in doc and "9.00 (+4.00)" in doc
+    assert "| `area` | area averaging (box filter) on float digits | nearly (Pillow's box) | 6.50 (+1.50) |" in doc
+    assert "9.00 (+4.00)" in doc
     assert "`m.pt` +4.00 points (`torch-bilinear`)" in doc
+
+
+def test_a_runs_checkpoint_is_named_by_its_folder(omm_shift):
+    assert omm_shift.label("runs/ft/aug-true/last.pt") == "aug-true/last.pt"
+    assert omm_shift.label("rladder_stream/pretrained/omm-rladder-cpu.pt") == "omm-rladder-cpu.pt"
