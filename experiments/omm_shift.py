@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -166,6 +167,7 @@ def document(records: Sequence[dict[str, Any]], command: str) -> str:
     variants = list(dict.fromkeys(r["variant"] for r in records))
     error = {(r["checkpoint"], r["variant"]): r["class_error"] for r in records}
     n = records[0]["test_sequences"]
+    described = {r["checkpoint"]: r["description"] for r in records if r.get("description")}
     lines = [
         "# Occluded Moving MNIST from other generators: the shipped model's error",
         "",
@@ -177,6 +179,8 @@ def document(records: Sequence[dict[str, Any]], command: str) -> str:
         "frame; the sequences are not the environment's test episodes (those are seeded per episode), so the row "
         "`ours` is the reference each other row is read against.",
         "",
+        *[f"- `{label(c)}`: {described[c]}" for c in checkpoints if c in described],
+        *([""] if described else []),
         "| variant | what changes | among `digit_augment`'s renderings | " + " | ".join(f"`{label(c)}`" for c in checkpoints) + " |",
         "|---|---|---|" + "---:|" * len(checkpoints),
     ]
@@ -204,8 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=2000, help="test digits (the first N, in order)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the trajectories")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--describe", nargs="*", default=[], metavar="CHECKPOINT=TEXT",
+                        help="what a checkpoint is, kept in its records and listed in the document")
     parser.add_argument("--doc", help="the Markdown document to write (records beside it as .json)")
     args = parser.parse_args(argv)
+    descriptions = dict(pair.split("=", 1) for pair in args.describe)
     torch.set_num_threads(1)
     records = json.loads(args.from_records.read_text()) if args.from_records else []
     done = {r["checkpoint"] for r in records}
@@ -214,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not records and not args.checkpoints:
         parser.error("give checkpoints to measure, or --from-records")
     records += measure([c for c in args.checkpoints if str(c) not in done], args.test, args.seed, args.variants)
-    text = document(records, "python experiments/omm_shift.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    for record in records:
+        if record["checkpoint"] in descriptions:
+            record["description"] = descriptions[record["checkpoint"]]
+    text = document(records, "python experiments/omm_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv))
     print(text)
     if args.doc:
         write_document(args.doc, text)

@@ -78,6 +78,8 @@ def test_document_reads_each_variant_against_ours(omm_shift):
     assert "| `area` | area averaging (box filter) on float digits | nearly (Pillow's box) | 6.50 (+1.50) |" in doc
     assert "9.00 (+4.00)" in doc
     assert "`m.pt` +4.00 points (`torch-bilinear`)" in doc
+    records[0]["description"] = "the model under test"
+    assert "- `m.pt`: the model under test" in omm_shift.document(records, "cmd")
 
 
 def test_a_runs_checkpoint_is_named_by_its_folder(omm_shift):
