@@ -40,7 +40,7 @@ from rladder_stream import load_model
 from rladder_stream.envs.drawing import INK, bounce, paste
 from rladder_stream.envs.occluded_mnist import DIGIT_SIZE, ENV_ID, FRAME_SIZE, LIMIT, N_OBSERVED, OCCLUDED, draw_trajectories
 from rladder_stream.envs.splits import mnist_pool
-from rladder_stream.reproduce.common import timestamp, write_document, write_records
+from rladder_stream.reproduce.common import publish, timestamp
 
 Resize = Callable[[np.ndarray], np.ndarray]  # uint8 [B, 28, 28] -> float32 [B, 16, 16] in [0, 1]
 
@@ -225,10 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if record["checkpoint"] in descriptions:
             record["description"] = descriptions[record["checkpoint"]]
     text = document(records, "python experiments/omm_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv))
-    print(text)
-    if args.doc:
-        write_document(args.doc, text)
-        write_records(args.doc, records)
+    publish(text, args.doc, records)
     return 0
 
 

@@ -26,7 +26,7 @@ import torch
 
 from rladder_stream import load_checkpoint, load_model
 from rladder_stream.training.losses import ladder_costs
-from rladder_stream.reproduce.common import timestamp, write_document, write_records
+from rladder_stream.reproduce.common import publish, timestamp
 from rladder_stream.training.settings import DataSettings
 from rladder_stream.training.tasks import TASKS, task_for
 
@@ -141,10 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path} ...", file=sys.stderr, flush=True)
         records.append(diagnose(path, args.batches, args.batch_size, args.test))
     text = document(records, "python experiments/rladder_diagnostics.py " + " ".join(sys.argv[1:] if argv is None else argv))
-    print(text)
-    if args.doc:
-        write_document(args.doc, text)
-        write_records(args.doc, records)
+    publish(text, args.doc, records)
     return 0
 
 

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rladder_stream.reproduce.common import (Stat, claim_worse, duration, format_stat, provenance_lines, timestamp,
-                                             train_runs, training_settings, write_document, write_records)
+from rladder_stream.reproduce.common import (Stat, claim_worse, duration, format_stat, provenance_lines, publish, timestamp,
+                                             train_runs, training_settings)
 from rladder_stream.reproduce.grouping import TARGET_AMI
 from rladder_stream.training.train import TrainConfig
 
@@ -196,10 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = collect(runs)
     text = document(results, args.compare_step or args.steps, "python experiments/shapes_cells.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]),
                     common.get("time_budget_s"))
-    print(text)
-    if args.doc:
-        write_document(args.doc, text)
-        write_records(args.doc, results)
+    publish(text, args.doc, results)
     return 0
 
 

@@ -25,8 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rladder_stream.reproduce.common import (Stat, claim_reaches, claim_worse, duration, format_stat, provenance_lines, timestamp,
-                                             train_runs, training_settings, write_document, write_records)
+from rladder_stream.reproduce.common import (Stat, claim_reaches, claim_worse, duration, format_stat, provenance_lines, publish,
+                                             timestamp, train_runs, training_settings)
 from rladder_stream.training.train import TrainConfig
 
 #: arm -> (registered configuration, model settings): ablations are configurations plus settings, not copies
@@ -261,11 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    None, say, jobs=args.jobs)
     base_results, results = collect(plan.bases, plan.continuations())  # the doc reads every seed
     text = document(base_results, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
-    print(text)
-    if args.doc:
-        write_document(args.doc, text)
-        write_records(args.doc, [{"arm": "base" if key == "hrnn" else f"base-{key}", **r} for key, r in base_results.items()]
-                      + results)
+    publish(text, args.doc, [{"arm": "base" if key == "hrnn" else f"base-{key}", **r} for key, r in base_results.items()]
+            + results)
     return 0
 
 

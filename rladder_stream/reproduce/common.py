@@ -221,6 +221,14 @@ def write_records(doc: str | os.PathLike, results: Sequence[Mapping[str, Any]]) 
     return path
 
 
+def publish(text: str, doc: str | os.PathLike | None, records: Sequence[Mapping[str, Any]]) -> None:
+    """Print a generated document and, when ``doc`` names a file, write it there with its records beside it."""
+    print(text)
+    if doc:
+        write_document(doc, text)
+        write_records(doc, records)
+
+
 # ============================================================================ planning and training the runs
 
 
