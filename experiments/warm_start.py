@@ -36,6 +36,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "rladder-no-prediction": ("omm-rladder-no-prediction", {}),
     "rladder-detached-0.3": ("omm-rladder", {"decoder_input_detach": True, "prediction_weight": 0.3}),
     "rladder-0.3": ("omm-rladder", {"prediction_weight": 0.3}),
+    "rladder-gates": ("omm-rladder", {"decoder_to_encoder_entry": "gates"}),
+    "rladder-closed": ("omm-rladder", {"decoder_init": "closed"}),
     "rladder-no-d2e": ("omm-rladder-no-d2e", {}),
     "rladder-no-classification": ("omm-rladder-no-classification", {}),
     "temporal": ("omm-temporal", {}),
@@ -55,6 +57,9 @@ WHAT = {
     "rladder-detached-0.3": "RLadder, prediction weight 0.3, the decoder reading the encoder detached "
                             "(the prediction cost trains the decoder only)",
     "rladder-0.3": "RLadder, prediction weight 0.3",
+    "rladder-gates": "RLadder, the feedback entering the gates through its own transform without normalisation",
+    "rladder-closed": "RLadder, decoder started closed (the first projects' start; the `input` entry cannot be warm-started: "
+                      "its input transform has another shape than the HRNN's)",
     "rladder-no-d2e": "RLadder without decoder-to-encoder connections",
     "rladder-no-classification": "RLadder without the classification cost (its prediction error only)",
     "temporal": "temporal baseline (feed-forward encoder, recurrent top only), continued from its own base",
