@@ -147,10 +147,10 @@ def episode_source(
     (train split only; valid/test are always the data set's own rendering) draws each digit's rendering."""
     if not isinstance(digit_augment, (bool, np.bool_)):
         raise ValueError(f"digit_augment must be True or False, got {digit_augment!r}")
+    augment = bool(digit_augment) and split == "train"
     pool = mnist_pool(split, data_dir, env_name=ENV_ID, labelled=labelled, semi_supervised_end=SEMI_SUPERVISED_END)
-    generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels,
-                                 digit_augment=bool(digit_augment) and split == "train")
-    source = pool.source + (", training digits in random renderings" if digit_augment and split == "train" else "")
+    generate = functools.partial(generate_occluded_batch, digits=pool.images, labels=pool.labels, digit_augment=augment)
+    source = pool.source + (", training digits in random renderings" if augment else "")
     return EpisodeSource(generate, len(pool.labels), split, ENV_ID, source, pool.labelled_rows)
 
 
