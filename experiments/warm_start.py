@@ -10,6 +10,8 @@ gains over the HRNN is what its decoder, feedback and prediction task add, not h
     # Table 1's rows without an HRNN inside (the temporal baseline, the gold standard) train bases of their own:
     ... run --out runs/warm --arms hrnn rladder temporal gold-standard --arm-set lr_schedule=cosine
     python experiments/warm_start.py doc --out runs/warm --doc docs/results/warm_start-cpu.md   # re-derive the doc
+    # the same arms from scratch (no base; --steps each): how the decoder starts and where its feedback enters
+    ... run --out runs/start --base-steps 0 --seeds 2 --arms hrnn rladder rladder-gates rladder-closed-input ...
 
 Every arm validates every ``--valid-every`` steps (the learning curves) and is tested on the whole test split.
 The document is a pure function of the runs' ``results.json`` (committed beside it as ``.json``).
@@ -38,6 +40,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "rladder-0.3": ("omm-rladder", {"prediction_weight": 0.3}),
     "rladder-gates": ("omm-rladder", {"decoder_to_encoder_entry": "gates"}),
     "rladder-closed": ("omm-rladder", {"decoder_init": "closed"}),
+    "rladder-closed-input": ("omm-rladder", {"decoder_init": "closed", "decoder_to_encoder_entry": "input"}),
+    "rladder-input": ("omm-rladder", {"decoder_to_encoder_entry": "input"}),
     "rladder-no-d2e": ("omm-rladder-no-d2e", {}),
     "rladder-no-classification": ("omm-rladder-no-classification", {}),
     "temporal": ("omm-temporal", {}),
@@ -46,6 +50,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
 #: arms that are not the HRNN plus something: each trains its own base (its own model, the same base recipe), so every
 #: row of Table 1 sees the same schedule (base steps at the base's rate, then the continuation's steps)
 OWN_BASE = ("temporal", "gold-standard")
+#: arms whose feedback enters the input transform: its shape differs from the HRNN's, so they train from scratch only
+SCRATCH_ONLY = ("rladder-closed-input", "rladder-input")
 #: arms trained without the class cost: Table 1 gives their prediction error only (their class head is the base's, untrained
 #: since, so its error says nothing)
 NO_CLASS = ("rladder-no-classification",)
@@ -60,6 +66,9 @@ WHAT = {
     "rladder-gates": "RLadder, the feedback entering the gates through its own transform without normalisation",
     "rladder-closed": "RLadder, decoder started closed (the first projects' start; the `input` entry cannot be warm-started: "
                       "its input transform has another shape than the HRNN's)",
+    "rladder-closed-input": "RLadder, decoder started closed and the feedback concatenated with the bottom-up input (the "
+                            "shipped models' start before 2026-12-06)",
+    "rladder-input": "RLadder, decoder started open and the feedback concatenated with the bottom-up input",
     "rladder-no-d2e": "RLadder without decoder-to-encoder connections",
     "rladder-no-classification": "RLadder without the classification cost (its prediction error only)",
     "temporal": "temporal baseline (feed-forward encoder, recurrent top only), continued from its own base",
@@ -69,6 +78,8 @@ WHAT = {
 
 class Plan:
     """The runs of one experiment: every base is seed 0, the continuations seeds 1..seeds.
+
+    ``base_steps`` 0: no base; every arm trains from scratch for ``steps`` (the same seeds 1..seeds).
 
     The base ``"hrnn"`` (folder OUT/base-hrnn, or ``base_out``, so several experiments can share it) starts every arm
     built on the HRNN; an arm in ``OWN_BASE`` continues from a base of its own model (OUT/base-ARM) trained with the
@@ -82,7 +93,12 @@ class Plan:
         self.out, self.size, self.seeds, self.steps, self.valid_every = out, size, seeds, steps, valid_every
         self.arms, self.common, self.arm_settings = list(arms), dict(common), dict(arm_settings or {})
         self.bases: dict[str, TrainConfig] = {}
-        for arm in arms:
+        self.from_scratch = base_steps == 0
+        warm_only = [arm for arm in arms if arm in SCRATCH_ONLY]
+        if warm_only and not self.from_scratch:
+            raise ValueError(f"arms {warm_only} cannot start from an HRNN (the feedback's input transform has another "
+                             "shape): run them with --base-steps 0 (from scratch)")
+        for arm in arms if not self.from_scratch else ():
             key = self.base_of(arm)
             if key not in self.bases:
                 self.bases[key] = self.run("omm-hrnn" if key == "hrnn" else ARMS[arm][0], 0, base_steps, f"base-{key}", {})
@@ -111,6 +127,9 @@ class Plan:
                 continue
             for arm in self.arms:
                 model, overrides = ARMS[arm]
+                if self.from_scratch:
+                    runs.append((arm, self.run(model, seed, self.steps, f"{arm}-seed{seed}", overrides, **self.arm_settings)))
+                    continue
                 start = Path(self.bases[self.base_of(arm)].out) / "last.pt"
                 if start.exists():
                     runs.append((arm, self.run(model, seed, self.steps, f"{arm}-seed{seed}", overrides,
@@ -122,8 +141,10 @@ def curve(result: Mapping[str, Any], offset: int = 0) -> list[tuple[int, float]]
     return [(offset + int(h["step"]), float(h["class_error"])) for h in result.get("valid_history", []) if "class_error" in h]
 
 
-def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[str, Any]], command: str | None) -> str:
-    """The Markdown document: the arms' test errors, the claims by the docs' rule, learning curves, per seed."""
+def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[str, Any]], command: str | None,
+             from_scratch: bool = False) -> str:
+    """The Markdown document: the arms' test errors, the claims by the docs' rule, learning curves, per seed.
+    ``from_scratch``: the arms trained without a base (``--base-steps 0``)."""
     by_arm: dict[str, list[Mapping[str, Any]]] = {}
     for r in results:
         by_arm.setdefault(r["arm"], []).append(r)
@@ -136,7 +157,11 @@ def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[s
 
     base = bases.get("hrnn")
     base_steps = int(next(iter(bases.values()))["steps"]) if bases else 0
-    lines = ["# Warm-started Table 1 on Occluded Moving MNIST", "", f"Generated {timestamp()} by `experiments/warm_start.py`.", ""]
+    title = "Table 1's arms from scratch at equal steps" if from_scratch else "Warm-started Table 1"
+    lines = [f"# {title} on Occluded Moving MNIST", "", f"Generated {timestamp()} by `experiments/warm_start.py`.", ""]
+    if from_scratch and results:
+        lines += [f"No warm start: every arm trained from scratch for {results[0]['steps']} steps with its own seeds, "
+                  "the same seeds in every arm (so the same training sequences in the same order).", ""]
     if base:
         lines += [f"A hierarchical RNN (`omm-hrnn`, seed {base['seed']}) trained {base_steps} steps "
                   f"(test error {base['test']['class_error']:.2f} % on {base['train_config']['test_sequences'] or 'all'} "
@@ -148,7 +173,7 @@ def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[s
             lines += [f"`{key}` has no HRNN inside: it continued from a base of its own model (`{own['model']}`, seed "
                       f"{own['seed']}, {own['steps']} steps with the same recipe as the HRNN's base, test error "
                       f"{own['test']['class_error']:.2f} %), so it sees the same schedule as every other row.", ""]
-    if results:
+    if results and not from_scratch:
         tc = results[0]["train_config"]
         lines += [f"The continuations: batch {tc['batch_size']}, AdamW at lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule "
                   f"({tc['warmup_steps']} warm-up steps); the base: `{base['train_config']['lr_schedule']}`." if base else
@@ -157,18 +182,34 @@ def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[s
               "|---|---|---:|---:|---:|---:|---:|"]
     for arm, rows in by_arm.items():
         mean_time = sum(float(r["train_time_s"]) for r in rows) / len(rows)
-        lines.append(f"| `{arm}` | {WHAT.get(arm, arm)} | {len(rows)} | {format_stat(stat(arm, 'class_error'), 2)} | "
+        what = "the hierarchical RNN (the RLadder's encoder alone)" if from_scratch and arm == "hrnn" else WHAT.get(arm, arm)
+        lines.append(f"| `{arm}` | {what} | {len(rows)} | {format_stat(stat(arm, 'class_error'), 2)} | "
                      f"{format_stat(stat(arm, 'prediction_nll'), 2)} | {format_stat(stat(arm, 'prediction_mse'), 5)} | "
                      f"{duration(mean_time)} |")
+    if results and from_scratch:
+        tc = results[0]["train_config"]
+        lines += ["", f"Every run: batch {tc['batch_size']}, AdamW at lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule "
+                      f"({tc['warmup_steps']} warm-up steps)."]
+    hrnn = "the HRNN" if from_scratch else "the HRNN continued"
     lines += ["", "## Against the hierarchical RNN", "",
               "A difference counts when the means differ by more than the sum of the two standard deviations; "
               "\"does not hold\" means the reverse order counts: the HRNN errs less.", ""]
     for arm in by_arm:
         if arm == "hrnn" or arm in OWN_BASE or arm in NO_CLASS:  # their claims follow below
             continue
-        c = claim_worse(f"`{arm}` errs less than the HRNN continued", ("HRNN", stat("hrnn", "class_error")),
+        c = claim_worse(f"`{arm}` errs less than {hrnn}", ("HRNN", stat("hrnn", "class_error")),
                         (arm, stat(arm, "class_error")), 2)
         lines.append(f"- **{c.verdict}**: {c.text}. {c.detail}.")
+    variants = [arm for arm in by_arm if arm.startswith("rladder-") and arm not in NO_CLASS]
+    if "rladder" in by_arm and variants:  # how the decoder starts, where the feedback enters, the prediction weight
+        lines += ["", "## Against the default RLadder", "",
+                  "Each variant against `rladder` (today's defaults), by the same rule; \"does not hold\" means the "
+                  "default errs less.", ""]
+        for arm in variants:
+            for metric, what, digits in (("class_error", "errs less", 2), ("prediction_nll", "forecasts better (lower NLL)", 2)):
+                c = claim_worse(f"`{arm}` {what} than `rladder`", ("`rladder`", stat("rladder", metric)),
+                                (f"`{arm}`", stat(arm, metric)), digits)
+                lines.append(f"- **{c.verdict}**: {c.text}. {c.detail}.")
     paper = []  # Table 1's claims beyond the HRNN comparison (docs/design.md#table-1)
     if "temporal" in by_arm:
         paper.append(claim_worse("the temporal baseline errs more than the HRNN (paper 2.02 against 1.60)",
@@ -190,7 +231,8 @@ def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[s
                                    ("gold standard", stat("gold-standard", "class_error")), 2))
     if paper:
         lines += ["", "## Table 1's other claims", ""] + [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in paper]
-    lines += ["", "## Learning curves (validation class error %, mean over seeds; steps counted from the HRNN's start)", ""]
+    counted = "from scratch" if from_scratch else "counted from the HRNN's start"
+    lines += ["", f"## Learning curves (validation class error %, mean over seeds; steps {counted})", ""]
     steps = sorted({s for rows in by_arm.values() for r in rows for s, _ in curve(r, base_steps)})
     if base:
         base_curve = dict(curve(base))
@@ -238,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", default="cpu")
     parser.add_argument("--seeds", type=int, default=3, help="continuations per arm (seeds 1..N; the base is seed 0)")
     parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=sorted(ARMS))
-    parser.add_argument("--base-steps", type=int, default=3000)
+    parser.add_argument("--base-steps", type=int, default=3000,
+                        help="steps of the base HRNN; 0: no base, every arm trains from scratch for --steps")
     parser.add_argument("--steps", type=int, default=2000, help="steps of every continuation")
     parser.add_argument("--valid-every", type=int, default=500)
     parser.add_argument("--jobs", type=int, default=1)
@@ -257,15 +300,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         arm_settings = training_settings(args.arm_set, "--arm-set")
     except ValueError as exc:
         parser.error(str(exc))
-    plan = Plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
-                arm_settings, args.base)
+    try:
+        plan = Plan(args.out, args.size, args.seeds, args.base_steps, args.steps, args.valid_every, args.arms, common,
+                    arm_settings, args.base)
+    except ValueError as exc:
+        parser.error(str(exc))
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.action == "run":
         train_runs(list(plan.bases.values()), "warm start: bases", ", ".join(plan.bases), None, say)
         train_runs([cfg for _, cfg in plan.continuations(args.only_seeds)], "warm start: arms", f"{len(args.arms)} arms x {args.seeds} seeds",
                    None, say, jobs=args.jobs)
     base_results, results = collect(plan.bases, plan.continuations())  # the doc reads every seed
-    text = document(base_results, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]))
+    text = document(base_results, results, "python experiments/warm_start.py " + shlex.join(["run", *(argv if argv is not None else sys.argv[1:])[1:]]),
+                    from_scratch=plan.from_scratch)
     publish(text, args.doc, [{"arm": "base" if key == "hrnn" else f"base-{key}", **r} for key, r in base_results.items()]
             + results)
     return 0

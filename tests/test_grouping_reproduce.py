@@ -237,6 +237,34 @@ def test_warm_start_doc_checks_the_classification_claim_on_prediction_error_alon
     assert "| `rladder` |" in curves and "rladder-no-classification" not in curves  # nor a curve of class error
 
 
+def test_warm_start_from_scratch_trains_every_arm_without_a_base_and_compares_the_starts(tmp_path):
+    """experiments/warm_start.py --base-steps 0: no base run, no init_from, and the arms whose feedback enters the
+    input transform (they cannot start from an HRNN) are allowed there only; the doc compares each RLadder variant with
+    the default RLadder by the docs' rule."""
+    warm_start = load_experiment("warm_start")
+    arms = ["hrnn", "rladder", "rladder-closed-input"]
+    plan = warm_start.Plan(str(tmp_path), "tiny", 2, 0, 200, 100, arms, {"batch_size": 32})
+    runs = plan.continuations()
+    assert plan.bases == {} and [arm for arm, _ in runs] == arms * 2
+    assert all(cfg.init_from is None for _, cfg in runs)
+    assert runs[2][1].model_overrides == {"decoder_init": "closed", "decoder_to_encoder_entry": "input"}
+    with pytest.raises(ValueError, match="from scratch"):
+        warm_start.Plan(str(tmp_path), "tiny", 2, 100, 200, 100, arms, {"batch_size": 32})
+
+    def run(arm: str, seed: int, error: float, nll: float) -> dict:
+        return {"arm": arm, "seed": seed, "steps": 200, "train_time_s": 60.0, "valid_history": [{"step": 100, "class_error": error}],
+                "test": {"class_error": error, "prediction_nll": nll},
+                "train_config": {"batch_size": 32, "lr": 0.002, "lr_schedule": "constant", "warmup_steps": 100}}
+
+    results = [run("rladder", 1, 10.0, 25.0), run("rladder", 2, 10.2, 25.1),
+               run("rladder-closed-input", 1, 8.0, 26.0), run("rladder-closed-input", 2, 8.1, 26.2)]
+    text = warm_start.document({}, results, None, from_scratch=True)
+    assert text.startswith("# Table 1's arms from scratch") and "continued" not in text
+    claims = text[text.index("## Against the default RLadder"):text.index("## Learning curves")]
+    assert "- **holds**: `rladder-closed-input` errs less than `rladder`" in claims
+    assert "- **does not hold**: `rladder-closed-input` forecasts better (lower NLL) than `rladder`" in claims
+
+
 def test_grouping_variants_gives_each_data_variant_its_own_section(tmp_path):
     """experiments/grouping_variants.py: runs of one config on different plates are different data, so each variant
     gets its own section and table (Brodatz first), and no row mixes their seeds; the records go beside the doc."""
