@@ -64,7 +64,7 @@ WHAT = {
                             "(the prediction cost trains the decoder only)",
     "rladder-0.3": "RLadder, prediction weight 0.3",
     "rladder-gates": "RLadder, the feedback entering the gates through its own transform without normalisation",
-    "rladder-closed": "RLadder, decoder started closed (the first projects' start; the `input` entry cannot be warm-started: "
+    "rladder-closed": "RLadder, decoder started closed (the start this project first used, there with the `input` entry, which cannot be warm-started: "
                       "its input transform has another shape than the HRNN's)",
     "rladder-closed-input": "RLadder, decoder started closed and the feedback concatenated with the bottom-up input (the "
                             "shipped models' start before 2026-12-06)",
