@@ -94,9 +94,9 @@ class Plan:
         self.arms, self.common, self.arm_settings = list(arms), dict(common), dict(arm_settings or {})
         self.bases: dict[str, TrainConfig] = {}
         self.from_scratch = base_steps == 0
-        warm_only = [arm for arm in arms if arm in SCRATCH_ONLY]
-        if warm_only and not self.from_scratch:
-            raise ValueError(f"arms {warm_only} cannot start from an HRNN (the feedback's input transform has another "
+        scratch_only = [arm for arm in arms if arm in SCRATCH_ONLY]
+        if scratch_only and not self.from_scratch:
+            raise ValueError(f"arms {scratch_only} cannot start from an HRNN (the feedback's input transform has another "
                              "shape): run them with --base-steps 0 (from scratch)")
         for arm in arms if not self.from_scratch else ():
             key = self.base_of(arm)
@@ -173,11 +173,13 @@ def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[s
             lines += [f"`{key}` has no HRNN inside: it continued from a base of its own model (`{own['model']}`, seed "
                       f"{own['seed']}, {own['steps']} steps with the same recipe as the HRNN's base, test error "
                       f"{own['test']['class_error']:.2f} %), so it sees the same schedule as every other row.", ""]
-    if results and not from_scratch:
+    if results:
         tc = results[0]["train_config"]
-        lines += [f"The continuations: batch {tc['batch_size']}, AdamW at lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule "
-                  f"({tc['warmup_steps']} warm-up steps); the base: `{base['train_config']['lr_schedule']}`." if base else
-                  f"The continuations: batch {tc['batch_size']}, lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule.", ""]
+        recipe = (f"batch {tc['batch_size']}, AdamW at lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule "
+                  f"({tc['warmup_steps']} warm-up steps)")
+        lines += [f"Every run: {recipe}." if from_scratch else
+                  f"The continuations: {recipe}; the base: `{base['train_config']['lr_schedule']}`." if base else
+                  f"The continuations: {recipe}.", ""]
     lines += ["| arm | what | seeds | test class error % | forecast NLL (nats/frame) | forecast MSE/pixel | training time (mean) |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for arm, rows in by_arm.items():
@@ -186,10 +188,6 @@ def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[s
         lines.append(f"| `{arm}` | {what} | {len(rows)} | {format_stat(stat(arm, 'class_error'), 2)} | "
                      f"{format_stat(stat(arm, 'prediction_nll'), 2)} | {format_stat(stat(arm, 'prediction_mse'), 5)} | "
                      f"{duration(mean_time)} |")
-    if results and from_scratch:
-        tc = results[0]["train_config"]
-        lines += ["", f"Every run: batch {tc['batch_size']}, AdamW at lr {tc['lr']:g}, `{tc['lr_schedule']}` schedule "
-                      f"({tc['warmup_steps']} warm-up steps)."]
     hrnn = "the HRNN" if from_scratch else "the HRNN continued"
     lines += ["", "## Against the hierarchical RNN", "",
               "A difference counts when the means differ by more than the sum of the two standard deviations; "
@@ -206,8 +204,8 @@ def document(bases: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[s
                   "Each variant against `rladder` (today's defaults), by the same rule; \"does not hold\" means the "
                   "default errs less.", ""]
         for arm in variants:
-            for metric, what, digits in (("class_error", "errs less", 2), ("prediction_nll", "forecasts better (lower NLL)", 2)):
-                c = claim_worse(f"`{arm}` {what} than `rladder`", ("`rladder`", stat("rladder", metric)),
+            for metric, claim, digits in (("class_error", "errs less", 2), ("prediction_nll", "forecasts better (lower NLL)", 2)):
+                c = claim_worse(f"`{arm}` {claim} than `rladder`", ("`rladder`", stat("rladder", metric)),
                                 (f"`{arm}`", stat(arm, metric)), digits)
                 lines.append(f"- **{c.verdict}**: {c.text}. {c.detail}.")
     paper = []  # Table 1's claims beyond the HRNN comparison (docs/design.md#table-1)
