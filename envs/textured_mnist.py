@@ -13,7 +13,7 @@ from .base import EpisodeSource, PredictionEnv, PredictionVectorEnv
 from .drawing import INK, paste
 from .randomness import BatchRandom
 from .splits import mnist_pool
-from .data.brodatz import load_brodatz
+from .data.brodatz import load_brodatz, load_brodatz_scans
 
 ENV_ID = "rladder_stream/TexturedMNIST-v0"
 IMAGE_SIZE = 32
@@ -23,7 +23,7 @@ ROTATION_RANGE = (0.0, 2.0 * np.pi)
 SCALE_RANGE = (0.7, 1.4)
 MASK_LOW, MASK_HIGH = 0.1, 0.9  # groups: background below, digit above, ignored between
 SEMI_SUPERVISED_END = 50_000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
-TEXTURE_KINDS = ("brodatz", "sinusoid", "freq20", "flat")  # the plates a batch is cut from (the setting ``textures``)
+TEXTURE_KINDS = ("brodatz", "brodatz-scans", "sinusoid", "freq20", "flat")  # the plates a batch is cut from (the setting ``textures``)
 # The sinusoid plates (the positive control, docs/design.md#brodatz-textured-mnist): as many as the Brodatz plates,
 # of their size in the full data, each one plane wave whose std is the Brodatz plates' median (0.245; they range
 # 0.122-0.283), so only the pattern differs from the Brodatz data's, not the grey levels' spread.
@@ -279,7 +279,8 @@ def flat_plates(n: int = SINUSOID_PLATES, size: int = SINUSOID_SIZE) -> np.ndarr
 
 def load_plates(textures: str = "brodatz", data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
     """``(plates float32 [K, S, S], where they come from)`` for the setting ``textures`` (:data:`TEXTURE_KINDS`):
-    the Brodatz plates of the data folder (:func:`~rladder_stream.envs.data.brodatz.load_brodatz`), or the
+    the Brodatz plates of the data folder (:func:`~rladder_stream.envs.data.brodatz.load_brodatz`), the Brodatz
+    scans at their own grey levels (:func:`~rladder_stream.envs.data.brodatz.load_brodatz_scans`), or the
     sinusoid, Freq20 or flat ones (:func:`sinusoid_plates`, :func:`freq20_plates`, :func:`flat_plates`, which need
     no data)."""
     if textures not in TEXTURE_KINDS:
@@ -290,6 +291,9 @@ def load_plates(textures: str = "brodatz", data_dir: str | os.PathLike | None = 
         return freq20_plates(), f"{len(freq20_frequencies())} Freq20 plane-wave plates"
     if textures == "flat":
         return flat_plates(), f"{SINUSOID_PLATES} flat grey plates"
+    if textures == "brodatz-scans":
+        plates = load_brodatz_scans(data_dir)
+        return plates.textures, f"{plates.source} ({len(plates.names)} scans at their own grey levels)"
     plates = load_brodatz(data_dir=data_dir)
     return plates.textures, plates.source
 
@@ -381,7 +385,9 @@ class TexturedMNISTEnv(PredictionEnv):
     - ``texture_scale``: every crop's magnification multiplied by this (default 1; 2: each texture pixel spans
       about 2 image pixels, a coarser pattern), as the training setting of the same name. Crops must fit inside
       the plates: a ``ValueError`` says when the smallest training magnification (0.7 times this) does not.
-    - ``textures``: ``"brodatz"`` (default), ``"sinusoid"``, ``"freq20"`` or ``"flat"``. ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
+    - ``textures``: ``"brodatz"`` (default), ``"brodatz-scans"``, ``"sinusoid"``, ``"freq20"`` or ``"flat"``.
+      ``"brodatz-scans"``: the 14 whole-plate scans of the data folder (D1-D12, D73, D75) at their own mean
+      greys (0.21-0.76; the default plates are each normalised to 0.5), area-averaged to 300x300. ``"sinusoid"``: 20 plane-wave plates of 300x300 pixels,
       ``0.5 + a sin(2 pi (fy y + fx x) + phase)`` with periods 4 to 16 pixels (geometrically spaced), directions
       and phases from a fixed seed, std 0.245 (the Brodatz plates' median), cropped as the Brodatz plates are;
       they need no data files. ``"freq20"``: the Tagger authors' own 20 plane waves (periodic on a 38-pixel grid,

@@ -262,6 +262,35 @@ def test_load_brodatz_full_and_embedded_crops():
         assert im.mode == "L" and im.size == (128, 128)
 
 
+@needs_shared_data
+def test_brodatz_scans_keep_their_own_grey_levels():
+    """The scans, area-averaged to 300x300, keep each scan's mean grey (the normalised plates all sit at 0.5), and the
+    environment cuts its digits from them when told to."""
+    from rladder_stream.envs.textured_mnist import episode_source
+
+    scans = brodatz.load_brodatz_scans(data_dir=SHARED)
+    assert scans.names == tuple(brodatz.BRODATZ_SCANS) and scans.textures.shape == (14, 300, 300)
+    for name, plate in zip(scans.names, scans.textures):
+        with Image.open(SHARED / "brodatz" / brodatz.BRODATZ_SCANS[name][0]) as im:
+            original = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+        assert abs(plate.mean() - original.mean()) < 0.002, name
+        assert abs(plate.std() - original.std()) < 0.1, name  # averaging 2x2 pixels smooths, it does not flatten
+    means = scans.textures.mean(axis=(1, 2))
+    assert means.max() - means.min() > 0.4
+    normalised = load_brodatz(data_dir=SHARED).textures.mean(axis=(1, 2))
+    assert normalised.max() - normalised.min() < 0.05
+    source = episode_source("train", data_dir=SHARED, textures="brodatz-scans")
+    assert "14 scans at their own grey levels" in source.source
+    images = source.episodes(np.random.default_rng(0), 64, None)["image"]
+    assert images.mean(axis=(1, 2)).std() > 1.5 * np.mean([episode_source("train", data_dir=SHARED).episodes(
+        np.random.default_rng(0), 64, None)["image"].mean(axis=(1, 2)).std()])
+
+
+def test_brodatz_scans_need_the_data(tmp_path):
+    with pytest.raises(DataNotFoundError, match="D1.png"):  # no embedded copy, no data, no network
+        brodatz.load_brodatz_scans(data_dir=tmp_path)
+
+
 def test_embedded_files_are_small():
     total = sum(p.stat().st_size for p in brodatz.EMBEDDED_DIR.iterdir() if p.suffix in {".npz", ".png"})
     assert total < 1_000_000

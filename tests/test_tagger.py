@@ -426,6 +426,60 @@ def test_table4_markdown_is_a_pure_function_of_results():
         table4_markdown(results + [results[0]])
 
 
+def test_table4_with_the_fully_connected_engines(tmp_path):
+    """The dense engine's models fill the same rows and claims; a block without runs is left out; one table holds one
+    engine's models; --from-records writes the document and its records without training."""
+    import json
+    from rladder_stream.reproduce import reproduce_cli_main
+    from rladder_stream.reproduce.table4 import engine_of, table4_markdown
+
+    results = [
+        _t4_result("tmnist-rtagger-sparse", 0, None, (0.30, 0.40, 0.50), (30.0, 25.0, 20.0)),
+        _t4_result("tmnist-rtagger-sparse", 1, None, (0.32, 0.42, 0.52), (31.0, 26.0, 21.0)),
+        _t4_result("tmnist-tagger-dense", 0, None, (0.01, 0.01, 0.01), (60.0, 60.0, 60.0)),  # did not group
+        _t4_result("tmnist-tagger-dense", 1, None, (0.02, 0.02, 0.02), (62.0, 62.0, 62.0)),
+        _t4_result("tmnist-convnet", 0, None, None, (70.0, 70.0, 70.0)),
+        _t4_result("tmnist-convnet", 1, None, None, (72.0, 72.0, 72.0)),
+    ]
+    assert engine_of(results) == "dense" and engine_of(results[4:]) == "conv" and engine_of([]) == "conv"
+    text = table4_markdown(results, generated="now")
+    full = "50k labelled"
+    assert _row(text, full, "RTagger, fully connected engine after iteration 3")[1:5] == [
+        "`tmnist-rtagger-sparse`", "2 / 2", "0.510 ± 0.014", "—"]
+    assert _row(text, full, "Tagger, fully connected engine")[1:3] == ["`tmnist-tagger-dense`", "0 / 2"]
+    assert _row(text, full, "RTagger, fully connected engine without class task")[2] == "0 / 0"
+    assert "## 1k labelled" not in text  # no run in that block
+    block = text.split(f"## {full}\n")[1].split("## ")[0]
+    assert "**holds**: The RTagger beats the ConvNet (by far): lower class error" in block
+    assert "**cannot tell**: The RTagger beats the Tagger: higher AMI. no seed of the Tagger, fully connected engine trained" in block
+    with pytest.raises(ValueError, match="mix the conv and the dense engines"):
+        table4_markdown(results + [_t4_result("tmnist-rtagger", 0, None, (0.1, 0.1, 0.1), (50.0, 50.0, 50.0))])
+
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps(results))
+    doc = tmp_path / "table4-dense.md"
+    assert reproduce_cli_main(["table4", "--from-records", str(records), "--doc", str(doc)]) == 0
+    assert "`tmnist-rtagger-sparse`" in doc.read_text() and json.loads(doc.with_suffix(".json").read_text()) == results
+    records.write_text(json.dumps(results + [_t4_result("tmnist-rtagger", 0, None, (0.1, 0.1, 0.1), (50.0,) * 3)]))
+    with pytest.raises(SystemExit):  # the mixed engines: the command's one-line error
+        reproduce_cli_main(["table4", "--from-records", str(records), "--doc", str(doc)])
+
+
+def test_table4_plan_by_engine_and_block(tmp_path):
+    from rladder_stream.reproduce.table4 import plan_table4
+
+    table, _ = plan_table4(1, "tiny", None, [], tmp_path, engine="dense", blocks=["labelled-50k"])
+    assert [c.model for c in table] == ["tmnist-rtagger-sparse", "tmnist-tagger-dense", "tmnist-convnet",
+                                        "tmnist-rtagger-sparse-noclass"]
+    assert {c.labelled for c in table} == {None} and all("/labelled-50k/" in c.out for c in table)
+    table, _ = plan_table4(1, "tiny", None, [], tmp_path, engine="dense", blocks=["labelled-1k"])
+    assert {c.labelled for c in table} == {1000} and len(table) == 3  # no run without the class task there
+    with pytest.raises(ValueError, match="engine must be one of"):
+        plan_table4(1, "tiny", None, [], tmp_path, engine="sparse")
+    with pytest.raises(ValueError, match="blocks must be some of"):
+        plan_table4(1, "tiny", None, [], tmp_path, blocks=["labelled-2k"])
+
+
 def test_moving_mnist_markdown_sits_beside_the_paper():
     from rladder_stream.reproduce.table4 import moving_mnist_markdown
 

@@ -4,7 +4,7 @@ See :mod:`rladder_stream.envs.data.paths` for where files are looked up (``data_
 the cache folder, else the small embedded default).
 """
 
-from .brodatz import BRODATZ_PLATES, EMBEDDED_PLATES, Textures, load_brodatz
+from .brodatz import BRODATZ_PLATES, BRODATZ_SCANS, EMBEDDED_PLATES, Textures, load_brodatz, load_brodatz_scans
 from .mnist import IdxFormatError, MnistSplit, load_mnist, read_idx
 from .paths import (
     ENV_VAR,
@@ -30,6 +30,7 @@ __all__ = [
     "fetch",
     "file_sha256",
     "load_brodatz",
+    "load_brodatz_scans",
     "load_mnist",
     "read_idx",
     "resolve_data_dir",

@@ -49,6 +49,32 @@ BRODATZ_SHA256: dict[str, str] = {
     "D77": "05787d7222ce26906362440bfb43c88b093a1b81a83dd1bcb2ec66f621c9c8c1",
     "D84": "199fe427ae08926bd87ce50818f51d0e46f265d219b517f6daba1438a6978240",
 }
+# The scans at their own grey levels (docs/design.md#brodatz-textured-mnist, the "brodatz-scans" plates): every
+# whole-plate scan in the shared data, each 640x640 (D1 643x643), read at its own grey level and area-averaged to
+# SCAN_SIZE (the 300x300 plates' grain). file name -> sha256, from the shared data's brodatz/SOURCE.md.
+SCAN_SIZE = 300
+BRODATZ_SCANS: dict[str, tuple[str, str]] = {
+    "D1": ("manifoldopt_640px/D1.png", "b4327c2a5ff6446c76a7db19f233c54b114c170ac9419865607770dbf72f6806"),
+    "D2": ("manifoldopt_640px/D2.png", "e39210f13d237dce174307448abbe600032b48a0cdb81e838827a042b250b7fd"),
+    "D3": ("manifoldopt_640px/D3.png", "0f5e96eee541eb6f390e6e7cc0e9091896b975a893f373ab3697cc5a9ed85198"),
+    "D4": ("manifoldopt_640px/D4.png", "6755c6969fe9390bcbaa21170d0bcd26dfdd1f1892615490c2977a571969e6f9"),
+    "D5": ("manifoldopt_640px/D5.png", "27f5d129e2a81652f386512ee0252c0ac465db699071dab5af6ab4f767fee6de"),
+    "D6": ("manifoldopt_640px/D6.png", "8372eeeb1df147e438f5d7395f8b40d10d6568c5aadba445f99cf4a4e222c09e"),
+    "D7": ("manifoldopt_640px/D7.png", "93f0ec2caf33630ac5d7296b235248c079e7056b2000f259710769935d88d3f2"),
+    "D8": ("manifoldopt_640px/D8.png", "fa7065df9ecf53003319bda27cd37d34a749f59eaa690d0857f5e833b4d6a4f4"),
+    "D9": ("manifoldopt_640px/D9.png", "01a3da29da2bb0896411c5835a946e792a3021f0e96884ea754b9f3fdaee84c5"),
+    "D10": ("manifoldopt_640px/D10.png", "b5a76dc3d04bc04be32a04dd4b627f51c98fcdfd59c01285fa98d6bc2330764d"),
+    "D11": ("manifoldopt_640px/D11.png", "90baef5fb74485b6c2288620a964de748a4d5e6a5b8ea0d1ec0ca454d5824b86"),
+    "D12": ("manifoldopt_640px/D12.png", "a349b8223c6523047fcffdc78076ad3fe221e4681f31662080a79471e0904431"),
+    "D73": ("adafilter_original_gif/D73.gif", "da16ff646dfc866e9d88502b61ae9150945cf0fed4a9f48c9ab30bb8dfbc778e"),
+    "D75": ("adafilter_original_gif/D75.gif", "6ba83074b8fc906b286bfc800912b73fd04c494632c95cc9d45811760f36cf4b"),
+}
+SCAN_URLS = {
+    "manifoldopt_640px": "https://raw.githubusercontent.com/Mrrmm510/ManifoldOptimization/"
+    "866c31d96f20a02b80be7d39260bed31d5ed1b5f/data/brodatz/{file}",
+    "adafilter_original_gif": "https://raw.githubusercontent.com/ostrodmit/AdaFilter/"
+    "5f671af0d93ab79bf2984dc42bd72213dfc50d02/Brodatz/{file}",
+}
 BRODATZ_URL = (
     "https://raw.githubusercontent.com/SchlossVRL/visual_textures_associations/"
     "4da1e99e5f4af36ee78329d8e0671abe597c6e2b/images/{name}.png"
@@ -78,9 +104,13 @@ class Textures(tuple):
         return self
 
 
-def _read_gray(path: Path) -> np.ndarray:
+def _read_gray(path: Path, size: int | None = None) -> np.ndarray:
+    """A plate in [0, 1]; with ``size``, area-averaged (Pillow's box filter) to ``size x size`` first."""
     with Image.open(path) as im:
-        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        gray = im.convert("L")
+        if size is not None and gray.size != (size, size):
+            gray = gray.convert("F").resize((size, size), Image.Resampling.BOX)
+        return np.asarray(gray, dtype=np.float32) / 255.0
 
 
 def load_brodatz(
@@ -116,4 +146,24 @@ def load_brodatz(
         textures.setflags(write=False)
         log.info("Brodatz: %d plates %s from %s", len(names), textures.shape[1:], source)
         _cache[key] = Textures(textures, names, source)
+    return _cache[key]
+
+
+def load_brodatz_scans(data_dir: str | os.PathLike | None = None) -> Textures:
+    """The 14 whole-plate scans (:data:`BRODATZ_SCANS`) at their own grey levels, float32 ``[14, 300, 300]`` in
+    [0, 1] (cached per process): unlike the 300x300 plates of :func:`load_brodatz`, which were each normalised to
+    mean grey 0.5, these keep the album's mean greys (0.21-0.76), a cue the paper's data had
+    (docs/design.md#brodatz-textured-mnist). Each 640x640 scan is area-averaged to 300x300, the other plates' grain.
+    Needs a data folder or the download (no embedded copy)."""
+    root = resolve_data_dir(data_dir)
+    key = ("scans", str(root))
+    if key not in _cache:
+        paths = []
+        for relpath, sha256 in BRODATZ_SCANS.values():
+            folder, file = relpath.split("/")
+            paths.append(fetch(f"brodatz/{relpath}", sha256, root, SCAN_URLS[folder].format(file=file)))
+        textures = np.stack([_read_gray(p, SCAN_SIZE) for p in paths])
+        textures.setflags(write=False)
+        log.info("Brodatz scans: %d plates %s from %s", len(paths), textures.shape[1:], paths[0].parent.parent)
+        _cache[key] = Textures(textures, tuple(BRODATZ_SCANS), str(paths[0].parent.parent))
     return _cache[key]

@@ -338,3 +338,9 @@ def _shapes_rtagger_sparse(size: str) -> LadderConfig:
                  "connected, lstm_relu cells, decoder-to-encoder feedback; denoising + class (Table 4)", **TEXTURED)
 def _tmnist_rtagger_sparse(size: str) -> LadderConfig:
     return _dense_engine(_tmnist(size, kind="lstm_relu", groups=2), size)
+
+
+@register_config("tmnist-rtagger-sparse-noclass", "tmnist-rtagger-sparse without the class task (denoising only): does the "
+                 "class task speed up training? (Table 4 with the fully connected engines)", **TEXTURED)
+def _tmnist_rtagger_sparse_no_class(size: str) -> LadderConfig:
+    return _dense_engine(_tmnist(size, kind="lstm_relu", groups=2, class_weight=0.0), size)

@@ -99,6 +99,7 @@ BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: 
     Row("tmnist-rtagger", "RTagger, convolutional LSTM engine"),
     Row("tmnist-rtagger-noclass", "RTagger, convolutional LSTM engine, no class task"),
     Row("tmnist-rtagger-sparse", "RTagger, fully connected engine of lstm_relu levels (the engine that groups Shapes)"),
+    Row("tmnist-rtagger-sparse-noclass", "RTagger, fully connected engine of lstm_relu levels, no class task"),
     Row("tmnist-convnet", "ConvNet (the feed-forward encoder, class cost only; no groups)"),
 ), None, "docs/results/brodatz.md")
 

@@ -25,9 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..model.registry import get_config
 from ..training.train import TrainConfig, parse_overrides
-from .common import (FLAGGED, NO_VALUE, Claim, Stat, checked_plan, claim_worse, doc_header, duration, format_stat,
-                     group_by_cell, provenance_lines, refuse_flagged, reproduce_command, table_parser, timestamp,
-                     train_runs, write_document)
+from .common import (FLAGGED, NO_VALUE, Claim, Stat, add_records_option, checked_plan, claim_worse, doc_header, duration,
+                     format_stat, group_by_cell, provenance_lines, read_records, records_requested, rederivation_argv,
+                     refuse_flagged, reproduce_command, table_parser, timestamp, train_runs, write_document, write_records)
 
 SEMI_SUPERVISED_LABELLED = 1000  # docs/design.md#brodatz-textured-mnist: 1,000 labelled + 49,000 unlabelled
 N_CLASSES = 10
@@ -52,8 +52,10 @@ class Block:
 
 @dataclass(frozen=True)
 class Model:
-    """One model of Table 4 and the test metrics of its columns."""
+    """One model of Table 4 and the test metrics of its columns; ``role`` is its part in the claims (``rtagger``,
+    ``tagger``, ``convnet``, ``rtagger-noclass``; the video models' is their config)."""
 
+    role: str
     config: str
     label: str
     iterations: tuple[int, ...]  # iterations reported, one row each (a single one: the model's last)
@@ -67,14 +69,38 @@ class Model:
 
 BLOCKS = (Block("labelled-50k", "50k labelled", None),
           Block("labelled-1k", "1k labelled + 49k unlabelled", SEMI_SUPERVISED_LABELLED))
-MODELS = (Model("tmnist-rtagger", "RTagger", (1, 2, 3), True), Model("tmnist-tagger", "Tagger", (3,), True),
-          Model("tmnist-convnet", "ConvNet", (3,), False),
-          # "the classification task speeds up training": the RTagger without it, fully labelled block only
-          # (its runs would be identical in the semi-supervised block: it reads no label)
-          Model("tmnist-rtagger-noclass", "RTagger without class task", (3,), True, classifies=False, blocks=("labelled-50k",)))
+
+def _engine_models(rtagger: str, tagger: str, noclass: str, engine: str) -> tuple[Model, ...]:
+    return (Model("rtagger", rtagger, f"RTagger{engine}", (1, 2, 3), True), Model("tagger", tagger, f"Tagger{engine}", (3,), True),
+            Model("convnet", "tmnist-convnet", "ConvNet", (3,), False),
+            # "the classification task speeds up training": the RTagger without it, fully labelled block only
+            # (its runs would be identical in the semi-supervised block: it reads no label)
+            Model("rtagger-noclass", noclass, f"RTagger{engine} without class task", (3,), True, classifies=False,
+                  blocks=("labelled-50k",)))
+
+
+#: engine -> Table 4's models (docs/design.md#table-4): ``conv``, the convolutional Ladder engines (the paper's
+#: description of the RTagger); ``dense``, the fully connected engines, the reference Tagger's and the RTagger's
+#: that groups Shapes (docs/design.md#the-rtagger)
+ENGINES: dict[str, tuple[Model, ...]] = {
+    "conv": _engine_models("tmnist-rtagger", "tmnist-tagger", "tmnist-rtagger-noclass", ""),
+    "dense": _engine_models("tmnist-rtagger-sparse", "tmnist-tagger-dense", "tmnist-rtagger-sparse-noclass",
+                           ", fully connected engine"),
+}
+MODELS = ENGINES["conv"]
 # Moving MNIST: AMI over all predicted frames ("ami"; the last iteration of a video model is its last frame)
-MOVING_MODELS = (Model("mmnist-rtagger", "RTagger", (), True, classifies=False),
-                 Model("mmnist-tagger", "Tagger", (), True, classifies=False))
+MOVING_MODELS = (Model("mmnist-rtagger", "mmnist-rtagger", "RTagger", (), True, classifies=False),
+                 Model("mmnist-tagger", "mmnist-tagger", "Tagger", (), True, classifies=False))
+
+
+def engine_of(results: Sequence[Mapping[str, Any]]) -> str:
+    """The engine (:data:`ENGINES`) whose configs the results' models are; ``conv`` for none. Results of both are
+    a ``ValueError``: one table compares one engine's models."""
+    engines = {name for r in results for name, models in ENGINES.items()
+               if r.get("model") in {m.config for m in models} - {"tmnist-convnet"}}
+    if len(engines) > 1:
+        raise ValueError(f"the results mix the {' and the '.join(sorted(engines))} engines' models; one table holds one engine's")
+    return engines.pop() if engines else "conv"
 
 
 def block_of(result: Mapping[str, Any]) -> str:
@@ -117,40 +143,41 @@ def _stat(results: Sequence[Mapping[str, Any]], metric: str) -> Stat | None:
     return Stat(values) if values else None
 
 
-def group_table4(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+def group_table4(results: Sequence[Mapping[str, Any]], models: Sequence[Model] = MODELS) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
     """Results per (block, model config), sorted by seed; two results for one seed raise ``ValueError``."""
-    cells = [(b.key, m.config) for b in BLOCKS for m in MODELS if m.in_block(b.key)]
+    cells = [(b.key, m.config) for b in BLOCKS for m in models if m.in_block(b.key)]
     return group_by_cell(results, lambda r: (block_of(r), r.get("model")) if (block_of(r), r.get("model")) in cells else None, cells)
 
 
-def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], block: str) -> list[Claim]:
+def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], block: str,
+                  table_models: Sequence[Model] = MODELS) -> list[Claim]:
     """The paper's Table 4 claims (docs/design.md#table-4) in one block. AMI comparisons are "higher is better": the claim
     holds when the better model's mean exceeds the other's by more than the sum of the stds. The claims are
     about models that trained: where no seed of a model trained (see :func:`trained`), the claim cannot be told."""
-    models = {m.config: m for m in MODELS}
-    runs = {config: list(grouped.get((block, config), [])) for config in models}
-    untrained = {config for config, rs in runs.items() if not any(trained(r, models[config]) for r in rs)}
-    rt, tg, cn, nc = runs["tmnist-rtagger"], runs["tmnist-tagger"], runs["tmnist-convnet"], runs["tmnist-rtagger-noclass"]
+    models = {m.role: m for m in table_models}
+    runs = {role: list(grouped.get((block, m.config), [])) for role, m in models.items()}
+    untrained = {role for role, rs in runs.items() if not any(trained(r, models[role]) for r in rs)}
+    rt, tg, cn, nc = runs["rtagger"], runs["tagger"], runs["convnet"], runs["rtagger-noclass"]
     checks = [
-        (("tmnist-rtagger",), "The RTagger improves over iterations: AMI after iteration 3 above iteration 1",
+        (("rtagger",), "The RTagger improves over iterations: AMI after iteration 3 above iteration 1",
          ("iteration 3", _stat(rt, "ami_3")), ("iteration 1", _stat(rt, "ami_1")), "ami"),
-        (("tmnist-rtagger",), "The RTagger improves over iterations: class error after iteration 1 above iteration 3",
+        (("rtagger",), "The RTagger improves over iterations: class error after iteration 1 above iteration 3",
          ("iteration 1", _stat(rt, "class_error_1")), ("iteration 3", _stat(rt, "class_error_3")), "class_error"),
-        (("tmnist-rtagger", "tmnist-tagger"), "The RTagger beats the Tagger: higher AMI",
+        (("rtagger", "tagger"), "The RTagger beats the Tagger: higher AMI",
          ("RTagger", _stat(rt, "ami_3")), ("Tagger", _stat(tg, "ami_3")), "ami"),
-        (("tmnist-rtagger", "tmnist-tagger"), "The RTagger beats the Tagger: lower class error",
+        (("rtagger", "tagger"), "The RTagger beats the Tagger: lower class error",
          ("Tagger", _stat(tg, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error"),
-        (("tmnist-rtagger", "tmnist-convnet"), "The RTagger beats the ConvNet (by far): lower class error",
+        (("rtagger", "convnet"), "The RTagger beats the ConvNet (by far): lower class error",
          ("ConvNet", _stat(cn, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error"),
-        (("tmnist-tagger", "tmnist-convnet"), "The Tagger beats the ConvNet (by far): lower class error",
+        (("tagger", "convnet"), "The Tagger beats the ConvNet (by far): lower class error",
          ("ConvNet", _stat(cn, "class_error")), ("Tagger", _stat(tg, "class_error")), "class_error"),
     ]
-    if models["tmnist-rtagger-noclass"].in_block(block):  # the same steps of training: a higher AMI is a faster start
-        checks.append((("tmnist-rtagger",), "The classification task speeds up training: higher AMI at the same steps",
+    if models["rtagger-noclass"].in_block(block):  # the same steps of training: a higher AMI is a faster start
+        checks.append((("rtagger",), "The classification task speeds up training: higher AMI at the same steps",
                        ("RTagger", _stat(rt, "ami_3")), ("RTagger without class task", _stat(nc, "ami_3")), "ami"))
     claims = []
-    for configs, text, first, second, metric in checks:
-        idle = [models[c].label for c in configs if c in untrained]
+    for roles, text, first, second, metric in checks:
+        idle = [models[r].label for r in roles if r in untrained]
         if idle:
             claims.append(Claim(text, "cannot tell", f"no seed of the {' or the '.join(idle)} trained"))
         else:
@@ -160,8 +187,11 @@ def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
 
 def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None = None, budget_s: float | None = None,
                     generated: str | None = None) -> str:
-    """Table 4 as markdown from the runs' results dicts. Pure: no files, no clock."""
-    grouped = group_table4(results)
+    """Table 4 as markdown from the runs' results dicts (one engine's, :func:`engine_of`; a block without runs is
+    left out unless no block has any). Pure: no files, no clock."""
+    table_models = ENGINES[engine_of(results)]
+    grouped = group_table4(results, table_models)
+    blocks = [b for b in BLOCKS if any(grouped[(b.key, m.config)] for m in table_models if m.in_block(b.key))] or list(BLOCKS)
     lines = doc_header("Table 4: Brodatz-textured MNIST (AMI and classification error %)", "table4", generated)
     lines += [
         "Test-set AMI (docs/design.md#ami: max normalisation, ignored pixels dropped, mean over test images) and classification",
@@ -171,16 +201,16 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
         "(docs/design.md#table-4), only claims.",
         "",
     ]
-    models = {m.config: m for m in MODELS}
+    models = {m.config: m for m in table_models}
     finished = [(r, models[config]) for (_, config), runs in grouped.items() for r in runs]
     steps = sorted({int(r["steps"]) for r, _ in finished if "steps" in r})
     lines += [f"**{sum(trained(r, m) for r, m in finished)} of {len(finished)} runs trained**"
               + (f" (steps of training per run: {', '.join(map(str, steps))})." if steps else "."), ""]
-    for block in BLOCKS:
+    for block in blocks:
         lines += [f"## {block.label}", "",
                   "| Model | config | seeds trained / finished | AMI | AMI by chance (shuffled truth) | class error % |",
                   "|---|---|---:|---:|---:|---:|"]
-        for model in (m for m in MODELS if m.in_block(block.key)):
+        for model in (m for m in table_models if m.in_block(block.key)):
             runs = grouped[(block.key, model.config)]
             ok = sum(trained(r, model) for r in runs)
             for column, ami_key, error_key in _metric_names(model):
@@ -192,12 +222,12 @@ def table4_markdown(results: Sequence[Mapping[str, Any]], *, command: str | None
                 lines.append(f"| {name} | `{model.config}` | {ok} / {len(runs)} | {ami} | {chance} | {error} |")
         lines += ["", f"Claims (docs/design.md#table-4), {block.label}: a difference counts when the means differ by",
                   "more than the sum of the two standard deviations.", ""]
-        lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in table4_claims(grouped, block.key)] + [""]
+        lines += [f"- **{c.verdict}**: {c.text}. {c.detail}." for c in table4_claims(grouped, block.key, table_models)] + [""]
 
     lines += ["## Per seed", "", "| Block | Model | seed | trained | AMI per iteration | class error % | steps | wall time |",
               "|---|---|---:|---|---|---:|---:|---:|"]
-    for block in BLOCKS:
-        for model in (m for m in MODELS if m.in_block(block.key)):
+    for block in blocks:
+        for model in (m for m in table_models if m.in_block(block.key)):
             for r in grouped[(block.key, model.config)]:
                 test = r.get("test", {})
                 amis = ", ".join(f"{v:.3f}" for v in _tick_amis(test).values()) or NO_VALUE
@@ -260,18 +290,26 @@ def moving_mnist_markdown(results: Sequence[Mapping[str, Any]], *, command: str 
 
 
 def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequence[str], out: str | os.PathLike,
-                moving_seeds: int = 0, moving_settings: Sequence[str] = ()) -> tuple[list[TrainConfig], list[TrainConfig]]:
-    """The runs of Table 4 (block by block, model by model, seeds 0..seeds-1) and of Moving MNIST;
+                moving_seeds: int = 0, moving_settings: Sequence[str] = (), engine: str = "conv",
+                blocks: Sequence[str] | None = None) -> tuple[list[TrainConfig], list[TrainConfig]]:
+    """The runs of Table 4 (block by block, model by model, seeds 0..seeds-1) with the ``engine``'s models
+    (:data:`ENGINES`), in the ``blocks`` named (default both) and of Moving MNIST;
     ``moving_settings`` apply to the Moving MNIST runs only, after ``settings`` (its sequences are 19 frames
     of 64x64 and K = 3 groups: at the gpu size about 1.5 GB of activations per sequence in float32)."""
     if seeds < 1 or moving_seeds < 0:
         raise ValueError(f"--seeds must be >= 1 and --moving-seeds >= 0, got {seeds} and {moving_seeds}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    keys = [b.key for b in BLOCKS]
+    unknown = sorted(set(blocks or ()) - set(keys))
+    if unknown or (blocks is not None and not blocks):
+        raise ValueError(f"blocks must be some of {', '.join(keys)}, got {', '.join(unknown) or 'none'}")
     for option, pairs in (("--set", settings), ("--moving-set", moving_settings)):
         refuse_flagged(parse_overrides(list(pairs))[0], option, TABLE4_FLAGGED)
     train_fields, model_fields = parse_overrides(list(settings))
     table, moving = [], []
-    for block in BLOCKS:
-        for model in (m for m in MODELS if m.in_block(block.key)):
+    for block in (b for b in BLOCKS if blocks is None or b.key in blocks):
+        for model in (m for m in ENGINES[engine] if m.in_block(block.key)):
             get_config(model.config, size=size, **model_fields)  # fail fast on bad settings
             for seed in range(seeds):
                 table.append(TrainConfig(model=model.config, size=size, seed=seed, time_budget_s=budget_s, labelled=block.labelled,
@@ -287,8 +325,15 @@ def plan_table4(seeds: int, size: str, budget_s: float | None, settings: Sequenc
 
 
 def table4_cli_main(argv: Sequence[str]) -> int:
-    """``rladder-stream reproduce table4 [--seeds N] [--moving-seeds M] [--size S] [--budget-s SEC] [--set k=v ...]``."""
+    """``rladder-stream reproduce table4 [--seeds N] [--moving-seeds M] [--size S] [--budget-s SEC] [--set k=v ...]
+    [--engine E] [--blocks B ...] | --from-records FILE``."""
     parser = table_parser("table4", __doc__, seeds=5)  # 5 seeds, as the paper
+    parser.add_argument("--engine", choices=list(ENGINES), default="conv",
+                        help="the RTagger's and the Tagger's engine: conv (convolutional levels, default) or dense (fully "
+                             "connected: the reference Tagger's and the RTagger's that groups Shapes)")
+    parser.add_argument("--blocks", nargs="+", choices=[b.key for b in BLOCKS], default=None,
+                        help="the blocks to train (default both)")
+    add_records_option(parser)
     parser.add_argument("--moving-seeds", type=int, default=None, help="Moving MNIST seeds per model (default: --seeds; 0 skips)")
     parser.add_argument("--moving-doc", default="docs/results/moving_mnist.md", help="Moving MNIST document")
     parser.add_argument("--moving-set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -296,12 +341,21 @@ def table4_cli_main(argv: Sequence[str]) -> int:
                              "model needs about 1.5 GB per sequence)")
     args = parser.parse_args(list(argv))
     moving_seeds = args.seeds if args.moving_seeds is None else args.moving_seeds
-    command = reproduce_command(argv, "table4")
+    command = reproduce_command(rederivation_argv(argv, args.doc), "table4")
+    if records_requested(parser, args):
+        results = read_records(parser, args.from_records, args.add_runs)
+        try:
+            text = table4_markdown(results, command=command, budget_s=args.budget_s, generated=timestamp())
+        except ValueError as error:
+            parser.error(str(error))
+        print(f"wrote {write_document(args.doc, text)}")
+        write_records(args.doc, results)
+        return 0
     planned: dict[str, list[TrainConfig]] = {}
 
     def plan() -> list[TrainConfig]:
         planned["table"], planned["moving"] = plan_table4(args.seeds, args.size, args.budget_s, args.set, args.out,
-                                                          moving_seeds, args.moving_set)
+                                                          moving_seeds, args.moving_set, args.engine, args.blocks)
         return planned["table"] + planned["moving"]
 
     checked_plan(parser, plan)
@@ -316,6 +370,7 @@ def table4_cli_main(argv: Sequence[str]) -> int:
     else:
         results = train_runs(table, "table4", shape, args.budget_s, say, args.jobs)
     print(f"wrote {write_document(args.doc, table4_markdown(results, command=command, budget_s=args.budget_s, generated=timestamp()))}")
+    write_records(args.doc, results)
     if moving:
         if args.jobs == 1:
             moving_results = train_runs(moving, "moving-mnist", f"{len(MOVING_MODELS)} models x {moving_seeds} seeds", args.budget_s, say)

@@ -106,7 +106,8 @@ class DataSettings:
              "1), so the texture is coarser at pixel scale; docs/design.md#brodatz-textured-mnist measures the grouping "
              "cues per scale")
     textures: str = setting(
-        "brodatz", "textured digits: the plates, brodatz (photographed textures), sinusoid (20 plane waves cropped the "
+        "brodatz", "textured digits: the plates, brodatz (photographed textures, each at mean grey 0.5), brodatz-scans "
+                   "(the 14 whole-plate scans at their own grey levels), sinusoid (20 plane waves cropped the "
                    "same way: the positive control, whose groups a working Tagger must find), freq20 (the Tagger "
                    "authors' own 20 plane waves, periods 1.7-9.5 px) or flat (20 uniform greys: the grey-level "
                    "control); docs/design.md#brodatz-textured-mnist")
