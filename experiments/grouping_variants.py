@@ -38,6 +38,8 @@ from rladder_stream.training.settings import DataSettings
 PLATES = {
     "brodatz": "the 20 Brodatz plates of docs/design.md#brodatz-textured-mnist (photographed textures, each normalised "
                "to mean grey 0.5)",
+    "brodatz-scans": "the 14 whole-plate Brodatz scans of the data (D1-D12, D73, D75) at their own grey levels (mean "
+                     "greys 0.21-0.76), area-averaged to 300x300",
     "sinusoid": "20 plane waves (the Tagger authors' kind of texture), cropped, rotated and scaled as the Brodatz plates",
     "freq20": "the Tagger authors' own 20 plane waves (periodic on a 38-pixel grid, periods 1.7-9.5 pixels, min-max "
               "scaled to [0, 1])",
