@@ -441,11 +441,13 @@ def test_table4_with_the_fully_connected_engines(tmp_path):
         _t4_result("tmnist-convnet", 0, None, None, (70.0, 70.0, 70.0)),
         _t4_result("tmnist-convnet", 1, None, None, (72.0, 72.0, 72.0)),
     ]
+    for result, chance in zip(results[:4], (0.04, 0.04, 0.01, 0.01)):
+        result["test"]["ami_shuffled"] = chance
     assert engine_of(results) == "dense" and engine_of(results[4:]) == "conv" and engine_of([]) == "conv"
     text = table4_markdown(results, generated="now")
     full = "50k labelled"
     assert _row(text, full, "RTagger, fully connected engine after iteration 3")[1:5] == [
-        "`tmnist-rtagger-sparse`", "2 / 2", "0.510 ± 0.014", "—"]
+        "`tmnist-rtagger-sparse`", "2 / 2", "0.510 ± 0.014", "0.040 ± 0.000"]
     assert _row(text, full, "Tagger, fully connected engine")[1:3] == ["`tmnist-tagger-dense`", "0 / 2"]
     assert _row(text, full, "RTagger, fully connected engine without class task")[2] == "0 / 0"
     assert "## 1k labelled" not in text  # no run in that block
@@ -453,6 +455,8 @@ def test_table4_with_the_fully_connected_engines(tmp_path):
     assert "**holds**: The RTagger beats the ConvNet (by far): lower class error" in block
     assert "**cannot tell**: The RTagger beats the Tagger: higher AMI. no seed of the Tagger, fully connected engine trained" in block
     # what the untrained seeds show is said beside the verdict, which stays "cannot tell"
+    assert ("; their chance levels (shuffled truth): RTagger, fully connected engine 0.04000 ± 0.00000, Tagger, "
+            "fully connected engine 0.01000 ± 0.00000") in block
     assert ("**cannot tell**: The Tagger beats the ConvNet (by far): lower class error. no seed of the Tagger, fully "
             "connected engine trained; over all finished seeds, untrained ones included: holds, ConvNet 71.00 ± 1.41 vs "
             "Tagger 61.00 ± 1.41: higher by 10.00 > 2.83 (sum of the stds).") in block

@@ -158,30 +158,36 @@ def table4_claims(grouped: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
     runs = {role: list(grouped.get((block, m.config), [])) for role, m in models.items()}
     untrained = {role for role, rs in runs.items() if not any(trained(r, models[role]) for r in rs)}
     rt, tg, cn, nc = runs["rtagger"], runs["tagger"], runs["convnet"], runs["rtagger-noclass"]
+    # (roles that must have trained, claim, the worse side, the better side, metric, roles whose chance level an
+    # AMI claim shows beside it when no seed trained)
     checks = [
         (("rtagger",), "The RTagger improves over iterations: AMI after iteration 3 above iteration 1",
-         ("iteration 3", _stat(rt, "ami_3")), ("iteration 1", _stat(rt, "ami_1")), "ami"),
+         ("iteration 3", _stat(rt, "ami_3")), ("iteration 1", _stat(rt, "ami_1")), "ami", ("rtagger",)),
         (("rtagger",), "The RTagger improves over iterations: class error after iteration 1 above iteration 3",
-         ("iteration 1", _stat(rt, "class_error_1")), ("iteration 3", _stat(rt, "class_error_3")), "class_error"),
+         ("iteration 1", _stat(rt, "class_error_1")), ("iteration 3", _stat(rt, "class_error_3")), "class_error", ()),
         (("rtagger", "tagger"), "The RTagger beats the Tagger: higher AMI",
-         ("RTagger", _stat(rt, "ami_3")), ("Tagger", _stat(tg, "ami_3")), "ami"),
+         ("RTagger", _stat(rt, "ami_3")), ("Tagger", _stat(tg, "ami_3")), "ami", ("rtagger", "tagger")),
         (("rtagger", "tagger"), "The RTagger beats the Tagger: lower class error",
-         ("Tagger", _stat(tg, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error"),
+         ("Tagger", _stat(tg, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error", ()),
         (("rtagger", "convnet"), "The RTagger beats the ConvNet (by far): lower class error",
-         ("ConvNet", _stat(cn, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error"),
+         ("ConvNet", _stat(cn, "class_error")), ("RTagger", _stat(rt, "class_error")), "class_error", ()),
         (("tagger", "convnet"), "The Tagger beats the ConvNet (by far): lower class error",
-         ("ConvNet", _stat(cn, "class_error")), ("Tagger", _stat(tg, "class_error")), "class_error"),
+         ("ConvNet", _stat(cn, "class_error")), ("Tagger", _stat(tg, "class_error")), "class_error", ()),
     ]
     if models["rtagger-noclass"].in_block(block):  # the same steps of training: a higher AMI is a faster start
         checks.append((("rtagger",), "The classification task speeds up training: higher AMI at the same steps",
-                       ("RTagger", _stat(rt, "ami_3")), ("RTagger without class task", _stat(nc, "ami_3")), "ami"))
+                       ("RTagger", _stat(rt, "ami_3")), ("RTagger without class task", _stat(nc, "ami_3")), "ami",
+                       ("rtagger", "rtagger-noclass")))
     claims = []
-    for roles, text, first, second, metric in checks:
+    for roles, text, first, second, metric, chance_roles in checks:
         idle = [models[r].label for r in roles if r in untrained]
         if idle:  # the paper's claims are about models that trained; what all finished seeds show is said beside
             everyone = claim_worse(text, first, second, CLAIM_DIGITS[metric])
             seen = (f"; over all finished seeds, untrained ones included: {everyone.verdict}, {everyone.detail}"
                     if first[1] is not None and second[1] is not None else "")
+            chances = [f"{models[r].label} {format_stat(_stat(runs[r], 'ami_shuffled'), CLAIM_DIGITS['ami'])}"
+                       for r in chance_roles if _stat(runs[r], "ami_shuffled") is not None]
+            seen += f"; their chance levels (shuffled truth): {', '.join(chances)}" if seen and chances else ""
             claims.append(Claim(text, "cannot tell", f"no seed of the {' or the '.join(idle)} trained{seen}"))
         else:
             claims.append(claim_worse(text, first, second, CLAIM_DIGITS[metric]))
