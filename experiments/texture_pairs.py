@@ -155,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-pairs", type=int, default=40_000)
     parser.add_argument("--test-pairs", type=int, default=4_000)
     parser.add_argument("--variants", nargs="+", choices=sorted(texture_cues.VARIANTS), metavar="VARIANT",
-                        default=["brodatz, scale 1", "brodatz, scale 2", "sinusoid, scale 1",
-                                 "freq20, unaugmented", "flat, scale 1"])
+                        default=["brodatz, scale 1", "brodatz, scale 2", "brodatz-scans, scale 1", "brodatz-scans, scale 2",
+                                 "sinusoid, scale 1", "freq20, unaugmented", "flat, scale 1"])
     parser.add_argument("--data-dir", default=None, help="default: $RLADDER_STREAM_DATA, else the embedded data")
     parser.add_argument("--doc", default=None, help="write the Markdown document here and the records beside it (.json)")
     args = parser.parse_args(argv)
