@@ -19,7 +19,6 @@ The document and its raw records (``.json`` beside it) are written together.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import shlex
@@ -32,7 +31,7 @@ import torch
 
 from rladder_stream.envs.textured_mnist import episode_source
 from rladder_stream.model.registry import build_model, get_config
-from rladder_stream.reproduce.common import records_path, timestamp, write_document
+from rladder_stream.reproduce.common import publish, records_path, timestamp
 
 #: arm name -> (config, the masks a Tagger starts from; None for the ConvNet)
 ARMS: dict[str, tuple[str, str | None]] = {
@@ -116,10 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "hardware": f"CPU {platform.machine()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}",
             "wall_s": time.perf_counter() - started}
     text = markdown(records, "python experiments/class_path.py " + shlex.join(list(argv if argv is not None else sys.argv[1:])), meta)
-    if args.doc:
-        write_document(args.doc, text)
-        records_path(args.doc).write_text(json.dumps(records, indent=1) + "\n")
-    print(text)
+    publish(text, args.doc, records)
     return 0
 
 
