@@ -37,7 +37,7 @@ _spec = importlib.util.spec_from_file_location("texture_cues", Path(__file__).wi
 texture_cues = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(texture_cues)
 
-DILATIONS = (1, 2, 4, 8, 4, 2, 1)  # receptive field 1 + 2 * (1 + sum) = 47 px: the whole image from every pixel
+DILATIONS = (1, 2, 4, 8, 4, 2, 1)  # receptive field 3 + 2 * sum = 47 px: the whole image from every pixel
 STEPS, BATCH, LR, WIDTH = 3000, 32, 2e-3, 32
 EVAL_EVERY, TEST_IMAGES = 500, 1000
 AMI_BAR = 0.3  # the RTagger's bar on Brodatz (issue 27)
@@ -69,6 +69,12 @@ class Segmenter(nn.Module):
         return self.net(images[:, None]).squeeze(1)
 
 
+def receptive_field(dilations: Sequence[int]) -> int:
+    """The side in pixels of what one output pixel of a :class:`Segmenter` sees: 3 for the first convolution, and
+    ``2 d`` more for each 3x3 convolution of dilation ``d``."""
+    return 3 + 2 * sum(dilations)
+
+
 def group_masks(logits: torch.Tensor) -> np.ndarray:
     """``[B, H, W]`` logits -> ``[B, 2, H, W]`` masks (background, digit), as a Tagger's groups are scored."""
     p = torch.sigmoid(logits.float()).numpy()
@@ -96,9 +102,10 @@ def evaluate(model: Segmenter, noisy: np.ndarray, groups: np.ndarray, batch: int
 
 def train_segmenter(settings: Mapping[str, Any], sigma: float, seed: int = 0, steps: int = STEPS, batch: int = BATCH,
                     width: int = WIDTH, eval_every: int = EVAL_EVERY, test_images: int = TEST_IMAGES,
-                    data_dir: str | None = None, render: Render = rendered_image, say: Any = None) -> dict[str, Any]:
+                    data_dir: str | None = None, render: Render = rendered_image, say: Any = None,
+                    dilations: Sequence[int] = DILATIONS) -> dict[str, Any]:
     """Train a :class:`Segmenter` on fresh noisy training images of the plates ``settings`` (environment arguments of
-    textured MNIST) and score it on the first ``test_images`` test images (one fixed noise draw). Returns the final
+    textured MNIST; ``dilations``: its dilated layers) and score it on the first ``test_images`` test images (one fixed noise draw). Returns the final
     scores, the learning curve (``[{"step", "ami", "ami_shuffled", "pixel_accuracy"}]``), the data source and timing."""
     started = time.perf_counter()
     train, test = episode_source("train", None, data_dir, **settings), episode_source("test", None, data_dir, **settings)
@@ -107,7 +114,7 @@ def train_segmenter(settings: Mapping[str, Any], sigma: float, seed: int = 0, st
     test_groups = held_out["groups"].astype(np.int64)
     test_noisy = (render(held_out) + sigma * rng.standard_normal(test_groups.shape)).astype(np.float32)
     torch.manual_seed(seed)
-    model = Segmenter(width)
+    model = Segmenter(width, dilations)
     optimiser = torch.optim.Adam(model.parameters(), lr=LR)
     curve, losses = [], []
     for step in range(1, steps + 1):
@@ -126,27 +133,27 @@ def train_segmenter(settings: Mapping[str, Any], sigma: float, seed: int = 0, st
                 say(f"  step {step}: test AMI {curve[-1]['ami']:.3f} (shuffled {curve[-1]['ami_shuffled']:.3f}), "
                     f"pixel accuracy {100 * curve[-1]['pixel_accuracy']:.1f} %")
     return {**{k: v for k, v in curve[-1].items() if k != "step"}, "curve": curve, "steps": steps, "batch": batch,
-            "width": width, "sigma": sigma, "test_images": test_images, "data": train.source,
+            "width": width, "dilations": list(dilations), "receptive_field": receptive_field(dilations), "sigma": sigma, "test_images": test_images, "data": train.source,
             "wall_s": time.perf_counter() - started}
 
 
 def table(records: Sequence[Mapping[str, Any]]) -> str:
     """A row per variant, noise and seed: the final scores and the test AMI over training."""
     steps = sorted({c["step"] for r in records for c in r["curve"]})
-    lines = ["| data | σ | seed | test AMI | chance (shuffled) | pixel accuracy | "
-             + " | ".join(f"AMI at {s:,}" for s in steps) + " |", "|---|---|---:|---:|---:|---:|" + "---:|" * len(steps)]
+    lines = ["| data | σ | receptive field | seed | test AMI | chance (shuffled) | pixel accuracy | "
+             + " | ".join(f"AMI at {s:,}" for s in steps) + " |", "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(steps)]
     for r in records:
         at = {c["step"]: c["ami"] for c in r["curve"]}
-        lines.append(f"| {r['variant']} | {r['sigma']:g} | {r['seed']} | **{r['ami']:.3f}** | {r['ami_shuffled']:.3f} | "
+        lines.append(f"| {r['variant']} | {r['sigma']:g} | {r['receptive_field']} px | {r['seed']} | **{r['ami']:.3f}** | {r['ami_shuffled']:.3f} | "
                      f"{100 * r['pixel_accuracy']:.1f} % | " + " | ".join(f"{at[s]:.3f}" if s in at else "" for s in steps) + " |")
     return "\n".join(lines)
 
 
-def by_run(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float], list[Mapping[str, Any]]]:
-    """(variant, sigma) -> its records (one per seed), in first-seen order."""
-    runs: dict[tuple[str, float], list[Mapping[str, Any]]] = {}
+def by_run(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float, int], list[Mapping[str, Any]]]:
+    """(variant, sigma, receptive field) -> its records (one per seed), in first-seen order."""
+    runs: dict[tuple[str, float, int], list[Mapping[str, Any]]] = {}
     for r in records:
-        runs.setdefault((r["variant"], r["sigma"]), []).append(r)
+        runs.setdefault((r["variant"], r["sigma"], r["receptive_field"]), []).append(r)
     return runs
 
 
@@ -161,9 +168,10 @@ def verdict(records: Sequence[Mapping[str, Any]], bar: float = AMI_BAR) -> str:
         return r["ami"] >= bar and r["ami"] >= 2 * r["ami_shuffled"]
     lines = [f"Told the answer, does the segmenter reach the bar the issue sets the RTagger on Brodatz (test AMI ≥ {bar:g} "
              "and ≥ 2× its shuffled chance level, in every seed)?", ""]
-    for (variant, sigma), rs in by_run(records).items():
+    for (variant, sigma, field), rs in by_run(records).items():
         ami, shuffled = [r["ami"] for r in rs], [r["ami_shuffled"] for r in rs]
-        lines.append(f"- {variant}, σ {sigma:g}: **{'yes' if all(map(reaches, rs)) else 'no'}**, AMI {spread(ami)} against "
+        seen = "" if field == receptive_field(DILATIONS) else f", receptive field {field} px"
+        lines.append(f"- {variant}, σ {sigma:g}{seen}: **{'yes' if all(map(reaches, rs)) else 'no'}**, AMI {spread(ami)} against "
                      f"{spread(shuffled)} shuffled ({len(rs)} seed{'s' if len(rs) > 1 else ''}; "
                      f"ratio of the means {np.mean(ami) / np.mean(shuffled):.1f})")
     return "\n".join(lines)
@@ -178,7 +186,9 @@ def document(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> s
         "",
         "The Taggers must find digit and background without being told them. Here a model is told: a convolutional "
         f"segmenter ({len(DILATIONS) + 1} 3×3 convolutions of {meta['width']} channels, dilations {', '.join(map(str, DILATIONS))} "
-        "after the first, so every pixel sees the whole image; batch norm, ReLU) is trained on the true segmentation "
+        f"after the first, so every pixel sees the whole image, a receptive field of {receptive_field(DILATIONS)} px; "
+        "batch norm, ReLU; rows with a smaller receptive field keep the first convolution and fewer dilated ones, "
+        "their dilations in the records) is trained on the true segmentation "
         "(binary cross-entropy on the pixels of definite group) of fresh noisy training images, "
         f"{meta['steps']:,} steps of {meta['batch']} (Adam {LR:g}), and its masks (p, 1 − p) are scored on the first "
         f"{meta['test_images']:,} test images (one noise draw) with the Taggers' AMI (docs/design.md#ami). The shuffled "
@@ -212,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--width", type=int, default=WIDTH)
+    parser.add_argument("--dilations", type=int, nargs="*", default=list(DILATIONS),
+                        help="the dilated 3x3 layers after the first convolution (default: %(default)s); fewer or "
+                             "smaller ones shrink the receptive field, e.g. '1 1' sees 7x7")
     parser.add_argument("--eval-every", type=int, default=EVAL_EVERY)
     parser.add_argument("--test-images", type=int, default=TEST_IMAGES)
     parser.add_argument("--data-dir", default=None, help="default: $RLADDER_STREAM_DATA, else the embedded data")
@@ -226,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for variant, sigma in runs:
         print(f"{variant}, sigma {sigma:g}, seed {args.seed}:", file=sys.stderr)
         result = train_segmenter(texture_cues.VARIANTS[variant], sigma, args.seed, args.steps, BATCH, args.width,
-                                 args.eval_every, args.test_images, args.data_dir, say=lambda s: print(s, file=sys.stderr))
+                                 args.eval_every, args.test_images, args.data_dir, say=lambda s: print(s, file=sys.stderr),
+                                 dilations=args.dilations)
         records.append({"variant": variant, "settings": dict(texture_cues.VARIANTS[variant]), "seed": args.seed, **result})
     records = [r for rs in by_run([*(r for _, rs in earlier for r in rs), *records]).values()
                for r in sorted(rs, key=lambda r: r["seed"])]
@@ -257,7 +271,8 @@ def load_records(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     data = json.loads(Path(path).read_text())
     meta = data["meta"]
     meta.setdefault("commands", [meta.get("command")] if meta.get("command") else [])
-    return meta, [{"seed": meta.get("seed", 0), **r} for r in data["records"]]
+    return meta, [{"seed": meta.get("seed", 0), "dilations": list(DILATIONS), "receptive_field": receptive_field(DILATIONS), **r}
+                  for r in data["records"]]
 
 
 def parse_run(text: str) -> tuple[str, float]:
