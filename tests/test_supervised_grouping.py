@@ -46,3 +46,17 @@ def test_a_run_names_a_known_variant_and_a_number():
         grouping.parse_run("brodatz, scale 9@0.1")
     with pytest.raises(SystemExit, match="noise must be a number"):
         grouping.parse_run("brodatz, scale 2@high")
+
+
+@pytest.mark.parametrize("dilations", [(1, 1), (1, 2, 3), (1, 2, 4, 8, 4, 2, 1)])
+def test_the_receptive_field_is_what_one_output_pixel_sees(dilations):
+    """The gradient of one output pixel reaches exactly ``receptive_field`` input pixels a side (clipped at the
+    image's edge for the whole-image default)."""
+    grouping = load_experiment("supervised_grouping")
+    torch.manual_seed(0)
+    model = grouping.Segmenter(4, dilations).eval()
+    side = 64
+    image = torch.rand(1, side, side, requires_grad=True)
+    model(image)[0, side // 2, side // 2].backward()
+    rows = image.grad[0].abs().sum(1).nonzero().flatten()
+    assert int(rows.max() - rows.min()) + 1 == grouping.receptive_field(dilations)
