@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import platform
 import sys
 import time
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from rladder_stream.envs.textured_mnist import episode_source
+from rladder_stream.reproduce.common import timestamp
 from rladder_stream.training.metrics import batch_grouping_ami
 
 _spec = importlib.util.spec_from_file_location("texture_cues", Path(__file__).with_name("texture_cues.py"))
@@ -40,6 +42,7 @@ _spec.loader.exec_module(texture_cues)
 DILATIONS = (1, 2, 4, 8, 4, 2, 1)  # receptive field 3 + 2 * sum = 47 px: the whole image from every pixel
 STEPS, BATCH, LR, WIDTH = 3000, 32, 2e-3, 32
 EVAL_EVERY, TEST_IMAGES = 500, 1000
+SHARED = ("steps", "batch", "width", "test_images")  # what every row of one document was trained and scored with
 AMI_BAR = 0.3  # the RTagger's bar on Brodatz (issue 27)
 #: the variants measured by default (texture_cues.VARIANTS names) and the noises each is trained at
 DEFAULT_RUNS = (("brodatz, scale 2", 0.1), ("brodatz, scale 2", 0.2), ("brodatz-scans, scale 2", 0.1),
@@ -236,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = DEFAULT_RUNS if args.runs is None else [] if args.runs == ["none"] else [parse_run(r) for r in args.runs]
     started = time.perf_counter()
     records, earlier = [], [load_records(f) for f in args.add_records]
+    planned = [{"steps": args.steps, "batch": BATCH, "width": args.width, "test_images": args.test_images}] if runs else []
+    settings = {tuple(r[k] for k in SHARED) for r in [*planned, *(r for _, rs in earlier for r in rs)]}
+    if len(settings) > 1:  # refused before anything trains
+        raise SystemExit("the added records were made with other steps, batch, width or test images than these")
     for variant, sigma in runs:
         print(f"{variant}, sigma {sigma:g}, seed {args.seed}:", file=sys.stderr)
         result = train_segmenter(texture_cues.VARIANTS[variant], sigma, args.seed, args.steps, BATCH, args.width,
@@ -249,30 +256,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(records))
     print(verdict(records))
     if args.doc:
-        meta = {"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "doc": args.doc,
+        meta = {"generated": timestamp(), "doc": args.doc,
                 "commands": [c for m, _ in earlier for c in m["commands"]]
                 + [texture_cues.command_line("supervised_grouping.py", argv)],
-                "steps": args.steps, "batch": BATCH, "width": args.width, "test_images": args.test_images,
+                **dict(zip(SHARED, settings.pop())),
                 "hardware": f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
                             f"torch {torch.__version__}",
                 "wall_s": time.perf_counter() - started + sum(m["wall_s"] for m, _ in earlier)}
-        if any(m[k] != meta[k] for m, _ in earlier for k in ("steps", "batch", "width", "test_images")):
-            raise SystemExit("the added records were made with other steps, batch, width or test images than these")
         texture_cues.write_document_and_records(args.doc, meta, records, document)
         print(f"wrote {args.doc}", file=sys.stderr)
     return 0
 
 
 def load_records(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``(meta, records)`` of an earlier run's JSON; records of the first version (one seed a file, ``meta["seed"]``;
-    one ``meta["command"]``) are read in this version's form."""
-    import json
-
+    """``(meta, records)`` of an earlier run's JSON (the ``.json`` beside its document)."""
     data = json.loads(Path(path).read_text())
-    meta = data["meta"]
-    meta.setdefault("commands", [meta.get("command")] if meta.get("command") else [])
-    return meta, [{"seed": meta.get("seed", 0), "dilations": list(DILATIONS), "receptive_field": receptive_field(DILATIONS), **r}
-                  for r in data["records"]]
+    return data["meta"], data["records"]
 
 
 def parse_run(text: str) -> tuple[str, float]:
