@@ -561,6 +561,21 @@ def test_grouping_pictures(tmp_path, env_id, name):
         colour_by_group(image, np.ones((2, 3, 3), np.float32))
 
 
+def test_true_groups_are_coloured_as_the_model_group_that_found_them():
+    from rladder_stream.apps.figures import truth_masks_matched
+
+    truth = np.array([[0, 0, 1, 2], [-1, 1, 2, 2]])
+    model = np.stack([truth == 2, truth == 0, truth == 1]).astype(np.float32)  # the model's ids: 0->1, 1->2, 2->0
+    matched = truth_masks_matched(truth, model * 0.8 + 0.1)
+    np.testing.assert_array_equal(matched[:, truth >= 0], model[:, truth >= 0])
+    assert matched[:, 1, 0].sum() == 0  # an ignored pixel belongs to no group
+    # more groups than the exact search takes: the greedy matching finds the same renumbering
+    truth8 = np.arange(8).reshape(2, 4)
+    order = np.array([3, 0, 7, 1, 6, 2, 5, 4])
+    model8 = np.stack([truth8 == order[g] for g in range(8)]).astype(np.float32)
+    np.testing.assert_array_equal(truth_masks_matched(truth8, model8), model8)
+
+
 def test_benchmark_leaves_out_the_groups_the_environment_names():
     from test_predictors_benchmark import _GroupsEnv, _GroupsPredictor
 

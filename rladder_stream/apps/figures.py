@@ -4,6 +4,7 @@ demo's figure and piano rolls (Pillow for pixels, matplotlib where text and axes
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import sys
 from dataclasses import dataclass
@@ -369,6 +370,27 @@ def colour_by_group(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return (rgb * 255 + 0.5).astype(np.uint8)
 
 
+def truth_masks_matched(truth: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``(K, H, W)`` one-hot masks of the ground-truth segmentation ``truth`` ``(H, W)`` (ids ``0..K-1``, ``-1``
+    ignored), its ids renumbered to the model's soft ``groups`` ``(K, H, W)`` that overlap them most (the
+    permutation with the largest total overlap): group ids are arbitrary, so a figure colours each true group as
+    the model's group that found it, and a correct grouping shows the same colours side by side."""
+    k = groups.shape[0]
+    onehot = np.stack([truth == g for g in range(k)]).astype(np.float32)
+    overlap = np.einsum("thw,khw->tk", onehot, np.asarray(groups, np.float32))  # true id t, model group k
+    if k <= 6:
+        best = max(itertools.permutations(range(k)), key=lambda perm: sum(overlap[t, perm[t]] for t in range(k)))
+    else:  # greedy beyond 720 permutations
+        best, free = [0] * k, set(range(k))
+        for t in np.argsort(-overlap.max(axis=1)):
+            best[t] = max(free, key=lambda g: overlap[t, g])
+            free.remove(best[t])
+    matched = np.zeros_like(onehot)
+    for t in range(k):
+        matched[best[t]] = onehot[t]
+    return matched
+
+
 def _rgb_panel(rgb: np.ndarray, scale: int) -> Image.Image:
     img = Image.fromarray(rgb, mode="RGB")
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
@@ -445,7 +467,7 @@ def figure6(record: GroupingRecord, scale: int = 4) -> Image.Image:
         row = [("input", _panel(record.observed[t], scale)),
                ("grouping", _rgb_panel(colour_by_group(record.observed[t], record.groups[t]), scale))]
         if record.true_groups is not None:  # ignored pixels (-1) stay uncoloured (grey)
-            truth = np.stack([record.true_groups[t] == g for g in range(k)]).astype(np.float32)
+            truth = truth_masks_matched(record.true_groups[t], record.groups[t])
             row.append(("true groups", _rgb_panel(colour_by_group(record.observed[t], truth), scale)))
         for g in range(k):
             one = np.zeros_like(record.groups[t])
@@ -468,7 +490,7 @@ def figure7_frames(record: GroupingRecord, scale: int = 3) -> list[Image.Image]:
     frames = []
     for t in range(len(record.groups)):
         truth = record.true_groups[t + 1] if record.true_groups is not None else None
-        true_masks = None if truth is None else np.stack([truth == g for g in range(record.groups.shape[1])]).astype(np.float32)
+        true_masks = None if truth is None else truth_masks_matched(truth, record.groups[t])
         row = [("observed", _panel(record.observed[t], scale)),
                ("predicted next, by group", _rgb_panel(colour_by_group(record.predicted[t], record.groups[t]), scale))]
         if true_masks is not None:
