@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shlex
 import sys
 from dataclasses import replace
@@ -48,10 +49,15 @@ PLATES = {
 
 
 def recipe(result: Mapping[str, Any]) -> str:
-    """The model settings a run changed from its config's (``train_config.model_overrides``), as ``key=value`` words:
-    runs of one config with other settings are other models, so they get their own section."""
-    overrides = (result.get("train_config") or {}).get("model_overrides") or {}
-    return " ".join(f"{key}={overrides[key]}" for key in sorted(overrides))
+    """The model settings a run changed from its config's (``train_config.model_overrides``), as ``key=value`` words,
+    and the run it started from (``init_from``) where it was warm-started: runs of one config with other settings
+    or another start are other models, so they get their own section."""
+    train_config = result.get("train_config") or {}
+    overrides = train_config.get("model_overrides") or {}
+    words = [f"{key}={overrides[key]}" for key in sorted(overrides)]
+    if train_config.get("init_from"):  # a warm start is another recipe; its source named by run folder, seed dropped
+        words.append(f"started from {re.sub(r'-seed[0-9]+$', '', Path(train_config['init_from']).parent.name)}")
+    return " ".join(words)
 
 
 def variant(result: Mapping[str, Any]) -> tuple[str, float, float, bool, str]:

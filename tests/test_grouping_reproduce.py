@@ -310,6 +310,18 @@ def test_grouping_variants_puts_shapes_runs_with_other_inputs_in_their_own_secti
     assert plain < other and text.count(f"| `{record['model']}` | {record['seed']} |") == 2  # one row in each section
 
 
+def test_grouping_variants_gives_warm_started_runs_their_own_section_whatever_the_source_seed():
+    """A run started from another run's checkpoint is another recipe than the same settings from scratch (its own
+    section), and runs started from different seeds of one source run share theirs."""
+    grouping_variants = load_experiment("grouping_variants")
+    base = {"model": "tmnist-rtagger-sparse", "train_config": {"textures": "brodatz", "model_overrides": {"input_noise": 0.2}}}
+    warm = [{**base, "train_config": {**base["train_config"], "init_from": f"/runs/freq20/sparse-freq20-seed{seed}/last.pt"}}
+            for seed in (1, 12)]
+    assert grouping_variants.recipe(base) == "input_noise=0.2"
+    assert {grouping_variants.recipe(run) for run in warm} == {"input_noise=0.2 started from sparse-freq20"}
+    assert grouping_variants.variant(warm[0]) != grouping_variants.variant(base)
+
+
 def test_grouping_variants_names_a_stopped_runs_data_and_settings_from_its_checkpoint(tmp_path):
     from rladder_stream.model.registry import build_model, get_config
     from rladder_stream.streaming.checkpoint import save_checkpoint
