@@ -340,6 +340,15 @@ def _tmnist_rtagger_sparse(size: str) -> LadderConfig:
     return _dense_engine(_tmnist(size, kind="lstm_relu", groups=2), size)
 
 
+# Issue 27: a fully connected engine cannot classify Brodatz-textured MNIST even with the class cost alone (the plates
+# share one mean grey, so no linear view of the image shows the digit), while the convolutional ConvNet can; this is
+# the RTagger with the ConvNet's convolutional levels and the cell that keeps groups apart on Shapes (lstm_relu).
+@register_config("tmnist-rtagger-conv-sparse", "RTagger on Brodatz-textured MNIST with a convolutional engine of lstm_relu "
+                 "cells (the ConvNet's levels, the Shapes engine's cell), decoder-to-encoder feedback; denoising + class", **TEXTURED)
+def _tmnist_rtagger_conv_sparse(size: str) -> LadderConfig:
+    return _tmnist(size, kind="lstm_relu", groups=2)
+
+
 @register_config("tmnist-rtagger-sparse-noclass", "tmnist-rtagger-sparse without the class task (denoising only): does the "
                  "class task speed up training? (Table 4 with the fully connected engines)", **TEXTURED)
 def _tmnist_rtagger_sparse_no_class(size: str) -> LadderConfig:
