@@ -341,6 +341,16 @@ def test_grouping_variants_names_a_stopped_runs_data_and_settings_from_its_check
     assert "last validation at step 1000: AMI at iteration 2 0.250 against 0.050 shuffled, the largest group 0.70 of" in line
 
 
+def test_a_run_of_a_config_without_a_row_gets_a_row_named_by_its_config():
+    """A grouping document never drops a run: a config the data set does not list gets a row of its own, labelled
+    with its name, after the listed ones."""
+    records = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "brodatz-cpu-bf16.json").read_text())
+    other = {**records[1], "model": "tmnist-unlisted"}
+    text = grouping_markdown(BRODATZ, [records[0], other])
+    assert "| tmnist-unlisted | `tmnist-unlisted` | 1 |" in text and "| `tmnist-unlisted` | 1 |" in text
+    assert text.index("`tmnist-tagger-dense` | 1 |") < text.index("| tmnist-unlisted |")
+
+
 def test_a_model_without_groups_gets_its_class_error_and_no_grouping_claim():
     """The ConvNet row of the Brodatz document: its class error beside the Taggers', no claim that it groups (it has
     no groups to judge) and no empty column among the validation AMI curves."""

@@ -100,6 +100,7 @@ BRODATZ = DataSet("brodatz", "Brodatz-textured MNIST", "Brodatz-textured MNIST: 
     Row("tmnist-rtagger-noclass", "RTagger, convolutional LSTM engine, no class task"),
     Row("tmnist-rtagger-sparse", "RTagger, fully connected engine of lstm_relu levels (the engine that groups Shapes)"),
     Row("tmnist-rtagger-sparse-noclass", "RTagger, fully connected engine of lstm_relu levels, no class task"),
+    Row("tmnist-rtagger-conv-sparse", "RTagger, convolutional engine of lstm_relu levels (the ConvNet's levels)"),
     Row("tmnist-convnet", "ConvNet (the feed-forward encoder, class cost only; no groups)"),
 ), None, "docs/results/brodatz.md")
 
@@ -152,9 +153,11 @@ def grouping_markdown(data: DataSet, results: Sequence[Mapping[str, Any]], *, co
     """The document from the runs' results dicts: per model the test AMI per iteration and its chance level
     (mean ± sample std over seeds; the class error where the runs classify), the claims, each seed, and the
     validation AMI over training. Pure."""
-    configs = data.configs
-    grouped = group_by_cell(results, lambda r: r.get("model") if r.get("model") in configs else None, list(configs))
-    shown = [row for row in data.rows if grouped[row.config]]
+    unlisted = dict.fromkeys(str(r["model"]) for r in results if r.get("model") and r["model"] not in data.configs)
+    rows = data.rows + tuple(Row(model, model) for model in unlisted)  # a config without a row still gets one
+    configs = [row.config for row in rows]
+    grouped = group_by_cell(results, lambda r: r.get("model") if r.get("model") in configs else None, configs)
+    shown = [row for row in rows if grouped[row.config]]
     found = [r for row in shown for r in grouped[row.config]]
     n_iter = max((len(iterations(r)) for r in found), default=0)
     trained = trained_iterations(found, data.iterations)
