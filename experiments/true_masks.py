@@ -1,7 +1,8 @@
 """Does a trained Tagger's cost reward the true grouping? Each test image is run twice from the same model: its
 masks started at random (as always) and started at the true segmentation (group k = true group k, pixels not
 scored shared evenly). Printed per iteration: the low-level cost (the mixture's, against the clean image), the
-AMI of each start and, for a model with a class path, the class error of each start.
+AMI of each start and, for a model with a class path, the class error and class cost (cross-entropy, nats) of each
+start.
 
 If the true start does not lower the cost, the cost does not prefer the true grouping to the one the model makes;
 if the AMI of the true start falls back over the iterations, the model undoes a true grouping it is handed; if the
@@ -63,9 +64,11 @@ def compare(path: Path, images: int, data: Mapping[str, Any] | None = None) -> d
         rows[f"AMI, {start} start"] = [s / max(n, 1) for s, n in amis]
         if "class_logits" in outputs and "labels" in batch:  # does the true grouping help the class path?
             labelled = batch["labels"] >= 0
-            rows[f"class error %, {start} start"] = [
-                float(100.0 * ((outputs["class_logits"][:, t].argmax(-1) != batch["labels"]) & labelled).sum()
-                      / labelled.sum().clamp(min=1)) for t in range(ticks)]
+            logits, labels = outputs["class_logits"][labelled].float(), batch["labels"][labelled]
+            rows[f"class error %, {start} start"] = [float(100.0 * (logits[:, t].argmax(-1) != labels).float().mean())
+                                                     for t in range(ticks)]
+            rows[f"class cost, {start} start"] = [float(torch.nn.functional.cross_entropy(logits[:, t], labels))
+                                                  for t in range(ticks)]
     return rows
 
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         print("| | " + " | ".join(f"iteration {t}" for t in range(1, ticks + 1)) + " |")
         print("|---|" + "---:|" * ticks)
         for name, values in rows.items():
-            digits = 3 if name.startswith("AMI") else 1  # costs in nats and errors in %: one decimal
+            digits = 3 if name.startswith(("AMI", "class cost")) else 1  # mixture costs and errors in %: one decimal
             print(f"| {name} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |")
 
 

@@ -209,7 +209,7 @@ def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
 
 def test_true_masks_gives_each_starts_class_error_for_a_model_with_a_class_path(tmp_path):
     """experiments/true_masks.py on a textured-MNIST RTagger: a class-error row per start and iteration, the random
-    start's counted by hand from the model's own class beliefs on the same images and noise."""
+    start's error and cross-entropy counted by hand from the model's own class beliefs on the same images and noise."""
     import torch
 
     from rladder_stream.streaming.checkpoint import load_model
@@ -222,15 +222,18 @@ def test_true_masks_gives_each_starts_class_error_for_a_model_with_a_class_path(
                       valid_sequences=8, test_sequences=16, eval_batch_size=16, warmup_steps=1, out=str(tmp_path))
     train(run, log=lambda s: None)
     rows = module.compare(tmp_path / "last.pt", 16)
-    assert list(rows) == ["cost, random start", "AMI, random start", "class error %, random start",
-                          "cost, true start", "AMI, true start", "class error %, true start"]
+    assert list(rows) == [f"{row}, {start} start" for start in ("random", "true")
+                          for row in ("cost", "AMI", "class error %", "class cost")]
     model = load_model(tmp_path / "last.pt").eval()
     task = TASKS[task_for(model.config)](model.config, DataSettings(test_sequences=16))
     batch = next(iter(task.eval_batches("test", 16, 16)))
     with torch.no_grad():
         outputs, _ = model(batch["inputs"], model.init_state(16, generator=torch.Generator().manual_seed(0)))
-    wrong = (outputs["class_logits"].argmax(-1) != batch["labels"].unsqueeze(1)).float().mean(0) * 100
+    logits, labels = outputs["class_logits"].float(), batch["labels"].unsqueeze(1)
+    wrong = (logits.argmax(-1) != labels).float().mean(0) * 100
     assert rows["class error %, random start"] == pytest.approx(wrong.tolist())
+    nll = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1).expand(-1, logits.shape[1], 1)).mean((0, 2))
+    assert rows["class cost, random start"] == pytest.approx(nll.tolist(), rel=1e-5)
     assert all(0 <= e <= 100 for e in rows["class error %, true start"])
 
 
