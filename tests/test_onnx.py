@@ -257,6 +257,12 @@ def test_per_tick_statistics_stream_like_pytorch(exported):
     _assert_parity(_stream_parity(model, path, 12, 7))
 
 
+def test_group_roles_stream_like_pytorch(exported):
+    """tagger_group_roles: the groups' one-hot index maps are constants of the exported graph."""
+    model, path = exported("tmnist-rtagger", tagger_group_roles=True)
+    _assert_parity(_stream_parity(model, path, 15, 3))
+
+
 @pytest.mark.slow
 def test_batchnorm_rladder_streams_like_pytorch(exported):
     model, path = exported("omm-rladder", norm="batch", decoder_init="closed")

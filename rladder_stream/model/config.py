@@ -123,6 +123,10 @@ class LadderConfig:
             the reference) or ``last`` (only the last tick's). A binary mixture's cost sees only ``Σ_k m̂_k ẑ_k``
             per pixel, so a grouping pays only through what it gives the next iterations (docs/design.md#the-rtagger);
             ``last`` trains the earlier iterations for that alone.
+        tagger_group_roles: give each group's engine its group's index as K more input channels (one-hot, constant
+            over the image), so the groups are no longer interchangeable and need no symmetry broken to take
+            different parts (e.g. figure and ground); false, the Tagger's and the paper's, keeps them
+            interchangeable (docs/design.md#the-rtagger, the Brodatz probes).
     """
 
     name: str = "custom"
@@ -161,6 +165,7 @@ class LadderConfig:
     tagger_z_feed: str = "probability"
     tagger_affine: str = "shared"
     tagger_cost_iterations: str = "all"
+    tagger_group_roles: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "obs_shape", tuple(int(s) for s in self.obs_shape))

@@ -13,7 +13,7 @@ Reading one tick (iteration on a static image, frame on video) top to bottom (``
    cross-entropy of x under ``q_k``, and ``δz_k = m_k (1 - 2n) / (ξ - 1 + x)`` with ``ξ = Σ_k m_k q_k``: the
    gradient of the mixture's log-likelihood of x in ``z_k``.
 3. The K groups are folded into the batch and the engine (an :class:`~rladder_stream.model.ladder.RLadder` over
-   these 4 input channels) takes one step; its bottom decoder output h gives
+   these 4 input channels, and the group's one-hot index with ``tagger_group_roles``) takes one step; its bottom decoder output h gives
    ``ẑ_k = c_1 Norm(W_z h) + b_1`` and ``m̂_k = softmax_k(c_2 Norm(W_m h))``, the next state's z and m.
    The engine's combinators start open (``y = 0.5 z + 0.25 u``), so from the first iteration h differs
    between groups; an engine started closed gets a pass-through bottom combinator (:func:`pass_bottom_through`).
@@ -38,6 +38,12 @@ from .config import LadderConfig
 from .ladder import Outputs, RLadder, State
 
 TAGGER_INPUTS = 4  # z, m, δz, L(m) per group and pixel
+
+
+def tagger_input_channels(config: LadderConfig) -> int:
+    """Input maps per group: z, m, δz and L(m), and with ``tagger_group_roles`` the one-hot of the group's index."""
+    return TAGGER_INPUTS + (config.groups if config.tagger_group_roles else 0)
+
 # The forecast Σ_k m̂_k ẑ_k is clipped to [ε, 1 - ε] before its logit: a logit's slope 1/(p(1-p)) near 0 or 1
 # would amplify float rounding (ONNX vs PyTorch) a thousandfold at ε = 1e-3 and ten-thousandfold at 1e-4.
 FORECAST_EPS = 1e-3
@@ -51,7 +57,7 @@ def engine_config(config: LadderConfig) -> LadderConfig:
     if config.groups < 2:
         raise ValueError(f"an RTagger needs groups >= 2, got {config.groups}")
     dense = config.tagger_engine == "dense"  # one vector per group: the image a length-1 map of many channels
-    inputs = TAGGER_INPUTS * (math.prod(config.obs_shape) if dense else 1)
+    inputs = tagger_input_channels(config) * (math.prod(config.obs_shape) if dense else 1)
     return config.replace(
         name=f"{config.name}/engine", groups=0, in_channels=config.tagger_projection or inputs, predict=True, probe=False,
         n_classes=config.n_classes + 1 if config.n_classes else 0, **({"obs_shape": (1,)} if dense else {}),
@@ -114,7 +120,7 @@ class RTagger(nn.Module):
         bottom = self.engine.config.in_channels
         # the reference's learned projection of the inputs: the engine's bottom lateral gets parameters of its own
         self.projection = nn.Sequential(
-            conv(dims, TAGGER_INPUTS * pixels, bottom, 1, bias=False), norm_layer(config.norm, bottom, dims), nn.ReLU()
+            conv(dims, tagger_input_channels(config) * pixels, bottom, 1, bias=False), norm_layer(config.norm, bottom, dims), nn.ReLU()
         ) if config.tagger_projection else None
         self.z_head = conv(dims, bottom, pixels, 1, bias=False)
         self.m_head = conv(dims, bottom, pixels, 1, bias=False)
@@ -177,7 +183,8 @@ class RTagger(nn.Module):
     # ------------------------------------------------------------------------------ one tick
     def tagger_inputs(self, obs: Tensor, z: Tensor, m: Tensor) -> Tensor:
         """``(B, K, 4, *obs_shape)``: z, m, the error signal δz and the mask likelihood L(m) per group (see the
-        module docstring for the Gaussian and the binary forms)."""
+        module docstring for the Gaussian and the binary forms); with ``tagger_group_roles`` ``(B, K, 4 + K,
+        *obs_shape)``, each group's one-hot index appended as constant maps."""
         x = obs.unsqueeze(1)
         if self.binary:
             n = self.config.input_noise
@@ -196,7 +203,12 @@ class RTagger(nn.Module):
         if self.feed_logit:  # the pre-sigmoid value the state's z came from (clamped: sigmoid saturates in float)
             z = z.clamp(1e-6, 1 - 1e-6)
             z = torch.log(z) - torch.log1p(-z)
-        return torch.stack([z, m, error, likelihood], dim=2)
+        inputs = torch.stack([z, m, error, likelihood], dim=2)
+        if self.config.tagger_group_roles:
+            k = self.groups
+            roles = torch.eye(k, dtype=inputs.dtype, device=inputs.device).view(1, k, k, *([1] * (inputs.dim() - 3)))
+            inputs = torch.cat([inputs, roles.expand(*inputs.shape[:2], k, *inputs.shape[3:])], dim=2)
+        return inputs
 
     def step(self, obs: Tensor, state: State) -> tuple[Outputs, State]:
         """Advance every stream by one tick (an iteration, or a frame). Pure: ``state`` is not modified.
