@@ -13,8 +13,8 @@ Reading one tick (iteration on a static image, frame on video) top to bottom (``
    cross-entropy of x under ``q_k``, and ``δz_k = m_k (1 - 2n) / (ξ - 1 + x)`` with ``ξ = Σ_k m_k q_k``: the
    gradient of the mixture's log-likelihood of x in ``z_k``.
 3. The K groups are folded into the batch and the engine (an :class:`~rladder_stream.model.ladder.RLadder` over
-   these 4 input channels, and the group's one-hot index with ``tagger_group_roles``) takes one step; its bottom decoder output h gives
-   ``ẑ_k = c_1 Norm(W_z h) + b_1`` and ``m̂_k = softmax_k(c_2 Norm(W_m h))``, the next state's z and m.
+   these 4 input channels, and the group's one-hot index with ``tagger_group_roles``) takes one step; its bottom
+   decoder output h gives ``ẑ_k = c_1 Norm(W_z h) + b_1`` and ``m̂_k = softmax_k(c_2 Norm(W_m h))``, the next state's z and m.
    The engine's combinators start open (``y = 0.5 z + 0.25 u``), so from the first iteration h differs
    between groups; an engine started closed gets a pass-through bottom combinator (:func:`pass_bottom_through`).
 4. Class beliefs: each group's class probabilities over the classes plus a "none" class are summed over
@@ -38,16 +38,15 @@ from .config import LadderConfig
 from .ladder import Outputs, RLadder, State
 
 TAGGER_INPUTS = 4  # z, m, δz, L(m) per group and pixel
+# The forecast Σ_k m̂_k ẑ_k is clipped to [ε, 1 - ε] before its logit: a logit's slope 1/(p(1-p)) near 0 or 1
+# would amplify float rounding (ONNX vs PyTorch) a thousandfold at ε = 1e-3 and ten-thousandfold at 1e-4.
+FORECAST_EPS = 1e-3
+ENGINE_PREFIX = "engine."
 
 
 def tagger_input_channels(config: LadderConfig) -> int:
     """Input maps per group: z, m, δz and L(m), and with ``tagger_group_roles`` the one-hot of the group's index."""
     return TAGGER_INPUTS + (config.groups if config.tagger_group_roles else 0)
-
-# The forecast Σ_k m̂_k ẑ_k is clipped to [ε, 1 - ε] before its logit: a logit's slope 1/(p(1-p)) near 0 or 1
-# would amplify float rounding (ONNX vs PyTorch) a thousandfold at ε = 1e-3 and ten-thousandfold at 1e-4.
-FORECAST_EPS = 1e-3
-ENGINE_PREFIX = "engine."
 
 
 def engine_config(config: LadderConfig) -> LadderConfig:
