@@ -23,6 +23,7 @@ import torch
 
 from rladder_stream.model.tagger import group_mixture_bce, group_mixture_nll
 from rladder_stream.reproduce.common import training_settings
+from rladder_stream.training.losses import batch_metrics, classification_nll
 from rladder_stream.streaming.checkpoint import load_model
 from rladder_stream.training.metrics import batch_grouping_ami
 from rladder_stream.training.settings import DataSettings
@@ -63,12 +64,10 @@ def compare(path: Path, images: int, data: Mapping[str, Any] | None = None) -> d
                 for t in range(ticks)]
         rows[f"AMI, {start} start"] = [s / max(n, 1) for s, n in amis]
         if "class_logits" in outputs and "labels" in batch:  # does the true grouping help the class path?
-            labelled = batch["labels"] >= 0
-            logits, labels = outputs["class_logits"][labelled].float(), batch["labels"][labelled]
-            rows[f"class error %, {start} start"] = [float(100.0 * (logits[:, t].argmax(-1) != labels).float().mean())
-                                                     for t in range(ticks)]
-            rows[f"class cost, {start} start"] = [float(torch.nn.functional.cross_entropy(logits[:, t], labels))
-                                                  for t in range(ticks)]
+            upto = [{"class_logits": outputs["class_logits"][:, : t + 1]} for t in range(ticks)]  # scored at its last tick
+            errors = [batch_metrics(o, batch)["class_error"] for o in upto]
+            rows[f"class error %, {start} start"] = [wrong / max(n, 1) for wrong, n in errors]
+            rows[f"class cost, {start} start"] = [float(classification_nll(o["class_logits"], batch["labels"])) for o in upto]
     return rows
 
 
