@@ -21,25 +21,13 @@ from typing import Any, Mapping
 
 import torch
 
-from rladder_stream.model.tagger import group_mixture_bce, group_mixture_nll
+from rladder_stream.model.tagger import group_mixture_bce, group_mixture_nll, masks_from_groups
 from rladder_stream.reproduce.common import training_settings
 from rladder_stream.training.losses import batch_metrics, classification_nll
 from rladder_stream.streaming.checkpoint import load_model
 from rladder_stream.training.metrics import batch_grouping_ami
 from rladder_stream.training.settings import DataSettings
 from rladder_stream.training.tasks import TASKS, task_for
-
-TRUE_MASK = 0.95  # a true group's mask where it owns the pixel (the rest shared by the other groups)
-
-
-def true_masks(groups: torch.Tensor, k: int) -> torch.Tensor:
-    """``[B, K, *obs]`` masks from true groups ``[B, *obs]`` (labels 0..K-1; any other label, such as -1, gets
-    1/K in every group): ``TRUE_MASK`` for a pixel's own group, the rest shared."""
-    labels = torch.arange(k).view(1, k, *([1] * (groups.dim() - 1)))
-    own = groups.unsqueeze(1) == labels
-    masks = torch.where(own, torch.tensor(TRUE_MASK), torch.tensor((1 - TRUE_MASK) / (k - 1)))
-    scored = own.any(dim=1, keepdim=True)
-    return torch.where(scored, masks, torch.full_like(masks, 1.0 / k))
 
 
 @torch.no_grad()
@@ -55,7 +43,7 @@ def compare(path: Path, images: int, data: Mapping[str, Any] | None = None) -> d
     for start in ("random", "true"):
         state = model.init_state(len(x), generator=torch.Generator().manual_seed(0))
         if start == "true":
-            state["m"] = true_masks(truth[:, 0], model.config.groups).to(state["m"].dtype)
+            state["m"] = masks_from_groups(truth[:, 0], model.config.groups).to(state["m"].dtype)
         outputs, _ = model(x, state)
         ticks = outputs["groups"].shape[1]
         rows[f"cost, {start} start"] = [float(cost({k: v[:, t:t + 1] for k, v in outputs.items() if v.dim() >= 2},

@@ -184,12 +184,14 @@ def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, ca
 
 
 def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
-    """experiments/true_masks.py: group k's mask is 0.95 on the pixels of true group k, the rest shared, and a pixel
+    """masks_from_groups: group k's mask is 0.95 on the pixels of true group k, the rest shared, and a pixel
     not scored (-1) is shared evenly; a run's comparison gives the cost and the AMI per iteration of both starts."""
     import torch
 
+    from rladder_stream.model.tagger import masks_from_groups
+
     module = load_experiment("true_masks")
-    masks = module.true_masks(torch.tensor([[[0, 1], [2, -1]]]), 4)
+    masks = masks_from_groups(torch.tensor([[[0, 1], [2, -1]]]), 4)
     assert masks.shape == (1, 4, 2, 2)
     torch.testing.assert_close(masks.sum(dim=1), torch.ones(1, 2, 2))
     assert masks[0, 0, 0, 0] == masks[0, 1, 0, 1] == masks[0, 2, 1, 0] == pytest.approx(0.95)

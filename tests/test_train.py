@@ -678,3 +678,44 @@ def test_cpu_bf16_warns_where_the_cpu_multiplies_bf16_slower_than_float32(tmp_pa
     assert len(warned) == (0 if bf16_faster else 1)
     if warned:
         assert "1 GFLOP/s against 20 in float32" in warned[0] and "cpu_bf16=false" in warned[0]
+
+
+def test_true_starts_start_the_flagged_images_at_their_true_segmentation():
+    """true_start_steps (a diagnostic): a flagged image's masks start at its true segmentation, the others at the
+    model's own random start, drawn from the global generator as without the setting; no flag: the model's start."""
+    from rladder_stream.model.tagger import masks_from_groups
+    from rladder_stream.training.train import WithCosts
+
+    cfg = get_config("shapes-tagger", size="tiny")
+    model = build_model(cfg)
+    task = TASKS[task_for(cfg)](cfg, TrainConfig(model="shapes-tagger", size="tiny"))
+    batch = task.train_batch(np.random.default_rng(0), 4, torch.device("cpu"))
+    forward = WithCosts(model, task)
+    assert forward.start_state(batch) is None
+    batch["true_start"] = torch.tensor([True, False, True, False])
+    torch.manual_seed(3)
+    state = forward.start_state(batch)
+    torch.manual_seed(3)
+    own = model.init_state(4)
+    true = masks_from_groups(batch["true_groups"][:, 0], cfg.groups)
+    torch.testing.assert_close(state["m"][[0, 2]], true[[0, 2]])
+    assert torch.equal(state["m"][[1, 3]], own["m"][[1, 3]])
+    assert all(torch.equal(state[k], own[k]) for k in own if k != "m")
+
+
+def test_a_run_with_true_starts_learns_otherwise_and_resumes_exactly(tmp_path):
+    """true_start_steps changes what a run learns (the flags are drawn from (seed, step), so it resumes exactly) and
+    is refused, with nothing made, for a model without groups."""
+    quiet = lambda s: None  # noqa: E731
+    run = dict(model="shapes-tagger", epochs=1, train_sequences=32, valid_sequences=4, test_sequences=4)
+    train(_tiny(tmp_path, out=str(tmp_path / "own"), **run), log=quiet)
+    train(_tiny(tmp_path, out=str(tmp_path / "true"), true_start_steps=3, **run), log=quiet)
+    assert train(_tiny(tmp_path, out=str(tmp_path / "resumed"), true_start_steps=3, stop_after_steps=1, **run),
+                 log=quiet) == {"interrupted_at": 1}
+    train(_tiny(tmp_path, out=str(tmp_path / "resumed"), true_start_steps=3, **run), log=quiet)
+    weights = {name: load_checkpoint(tmp_path / name / "last.pt")[1] for name in ("own", "true", "resumed")}
+    assert any(not torch.equal(weights["own"][k], weights["true"][k]) for k in weights["own"])
+    assert all(torch.equal(weights["true"][k], weights["resumed"][k]) for k in weights["true"])
+    with pytest.raises(ValueError, match="true_start_steps=5: omm-rladder has no groups"):
+        train(_tiny(tmp_path, out=str(tmp_path / "plain"), true_start_steps=5), log=quiet)
+    assert not (tmp_path / "plain").exists()

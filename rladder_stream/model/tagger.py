@@ -261,6 +261,20 @@ class RTagger(nn.Module):
     num_parameters = RLadder.num_parameters
 
 
+TRUE_MASK = 0.95  # a true group's mask where it owns the pixel (the rest shared by the other groups)
+
+
+def masks_from_groups(groups: Tensor, k: int) -> Tensor:
+    """``(B, K, *obs)`` masks from true groups ``(B, *obs)`` (labels 0..K-1; any other label, such as -1, gets 1/K
+    in every group): ``TRUE_MASK`` for a pixel's own group, the rest shared. The true segmentation as a start
+    for the masks: ``experiments/true_masks.py`` and the ``true_start_steps`` training diagnostic."""
+    labels = torch.arange(k, device=groups.device).view(1, k, *([1] * (groups.dim() - 1)))
+    own = groups.unsqueeze(1) == labels
+    masks = torch.where(own, torch.tensor(TRUE_MASK), torch.tensor((1 - TRUE_MASK) / (k - 1)))
+    scored = own.any(dim=1, keepdim=True)
+    return torch.where(scored, masks, torch.full_like(masks, 1.0 / k))
+
+
 def group_mixture_bce(outputs: Outputs, targets: Tensor) -> Tensor:
     """The binary RTagger's low-level cost: the cross-entropy of the clean (or next) image under the mixture
     ``Σ_k m̂_k ẑ_k``, summed over the pixels and averaged over (batch, tick)."""

@@ -178,10 +178,13 @@ class ScheduleSettings:
                                             "learning-rate schedule still follows epochs; null: no limit")
     stop_after_steps: int | None = setting(None, "interrupt after this many steps, as Ctrl-C would, without the test "
                                                  "(tests of exact resume); null: never")
+    true_start_steps: int = setting(0, "a diagnostic, not the paper's (docs/design.md#true-starts): over the first "
+                                       "this many steps a share of the images, falling linearly from all to none, "
+                                       "start the Tagger's masks at their true segmentation; 0: never")
 
     def check_schedule(self) -> None:
         check_at_least(self, {"epochs": 1, "warmup_steps": 0, "class_cost_from_step": 0, "time_budget_s": 0,
-                              "step_budget": 1, "stop_after_steps": 1},
+                              "step_budget": 1, "stop_after_steps": 1, "true_start_steps": 0},
                        optional=("time_budget_s", "step_budget", "stop_after_steps"))
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")

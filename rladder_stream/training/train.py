@@ -44,7 +44,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..errors import ModelFileError, TrainingDiverged, TrainingInterrupted, UsageError
 from ..model.cells import TickBatchNorm
+from ..model.ladder import State
 from ..model.registry import build_model, get_config
+from ..model.tagger import masks_from_groups
 from ..streaming.checkpoint import load_checkpoint, save_checkpoint
 from .flops import count_flops, measure_peak
 from .mean_teacher import MeanTeacher, consistency_cost
@@ -314,6 +316,9 @@ class TrainingRun:
                 raise ValueError(f"{name}={getattr(cfg, name)!r}: the {task.name} task has no textures (only tmnist has)")
         if cfg.digit_augment and not task.takes_digit_augment:
             raise ValueError(f"digit_augment=true: the {task.name} task does not render occluded digits (only omm does)")
+        if cfg.true_start_steps and not self.model_config.groups:
+            raise ValueError(f"true_start_steps={cfg.true_start_steps}: {cfg.model} has no groups to start at the true "
+                             "segmentation (only the Taggers have)")
         self.task = task(self.model_config, cfg)
         self.out = Path(cfg.out)  # made once the settings are known to be good: a refused run leaves nothing behind
         self.out.mkdir(parents=True, exist_ok=True)
@@ -444,6 +449,9 @@ class TrainingRun:
             batch["inputs"] = self.task.add_input_noise(clean_inputs, noise)
         if self.teacher is not None:  # the teacher sees its own, independent noise
             batch["teacher_inputs"] = self.task.add_input_noise(clean_inputs, noise)
+        if self.step < cfg.true_start_steps:  # the diagnostic's share of true starts (docs/design.md#true-starts)
+            share = 1 - self.step / cfg.true_start_steps
+            batch["true_start"] = torch.as_tensor(np.random.default_rng([cfg.seed, self.step, 1]).random(len(clean_inputs)) < share)
         if self.ddp:  # this rank's share of the global batch
             batch = {k: v[self.rank :: self.world] for k, v in batch.items()}
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -663,7 +671,7 @@ class WithCosts(torch.nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor], teacher_probs: torch.Tensor | None = None,
                 consistency_weight: float = 0.0, class_cost: bool = True) -> dict[str, torch.Tensor]:
-        outputs, _ = self.model(batch["inputs"])
+        outputs, _ = self.model(batch["inputs"], self.start_state(batch))
         costs = self.task.costs(outputs, batch)
         if not class_cost and "classification" in costs:  # the first phase of a two-phase schedule
             costs["total"] = costs["total"] - self.model.config.class_weight * costs["classification"]
@@ -671,6 +679,18 @@ class WithCosts(torch.nn.Module):
             costs["consistency"] = consistency_cost(outputs["class_logits"][:, -1], teacher_probs)
             costs["total"] = costs["total"] + consistency_weight * costs["consistency"]
         return {k: v if k == "total" else v.detach() for k, v in costs.items()}
+
+
+    def start_state(self, batch: dict[str, torch.Tensor]) -> State | None:
+        """The model's own start (None), or with ``true_start`` in the batch its start with the flagged images'
+        masks at their true segmentation (:func:`~rladder_stream.model.tagger.masks_from_groups`)."""
+        if "true_start" not in batch:
+            return None
+        inputs = batch["inputs"]
+        state = self.model.init_state(len(inputs), inputs.device, inputs.dtype)
+        true = masks_from_groups(batch["true_groups"][:, 0], self.model.config.groups).to(state["m"])
+        flagged = batch["true_start"].view(-1, *([1] * (true.dim() - 1)))
+        return {**state, "m": torch.where(flagged, true, state["m"])}
 
 
 def parameter_groups(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
