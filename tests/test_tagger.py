@@ -827,3 +827,25 @@ def test_class_beliefs_sum_the_groups_and_drop_none_even_when_every_group_says_n
     assert torch.isfinite(beliefs).all()
     torch.testing.assert_close(beliefs.exp().sum(-1), torch.ones(1, dtype=torch.float64))
     assert beliefs[0, 0] > beliefs[0, 1]
+
+
+def test_gaussian_reconstructions_stay_bounded_and_a_long_stream_finite():
+    """The Gaussian groups' reconstructions are clamped to GAUSSIAN_Z_RANGE (unchanged inside it), so weights that
+    blow the reconstructions up (here the output scale x1000) give a bounded, finite stream of 40 ticks; the binary
+    groups' stay in (0, 1) as before."""
+    from rladder_stream.model.tagger import GAUSSIAN_Z_RANGE
+
+    model = _tagger("tmnist-rtagger")
+    x = torch.rand(2, 4, 32, 32, dtype=torch.float64)
+    state = model.init_state(2, generator=torch.Generator().manual_seed(0))
+    plain, _ = model(x, {k: v.clone() for k, v in state.items()})
+    with torch.no_grad():
+        model.z_scale.mul_(1000.0)
+    scaled, _ = model(x.repeat(1, 10, 1, 1), state)
+    z = scaled["reconstructions"]
+    assert torch.isfinite(z).all() and all(torch.isfinite(v).all() for v in scaled.values())
+    low, high = GAUSSIAN_Z_RANGE
+    assert z.min() == low and z.max() == high  # saturated, both ways
+    assert low < plain["reconstructions"].min() and plain["reconstructions"].max() < high  # the usual range: untouched
+    binary, _ = _tagger("shapes-tagger")(torch.rand(2, 3, 20, 20, dtype=torch.float64).round())
+    assert 0 < binary["reconstructions"].min() and binary["reconstructions"].max() < 1

@@ -42,6 +42,11 @@ TAGGER_INPUTS = 4  # z, m, δz, L(m) per group and pixel
 # would amplify float rounding (ONNX vs PyTorch) a thousandfold at ε = 1e-3 and ten-thousandfold at 1e-4.
 FORECAST_EPS = 1e-3
 ENGINE_PREFIX = "engine."
+# The Gaussian groups reconstruct grey levels in [0, 1]; a reconstruction is kept within one image range of them.
+# Streamed past the iterations it was trained for, a trained Gaussian Tagger's iteration map can grow geometrically
+# (x2 a tick: inf, then NaN, by the 20th tick of a static test image); bounded, it saturates and stays finite, and
+# within the bounds nothing changes (docs/design.md#bounded-gaussian-reconstructions).
+GAUSSIAN_Z_RANGE = (-1.0, 2.0)
 
 
 def tagger_input_channels(config: LadderConfig) -> int:
@@ -238,8 +243,7 @@ class RTagger(nn.Module):
             h = engine_out["prediction_logits"]  # the engine's bottom-level output, (B*K, channels, *obs_shape)
             z = self.z_scale * self.z_norm(self.z_head(h)).reshape(b, k, *cfg.obs_shape) + self.z_shift
             m = torch.softmax((self.m_scale * self.m_norm(self.m_head(h))).reshape(b, k, *cfg.obs_shape), dim=1)
-        if self.binary:
-            z = torch.sigmoid(z)
+        z = torch.sigmoid(z) if self.binary else z.clamp(*GAUSSIAN_Z_RANGE)
 
         outputs: Outputs = {}
         if cfg.n_classes:
