@@ -181,6 +181,13 @@ def test_longer_inference_scores_every_iteration_of_a_trained_model(tmp_path, ca
     train(omm, log=lambda s: None)
     with pytest.raises(SystemExit, match="does not show its images"):
         module.per_iteration_ami(tmp_path / "omm" / "last.pt", 5, 8)
+    streamed = module.streamed(tmp_path / "run" / "last.pt", 5, 16)  # --stream: each image fed 5 ticks by hand
+    assert streamed["AMI"][:3] == pytest.approx(values[:3], abs=1e-6) and len(streamed["largest |z|"]) == 5
+    assert all(0 < z < 1 for z in streamed["largest |z|"])  # binary groups: a sigmoid
+    module.main([str(tmp_path / "run" / "last.pt"), "--stream", "--iterations", "4", "--images", "16"])
+    assert "| largest |z| |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # --data takes data settings only
+        module.main([str(tmp_path / "run" / "last.pt"), "--stream", "--data", "lr=0.1"])
 
 
 def test_true_masks_start_each_group_on_its_true_pixels(tmp_path):
