@@ -50,13 +50,16 @@ PLATES = {
 
 def recipe(result: Mapping[str, Any]) -> str:
     """The model settings a run changed from its config's (``train_config.model_overrides``), as ``key=value`` words,
-    and the run it started from (``init_from``) where it was warm-started: runs of one config with other settings
-    or another start are other models, so they get their own section."""
+    the run it started from (``init_from``) where it was warm-started, and the true-start diagnostic
+    (``true_start_steps``) where a run had it: runs of one config with other settings or another start are other
+    models, so they get their own section."""
     train_config = result.get("train_config") or {}
     overrides = train_config.get("model_overrides") or {}
     words = [f"{key}={overrides[key]}" for key in sorted(overrides)]
     if train_config.get("init_from"):  # a warm start is another recipe; its source named by run folder, seed dropped
         words.append(f"started from {re.sub(r'-seed[0-9]+$', '', Path(train_config['init_from']).parent.name)}")
+    if train_config.get("true_start_steps"):  # masks started at the true segmentation early on: another recipe
+        words.append(f"true starts for {train_config['true_start_steps']} steps")
     return " ".join(words)
 
 

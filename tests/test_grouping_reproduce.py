@@ -358,6 +358,9 @@ def test_grouping_variants_gives_warm_started_runs_their_own_section_whatever_th
             for seed in (1, 12)]
     assert grouping_variants.recipe(base) == "input_noise=0.2"
     assert {grouping_variants.recipe(run) for run in warm} == {"input_noise=0.2 started from sparse-freq20"}
+    taught = {"train_config": {"model_overrides": {"prediction_weight": 0.0002}, "true_start_steps": 3000}}
+    assert grouping_variants.recipe(taught) == "prediction_weight=0.0002 true starts for 3000 steps"
+    assert grouping_variants.recipe({"train_config": {"true_start_steps": 0}}) == ""
     assert grouping_variants.variant(warm[0]) != grouping_variants.variant(base)
 
 
