@@ -44,7 +44,7 @@ FORECAST_EPS = 1e-3
 ENGINE_PREFIX = "engine."
 # The Gaussian groups reconstruct grey levels in [0, 1]; a reconstruction is kept within one image range of them.
 # Streamed past the iterations it was trained for, a trained Gaussian Tagger's iteration map can grow geometrically
-# (x2 a tick: inf, then NaN, by the 20th tick of a static test image); bounded, it saturates and stays finite, and
+# (up to x2 a tick; one reached NaN by the 16th tick of a static test image); bounded, it saturates and stays finite, and
 # within the bounds nothing changes (docs/design.md#bounded-gaussian-reconstructions).
 GAUSSIAN_Z_RANGE = (-1.0, 2.0)
 

@@ -680,7 +680,6 @@ class WithCosts(torch.nn.Module):
             costs["total"] = costs["total"] + consistency_weight * costs["consistency"]
         return {k: v if k == "total" else v.detach() for k, v in costs.items()}
 
-
     def start_state(self, batch: dict[str, torch.Tensor]) -> State | None:
         """The model's own start (None), or with ``true_start`` in the batch its start with the flagged images'
         masks at their true segmentation (:func:`~rladder_stream.model.tagger.masks_from_groups`)."""
