@@ -18,13 +18,12 @@ for: docs/design.md#bounded-gaussian-reconstructions).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from rladder_stream.reproduce.common import training_settings
+from rladder_stream.reproduce.common import data_settings
 from rladder_stream.streaming.checkpoint import load_model
 from rladder_stream.training.metrics import batch_grouping_ami
 from rladder_stream.training.settings import DataSettings
@@ -69,9 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.stream:
-        data = training_settings(args.data, "--data")
-        if set(data) - {f.name for f in dataclasses.fields(DataSettings)}:
-            parser.error(f"--data takes data settings; not: {', '.join(sorted(set(data) - {f.name for f in dataclasses.fields(DataSettings)}))}")
+        try:
+            data = data_settings(args.data)
+        except ValueError as exc:
+            parser.error(str(exc))
         print("| checkpoint | per tick | " + " | ".join(f"tick {i}" for i in range(1, args.iterations + 1)) + " |")
         print("|---|---|" + "---:|" * args.iterations)
         for path in args.checkpoints:

@@ -253,6 +253,19 @@ def training_settings(pairs: Sequence[str], option: str = "--set") -> dict[str, 
     return train_fields
 
 
+def data_settings(pairs: Sequence[str], option: str = "--data") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs of data settings (:class:`~rladder_stream.training.settings.DataSettings`: the plates,
+    texture scale, ...) for experiment scripts that rebuild a run's data: any other setting is refused, naming the
+    option."""
+    from ..training.settings import DataSettings
+
+    fields = training_settings(pairs, option)
+    others = sorted(set(fields) - {f.name for f in dataclasses.fields(DataSettings)})
+    if others:
+        raise ValueError(f"{option} takes data settings; not: {', '.join(others)}")
+    return fields
+
+
 def refuse_flagged(fields: Mapping[str, Any], option: str = "--set", flagged: Mapping[str, str] = FLAGGED) -> None:
     """``ValueError`` for a setting given with ``option`` that a table sets with a flag of its own."""
     for key, flag in flagged.items():
